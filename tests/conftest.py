@@ -1,0 +1,21 @@
+"""Shared fixtures. Feature-specific helpers live in their own modules under tests/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPLAINERS = ROOT / "explainers"
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test may see a real key or write to the real data home."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("TUTOR_MODEL", raising=False)
+    monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "tutor-home"))
+    yield

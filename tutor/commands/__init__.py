@@ -1,0 +1,1 @@
+"""One module per CLI command; each only parses arguments and delegates to the core."""

@@ -1,0 +1,1 @@
+"""The dialogue engine: one reader session over an explainer. Never imports textual."""

@@ -1,0 +1,65 @@
+"""Typed events the engine emits. The app, ``--plain`` and tests all consume these.
+
+CONTRACT: ``TutorSession.start()`` / ``.reply(text)`` / ``.retry()`` / commands yield
+these, in this order per turn: any number of TextDelta / StateChanged /
+FeedbackCaptured, then Usage (Claude only), then exactly one TurnFinished -- or an
+ErrorEvent followed by TurnFinished(complete=False).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, Field
+
+
+class TextDelta(BaseModel):
+    kind: Literal["text"] = "text"
+    text: str  # already filtered: never contains <feedback> or protocol tags
+
+
+class StateChanged(BaseModel):
+    kind: Literal["state"] = "state"
+    concept_id: str
+    state: str  # one of reader_model.STATES
+    evidence: str = ""
+
+
+class FeedbackCaptured(BaseModel):
+    kind: Literal["feedback"] = "feedback"
+    concept_id: str | None = None
+    text: str
+    source: Literal["model", "reader"] = "model"
+
+
+class Usage(BaseModel):
+    kind: Literal["usage"] = "usage"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    # session totals after this turn, for the header
+    session_tokens: int = 0
+    session_cost_usd: float = 0.0
+
+
+class TurnFinished(BaseModel):
+    kind: Literal["done"] = "done"
+    message_id: int | None = None  # store row id of the tutor message
+    complete: bool = True
+    stop_reason: str | None = None
+    finished: bool = False  # True when the outline is done (offline: nothing left to teach)
+
+
+class ErrorEvent(BaseModel):
+    kind: Literal["error"] = "error"
+    code: str  # "auth", "rate_limit", "overloaded", "stream_error", "connection", "no_stop_reason", "timeout", "context", "other"
+    message: str  # one or two lines that say what to do next
+    retryable: bool = True
+
+
+Event = Annotated[
+    Union[TextDelta, StateChanged, FeedbackCaptured, Usage, TurnFinished, ErrorEvent],
+    Field(discriminator="kind"),
+]
