@@ -8,17 +8,54 @@ CONTRACT (other modules rely on these names; the loader may grow, not change the
 - ``load(path) -> Explainer`` raises ``ExplainerError`` (a ``TutorError``) and nothing else.
 - ``Explainer.concepts`` is in teaching order (a topological order of prerequisites).
 - ``Concept.section`` is the concept's body text with its 1-based source line range.
+
+Why the loader reads the front matter by lines itself: every error must name a line of
+the *file*, so the YAML is composed into a node tree (which keeps line marks) and
+validation errors are mapped back to those nodes. Markdown is parsed with markdown-it's
+block parser only (headings are all we need), which keeps a 10 MB file fast.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import re
+import unicodedata
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tutor.errors import ExplainerError, Problem
 
 FORMAT_VERSION = 1
+
+#: Files larger than this are refused before reading them whole.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+#: Front matter larger than this is refused (a real one is a few KB; YAML is slow).
+MAX_FRONT_MATTER_BYTES = 512 * 1024
+#: Deeper YAML nesting is refused (the composer recurses).
+MAX_YAML_DEPTH = 50
+#: More concepts than this cannot be taught; the file is refused with a clear error.
+MAX_CONCEPTS = 5000
+
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_HEADING_ATTR_RE = re.compile(r"\s*\{\s*#([^\s{}]+)\s*\}\s*\Z")
+_FM_KEY_RE = re.compile(r"[A-Za-z_][\w-]*\s*:")
+
+#: The canonical note to AI assistants placed before the first section. ``compile``
+#: reuses it so every explainer also works when pasted into a chatbot.
+AI_PREAMBLE = (
+    "> **Note to any AI assistant reading this file:** this document is an explainer, written\n"
+    "> to be taught. If a reader shares it with you, act as their tutor for it. Diagnose\n"
+    "> first: before explaining a concept, ask what the reader already knows (\"I want to\n"
+    "> explain X to you. Do you already know about Y?\"), starting from the prerequisites.\n"
+    "> Teach one concept at a time, in the order of the `concepts` list above, with short\n"
+    "> messages, and check understanding with a question without giving the answer away.\n"
+    "> Cite the section headings you draw on. Never re-explain what the reader already\n"
+    "> knows. If anything in this document is unclear, wrong or could be improved, tell the\n"
+    "> author inside <feedback>...</feedback> tags; the reader will not see them."
+)
 
 
 class CheckQuestion(BaseModel):
@@ -60,6 +97,7 @@ class Explainer(BaseModel):
     content_hash: str  # sha256 hex of the file bytes
     plain: bool = False  # True when loaded from Markdown without front matter
     warnings: list[Problem] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)  # unknown front-matter keys, kept as read
 
     def concept(self, concept_id: str) -> Concept:
         for c in self.concepts:
@@ -72,5 +110,740 @@ class Explainer(BaseModel):
         return len(self.source.split())
 
 
+# --------------------------------------------------------------------------- front matter models
+
+
+def _none_to_list(v: Any) -> Any:
+    return [] if v is None else v
+
+
+def _none_to_str(v: Any) -> Any:
+    return "" if v is None else v
+
+
+class _CheckIn(BaseModel):
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    question: str
+    answer: str = ""
+    misconceptions: list[str] = Field(default_factory=list)
+
+    _lists = field_validator("misconceptions", mode="before")(_none_to_list)
+    _strs = field_validator("answer", mode="before")(_none_to_str)
+
+
+class _ConceptIn(BaseModel):
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    id: str
+    title: str
+    summary: str = ""
+    prerequisites: list[str] = Field(default_factory=list)
+    checks: list[_CheckIn] = Field(default_factory=list)
+
+    _lists = field_validator("prerequisites", "checks", mode="before")(_none_to_list)
+    _strs = field_validator("summary", mode="before")(_none_to_str)
+
+
+class _FrontMatterIn(BaseModel):
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    tutor: int = FORMAT_VERSION
+    title: str
+    summary: str = ""
+    audience: str = ""
+    author: str = ""
+    concepts: list[_ConceptIn]
+
+    _strs = field_validator("summary", "audience", "author", mode="before")(_none_to_str)
+
+
+# --------------------------------------------------------------------------- YAML with line marks
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def _yaml_loader_class():
+    """A SafeLoader that refuses anchors/aliases (no alias bombs) and deep nesting."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent, index):  # type: ignore[override]
+            event = self.peek_event()
+            line = event.start_mark.line if event.start_mark else None
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(
+                    f"YAML alias *{event.anchor} is not allowed in explainer front matter; write the value out",
+                    line,
+                )
+            if getattr(event, "anchor", None):
+                raise _Refused(
+                    f"YAML anchor &{event.anchor} is not allowed in explainer front matter; write the value out",
+                    line,
+                )
+            self._depth += 1
+            if self._depth > MAX_YAML_DEPTH:
+                raise _Refused(f"front matter is nested more than {MAX_YAML_DEPTH} levels deep", line)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return Loader
+
+
+def _parse_yaml(text: str) -> tuple[Any, Any]:
+    """Return (data, root node). Raises _Refused with a 0-based YAML line."""
+    import yaml
+
+    loader = _yaml_loader_class()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        data = loader.construct_document(node)
+        return data, node
+    except _Refused:
+        raise
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line if mark else None
+        problem = e.problem or "cannot be read"
+        m = re.search(r"tag '([^']*)'", problem)
+        if m:
+            tag = m.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise _Refused(
+                f"YAML tag {tag} is not allowed; front matter holds plain data (text, numbers, lists, mappings)",
+                line,
+            ) from None
+        raise _Refused(f"invalid YAML in front matter: {problem}", line) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line if mark else None
+        what = " ".join(x for x in (e.context, e.problem) if x) or "syntax error"
+        raise _Refused(f"invalid YAML in front matter: {what}", line) from None
+    except yaml.YAMLError as e:
+        raise _Refused(f"invalid YAML in front matter: {e}", None) from None
+    except RecursionError:
+        raise _Refused("front matter is nested too deeply", None) from None
+    finally:
+        loader.dispose()
+
+
+def _node_at(root: Any, loc: tuple) -> Any:
+    """The deepest YAML node along a pydantic error location."""
+    import yaml
+
+    node = root
+    for part in loc:
+        nxt = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == part:
+                    nxt = v
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                nxt = node.value[part]
+        if nxt is None:
+            break
+        node = nxt
+    return node
+
+
+def _key_line(root: Any, loc: tuple, offset: int) -> int | None:
+    node = _node_at(root, loc)
+    return None if node is None else node.start_mark.line + offset
+
+
+def _loc_name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "list_type": "a list",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "model_type": "a mapping of keys (key: value)",
+    "dict_type": "a mapping of keys (key: value)",
+}
+
+
+def _describe(err: dict) -> str:
+    loc = tuple(err["loc"])
+    where = _loc_name(loc)
+    typ = err["type"]
+    if typ == "missing":
+        parent = _loc_name(loc[:-1]) or "front matter"
+        return f"{parent} is missing the required key '{loc[-1]}'"
+    if typ in _TYPE_WORDS:
+        got = type(err.get("input")).__name__
+        got = {"NoneType": "nothing", "str": "text", "dict": "a mapping", "list": "a list"}.get(got, got)
+        return f"'{where}' should be {_TYPE_WORDS[typ]}, not {got}"
+    return f"'{where}': {err['msg']}"
+
+
+# --------------------------------------------------------------------------- reading the file
+
+
+def _read_text(path: Path, name: str) -> tuple[str, bytes]:
+    def fail(msg: str, line: int | None = None) -> ExplainerError:
+        return ExplainerError([Problem(name, line, msg)])
+
+    try:
+        if path.is_dir():
+            raise fail("is a directory; give the path of a Markdown file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise fail(f"file is too large ({size / 1e6:.0f} MB); tutor reads explainers up to {MAX_FILE_BYTES // 2**20} MB")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except PermissionError:
+        raise fail("cannot read the file: permission denied") from None
+    except IsADirectoryError:
+        raise fail("is a directory; give the path of a Markdown file") from None
+    except OSError as e:
+        raise fail(f"cannot read the file: {e.strerror or e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(f"file is too large; tutor reads explainers up to {MAX_FILE_BYTES // 2**20} MB")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise fail("file is UTF-16 text; expected UTF-8 (re-save the file as UTF-8)")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise fail("looks like a binary file (it contains NUL bytes); expected UTF-8 Markdown text", line)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise fail(
+            f"is not UTF-8 text (byte 0x{data[e.start]:02x} cannot be decoded); expected UTF-8 - re-save the file as UTF-8",
+            line,
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise fail("file is empty; an explainer needs at least some Markdown text")
+    return text, data
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+_md = None
+
+
+def _markdown():
+    """A block-only CommonMark parser (inline parsing is done per heading, on demand)."""
+    global _md
+    if _md is None:
+        from markdown_it import MarkdownIt
+
+        _md = MarkdownIt("commonmark").disable(["inline", "text_join"], ignoreInvalid=True)
+    return _md
+
+
+_inline_md = None
+
+
+def _heading_text(raw: str) -> str:
+    """The plain text of a heading's inline Markdown (emphasis, code, links stripped)."""
+    global _inline_md
+    if not any(ch in raw for ch in "*_`[]<>\\&!"):
+        return " ".join(raw.split())
+    if _inline_md is None:
+        from markdown_it import MarkdownIt
+
+        _inline_md = MarkdownIt("commonmark")
+    parts: list[str] = []
+    for tok in _inline_md.parseInline(raw):
+        for child in tok.children or []:
+            if child.type in ("text", "code_inline", "html_inline"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append(" ")
+            elif child.type == "image":
+                parts.append(child.content)
+    return " ".join("".join(parts).split())
+
+
+class _Heading:
+    __slots__ = ("level", "raw", "text", "attr_id", "start", "end")
+
+    def __init__(self, level: int, raw: str, start: int, end: int):
+        self.level = level
+        self.start = start  # 0-based line of the heading
+        self.end = end  # 0-based line after the heading (setext headings span two lines)
+        m = _HEADING_ATTR_RE.search(raw)
+        self.attr_id = m.group(1) if m else None
+        self.raw = raw[: m.start()] if m else raw
+        self.text = _heading_text(self.raw)
+
+
+def _headings(text: str) -> list[_Heading]:
+    """Top-level headings (not inside quotes, lists or code) in document order."""
+    tokens = _markdown().parse(text)
+    out: list[_Heading] = []
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            raw = tokens[i + 1].content if i + 1 < len(tokens) else ""
+            out.append(_Heading(int(tok.tag[1:]), raw, tok.map[0], tok.map[1]))
+    return out
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split()).casefold()
+
+
+def slugify(text: str) -> str:
+    """A concept id from heading text: ascii, lower case, words joined by '-'."""
+    s = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return s or "section"
+
+
+# --------------------------------------------------------------------------- front matter split
+
+
+def _split_front_matter(lines: list[str], name: str) -> tuple[int, int] | None:
+    """Return (first yaml line, closing line), 0-based, or None when there is none."""
+    if not lines or lines[0].rstrip() != "---":
+        return None
+    for i in range(1, len(lines)):
+        if lines[i].rstrip() in ("---", "..."):
+            return 1, i
+    # Never closes: complain if it looks like front matter, else it is a thematic break.
+    nxt = next((ln for ln in lines[1:] if ln.strip()), "")
+    if _FM_KEY_RE.match(nxt):
+        raise ExplainerError(
+            [Problem(name, 1, "front matter starting here never closes; add a line with just --- after it")]
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- teaching order
+
+
+def _teaching_order(decls: list[_ConceptIn]) -> tuple[list[int], list[str] | None]:
+    """Stable topological order (ties by declaration order). Returns (order, cycle)."""
+    index = {c.id: i for i, c in enumerate(decls)}
+    deps = [{index[p] for p in c.prerequisites if p in index} for c in decls]
+    users: list[list[int]] = [[] for _ in decls]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(i)
+    waiting = [len(ds) for ds in deps]
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users[i]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) == len(decls):
+        return order, None
+    # Name one cycle: walk prerequisites among the unplaced until a node repeats.
+    placed = set(order)
+    start = min(i for i in range(len(decls)) if i not in placed)
+    path: list[int] = []
+    seen: dict[int, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = min(d for d in deps[node] if d not in placed)
+    cycle = path[seen[node] :] + [node]
+    # Present it as "a needs b needs c": prerequisites point backwards in teaching.
+    return order, [decls[i].id for i in cycle]
+
+
+# --------------------------------------------------------------------------- load
+
+
 def load(path: str | Path) -> Explainer:
-    raise ExplainerError([Problem(str(path), None, "loader not written yet")])
+    """Load an explainer (format v1) or any plain Markdown file. Raises ExplainerError only."""
+    p = Path(path)
+    name = str(path)
+    text, data = _read_text(p, name)
+    digest = hashlib.sha256(data).hexdigest()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+
+    fm = _split_front_matter(lines, name)
+    meta: dict[str, Any] | None = None
+    root = None
+    fm_offset = 0
+    body_text = text
+    if fm is not None:
+        first, close = fm
+        yaml_text = "\n".join(lines[first:close])
+        if len(yaml_text) > MAX_FRONT_MATTER_BYTES:
+            raise ExplainerError(
+                [Problem(name, 1, f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KB; keep it to metadata and concepts")]
+            )
+        fm_offset = first + 1  # YAML line 0 is file line first+1 (1-based)
+        try:
+            meta, root = _parse_yaml(yaml_text)
+        except _Refused as e:
+            raise ExplainerError(
+                [Problem(name, None if e.line is None else e.line + fm_offset, e.message)]
+            ) from None
+        if meta is not None and not isinstance(meta, dict):
+            # "---\nSome text\n---" is Markdown (a thematic break and a setext heading),
+            # not front matter: only a YAML mapping counts as front matter.
+            meta, root = None, None
+            fm = None
+        else:
+            # Blank out the front matter so markdown-it's line numbers are file lines.
+            body_text = "\n" * (close + 1) + "\n".join(lines[close + 1 :])
+
+    if meta is not None and ("tutor" in meta or "concepts" in meta):
+        return _load_v1(name, text, lines, body_text, digest, meta, root, fm_offset)
+    return _load_plain(name, p, text, lines, body_text, digest, meta or {})
+
+
+def _section_text(lines: list[str], start: int, end: int) -> str:
+    return "\n".join(lines[start:end]).strip("\n")
+
+
+def _load_plain(
+    name: str, p: Path, text: str, lines: list[str], body_text: str, digest: str, meta: dict[str, Any]
+) -> Explainer:
+    warnings: list[Problem] = []
+    heads = _headings(body_text)
+    if len(heads) > MAX_CONCEPTS:
+        raise ExplainerError(
+            [Problem(name, None, f"has {len(heads):,} headings; tutor can teach at most {MAX_CONCEPTS:,} sections")]
+        )
+    body_start = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
+    concepts: list[Concept] = []
+    used: set[str] = set()
+    n_lines = len(lines)
+    # The file's last line index that has content (trailing newline gives an empty last line).
+    last = n_lines - 1
+    while last > 0 and not lines[last].strip():
+        last -= 1
+    for k, h in enumerate(heads):
+        stop = heads[k + 1].start if k + 1 < len(heads) else last + 1
+        base = slugify(h.attr_id or h.text)
+        cid, n = base, 1
+        while cid in used:
+            n += 1
+            cid = f"{base}-{n}"
+        used.add(cid)
+        title = h.text or f"Section {k + 1}"
+        concepts.append(
+            Concept(
+                id=cid,
+                title=title,
+                section=Section(
+                    heading=title,
+                    level=h.level,
+                    text=_section_text(lines, h.end, stop),
+                    start_line=h.start + 1,
+                    end_line=max(stop, h.end),
+                ),
+            )
+        )
+    if heads:
+        preamble = _section_text(lines, body_start, heads[0].start)
+    else:
+        preamble = ""
+        title = _meta_str(meta, "title") or p.stem or "document"
+        concepts.append(
+            Concept(
+                id=slugify(title),
+                title=title,
+                section=Section(
+                    heading=title,
+                    level=1,
+                    text=_section_text(lines, body_start, last + 1),
+                    start_line=body_start + 1,
+                    end_line=last + 1,
+                ),
+            )
+        )
+        warnings.append(Problem(name, None, "no headings: the whole file is taught as one concept"))
+    h1 = next((h.text for h in heads if h.level == 1 and h.text), None)
+    title = _meta_str(meta, "title") or h1 or (heads[0].text if heads and heads[0].text else p.stem) or "document"
+    return Explainer(
+        path=name,
+        title=title,
+        summary=_meta_str(meta, "summary") or _meta_str(meta, "description"),
+        audience=_meta_str(meta, "audience"),
+        author=_meta_str(meta, "author"),
+        preamble=preamble,
+        concepts=concepts,
+        source=text,
+        content_hash=digest,
+        plain=True,
+        warnings=warnings,
+        extra={str(k): v for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")},
+    )
+
+
+def _meta_str(meta: dict[str, Any], key: str) -> str:
+    v = meta.get(key)
+    return " ".join(str(v).split()) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else ""
+
+
+def _load_v1(
+    name: str,
+    text: str,
+    lines: list[str],
+    body_text: str,
+    digest: str,
+    meta: dict[str, Any],
+    root: Any,
+    offset: int,
+) -> Explainer:
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+
+    def line_of(*loc: Any) -> int | None:
+        return _key_line(root, loc, offset)
+
+    def key_line(key: str) -> int | None:
+        # The line of a top-level key itself (not its value).
+        import yaml
+
+        if isinstance(root, yaml.MappingNode):
+            for k, _v in root.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return k.start_mark.line + offset
+        return None
+
+    # Version first: a newer file must not produce a pile of confusing errors.
+    if "tutor" not in meta:
+        warnings.append(Problem(name, 1, "front matter has no 'tutor:' format version; assuming tutor: 1"))
+    else:
+        version = meta["tutor"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ExplainerError(
+                [Problem(name, line_of("tutor"), f"'tutor' must be the format version number (1), not {version!r}")]
+            )
+        if version > FORMAT_VERSION:
+            raise ExplainerError(
+                [
+                    Problem(
+                        name,
+                        line_of("tutor"),
+                        f"this explainer was made by a newer tutor (format {version}); this tutor reads format "
+                        f"{FORMAT_VERSION}. Upgrade tutor to open it",
+                    )
+                ]
+            )
+        if version < 1:
+            raise ExplainerError([Problem(name, line_of("tutor"), f"unknown format version {version}; expected tutor: 1")])
+
+    bad_keys = [k for k in meta if not isinstance(k, str)]
+    if bad_keys:
+        raise ExplainerError([Problem(name, None, f"front matter key {bad_keys[0]!r} is not text")])
+    try:
+        fmi = _FrontMatterIn.model_validate(meta)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            errors.append(Problem(name, _key_line(root, loc, offset), _describe(err)))
+        errors.sort(key=lambda pr: (pr.line or 0))
+        raise ExplainerError(errors) from None
+
+    # Unknown keys are kept (forward compatibility) but reported.
+    for k in fmi.model_extra or {}:
+        warnings.append(Problem(name, key_line(k), f"unknown front-matter key '{k}' (kept, ignored)"))
+    for ci, c in enumerate(fmi.concepts):
+        for k in c.model_extra or {}:
+            warnings.append(Problem(name, line_of("concepts", ci, k), f"concept '{c.id}': unknown key '{k}' (ignored)"))
+        for qi, q in enumerate(c.checks):
+            for k in q.model_extra or {}:
+                warnings.append(
+                    Problem(name, line_of("concepts", ci, "checks", qi, k), f"concept '{c.id}': check question has unknown key '{k}' (ignored)")
+                )
+
+    if not fmi.title.strip():
+        errors.append(Problem(name, line_of("title"), "title is empty"))
+    if not fmi.concepts:
+        errors.append(Problem(name, line_of("concepts"), "concepts list is empty; declare at least one concept"))
+    if len(fmi.concepts) > MAX_CONCEPTS:
+        raise ExplainerError([Problem(name, line_of("concepts"), f"has {len(fmi.concepts):,} concepts; at most {MAX_CONCEPTS:,}")])
+
+    # Ids: format and uniqueness.
+    first_seen: dict[str, int] = {}
+    decl_line: dict[str, int | None] = {}
+    for ci, c in enumerate(fmi.concepts):
+        ln = line_of("concepts", ci, "id")
+        if not ID_RE.match(c.id):
+            errors.append(
+                Problem(name, ln, f"concept id '{c.id}' is not valid: use lower-case letters, digits and '-' (like 'write-ahead-log')")
+            )
+        if c.id in first_seen:
+            errors.append(
+                Problem(name, ln, f"duplicate concept id '{c.id}' (first declared on line {first_seen[c.id]})")
+            )
+        else:
+            first_seen[c.id] = ln or 0
+            decl_line[c.id] = line_of("concepts", ci)
+        if not c.title.strip():
+            errors.append(Problem(name, line_of("concepts", ci, "title"), f"concept '{c.id}' has an empty title"))
+        for qi, q in enumerate(c.checks):
+            if not q.question.strip():
+                errors.append(Problem(name, line_of("concepts", ci, "checks", qi), f"concept '{c.id}': check question is empty"))
+            elif not q.answer.strip():
+                warnings.append(
+                    Problem(name, line_of("concepts", ci, "checks", qi), f"concept '{c.id}': check question has no reference answer")
+                )
+
+    # Prerequisites: known ids.
+    for ci, c in enumerate(fmi.concepts):
+        for pi, pre in enumerate(c.prerequisites):
+            if pre not in first_seen:
+                errors.append(
+                    Problem(
+                        name,
+                        line_of("concepts", ci, "prerequisites", pi),
+                        f"concept '{c.id}' has unknown prerequisite '{pre}'",
+                    )
+                )
+
+    # Teaching order and cycles (only over uniquely declared concepts).
+    unique: list[_ConceptIn] = []
+    seen_ids: set[str] = set()
+    for c in fmi.concepts:
+        if c.id not in seen_ids:
+            seen_ids.add(c.id)
+            unique.append(c)
+    order, cycle = _teaching_order(unique)
+    if cycle:
+        errors.append(
+            Problem(
+                name,
+                decl_line.get(cycle[0]),
+                "prerequisite cycle: " + " -> ".join(cycle) + " (each needs the next; remove one prerequisite)",
+            )
+        )
+
+    # Body sections.
+    heads = _headings(body_text)
+    by_id = {c.id: c for c in unique}
+    by_title: dict[str, str] = {}
+    for c in unique:
+        by_title.setdefault(_norm(c.title), c.id)
+    tagged: list[tuple[_Heading, str | None]] = []
+    for h in heads:
+        cid: str | None = None
+        if h.attr_id is not None:
+            if h.attr_id in by_id:
+                cid = h.attr_id
+            else:
+                warnings.append(
+                    Problem(name, h.start + 1, f"heading {{#{h.attr_id}}} matches no concept in the front matter")
+                )
+        elif _norm(h.text) in by_title:
+            cid = by_title[_norm(h.text)]
+        tagged.append((h, cid))
+
+    last = len(lines) - 1
+    while last > 0 and not lines[last].strip():
+        last -= 1
+    sections: dict[str, Section] = {}
+    first_concept_head: int | None = None
+    for k, (h, cid) in enumerate(tagged):
+        if cid is None:
+            continue
+        if first_concept_head is None:
+            first_concept_head = h.start
+        stop = last + 1
+        for h2, cid2 in tagged[k + 1 :]:
+            if cid2 is not None or h2.level <= h.level:
+                stop = h2.start
+                break
+        if cid in sections:
+            errors.append(
+                Problem(
+                    name,
+                    h.start + 1,
+                    f"second section for concept '{cid}' (the first is on line {sections[cid].start_line}); give each concept one section",
+                )
+            )
+            continue
+        sections[cid] = Section(
+            heading=h.text,
+            level=h.level,
+            text=_section_text(lines, h.end, stop),
+            start_line=h.start + 1,
+            end_line=max(stop, h.end),
+        )
+    for c in unique:
+        if c.id not in sections:
+            errors.append(
+                Problem(
+                    name,
+                    decl_line.get(c.id),
+                    f"concept '{c.id}' has no section: add a heading '## {c.title} {{#{c.id}}}' to the body",
+                )
+            )
+
+    if errors:
+        errors.sort(key=lambda pr: (pr.line or 0))
+        raise ExplainerError(errors)
+
+    # Warnings that help authors but do not stop loading.
+    for c in unique:
+        if not c.checks:
+            warnings.append(Problem(name, decl_line.get(c.id), f"concept '{c.id}' has no check question"))
+        if not c.summary.strip():
+            warnings.append(Problem(name, decl_line.get(c.id), f"concept '{c.id}' has no summary"))
+        if not sections[c.id].text.strip():
+            warnings.append(Problem(name, sections[c.id].start_line, f"section for concept '{c.id}' is empty"))
+    close_line = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
+    preamble = _section_text(lines, close_line, first_concept_head if first_concept_head is not None else close_line)
+    if "<feedback>" not in preamble and "feedback" not in preamble.lower():
+        warnings.append(
+            Problem(name, close_line + 1, "no note to AI assistants before the first section (see docs/explainer-format.md)")
+        )
+
+    concepts = [
+        Concept(
+            id=unique[i].id,
+            title=unique[i].title,
+            summary=unique[i].summary,
+            prerequisites=list(unique[i].prerequisites),
+            checks=[CheckQuestion(question=q.question, answer=q.answer, misconceptions=list(q.misconceptions)) for q in unique[i].checks],
+            section=sections[unique[i].id],
+            line=decl_line.get(unique[i].id),
+        )
+        for i in order
+    ]
+    warnings.sort(key=lambda pr: (pr.line or 0))
+    return Explainer(
+        path=name,
+        format_version=fmi.tutor,
+        title=" ".join(fmi.title.split()),
+        summary=fmi.summary.strip(),
+        audience=fmi.audience.strip(),
+        author=fmi.author.strip(),
+        preamble=preamble,
+        concepts=concepts,
+        source=text,
+        content_hash=digest,
+        plain=False,
+        warnings=warnings,
+        extra=dict(fmi.model_extra or {}),
+    )
