@@ -1,0 +1,508 @@
+"""A fake Anthropic Messages API: a real HTTP server on 127.0.0.1 for tests and benchmarks.
+
+Why: the rules say real parts talk through real boundaries. The real ``anthropic`` SDK
+(and anything else that speaks HTTP, such as ``llm``) is pointed at this server with
+``base_url=server.url``; nothing of ours is mocked. Documented in docs/fake-api.md.
+
+Usage::
+
+    from fake_api import FakeAPI, text, http_error
+
+    with FakeAPI() as api:                       # random port, background thread
+        api.enqueue(text("Hello there.", chunk_size=4))
+        api.enqueue(http_error(429), http_error(429), text("ok"))
+        api.handler = lambda req: text("generated")  # used when the queue is empty
+        ... AsyncAnthropic(base_url=api.url, api_key="test-key") ...
+        api.requests[-1].body                    # every request body is recorded
+
+Each request pops one scripted reply from the queue (FIFO); when the queue is empty the
+``handler`` callable (request body dict -> Reply or str) is asked, else a default text.
+Cache accounting follows the prefix rules in docs/fake-api.md (``cache_usage``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Literal
+
+try:  # the fixture is a convenience for tests; benchmarks import this module without pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
+
+MIN_CACHEABLE_TOKENS = 1024
+LOOKBACK_BLOCKS = 20
+
+ReplyKind = Literal["text", "http_error", "stream_error", "drop", "no_stop", "hang"]
+
+
+@dataclass
+class Reply:
+    """One scripted answer to one request. Build it with the helpers below."""
+
+    kind: ReplyKind = "text"
+    chunks: list[str] = field(default_factory=list)  # text deltas, in order
+    delay: float = 0.0  # seconds to sleep before each chunk
+    stop_reason: str | None = "end_turn"
+    status: int = 200  # http_error only
+    error_type: str = "api_error"
+    error_message: str = "error"
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 30.0  # hang only
+    output_tokens: int | None = None  # default: len(text) // 4 + 1
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def _chunk(s: str, chunk_size: int | None, chunks: list[str] | None) -> list[str]:
+    if chunks is not None:
+        if "".join(chunks) != s and s:
+            raise ValueError("chunks must join to the text")
+        return list(chunks)
+    if not chunk_size or chunk_size <= 0:
+        return [s] if s else []
+    return [s[i : i + chunk_size] for i in range(0, len(s), chunk_size)]
+
+
+def text(
+    s: str = "",
+    *,
+    chunk_size: int | None = 16,
+    chunks: list[str] | None = None,
+    delay: float = 0.0,
+    stop_reason: str = "end_turn",
+    output_tokens: int | None = None,
+) -> Reply:
+    """A normal streamed reply, split into text_delta events."""
+    if chunks is not None and not s:
+        s = "".join(chunks)
+    return Reply("text", _chunk(s, chunk_size, chunks), delay, stop_reason, output_tokens=output_tokens)
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def http_error(
+    status: int,
+    message: str | None = None,
+    *,
+    error_type: str | None = None,
+    retry_after_ms: int | None = 1,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """An HTTP error with the API's JSON error body. ``retry-after-ms`` keeps SDK retries fast."""
+    etype = error_type or _ERROR_TYPES.get(status, "api_error")
+    h = dict(headers or {})
+    if retry_after_ms is not None:
+        h.setdefault("retry-after-ms", str(retry_after_ms))
+    return Reply(
+        "http_error",
+        status=status,
+        error_type=etype,
+        error_message=message or {401: "invalid x-api-key", 429: "Number of request tokens has exceeded your rate limit", 529: "Overloaded"}.get(status, "Internal server error"),
+        headers=h,
+        stop_reason=None,
+    )
+
+
+def prompt_too_long(tokens: int = 210_000, limit: int = 200_000) -> Reply:
+    """The 400 the API returns when the request is over the context window."""
+    return http_error(400, f"prompt is too long: {tokens} tokens > {limit} maximum", retry_after_ms=None)
+
+
+def stream_error(
+    before: str = "", *, error_type: str = "overloaded_error", message: str = "Overloaded", chunk_size: int | None = 16
+) -> Reply:
+    """Stream some text, then an SSE ``event: error`` (the SDK raises APIStatusError, status 200)."""
+    return Reply("stream_error", _chunk(before, chunk_size, None), error_type=error_type, error_message=message, stop_reason=None)
+
+
+def drop(before: str = "", *, chunk_size: int | None = 16) -> Reply:
+    """Stream some text, then close the socket mid chunked body (httpx2.RemoteProtocolError)."""
+    return Reply("drop", _chunk(before, chunk_size, None), stop_reason=None)
+
+
+def no_stop(s: str = "", *, chunk_size: int | None = 16) -> Reply:
+    """A stream that ends cleanly at the HTTP level but has no message_delta / stop_reason."""
+    return Reply("no_stop", _chunk(s, chunk_size, None), stop_reason=None)
+
+
+def hang(seconds: float = 30.0) -> Reply:
+    """Accept the request and send nothing for ``seconds`` (client timeout)."""
+    return Reply("hang", seconds=seconds, stop_reason=None)
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    usage: dict[str, int] = field(default_factory=dict)  # what the server reported for it
+    reply_kind: str = ""
+
+
+# ---------------------------------------------------------------------------
+# Cache accounting
+
+
+def _strip_cache_control(block: Any) -> Any:
+    if isinstance(block, dict):
+        return {k: _strip_cache_control(v) for k, v in block.items() if k != "cache_control"}
+    if isinstance(block, list):
+        return [_strip_cache_control(v) for v in block]
+    return block
+
+
+def flatten_blocks(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+    """The request as cacheable blocks in order tools -> system -> messages.
+
+    Returns (identity, tokens, has_breakpoint) per block. The identity is the canonical
+    JSON of the block without ``cache_control`` (moving a breakpoint does not change the
+    content), plus its role for message blocks so identical text in another role differs.
+    """
+    out: list[tuple[str, int, bool]] = []
+
+    def add(block: Any, role: str) -> None:
+        bp = isinstance(block, dict) and "cache_control" in block
+        if isinstance(block, str):
+            block = {"type": "text", "text": block}
+        canon = json.dumps(_strip_cache_control(block), sort_keys=True, ensure_ascii=False)
+        out.append((role + ":" + canon, max(1, len(canon) // 4), bp))
+
+    for tool in body.get("tools") or []:
+        add(tool, "tool")
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        add(system, "system")
+    elif isinstance(system, list):
+        for b in system:
+            add(b, "system")
+    for msg in body.get("messages") or []:
+        content = msg.get("content")
+        if isinstance(content, str):
+            add(content, msg.get("role", "user"))
+        else:
+            for b in content or []:
+                add(b, msg.get("role", "user"))
+    return out
+
+
+class PromptCache:
+    """Prefix cache with the documented rules (see docs/fake-api.md).
+
+    - an entry is written at each ``cache_control`` breakpoint: the prefix up to and including it;
+    - a request reads the longest earlier entry ending at a block boundary at most 20 blocks
+      before one of its breakpoints (the last one included) that is a byte-identical prefix;
+    - a prefix under 1,024 tokens is neither written nor read;
+    - input_tokens = tokens after the read prefix that are not being written,
+      cache_creation = tokens newly written, cache_read = tokens read.
+    Entries are per model and never expire during a server's life.
+    """
+
+    def __init__(self) -> None:
+        self.entries: set[str] = set()
+        self.lock = threading.Lock()
+
+    def usage(self, body: dict[str, Any]) -> dict[str, int]:
+        blocks = flatten_blocks(body)
+        model = str(body.get("model", ""))
+        prefix_keys: list[str] = []  # key of prefix ending at block i
+        cum_tokens: list[int] = []
+        h = hashlib.sha256(model.encode())
+        total = 0
+        for ident, tok, _bp in blocks:
+            h.update(b"\x00" + ident.encode())
+            prefix_keys.append(h.copy().hexdigest())
+            total += tok
+            cum_tokens.append(total)
+        breakpoints = [i for i, (_, _, bp) in enumerate(blocks) if bp]
+        with self.lock:
+            read_end = -1  # index of last block of the read prefix
+            for b in breakpoints:
+                for j in range(b, max(-1, b - LOOKBACK_BLOCKS - 1), -1):
+                    if j <= read_end:
+                        break
+                    if cum_tokens[j] >= MIN_CACHEABLE_TOKENS and prefix_keys[j] in self.entries:
+                        read_end = j
+                        break
+            read = cum_tokens[read_end] if read_end >= 0 else 0
+            write_end = read_end
+            for b in breakpoints:
+                if cum_tokens[b] >= MIN_CACHEABLE_TOKENS:
+                    if b > write_end and prefix_keys[b] not in self.entries:
+                        write_end = b
+                    self.entries.add(prefix_keys[b])
+            write = (cum_tokens[write_end] - read) if write_end > read_end else 0
+        return {
+            "input_tokens": total - read - write,
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+        }
+
+
+# ---------------------------------------------------------------------------
+# The server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    # -- helpers
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", f"req_fake_{next(self.server.api.ids)}")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _chunk_out(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _sse(self, event: str, data: dict[str, Any]) -> None:
+        self._chunk_out(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+    # -- routes
+    def do_GET(self) -> None:  # noqa: N802
+        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "fake API: POST /v1/messages only"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        api = self.server.api
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "invalid JSON"}})
+            return
+        path = self.path.split("?", 1)[0]
+        rec = RecordedRequest(path, {k.lower(): v for k, v in self.headers.items()}, body)
+        with api.lock:
+            api.requests.append(rec)
+        if path.rstrip("/") != "/v1/messages":
+            self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": f"fake API: no route {path}"}})
+            return
+        if api.require_key is not None and not api.key_ok(rec.headers):
+            rec.reply_kind = "http_error"
+            self._send_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
+            return
+        reply = api.next_reply(body)
+        rec.reply_kind = reply.kind
+        if reply.kind == "http_error":
+            self._send_json(
+                reply.status,
+                {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}},
+                reply.headers,
+            )
+            return
+        if reply.kind == "hang":
+            api.stopping.wait(reply.seconds)
+            self.close_connection = True
+            return
+        usage = api.cache.usage(body)
+        rec.usage = dict(usage)
+        out_tokens = reply.output_tokens if reply.output_tokens is not None else len(reply.text) // 4 + 1
+        msg_id = f"msg_fake_{next(api.ids):06d}"
+        model = body.get("model", "claude-fake")
+        if not body.get("stream"):
+            if reply.kind != "text":
+                self._send_json(500, {"type": "error", "error": {"type": "api_error", "message": "scripted stream failure on a non-stream request"}})
+                return
+            for _ in reply.chunks:
+                if reply.delay:
+                    time.sleep(reply.delay)
+            self._send_json(
+                200,
+                {
+                    "id": msg_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": reply.text}],
+                    "stop_reason": reply.stop_reason,
+                    "stop_sequence": None,
+                    "usage": {**usage, "output_tokens": out_tokens},
+                },
+            )
+            return
+        self._stream(reply, msg_id, model, usage, out_tokens)
+
+    def _stream(self, reply: Reply, msg_id: str, model: str, usage: dict[str, int], out_tokens: int) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", f"req_fake_{next(self.server.api.ids)}")
+        self.end_headers()
+        try:
+            self._sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**usage, "output_tokens": 1},
+                    },
+                },
+            )
+            self._sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            self._sse("ping", {"type": "ping"})
+            for chunk in reply.chunks:
+                if reply.delay:
+                    if self.server.api.stopping.wait(reply.delay):
+                        break
+                self._sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})
+            if reply.kind == "drop":
+                # Close without the terminating zero-length chunk: an incomplete chunked body.
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if reply.kind == "stream_error":
+                self._sse("error", {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}})
+            else:
+                self._sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+                if reply.kind == "text":
+                    self._sse(
+                        "message_delta",
+                        {
+                            "type": "message_delta",
+                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                            "usage": {"output_tokens": out_tokens},
+                        },
+                    )
+                    self._sse("message_stop", {"type": "message_stop"})
+            self._chunk_out(b"")  # terminating chunk
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True  # the client went away (cancelled); nothing to do
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: "FakeAPI"
+
+
+class FakeAPI:
+    """The fake Messages API server. Start it as a context manager or with ``start()``."""
+
+    def __init__(self, *, require_key: str | None = None, default_text: str = "(fake reply)"):
+        self.requests: list[RecordedRequest] = []
+        self.queue: deque[Reply] = deque()
+        self.handler: Callable[[dict[str, Any]], Reply | str] | None = None
+        self.require_key = require_key
+        self.default_text = default_text
+        self.cache = PromptCache()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.ids = itertools.count(1)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+    def start(self) -> "FakeAPI":
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.api = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeAPI":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- scripting
+    def enqueue(self, *replies: Reply | str) -> None:
+        with self.lock:
+            for r in replies:
+                self.queue.append(text(r) if isinstance(r, str) else r)
+
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        with self.lock:
+            if self.queue:
+                return self.queue.popleft()
+        if self.handler is not None:
+            r = self.handler(body)
+            return text(r) if isinstance(r, str) else r
+        return text(self.default_text)
+
+    def key_ok(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        return headers.get("x-api-key") == self.require_key or auth == f"Bearer {self.require_key}"
+
+    # -- inspection
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests]
+
+    def total_usage(self) -> dict[str, int]:
+        tot = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        for r in self.requests:
+            for k in tot:
+                tot[k] += r.usage.get(k, 0)
+        return tot
+
+
+def billed_input(usage: dict[str, int]) -> float:
+    """Billed-input tokens: input + 1.25 x cache writes + 0.1 x cache reads."""
+    return usage.get("input_tokens", 0) + 1.25 * usage.get("cache_creation_input_tokens", 0) + 0.1 * usage.get("cache_read_input_tokens", 0)
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def fake_api():
+        """A started FakeAPI; import this fixture into a test module to use it."""
+        with FakeAPI() as api:
+            yield api
