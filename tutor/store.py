@@ -24,4 +24,940 @@ CONTRACT (the engine, app and CLI use exactly these; implementations may add mor
 
 Every write commits before it returns: a reader's message is durable before any model
 call starts.
+
+Why these choices (details in docs/database.md):
+- WAL + ``busy_timeout`` + ``BEGIN IMMEDIATE`` for every write: two tutor windows on one
+  database queue their writes instead of failing with "database is locked"; readers never
+  block writers.
+- ``synchronous=FULL``: a commit is on disk when the call returns, so a kill or a power
+  cut after the reader pressed Enter cannot lose their words.
+- Usage given to ``add_message``/``update_message`` is recorded on that message only;
+  session totals move only through ``add_usage`` (so a turn is never counted twice).
 """
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from tutor.errors import StoreError
+
+BUSY_TIMEOUT_MS = 5000
+ROLES = ("reader", "tutor", "system")
+STATUSES = ("active", "finished")
+FEEDBACK_SOURCES = ("model", "reader")
+TRANSCRIPT_FORMAT = "tutor-transcript"
+TRANSCRIPT_VERSION = 1
+
+
+def now_iso() -> str:
+    """UTC timestamps as ISO 8601 text with milliseconds: sortable as plain strings."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalise_path(path: str | Path) -> str:
+    """Sessions are found again by explainer path, so store one absolute spelling of it."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError):
+        return str(Path(path).absolute())
+
+
+# ---------------------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------------------
+
+
+class ExplainerRow(BaseModel):
+    hash: str
+    path: str
+    title: str
+    format_version: int
+    plain: bool = False
+    concepts: list[dict[str, str]] = []
+    first_seen: str
+    last_seen: str
+
+
+class SessionRow(BaseModel):
+    id: str
+    explainer_hash: str
+    explainer_path: str
+    explainer_title: str = ""  # from the explainers table
+    mode: str
+    started: str
+    updated: str  # last activity
+    status: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+    message_count: int = 0
+    turn_count: int = 0  # reader messages
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+
+class MessageRow(BaseModel):
+    id: int
+    session_id: str
+    seq: int
+    role: str
+    text: str  # what the reader saw (tags filtered out)
+    raw: str | None = None  # the model's raw text, tags included
+    created: str
+    complete: bool = True
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class ConceptStateRow(BaseModel):
+    session_id: str
+    concept_id: str
+    state: str
+    evidence: str = ""
+    message_seq: int | None = None
+    updated: str
+
+
+class FeedbackRow(BaseModel):
+    id: int
+    session_id: str | None
+    explainer_hash: str
+    concept_id: str | None = None
+    text: str
+    source: str
+    created: str
+
+
+class SummaryRow(BaseModel):
+    id: int
+    session_id: str
+    upto_seq: int
+    text: str
+    created: str
+
+
+class SearchHit(BaseModel):
+    session_id: str
+    explainer_title: str
+    message_id: int
+    seq: int
+    role: str
+    created: str
+    snippet: str  # matches wrapped in SNIPPET_START / SNIPPET_END
+
+
+SNIPPET_START = "\x02"
+SNIPPET_END = "\x03"
+
+
+# ---------------------------------------------------------------------------------------
+# Migrations: append only. Never edit a step that has shipped; add a new one.
+# ---------------------------------------------------------------------------------------
+
+MIGRATION_SET = "tutor"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    """The first schema: explainers, sessions, messages, states, feedback, summaries."""
+    db.executescript(
+        """
+        CREATE TABLE explainers (
+            hash TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            title TEXT NOT NULL,
+            format_version INTEGER NOT NULL,
+            plain INTEGER NOT NULL DEFAULT 0,
+            concepts TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            explainer_hash TEXT NOT NULL REFERENCES explainers(hash),
+            explainer_path TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            started TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sessions_by_path ON sessions (explainer_path, status, updated);
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            text TEXT NOT NULL,
+            raw TEXT,
+            created TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            complete INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (session_id, seq)
+        );
+        CREATE TABLE concept_states (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            concept_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '',
+            message_seq INTEGER,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (session_id, concept_id)
+        );
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,
+            explainer_hash TEXT NOT NULL,
+            concept_id TEXT,
+            text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX feedback_by_explainer ON feedback (explainer_hash);
+        CREATE INDEX feedback_by_session ON feedback (session_id);
+        CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            upto_seq INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX summaries_by_session ON summaries (session_id, upto_seq);
+        """
+    )
+    _set_user_version(db, 1)
+
+
+@migrations(name="m002_cache_usage_counts_fts")
+def m002_cache_usage_counts_fts(db: Database) -> None:
+    """Prompt-cache token fields, denormalised counts for a fast list, full-text search."""
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN turn_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN cache_read_input_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+
+        UPDATE sessions SET
+            message_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.id),
+            turn_count = (SELECT count(*) FROM messages m
+                          WHERE m.session_id = sessions.id AND m.role = 'reader');
+
+        CREATE INDEX sessions_by_updated ON sessions (updated);
+
+        CREATE TRIGGER messages_count_ai AFTER INSERT ON messages BEGIN
+            UPDATE sessions SET message_count = message_count + 1,
+                turn_count = turn_count + (NEW.role = 'reader')
+            WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER messages_count_ad AFTER DELETE ON messages BEGIN
+            UPDATE sessions SET message_count = message_count - 1,
+                turn_count = turn_count - (OLD.role = 'reader')
+            WHERE id = OLD.session_id;
+        END;
+
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, text) VALUES (NEW.id, NEW.text);
+        END;
+        CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        END;
+        CREATE TRIGGER messages_fts_au AFTER UPDATE OF text ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+            INSERT INTO messages_fts(rowid, text) VALUES (NEW.id, NEW.text);
+        END;
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        """
+    )
+    _set_user_version(db, 2)
+
+
+SCHEMA_VERSION = len(migrations._migrations)
+KNOWN_MIGRATIONS = [m.name for m in migrations._migrations]
+
+
+def _set_user_version(db: Database, version: int) -> None:
+    db.execute(f"PRAGMA user_version = {int(version)}")
+
+
+# ---------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------
+
+_MESSAGE_COLS = (
+    "id, session_id, seq, role, text, raw, created, complete, input_tokens, output_tokens, "
+    "cache_creation_input_tokens, cache_read_input_tokens, cost_usd"
+)
+_SESSION_COLS = (
+    "s.id, s.explainer_hash, s.explainer_path, coalesce(e.title, '') AS explainer_title, s.mode, "
+    "s.started, s.updated, s.status, s.input_tokens, s.output_tokens, s.cache_write_tokens, "
+    "s.cache_read_tokens, s.cost_usd, s.message_count, s.turn_count"
+)
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cost_usd",
+)
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _usage_values(usage: Any) -> dict[str, Any]:
+    """Accept a mapping, a pydantic model or any object with the usage attributes."""
+    if usage is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in _USAGE_FIELDS:
+        if isinstance(usage, Mapping):
+            value = usage.get(name)
+        else:
+            value = getattr(usage, name, None)
+        if value is not None:
+            out[name] = float(value) if name == "cost_usd" else int(value)
+    return out
+
+
+def _row_dict(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row)}
+
+
+class Store:
+    """One connection to the session database. Safe to share between threads (one lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+        self.db = Database(conn, execute_plugins=False)
+        self._lock = threading.RLock()
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> "Store":
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        Raises StoreError, never a raw sqlite3 error: a file that is not a database, a
+        database from a newer tutor, or a folder we cannot write to are user problems.
+        """
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise StoreError(
+                f"{path}: is a folder, not a database file",
+                hint="Give a file path to --db, e.g. --db sessions/tutor.db.",
+            )
+        if not path.exists():
+            if not create:
+                raise StoreError(f"{path}: no tutor database here yet")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"{path.parent}: cannot create the data folder ({e.strerror or e})") from None
+        try:
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: cannot open the database ({e})") from None
+        store = cls(conn, path)
+        try:
+            store._configure()
+            store._migrate()
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            msg = str(e)
+            if "not a database" in msg or "malformed" in msg or "encrypted" in msg:
+                raise StoreError(
+                    f"{path}: is not a tutor database ({msg})",
+                    hint="Point --db at another file; this one was left untouched.",
+                ) from None
+            raise StoreError(f"{path}: cannot use the database ({msg})") from None
+        return store
+
+    def _configure(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        c.execute("PRAGMA foreign_keys = ON")
+        # Switching to WAL needs a moment alone with the file; another process that is
+        # opening the same new file at the same moment makes it return "locked".
+        for attempt in range(50):
+            try:
+                mode = c.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        c.execute("PRAGMA synchronous = FULL")
+
+    def _migrate(self) -> None:
+        """Apply pending migrations under a write lock so two processes never race."""
+        self._check_not_newer()
+        if not migrations.pending(self.db) and self._user_version() == SCHEMA_VERSION:
+            return
+        with self._write():
+            self._check_not_newer()
+            migrations.apply(self.db)
+
+    def _user_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_not_newer(self) -> None:
+        applied = [m.name for m in migrations.applied(self.db)]
+        unknown = [name for name in applied if name not in KNOWN_MIGRATIONS]
+        version = self._user_version()
+        if unknown or version > SCHEMA_VERSION:
+            what = f"schema step {unknown[0]!r}" if unknown else f"schema version {version}"
+            raise StoreError(
+                f"{self.path}: this database was written by a newer tutor ({what}; "
+                f"this tutor knows up to version {SCHEMA_VERSION})",
+                hint="Upgrade tutor, or use --db to pick another database. The file was not changed.",
+            )
+        if not applied and version == 0:
+            tables = {
+                r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables:
+                raise StoreError(
+                    f"{self.path}: is an SQLite database, but not a tutor one "
+                    f"(it has tables: {', '.join(sorted(tables)[:5])})",
+                    hint="Point --db at another file; this one was left untouched.",
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._user_version()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE takes the write lock up front (waiting
+        up to busy_timeout), so we never hit SQLITE_BUSY halfway through; COMMIT on exit."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise self._busy_error(e) from None
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as e:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise self._busy_error(e) from None
+
+    def _busy_error(self, e: sqlite3.OperationalError) -> StoreError:
+        msg = str(e)
+        if "locked" in msg or "busy" in msg:
+            return StoreError(
+                f"{self.path}: the database stayed busy for {BUSY_TIMEOUT_MS // 1000} s "
+                "(another tutor is writing to it)",
+                hint="Try again; nothing saved before was lost.",
+            )
+        return StoreError(f"{self.path}: could not write ({msg})")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.conn.execute(sql, tuple(params))
+            return [_row_dict(cur, r) for r in cur.fetchall()]
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        rows = self._query(sql, params)
+        return rows[0] if rows else None
+
+    # -- explainers -----------------------------------------------------------------------
+
+    def upsert_explainer(self, explainer: Any) -> str:
+        """Record the explainer by content hash (a changed file is a new row); returns the hash."""
+        h = explainer.content_hash
+        now = now_iso()
+        concepts = json.dumps(
+            [{"id": c.id, "title": c.title} for c in getattr(explainer, "concepts", [])],
+            ensure_ascii=False,
+        )
+        with self._write() as c:
+            c.execute(
+                """
+                INSERT INTO explainers (hash, path, title, format_version, plain, concepts, first_seen, last_seen)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (hash) DO UPDATE SET path = excluded.path, title = excluded.title,
+                    last_seen = excluded.last_seen
+                """,
+                (
+                    h,
+                    normalise_path(explainer.path),
+                    explainer.title,
+                    int(getattr(explainer, "format_version", 1)),
+                    int(bool(getattr(explainer, "plain", False))),
+                    concepts,
+                    now,
+                    now,
+                ),
+            )
+        return h
+
+    def get_explainer(self, explainer_hash: str) -> ExplainerRow | None:
+        row = self._one("SELECT * FROM explainers WHERE hash = ?", (explainer_hash,))
+        if row is None:
+            return None
+        row["concepts"] = json.loads(row["concepts"] or "[]")
+        return ExplainerRow(**row)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def create_session(self, explainer_hash: str, explainer_path: str | Path, mode: str) -> str:
+        sid = uuid.uuid4().hex
+        now = now_iso()
+        with self._write() as c:
+            known = c.execute("SELECT 1 FROM explainers WHERE hash = ?", (explainer_hash,)).fetchone()
+            if not known:
+                raise StoreError(f"unknown explainer {explainer_hash[:12]}: call upsert_explainer first")
+            c.execute(
+                "INSERT INTO sessions (id, explainer_hash, explainer_path, mode, started, updated, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'active')",
+                (sid, explainer_hash, normalise_path(explainer_path), mode, now, now),
+            )
+        return sid
+
+    def get_session(self, session_id: str) -> SessionRow:
+        row = self._one(
+            f"SELECT {_SESSION_COLS} FROM sessions s LEFT JOIN explainers e ON e.hash = s.explainer_hash"
+            " WHERE s.id = ?",
+            (session_id,),
+        )
+        if row is None:
+            raise StoreError(f"no session {session_id!r}", hint="List sessions with `tutor sessions`.")
+        return SessionRow(**row)
+
+    def latest_open_session(self, explainer_path: str | Path) -> SessionRow | None:
+        row = self._one(
+            f"SELECT {_SESSION_COLS} FROM sessions s LEFT JOIN explainers e ON e.hash = s.explainer_hash"
+            " WHERE s.explainer_path = ? AND s.status = 'active' ORDER BY s.updated DESC, s.rowid DESC LIMIT 1",
+            (normalise_path(explainer_path),),
+        )
+        return SessionRow(**row) if row else None
+
+    def latest_session(self) -> SessionRow | None:
+        """The most recently active session of any explainer (``tutor export --last``)."""
+        row = self._one(
+            f"SELECT {_SESSION_COLS} FROM sessions s LEFT JOIN explainers e ON e.hash = s.explainer_hash"
+            " ORDER BY s.updated DESC, s.rowid DESC LIMIT 1"
+        )
+        return SessionRow(**row) if row else None
+
+    def resolve_session_id(self, prefix: str) -> str:
+        """A full id from a unique prefix (as shown by ``tutor sessions``)."""
+        p = prefix.strip().lower()
+        if not p:
+            raise StoreError("no session id given", hint="List sessions with `tutor sessions`.")
+        if not _HEX.match(p) or len(p) > 32:
+            raise StoreError(
+                f"{prefix!r} is not a session id (ids are hexadecimal, like 3f9a2c1e)",
+                hint="List sessions with `tutor sessions`.",
+            )
+        rows = self._query(
+            "SELECT id FROM sessions WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (p, p + "g")
+        )
+        if not rows:
+            raise StoreError(f"no session matches {prefix!r}", hint="List sessions with `tutor sessions`.")
+        if len(rows) > 1:
+            shown = ", ".join(r["id"][: max(len(p) + 4, 12)] for r in rows[:5])
+            raise StoreError(
+                f"session id {prefix!r} is ambiguous: it matches {shown}{', ...' if len(rows) > 5 else ''}",
+                hint="Give more characters of the id.",
+            )
+        return rows[0]["id"]
+
+    def _session_filter(
+        self, explainer_path: str | Path | None, explainer_hash: str | None, status: str | None
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if explainer_path is not None and explainer_hash is not None:
+            where.append("(s.explainer_path = ? OR s.explainer_hash = ?)")
+            params += [normalise_path(explainer_path), explainer_hash]
+        elif explainer_path is not None:
+            where.append("s.explainer_path = ?")
+            params.append(normalise_path(explainer_path))
+        elif explainer_hash is not None:
+            where.append("s.explainer_hash = ?")
+            params.append(explainer_hash)
+        if status is not None:
+            where.append("s.status = ?")
+            params.append(status)
+        return ((" WHERE " + " AND ".join(where)) if where else ""), params
+
+    def list_sessions(
+        self,
+        *,
+        explainer_path: str | Path | None = None,
+        explainer_hash: str | None = None,
+        status: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> list[SessionRow]:
+        """Newest activity first. ``explainer_path`` and ``explainer_hash`` together match either."""
+        where, params = self._session_filter(explainer_path, explainer_hash, status)
+        sql = (
+            f"SELECT {_SESSION_COLS} FROM sessions s LEFT JOIN explainers e ON e.hash = s.explainer_hash"
+            f"{where} ORDER BY s.updated DESC, s.rowid DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [int(limit), int(offset)]
+        return [SessionRow(**r) for r in self._query(sql, params)]
+
+    def count_sessions(
+        self,
+        *,
+        explainer_path: str | Path | None = None,
+        explainer_hash: str | None = None,
+        status: str | None = None,
+    ) -> int:
+        where, params = self._session_filter(explainer_path, explainer_hash, status)
+        row = self._one(f"SELECT count(*) AS n FROM sessions s{where}", params)
+        return int(row["n"]) if row else 0
+
+    def set_status(self, session_id: str, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        with self._write() as c:
+            c.execute("UPDATE sessions SET status = ? WHERE id = ?", (status, session_id))
+
+    def add_usage(
+        self,
+        session_id: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_write: int = 0,
+        cache_read: int = 0,
+        cost_usd: float = 0.0,
+    ) -> SessionRow:
+        """Add one model call's usage to the session totals; returns the updated session."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE sessions SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ?,"
+                " cache_write_tokens = cache_write_tokens + ?, cache_read_tokens = cache_read_tokens + ?,"
+                " cost_usd = cost_usd + ? WHERE id = ?",
+                (int(input_tokens), int(output_tokens), int(cache_write), int(cache_read), float(cost_usd), session_id),
+            )
+        return self.get_session(session_id)
+
+    def delete_sessions(self, ids: Iterable[str]) -> int:
+        """Delete sessions with their messages, states, feedback and summaries. Returns how many."""
+        ids = list(dict.fromkeys(ids))
+        n = 0
+        with self._write() as c:
+            for sid in ids:
+                n += c.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount
+        return n
+
+    # -- messages -------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        session_id: str,
+        role: str,
+        text: str,
+        raw: str | None = None,
+        complete: bool = True,
+        usage: Any = None,
+    ) -> int:
+        """Append a message (next seq) and commit; returns its row id."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        u = _usage_values(usage)
+        now = now_iso()
+        with self._write() as c:
+            if not c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                raise StoreError(f"no session {session_id!r} (was it removed?)")
+            seq = c.execute(
+                "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+            cur = c.execute(
+                "INSERT INTO messages (session_id, seq, role, text, raw, created, complete, input_tokens,"
+                " output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_usd)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    seq,
+                    role,
+                    text,
+                    raw,
+                    now,
+                    int(bool(complete)),
+                    u.get("input_tokens", 0),
+                    u.get("output_tokens", 0),
+                    u.get("cache_creation_input_tokens", 0),
+                    u.get("cache_read_input_tokens", 0),
+                    u.get("cost_usd", 0.0),
+                ),
+            )
+            c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+            return int(cur.lastrowid)
+
+    def update_message(
+        self,
+        message_id: int,
+        *,
+        text: str | None = None,
+        raw: str | None = None,
+        complete: bool | None = None,
+        usage: Any = None,
+    ) -> None:
+        """Change a message in place (a streaming reply growing, or marked complete/incomplete)."""
+        sets: list[str] = []
+        params: list[Any] = []
+        if text is not None:
+            sets.append("text = ?")
+            params.append(text)
+        if raw is not None:
+            sets.append("raw = ?")
+            params.append(raw)
+        if complete is not None:
+            sets.append("complete = ?")
+            params.append(int(bool(complete)))
+        for name, value in _usage_values(usage).items():
+            sets.append(f"{name} = ?")
+            params.append(value)
+        if not sets:
+            return
+        now = now_iso()
+        with self._write() as c:
+            cur = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
+            if cur.rowcount == 0:
+                raise StoreError(f"no message {message_id} (was its session removed?)")
+            c.execute(
+                "UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM messages WHERE id = ?)",
+                (now, message_id),
+            )
+
+    def get_message(self, message_id: int) -> MessageRow | None:
+        row = self._one(f"SELECT {_MESSAGE_COLS} FROM messages WHERE id = ?", (message_id,))
+        return MessageRow(**row) if row else None
+
+    def messages(self, session_id: str, after_seq: int = 0, limit: int | None = None) -> list[MessageRow]:
+        sql = f"SELECT {_MESSAGE_COLS} FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq"
+        params: list[Any] = [session_id, int(after_seq)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [MessageRow(**r) for r in self._query(sql, params)]
+
+    def message_count(self, session_id: str) -> int:
+        row = self._one("SELECT count(*) AS n FROM messages WHERE session_id = ?", (session_id,))
+        return int(row["n"]) if row else 0
+
+    # -- reader model ---------------------------------------------------------------------
+
+    def set_concept_state(
+        self,
+        session_id: str,
+        concept_id: str,
+        state: str,
+        evidence: str = "",
+        message_seq: int | None = None,
+    ) -> None:
+        now = now_iso()
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO concept_states (session_id, concept_id, state, evidence, message_seq, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, concept_id) DO UPDATE SET"
+                " state = excluded.state, evidence = excluded.evidence,"
+                " message_seq = excluded.message_seq, updated = excluded.updated",
+                (session_id, concept_id, state, evidence or "", message_seq, now),
+            )
+            c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+
+    def concept_states(self, session_id: str) -> dict[str, ConceptStateRow]:
+        rows = self._query(
+            "SELECT * FROM concept_states WHERE session_id = ? ORDER BY rowid", (session_id,)
+        )
+        return {r["concept_id"]: ConceptStateRow(**r) for r in rows}
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        session_id: str | None,
+        explainer_hash: str,
+        concept_id: str | None,
+        text: str,
+        source: str,
+    ) -> int:
+        if source not in FEEDBACK_SOURCES:
+            raise ValueError(f"source must be one of {FEEDBACK_SOURCES}, not {source!r}")
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO feedback (session_id, explainer_hash, concept_id, text, source, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, explainer_hash, concept_id, text, source, now_iso()),
+            )
+            return int(cur.lastrowid)
+
+    def feedback(
+        self,
+        explainer_hash: str | None = None,
+        explainer_path: str | Path | None = None,
+        session_id: str | None = None,
+    ) -> list[FeedbackRow]:
+        """Feedback rows, oldest first. ``explainer_path`` matches every version of that file."""
+        where: list[str] = []
+        params: list[Any] = []
+        if explainer_hash is not None:
+            where.append("f.explainer_hash = ?")
+            params.append(explainer_hash)
+        if explainer_path is not None:
+            where.append("f.explainer_hash IN (SELECT hash FROM explainers WHERE path = ?"
+                         " UNION SELECT explainer_hash FROM sessions WHERE explainer_path = ?)")
+            p = normalise_path(explainer_path)
+            params += [p, p]
+        if session_id is not None:
+            where.append("f.session_id = ?")
+            params.append(session_id)
+        sql = "SELECT f.* FROM feedback f" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY f.created, f.id"
+        return [FeedbackRow(**r) for r in self._query(sql, params)]
+
+    # -- summaries ------------------------------------------------------------------------
+
+    def save_summary(self, session_id: str, upto_seq: int, text: str) -> int:
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO summaries (session_id, upto_seq, text, created) VALUES (?, ?, ?, ?)",
+                (session_id, int(upto_seq), text, now_iso()),
+            )
+            return int(cur.lastrowid)
+
+    def latest_summary(self, session_id: str) -> SummaryRow | None:
+        row = self._one(
+            "SELECT * FROM summaries WHERE session_id = ? ORDER BY upto_seq DESC, id DESC LIMIT 1",
+            (session_id,),
+        )
+        return SummaryRow(**row) if row else None
+
+    def summaries(self, session_id: str) -> list[SummaryRow]:
+        rows = self._query("SELECT * FROM summaries WHERE session_id = ? ORDER BY upto_seq, id", (session_id,))
+        return [SummaryRow(**r) for r in rows]
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 50, *, session_id: str | None = None) -> list[SearchHit]:
+        """Full-text search over message text. Every word of ``query`` must occur; FTS
+        syntax in the query is treated as plain words (a trailing ``*`` keeps prefix search)."""
+        match = fts_query(query)
+        if match is None:
+            return []
+        sql = (
+            "SELECT m.session_id, coalesce(e.title, '') AS explainer_title, m.id AS message_id, m.seq,"
+            " m.role, m.created,"
+            f" snippet(messages_fts, 0, '{SNIPPET_START}', '{SNIPPET_END}', '…', 12) AS snippet"
+            " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " JOIN sessions s ON s.id = m.session_id LEFT JOIN explainers e ON e.hash = s.explainer_hash"
+            " WHERE messages_fts MATCH ?"
+        )
+        params: list[Any] = [match]
+        if session_id is not None:
+            sql += " AND m.session_id = ?"
+            params.append(session_id)
+        sql += " ORDER BY rank LIMIT ?"
+        params.append(int(limit))
+        try:
+            return [SearchHit(**r) for r in self._query(sql, params)]
+        except sqlite3.OperationalError as e:  # should not happen with quoted terms
+            raise StoreError(f"cannot search for {query!r} ({e})") from None
+
+    # -- export ---------------------------------------------------------------------------
+
+    def session_dump(self, session_id: str) -> dict[str, Any]:
+        """Everything about one session, as plain JSON-ready data (shape: docs/database.md)."""
+        with self._lock:
+            session = self.get_session(session_id)
+            explainer = self.get_explainer(session.explainer_hash)
+            return {
+                "format": TRANSCRIPT_FORMAT,
+                "version": TRANSCRIPT_VERSION,
+                "exported_at": now_iso(),
+                "session": session.model_dump(),
+                "explainer": explainer.model_dump() if explainer else None,
+                "messages": [m.model_dump() for m in self.messages(session_id)],
+                "concept_states": [s.model_dump() for s in self.concept_states(session_id).values()],
+                "feedback": [f.model_dump() for f in self.feedback(session_id=session_id)],
+                "summaries": [s.model_dump() for s in self.summaries(session_id)],
+            }
+
+    def integrity_check(self) -> str:
+        row = self.conn.execute("PRAGMA integrity_check").fetchone()
+        return str(row[0])
+
+
+_FTS_TERM = re.compile(r"[^\s\"]+")
+
+
+def fts_query(query: str) -> str | None:
+    """Turn free text into a safe FTS5 query: each word double-quoted (so ``AND``, ``-``,
+    ``:``, ``(`` and quotes mean nothing special), all words required."""
+    terms = []
+    for raw in _FTS_TERM.findall(query.replace('"', " ")):
+        prefix = raw.endswith("*")
+        word = raw.rstrip("*")
+        if not word:
+            continue
+        terms.append(f'"{word}"' + ("*" if prefix else ""))
+    return " ".join(terms) if terms else None
