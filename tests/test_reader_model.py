@@ -1,0 +1,77 @@
+"""The reader model: states with evidence, what comes next, overrides, naming concepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine_helpers import make_explainer
+from tutor.engine.reader_model import STATES, ReaderModel, find_concept
+
+SPECS = [
+    {"id": "pages", "title": "Pages and the database file"},
+    {"id": "journal", "title": "The rollback journal", "prerequisites": ["pages"]},
+    {"id": "wal", "title": "The write-ahead log", "prerequisites": ["pages"]},
+    {"id": "checkpoint", "title": "Checkpoints", "prerequisites": ["wal", "journal"]},
+]
+
+
+def test_initial_states_and_order():
+    rm = ReaderModel(make_explainer(SPECS))
+    assert rm.states() == {"pages": "unknown", "journal": "unknown", "wal": "unknown", "checkpoint": "unknown"}
+    assert rm.next_concept() == "pages"
+
+
+def test_next_concept_follows_prerequisites():
+    rm = ReaderModel(make_explainer(SPECS))
+    rm.set("pages", "known", "reader said yes", seq=2)
+    assert rm.next_concept() == "journal"
+    rm.set("journal", "understood", "answered the check", seq=5)
+    assert rm.next_concept() == "wal"
+    rm.set("wal", "explained", "", seq=7)
+    # wal is explained but not understood: checkpoint is not ready, so wal stays next.
+    assert rm.next_concept() == "wal"
+    rm.set("wal", "shaky", "wrong answer", seq=9)
+    assert rm.next_concept() == "wal"
+    rm.set("wal", "understood", "", seq=11)
+    assert rm.next_concept() == "checkpoint"
+    rm.set("checkpoint", "known", "")
+    assert rm.next_concept() is None
+
+
+def test_no_ready_concept_falls_back_to_first_not_done():
+    rm = ReaderModel(make_explainer(SPECS))
+    rm.skipped.add("pages")
+    # Everything else needs pages; we never stall.
+    assert rm.next_concept() == "journal"
+
+
+def test_evidence_is_kept():
+    rm = ReaderModel(make_explainer(SPECS))
+    assert rm.set("pages", "known", "I already know pages", seq=3) is True
+    assert rm.set("pages", "known", "I already know pages", seq=3) is False
+    e = rm.entry("pages")
+    assert (e.state, e.evidence, e.seq) == ("known", "I already know pages", 3)
+
+
+def test_override_unskips_and_rejects_bad_values():
+    rm = ReaderModel(make_explainer(SPECS))
+    rm.skipped.add("wal")
+    rm.set("wal", "known", "I already know the WAL")
+    assert "wal" not in rm.skipped
+    with pytest.raises(ValueError):
+        rm.set("nope", "known")
+    with pytest.raises(ValueError):
+        rm.set("wal", "brilliant")
+    assert set(STATES) == {"unknown", "asked", "known", "explained", "understood", "shaky"}
+
+
+def test_find_concept():
+    ex = make_explainer(SPECS)
+    assert find_concept(ex, "wal") == "wal"
+    assert find_concept(ex, "The write-ahead log") == "wal"
+    assert find_concept(ex, "write-ahead log") == "wal"
+    assert find_concept(ex, "pages") == "pages"
+    assert find_concept(ex, "the rollback journal") == "journal"
+    assert find_concept(ex, "checkpoints") == "checkpoint"
+    assert find_concept(ex, "quantum chromodynamics") is None
+    assert find_concept(ex, "") is None

@@ -1,0 +1,182 @@
+"""The streaming tag filter: protocol tags never reach the reader, everything else does."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tutor.engine.tagfilter import Tag, TagFilter
+
+
+def run_chunks(chunks: list[str]) -> tuple[str, list[Tag]]:
+    f = TagFilter()
+    visible, tags = [], []
+    for c in chunks:
+        v, t = f.feed(c)
+        visible.append(v)
+        tags.extend(t)
+    v, t = f.close()
+    visible.append(v)
+    tags.extend(t)
+    return "".join(visible), tags
+
+
+def test_feedback_and_state_hidden():
+    text = (
+        'Great, you know pages.\n<state concept="pages" value="known">said "yes, I know pages"</state>\n'
+        "Next: the WAL file. "
+        '<feedback concept="wal">The section never says where the -wal file lives.</feedback>'
+        "Do you know what a checkpoint is?"
+    )
+    visible, tags = TagFilter.filter_all(text)
+    assert visible == "Great, you know pages.\nNext: the WAL file. Do you know what a checkpoint is?"
+    assert [t.name for t in tags] == ["state", "feedback"]
+    assert tags[0].attrs == {"concept": "pages", "value": "known"}
+    assert tags[0].text == 'said "yes, I know pages"'
+    assert tags[1].attrs["concept"] == "wal"
+    assert tags[1].text.startswith("The section never says")
+    assert all(t.complete for t in tags)
+
+
+def test_self_closing_state_and_single_quotes():
+    visible, tags = TagFilter.filter_all("A<state concept='x' value='shaky' />B")
+    assert visible == "AB"
+    assert tags == [Tag(name="state", attrs={"concept": "x", "value": "shaky"}, text="", complete=True)]
+
+
+def test_tag_on_its_own_line_leaves_no_blank_line():
+    visible, _ = TagFilter.filter_all('One.\n<state concept="a" value="known"/>\nTwo.')
+    assert visible == "One.\nTwo."
+
+
+def test_things_that_only_look_like_tags_are_kept():
+    cases = [
+        "if a < b and b > c then",
+        "a<b",
+        "<feedbackform> is an HTML element",
+        "<stated>",
+        "use `<feedback>` tags to talk to the author",
+        "inline `` <state value='x'> `` with a double span",
+        '```html\n<feedback concept="x">not for real</feedback>\n```\nafter',
+        '~~~\n<state concept="a" value="known"/>\n~~~\n',
+        "<div class='x'>html</div>",
+        "x <feedback but no closing angle",
+        "<feedback onclick=alert(1)>unquoted attrs are not our syntax</feedback>",
+        "3 <state of the art> 4",
+        "trailing <",
+        "trailing <feed",
+        "trailing </feedb",
+    ]
+    for text in cases:
+        visible, tags = TagFilter.filter_all(text)
+        # A stray closing tag alone is hidden by design; everything else is kept verbatim.
+        expected = text.replace("</feedback>", "") if "onclick" in text else text
+        assert visible == expected, text
+        assert tags == [], text
+
+
+def test_tag_after_a_fence_is_hidden_again():
+    text = '```\n<feedback>kept</feedback>\n```\n<feedback>hidden</feedback>done'
+    visible, tags = TagFilter.filter_all(text)
+    assert visible == "```\n<feedback>kept</feedback>\n```\ndone"
+    assert [t.text for t in tags] == ["hidden"]
+
+
+def test_code_span_closed_by_blank_line():
+    # An unmatched backtick does not hide tags forever: a blank line ends the paragraph.
+    text = "a ` b\n\n<state concept=\"a\" value=\"known\"/>c"
+    visible, tags = TagFilter.filter_all(text)
+    assert visible == "a ` b\n\nc"
+    assert len(tags) == 1
+
+
+def test_unterminated_feedback_is_hidden_and_marked_incomplete():
+    visible, tags = run_chunks(["Sure. <feedback concept=\"a\">The example in", " section 2 is wro"])
+    assert visible == "Sure. "
+    assert tags == [Tag(name="feedback", attrs={"concept": "a"}, text="The example in section 2 is wro", complete=False)]
+
+
+def test_split_everywhere_in_a_tag():
+    text = 'x<feedback concept="c">note</feedback>y'
+    for k in range(len(text) + 1):
+        visible, tags = run_chunks([text[:k], text[k:]])
+        assert visible == "xy", k
+        assert [t.text for t in tags] == ["note"], k
+
+
+def test_nothing_leaks_before_the_tag_is_decided():
+    f = TagFilter()
+    assert f.feed("Hello <fee") == ("Hello ", [])
+    assert f.feed("dback>secret") == ("", [])
+    assert f.feed("</feed") == ("", [])
+    v, t = f.feed("back> bye")
+    assert v == " bye" and t[0].text == "secret"
+
+
+def test_stray_closing_tag_hidden():
+    assert TagFilter.filter_all("ok</feedback> fine")[0] == "ok fine"
+
+
+# -- randomized chunking ----------------------------------------------------------------
+
+PIECES = [
+    "Hello ", "world", "\n", "\n\n", " ", "a < b", "<", ">", "`", "```", "```\n", "~~~\n", "code",
+    '<feedback concept="pages">', "</feedback>", '<state concept="wal" value="known">', "</state>",
+    '<state concept="x" value="shaky"/>', "<feedback>", "<feedbackform>", "<stat", "</", "feedback",
+    "state", '"', "'", "=", "/", "é", "<div>", "**bold**",
+]
+
+
+@st.composite
+def texts_and_cuts(draw):
+    text = "".join(draw(st.lists(st.sampled_from(PIECES), max_size=40)))
+    if draw(st.booleans()):
+        text += draw(st.text(alphabet="<>/`~\"'= \nfeedbackstat", max_size=30))
+    cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=12)))
+    chunks, prev = [], 0
+    for c in cuts:
+        chunks.append(text[prev:c])
+        prev = c
+    chunks.append(text[prev:])
+    return text, chunks
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts_and_cuts())
+def test_random_chunking_matches_whole_string(tc):
+    text, chunks = tc
+    assert run_chunks(chunks) == TagFilter.filter_all(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="abc xyz.,\n", min_size=1, max_size=15).map(lambda s: ("text", s)),
+            st.text(alphabet="abc <>xyz.", max_size=20).map(lambda s: ("feedback", s)),
+            st.sampled_from(["known", "shaky", "asked"]).map(lambda v: ("state", v)),
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 7),
+)
+def test_real_tags_never_reach_the_reader(parts, step):
+    """Plain prose around real tags: the reader sees exactly the prose, whatever the chunking."""
+    raw, expected_tags = [], []
+    for kind, s in parts:
+        if kind == "text":
+            raw.append(s)
+        elif kind == "feedback":
+            body = s.replace("<", "").replace(">", "")
+            raw.append(f"<feedback>{body}</feedback>")
+            expected_tags.append(("feedback", body.strip()))
+        else:
+            raw.append(f'<state concept="c" value="{s}"/>')
+            expected_tags.append(("state", ""))
+    text = "".join(raw)
+    chunks = [text[i : i + step] for i in range(0, len(text), step)] or [""]
+    visible, tags = run_chunks(chunks)
+    assert "<feedback" not in visible and "<state" not in visible
+    assert [(t.name, t.text) for t in tags] == expected_tags
+    # Only newlines directly after a tag may be dropped.
+    assert visible.replace("\n", "") == "".join(s for k, s in parts if k == "text").replace("\n", "")

@@ -1,0 +1,144 @@
+"""The reader model: one state per concept, with the evidence for it, and "what next".
+
+Why a separate module: the Claude path, the offline walk, the app's outline and the
+tests all need the same answer to "what does this reader know, and what do we teach
+next?". Keeping it a small pure object (no store, no I/O) makes it cheap to rebuild
+from the store on resume and easy to test.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pydantic import BaseModel
+
+from tutor.explainer import Explainer
+
+STATES: tuple[str, ...] = ("unknown", "asked", "known", "explained", "understood", "shaky")
+# A concept is "done" when the reader can build on it.
+DONE: frozenset[str] = frozenset({"known", "understood"})
+
+
+class ConceptState(BaseModel):
+    """A concept's state and why we believe it: the turn (message seq) and what was said."""
+
+    state: str = "unknown"
+    evidence: str = ""
+    seq: int | None = None
+
+
+class ReaderModel:
+    """States for every concept of one explainer, in teaching order."""
+
+    def __init__(self, explainer: Explainer):
+        self.explainer = explainer
+        self.order: list[str] = [c.id for c in explainer.concepts]
+        self._states: dict[str, ConceptState] = {cid: ConceptState() for cid in self.order}
+        # Concepts the reader chose to skip in this session: not done, but not offered again.
+        self.skipped: set[str] = set()
+
+    # -- reading -------------------------------------------------------------------
+    def state(self, concept_id: str) -> str:
+        return self._states[concept_id].state
+
+    def entry(self, concept_id: str) -> ConceptState:
+        return self._states[concept_id]
+
+    def states(self) -> dict[str, str]:
+        return {cid: self._states[cid].state for cid in self.order}
+
+    def is_done(self, concept_id: str) -> bool:
+        return self._states[concept_id].state in DONE
+
+    def __contains__(self, concept_id: object) -> bool:
+        return concept_id in self._states
+
+    # -- writing -------------------------------------------------------------------
+    def set(self, concept_id: str, state: str, evidence: str = "", seq: int | None = None) -> bool:
+        """Set a state. Returns True if anything changed. Unknown ids/states raise ValueError."""
+        if concept_id not in self._states:
+            raise ValueError(f"unknown concept id {concept_id!r}")
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
+        old = self._states[concept_id]
+        new = ConceptState(state=state, evidence=evidence, seq=seq)
+        if old == new:
+            return False
+        self._states[concept_id] = new
+        if state in DONE:
+            self.skipped.discard(concept_id)
+        return True
+
+    # -- deciding ------------------------------------------------------------------
+    def ready(self, concept_id: str) -> bool:
+        """All prerequisites known or understood (unknown prerequisite ids are ignored)."""
+        c = self.explainer.concept(concept_id)
+        return all(self.is_done(p) for p in c.prerequisites if p in self._states)
+
+    def next_concept(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
+        """The first concept in teaching order that is not done and whose prerequisites are done.
+
+        If none is ready (the reader struggled with a prerequisite), the first not-done one:
+        we never stall. Skipped and excluded concepts are passed over. None when all are done.
+        """
+        skip = self.skipped | set(exclude)
+        pending = [cid for cid in self.order if not self.is_done(cid) and cid not in skip]
+        for cid in pending:
+            if self.ready(cid):
+                return cid
+        return pending[0] if pending else None
+
+    def summary_line(self) -> str:
+        """One compact line per concept for the prompt's newest user turn."""
+        parts = []
+        for cid in self.order:
+            e = self._states[cid]
+            mark = " (skipped)" if cid in self.skipped else ""
+            parts.append(f"{cid}={e.state}{mark}")
+        return ", ".join(parts)
+
+
+# -- naming concepts in free text ------------------------------------------------------
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[`*_\"'“”‘’.,;:!?()\[\]]", " ", text)
+    return " ".join(text.split())
+
+
+_STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "about", "how", "what", "is", "it", "its"}
+
+
+def find_concept(explainer: Explainer, text: str) -> str | None:
+    """Resolve a reader's way of naming a concept ("pages", "the WAL file", an id) to an id.
+
+    Exact id, then exact title, then a title containing the phrase (or the phrase containing
+    the title), then the best word overlap. None when nothing plausible matches.
+    """
+    q = _norm(text)
+    if not q:
+        return None
+    for c in explainer.concepts:
+        if q == c.id.casefold() or q.replace(" ", "-") == c.id.casefold():
+            return c.id
+    for c in explainer.concepts:
+        if q == _norm(c.title):
+            return c.id
+    for c in explainer.concepts:
+        t = _norm(c.title)
+        if len(q) >= 3 and (q in t or t in q):
+            return c.id
+    qwords = {w for w in q.split() if w not in _STOP}
+    if not qwords:
+        return None
+    best, best_score = None, 0.0
+    for c in explainer.concepts:
+        twords = {w for w in _norm(c.title).split() if w not in _STOP} | set(c.id.split("-"))
+        overlap = len(qwords & twords)
+        if overlap == 0:
+            continue
+        score = overlap / len(qwords | twords)
+        if score > best_score:
+            best, best_score = c.id, score
+    return best if best_score >= 0.34 else None

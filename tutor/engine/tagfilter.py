@@ -1,0 +1,289 @@
+"""Streaming filter that hides the tutor's protocol tags from the reader.
+
+The model writes ``<feedback ...>...</feedback>`` (notes for the author) and
+``<state concept=".." value=".."/>`` or ``<state ...>evidence</state>`` (reader-model
+changes) inside its reply. The reader must never see them, even for a moment while the
+reply streams in, and even when the stream splits a tag at any character. Everything
+else that merely looks like markup -- ``a < b``, ``<feedbackform>``, HTML in an example,
+a tag inside a code span or a fenced block -- is ordinary text and is kept.
+
+How: the filter is a small state machine over characters. It only emits text once it
+can decide what the text is; when the decision needs characters that have not arrived
+yet (a ``<fee`` at the end of a chunk, a run of backticks that may continue) it holds
+them back until the next chunk or ``close()``. So the output never depends on where the
+chunks were cut (the hypothesis test in tests/test_tagfilter.py checks this).
+
+The protocol is documented in docs/tag-protocol.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field
+
+TAG_NAMES: tuple[str, ...] = ("feedback", "state")
+MAX_OPEN_TAG = 400  # an opening tag longer than this is not a tag but text
+_ATTRS_RE = re.compile(r"""(?:\s+[A-Za-z_][\w-]*\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?""")
+_ATTR_RE = re.compile(r"""([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_CLOSE_ANY_RE = re.compile(r"</\s*(feedback|state)\s*>", re.IGNORECASE)
+_SPECIAL_RE = re.compile(r"[\n`~<]")
+_HOLD = object()
+
+
+class Tag(BaseModel):
+    """One protocol tag found in a reply."""
+
+    name: str  # "feedback" | "state"
+    attrs: dict[str, str] = Field(default_factory=dict)
+    text: str = ""  # the body, stripped
+    complete: bool = True  # False when the reply ended before the closing tag
+
+
+class TagFilter:
+    """Incremental filter: ``feed(chunk) -> (visible, tags)``, then ``close()``."""
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._mode = "text"  # "text" | "fence" | "tag"
+        self._line = ""  # characters of the current line processed in text/fence mode
+        self._fence: tuple[str, int] | None = None
+        self._fence_first_line = False  # the opening fence's own line cannot close it
+        self._span: int | None = None  # length of the open inline code span's backtick run
+        self._tag: Tag | None = None
+        self._tag_body: list[str] = []
+        self._tag_at_line_start = False
+        self._eat_newline = False
+        self._closed = False
+
+    # -- public ---------------------------------------------------------------------
+    def feed(self, chunk: str) -> tuple[str, list[Tag]]:
+        if self._closed:
+            raise RuntimeError("TagFilter.feed() after close()")
+        self._buf += chunk
+        return self._run(final=False)
+
+    def close(self) -> tuple[str, list[Tag]]:
+        """Flush held-back text. An unterminated tag is returned with ``complete=False``."""
+        if self._closed:
+            return "", []
+        visible, tags = self._run(final=True)
+        if self._mode == "tag" and self._tag is not None:
+            tags.append(self._finish_tag(complete=False))
+            self._mode = "text"
+        self._closed = True
+        return visible, tags
+
+    @classmethod
+    def filter_all(cls, text: str) -> tuple[str, list[Tag]]:
+        """Filter a whole reply at once (used on resume and in tests)."""
+        f = cls()
+        v1, t1 = f.feed(text)
+        v2, t2 = f.close()
+        return v1 + v2, t1 + t2
+
+    # -- machinery --------------------------------------------------------------------
+    def _finish_tag(self, *, complete: bool) -> Tag:
+        assert self._tag is not None
+        tag = self._tag.model_copy(update={"text": "".join(self._tag_body).strip(), "complete": complete})
+        self._tag = None
+        self._tag_body = []
+        return tag
+
+    def _at_line_start(self) -> bool:
+        return len(self._line) <= 3 and self._line.strip(" ") == ""
+
+    def _run(self, *, final: bool) -> tuple[str, list[Tag]]:
+        buf = self._buf
+        out: list[str] = []
+        tags: list[Tag] = []
+        i = 0
+        n = len(buf)
+        while i < n:
+            if self._mode == "tag":
+                assert self._tag is not None
+                name = self._tag.name
+                close_re = re.compile(r"</\s*" + name + r"\s*>", re.IGNORECASE)
+                m = close_re.search(buf, i)
+                if m:
+                    self._tag_body.append(buf[i : m.start()])
+                    tags.append(self._finish_tag(complete=True))
+                    self._mode = "text"
+                    self._eat_newline = self._tag_at_line_start
+                    i = m.end()
+                    continue
+                j = buf.rfind("<", i)
+                if not final and j != -1 and _could_close(buf[j:], name):
+                    self._tag_body.append(buf[i:j])
+                    i = j
+                    break
+                self._tag_body.append(buf[i:])
+                i = n
+                break
+
+            if self._mode == "fence":
+                nl = buf.find("\n", i)
+                if nl == -1:
+                    out.append(buf[i:])
+                    self._line += buf[i:]
+                    i = n
+                    break
+                out.append(buf[i : nl + 1])
+                self._line += buf[i:nl]
+                assert self._fence is not None
+                ch, length = self._fence
+                if self._fence_first_line:
+                    self._fence_first_line = False
+                elif re.fullmatch(r" {0,3}" + re.escape(ch) + "{" + str(length) + r",}[ \t]*", self._line):
+                    self._mode = "text"
+                    self._fence = None
+                self._line = ""
+                i = nl + 1
+                continue
+
+            # text mode
+            ch = buf[i]
+            if self._eat_newline:
+                self._eat_newline = False
+                if ch == "\n":
+                    i += 1
+                    self._line = ""
+                    continue
+            if ch == "\n":
+                out.append(ch)
+                if self._line.strip() == "":
+                    self._span = None  # a blank line ends the paragraph and any open code span
+                self._line = ""
+                i += 1
+                continue
+            if ch == "`" or (ch == "~" and self._span is None and self._at_line_start()):
+                j = i
+                while j < n and buf[j] == ch:
+                    j += 1
+                if j == n and not final:
+                    break  # the run may continue in the next chunk
+                run = j - i
+                if self._span is None and run >= 3 and self._at_line_start():
+                    self._mode = "fence"
+                    self._fence = (ch, run)
+                    self._fence_first_line = True
+                elif ch == "`":
+                    if self._span is None:
+                        self._span = run
+                    elif self._span == run:
+                        self._span = None
+                out.append(buf[i:j])
+                self._line += buf[i:j]
+                i = j
+                continue
+            if ch == "<" and self._span is None:
+                res = _scan_tag(buf, i, final)
+                if res is _HOLD:
+                    break
+                if res is None:
+                    out.append("<")
+                    self._line += "<"
+                    i += 1
+                    continue
+                kind, name, attrs, self_closing, end = res  # type: ignore[misc]
+                at_start = self._line.strip() == ""
+                i = end
+                if kind == "close":  # a stray closing tag: never meant for the reader
+                    self._eat_newline = at_start
+                    continue
+                self._tag = Tag(name=name, attrs=attrs)
+                self._tag_body = []
+                self._tag_at_line_start = at_start
+                if self_closing:
+                    tags.append(self._finish_tag(complete=True))
+                    self._eat_newline = at_start
+                else:
+                    self._mode = "tag"
+                continue
+            m = _SPECIAL_RE.search(buf, i + 1)
+            j = m.start() if m else n
+            out.append(buf[i:j])
+            self._line += buf[i:j]
+            i = j
+        self._buf = buf[i:]
+        return "".join(out), tags
+
+
+def _could_close(s: str, name: str) -> bool:
+    """Could ``s`` (starting with '<') grow into ``</name>``?"""
+    if len(s) > 64:
+        return False
+    rest = s[1:]
+    if rest == "":
+        return True
+    if rest[0] != "/":
+        return False
+    rest = rest[1:].lstrip()
+    if len(rest) <= len(name):
+        return name.startswith(rest.lower())
+    if not rest.lower().startswith(name):
+        return False
+    return rest[len(name) :].strip() == ""
+
+
+def _scan_tag(buf: str, i: int, final: bool):
+    """Decide what the '<' at ``buf[i]`` starts.
+
+    Returns None (plain text), _HOLD (need more characters), or
+    ``(kind, name, attrs, self_closing, end)`` with kind "open" or "close".
+    """
+    n = len(buf)
+    j = i + 1
+    if j < n and buf[j] == "/":
+        m = _CLOSE_ANY_RE.match(buf, i)
+        if m:
+            return ("close", m.group(1).lower(), {}, False, m.end())
+        if not final and _could_close_any(buf[i:]):
+            return _HOLD
+        return None
+    if j >= n:
+        return None if final else _HOLD
+    name = None
+    for cand in TAG_NAMES:
+        seg = buf[j : j + len(cand)].lower()
+        if seg == cand:
+            name = cand
+            break
+        if j + len(seg) == n and cand.startswith(seg):
+            return None if final else _HOLD
+    if name is None:
+        return None
+    k = j + len(name)
+    if k >= n:
+        return None if final else _HOLD
+    if not (buf[k].isspace() or buf[k] in ">/"):
+        return None  # <feedbackform>, <stated>: not ours
+    quote = None
+    end = None
+    while k < n and k - i <= MAX_OPEN_TAG:
+        c = buf[k]
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == ">":
+            end = k
+            break
+        elif c == "<":
+            return None
+        k += 1
+    if end is None:
+        if k - i > MAX_OPEN_TAG or final:
+            return None
+        return _HOLD
+    inner = buf[j + len(name) : end]
+    if not _ATTRS_RE.fullmatch(inner):
+        return None
+    attrs = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _ATTR_RE.finditer(inner)}
+    self_closing = inner.rstrip().endswith("/")
+    return ("open", name, attrs, self_closing, end + 1)
+
+
+def _could_close_any(s: str) -> bool:
+    return any(_could_close(s, name) for name in TAG_NAMES)
