@@ -1,0 +1,65 @@
+"""``tutor compile NOTES... -o explainers/NAME.md``: parse arguments, delegate to tutor.compile."""
+
+from __future__ import annotations
+
+import click
+
+try:  # C's shared --db option; a local equivalent until it lands
+    from tutor.commands._options import db_option
+except ImportError:  # pragma: no cover - only before the store module exists
+    db_option = click.option(
+        "--db", "db", metavar="PATH", default=None, help="Session database (default: see `tutor where`)."
+    )
+
+
+@click.command("compile")
+@click.argument("notes", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, metavar="FILE", help="Where to write the explainer (e.g. explainers/NAME.md).")
+@click.option("--offline", is_flag=True, help="No Claude: build a valid skeleton from the notes' headings and paragraphs.")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--no-questions", is_flag=True, help="Do not ask clarifying questions; write straight from the notes.")
+@click.option("--resume", "resume", is_flag=True, help="Continue an interrupted compile for the same output file.")
+@click.option("--max-questions", type=click.IntRange(0, 20), default=6, show_default=True, help="Ask at most this many questions.")
+@click.option("--title", default=None, help="Explainer title (default: the notes' first heading).")
+@click.option("--author", default="", help="Author name for the front matter.")
+@click.option("--model", default=None, metavar="MODEL", help="Claude model (default: TUTOR_MODEL, then a current Sonnet).")
+@db_option
+def compile_cmd(
+    notes: tuple[str, ...],
+    output: str,
+    offline: bool,
+    force: bool,
+    no_questions: bool,
+    resume: bool,
+    max_questions: int,
+    title: str | None,
+    author: str,
+    model: str | None,
+    db: str | None,
+) -> None:
+    """Turn rough notes (Markdown or text files, or folders of them) into an explainer.
+
+    \b
+    With a key, Claude drafts an outline, asks you about the gaps one question at a time
+    (answer, press Enter to skip, or type `stop`), then writes the explainer in format v1.
+    Without one, use --offline for a skeleton you fill in yourself.
+    """
+    from tutor import compile as comp
+
+    if offline:
+        out, exp = comp.compile_offline(list(notes), output, force=force, title=title, author=author)
+        n = len(exp.concepts)
+        click.echo(f"wrote {out}: {n} concept{'s' if n != 1 else ''} (skeleton with DRAFT markers; `tutor check {out}` passes)")
+        return
+    comp.compile_with_claude(
+        list(notes),
+        output,
+        force=force,
+        questions=not no_questions,
+        max_questions=max_questions,
+        resume=resume,
+        title=title,
+        author=author,
+        model=model,
+        db=db,
+    )
