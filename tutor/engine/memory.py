@@ -1,0 +1,122 @@
+"""Memory: the full LOG stays in the store; requests carry a SUMMARY plus recent turns.
+
+Why: resending a whole long session every turn grows the request without bound and
+eventually passes the context window. When the verbatim history after the latest
+summary would pass a token budget, the older turns (all but the last ``keep_recent``)
+are folded, together with the previous summary, into a new summary by one model call,
+and saved with ``store.save_summary(sid, upto_seq, text)``. A request then carries
+rules + explainer + summary + reader model + the turns after ``upto_seq``, so its size
+stays bounded however long the session runs. Nothing is deleted: the log, the older
+summaries and the transcript export keep everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tutor.engine.prompt import Turn, concept_list
+from tutor.explainer import Explainer
+
+INTERRUPTED = " [this reply was interrupted]"
+SUMMARY_MAX_TOKENS = 700
+
+SUMMARY_RULES = """\
+You keep the notes of a tutoring session so the tutor can continue it later without the \
+full transcript. Write a compact summary in plain text, at most 250 words, with exactly \
+these four headings:
+Covered: the concepts discussed so far (by id), in order, and how far each got.
+What the reader knows: what they said they know or showed they understood, with brief evidence.
+Struggled with: wrong answers, confusions and misconceptions, by concept id.
+Open questions: questions the reader asked that are not yet answered, and what the tutor \
+was about to do next.
+Fold the previous summary in; keep facts, drop pleasantries. Do not use XML tags."""
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters per token: close enough to budget, and needs no tokenizer."""
+    return len(text) // 4 + 1
+
+
+def _turn_from_row(row: Any) -> Turn | None:
+    if row.role not in ("reader", "tutor"):
+        return None
+    text = (row.raw if row.role == "tutor" and row.raw else row.text) or ""
+    if not text.strip():
+        return None
+    if row.role == "tutor" and not row.complete:
+        text += INTERRUPTED
+    return Turn(role=row.role, text=text)
+
+
+def _history_rows(store: Any, session_id: str) -> tuple[str | None, list[tuple[int, Turn]]]:
+    summary = store.latest_summary(session_id)
+    after = summary.upto_seq if summary else 0
+    rows: list[tuple[int, Turn]] = []
+    for row in store.messages(session_id, after_seq=after):
+        turn = _turn_from_row(row)
+        if turn is not None:
+            rows.append((row.seq, turn))
+    return (summary.text if summary else None), rows
+
+
+def recent_history(store: Any, session_id: str) -> tuple[str | None, list[Turn]]:
+    """(latest summary text or None, the turns after it, oldest first)."""
+    summary, rows = _history_rows(store, session_id)
+    return summary, [t for _, t in rows]
+
+
+def history_tokens(turns: list[Turn]) -> int:
+    return sum(approx_tokens(t.text) for t in turns)
+
+
+def transcript(turns: list[Turn]) -> str:
+    return "\n\n".join(f"{'Reader' if t.role == 'reader' else 'Tutor'}: {t.text}" for t in turns)
+
+
+def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn]) -> tuple[list[dict], list[dict]]:
+    """The summarisation call: the concept list, the previous summary and the turns to fold."""
+    system = [{"type": "text", "text": SUMMARY_RULES}]
+    parts = [f"Explainer: {explainer.title}\nConcepts (id: title):\n{concept_list(explainer)}"]
+    parts.append("Previous summary:\n" + (previous.strip() if previous else "(none: this is the start of the session)"))
+    parts.append("Transcript to fold in (tutor text may contain <state>/<feedback> tags; they record "
+                 "reader-model changes and notes for the author):\n<transcript>\n" + transcript(turns) + "\n</transcript>")
+    parts.append("Write the new summary now.")
+    return system, [{"role": "user", "content": [{"type": "text", "text": "\n\n".join(parts)}]}]
+
+
+async def maybe_compact(
+    store: Any,
+    session_id: str,
+    backend: Any,
+    explainer: Explainer,
+    *,
+    budget_tokens: int = 6000,
+    keep_recent: int = 6,
+) -> bool:
+    """Fold older turns into a new summary when the verbatim history passes the budget.
+
+    Returns True when a summary was saved. Raises the backend's BackendError if the
+    summarisation call fails; nothing is lost then (the log is intact, the next turn
+    simply carries the longer history and tries again).
+    """
+    previous, rows = _history_rows(store, session_id)
+    if len(rows) <= keep_recent or history_tokens([t for _, t in rows]) <= budget_tokens:
+        return False
+    fold = rows[: len(rows) - keep_recent] if keep_recent > 0 else rows
+    upto_seq = fold[-1][0]
+    system, messages = summary_request(explainer, previous, [t for _, t in fold])
+    result = await backend.stream(system=system, messages=messages, max_tokens=SUMMARY_MAX_TOKENS, on_text=None)
+    text = result.text.strip()
+    if not text:
+        return False
+    if hasattr(store, "add_usage"):
+        store.add_usage(
+            session_id,
+            result.input_tokens,
+            result.output_tokens,
+            result.cache_creation_input_tokens,
+            result.cache_read_input_tokens,
+            result.cost_usd,
+        )
+    store.save_summary(session_id, upto_seq, text)
+    return True
