@@ -1,0 +1,266 @@
+"""`tutor sessions`, `tutor sessions rm`, `tutor search`, `tutor export`, `tutor where`.
+
+Only argument parsing and printing: the work is in tutor.store and tutor.export. Titles,
+snippets and transcripts are untrusted text, so they go out through click.echo as plain
+strings with control characters made visible -- never through a markup renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from tutor.commands._options import db_option
+from tutor.errors import TutorError
+from tutor.paths import db_location
+
+
+def _open_store(db: str | None, *, create: bool = False):
+    """The store, or None when no database exists yet (read-only commands create nothing)."""
+    from tutor.store import Store
+
+    path = db_location(db).path
+    if not create and not path.exists():
+        return None
+    return Store.open(path, create=create)
+
+
+def _local(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _fit(text: str, width: int) -> str:
+    from tutor.export import clean_text
+
+    text = " ".join(clean_text(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _squash(text: str) -> str:
+    """One line, control characters visible, runs of whitespace as one space."""
+    from tutor.export import clean_text
+
+    return re.sub(r"\s+", " ", clean_text(text))
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        out = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        return "  ".join(out).rstrip()
+
+    return [line(headers)] + [line(r) for r in rows]
+
+
+def _file_hash(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+# -- tutor sessions ------------------------------------------------------------------------
+
+
+@click.group("sessions", invoke_without_command=True)
+@click.option("--explainer", "explainer", metavar="FILE", help="Only sessions of this explainer file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per session).")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="How many to show.")
+@click.option("--all", "show_all", is_flag=True, help="Show every session.")
+@db_option
+@click.pass_context
+def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: int, show_all: bool, db: str | None) -> None:
+    """List reader sessions, most recently active first.
+
+    \b
+    tutor sessions                      the 50 most recent
+    tutor sessions --explainer FILE     sessions of one explainer
+    tutor sessions rm ID...             remove sessions (IDs may be unique prefixes)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    store = _open_store(db)
+    if store is None:
+        if as_json:
+            click.echo("[]")
+        else:
+            click.echo(f"No sessions yet (database: {db_location(db).path}).")
+        return
+    with store:
+        filt = {}
+        if explainer:
+            filt = {"explainer_path": explainer, "explainer_hash": _file_hash(explainer)}
+        rows = store.list_sessions(**filt, limit=None if show_all else limit)
+        total = store.count_sessions(**filt) if not show_all and len(rows) == limit else len(rows)
+    if as_json:
+        out = []
+        for r in rows:
+            d = r.model_dump()
+            d["total_tokens"] = r.total_tokens
+            out.append(d)
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        what = f" for {explainer}" if explainer else ""
+        click.echo(f"No sessions{what}.")
+        return
+    table = [
+        [
+            r.id[:8],
+            _fit(r.explainer_title or Path(r.explainer_path).name, 40),
+            _local(r.started),
+            _local(r.updated),
+            str(r.turn_count),
+            _fit(r.mode, 28),
+            f"${r.cost_usd:.4f}" if r.cost_usd else "-",
+            "" if r.status == "active" else r.status,
+        ]
+        for r in rows
+    ]
+    for line in _table(["ID", "EXPLAINER", "STARTED", "LAST ACTIVE", "TURNS", "MODE", "COST", ""], table, {4, 6}):
+        click.echo(line)
+    if total > len(rows):
+        click.echo(f"({len(rows)} of {total} sessions; --all or --limit N shows more)", err=True)
+
+
+@sessions.command("rm")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
+    """Remove sessions (with their messages, reader model and feedback)."""
+    store = _open_store(db)
+    if store is None:
+        raise TutorError(f"no sessions yet (database: {db_location(db).path})")
+    with store:
+        full = [store.resolve_session_id(i) for i in ids]  # all or nothing: check every id first
+        full = list(dict.fromkeys(full))
+        rows = [store.get_session(i) for i in full]
+        if not yes:
+            for r in rows:
+                title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
+                click.echo(f"  {r.id[:8]}  {title}  ({r.turn_count} turns, last active {_local(r.updated)})")
+            noun = "session" if len(rows) == 1 else "sessions"
+            if not click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False):
+                click.echo("Nothing removed.")
+                return
+        n = store.delete_sessions(full)
+    click.echo(f"Removed {n} session{'s' if n != 1 else ''}.")
+
+
+# -- tutor search --------------------------------------------------------------------------
+
+
+@click.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+def search(query: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:
+    """Search all transcripts for words (all must occur; end a word with * for a prefix)."""
+    from tutor.export import clean_text
+    from tutor.store import SNIPPET_END, SNIPPET_START
+
+    text = " ".join(query)
+    store = _open_store(db)
+    hits = []
+    if store is not None:
+        with store:
+            hits = store.search(text, limit=limit)
+    if as_json:
+        out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo(f"No messages match {text!r}.")
+        return
+    for h in hits:
+        title = _fit(h.explainer_title, 40)
+        click.echo(f"{h.session_id[:8]}  {title}  #{h.seq} {h.role}  {_local(h.created)}")
+        out = []
+        for i, part in enumerate(h.snippet.split(SNIPPET_START)):
+            hit, _, rest = part.partition(SNIPPET_END) if i else ("", "", part)
+            if hit:
+                out.append(click.style(_squash(hit), bold=True))
+            out.append(_squash(rest))
+        snippet = "".join(out)
+        click.echo(f"    {snippet}")
+
+
+# -- tutor export --------------------------------------------------------------------------
+
+
+@click.command("export")
+@click.argument("session_id", required=False)
+@click.option("--last", is_flag=True, help="Export the most recently active session.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["md", "json", "html"]), default=None,
+              help="Output format (default: from the -o extension, else md).")
+@click.option("--output", "-o", "output", metavar="FILE", help="Write here ('-' for stdout).")
+@click.option("--include-feedback", is_flag=True, help="Include feedback for the author (left out by default).")
+@db_option
+def export(session_id: str | None, last: bool, fmt: str | None, output: str | None,
+           include_feedback: bool, db: str | None) -> None:
+    """Export a session transcript as Markdown, JSON or a self-contained HTML page.
+
+    SESSION_ID may be a unique prefix, as shown by `tutor sessions`.
+    """
+    from tutor.export import default_filename, export_session
+
+    if bool(session_id) == bool(last):
+        raise TutorError("give a session id or --last (not both)", hint="List sessions with `tutor sessions`.")
+    if fmt is None:
+        ext = Path(output).suffix.lower().lstrip(".") if output and output != "-" else ""
+        fmt = {"md": "md", "markdown": "md", "json": "json", "html": "html", "htm": "html"}.get(ext, "md")
+    store = _open_store(db)
+    if store is None:
+        raise TutorError(f"no sessions yet (database: {db_location(db).path})")
+    with store:
+        if last:
+            row = store.latest_session()
+            if row is None:
+                raise TutorError("no sessions yet", hint="Start one with `tutor open FILE`.")
+            sid = row.id
+        else:
+            sid = store.resolve_session_id(session_id or "")
+            row = store.get_session(sid)
+        text = export_session(store, sid, fmt, include_feedback=include_feedback)
+    if output == "-" or (output is None and fmt != "html"):
+        click.echo(text, nl=False)
+        return
+    target = Path(output) if output else Path(default_filename(row, fmt))
+    try:
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as e:
+        raise TutorError(f"{target}: cannot write ({e.strerror or e})") from None
+    click.echo(f"Wrote {target}", err=output is not None)
+
+
+# -- tutor where ---------------------------------------------------------------------------
+
+
+@click.command("where")
+@db_option
+def where(db: str | None) -> None:
+    """Print the session database in use, and which rule chose it."""
+    loc = db_location(db)
+    click.echo(str(loc.path))
+    click.echo(f"  chosen because: {loc.reason}")
+    if loc.path.exists():
+        from tutor.store import Store
+
+        with Store.open(loc.path, create=False) as store:
+            n = store.count_sessions()
+            click.echo(f"  {n} session{'s' if n != 1 else ''}, schema version {store.schema_version}")
+    else:
+        click.echo("  (not created yet: it is made when you first open an explainer)")

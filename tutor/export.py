@@ -1,0 +1,307 @@
+"""Transcript export: Markdown to read, JSON with everything, a self-contained HTML page.
+
+Every format starts from ``Store.session_dump`` (the JSON shape, documented in
+docs/database.md), so the three never disagree about what a session holds. Text from the
+reader or the model is untrusted: in HTML every piece is escaped (tutor replies go through
+markdown-it with raw HTML off), the page carries a Content-Security-Policy that forbids
+scripts and remote loads, and no format passes terminal control characters through.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from tutor.errors import TutorError
+from tutor.store import (
+    TRANSCRIPT_FORMAT,
+    TRANSCRIPT_VERSION,
+    ConceptStateRow,
+    ExplainerRow,
+    FeedbackRow,
+    MessageRow,
+    SessionRow,
+    Store,
+    SummaryRow,
+)
+
+Format = Literal["md", "json", "html"]
+FORMATS: tuple[str, ...] = ("md", "json", "html")
+
+_FEEDBACK_TAG = re.compile(r"<feedback\b[^>]*>.*?</feedback\s*>", re.DOTALL | re.IGNORECASE)
+# C0 controls except tab/newline, DEL, C1 controls: ESC sequences, bells, cursor moves.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Transcript(BaseModel):
+    """A JSON export read back (``load_json_export``)."""
+
+    format: Literal["tutor-transcript"]
+    version: int
+    exported_at: str
+    include_feedback: bool = True
+    session: SessionRow
+    explainer: ExplainerRow | None = None
+    messages: list[MessageRow]
+    concept_states: list[ConceptStateRow]
+    feedback: list[FeedbackRow] = []
+    summaries: list[SummaryRow] = []
+
+
+def clean_text(text: str) -> str:
+    """Make untrusted text safe for a terminal or a text file: control characters
+    (escape sequences, bells, carriage returns) become visible ``\\xNN`` instead."""
+    text = text.replace("\r\n", "\n")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def strip_feedback(raw: str | None) -> str | None:
+    """Remove ``<feedback>...</feedback>`` elements from raw model text."""
+    if raw is None:
+        return None
+    return _FEEDBACK_TAG.sub("", raw)
+
+
+def transcript_data(store: Store, session_id: str, *, include_feedback: bool = False) -> dict[str, Any]:
+    """The export dict: the full dump, minus feedback (rows and tags) unless asked for."""
+    data = copy.deepcopy(store.session_dump(session_id))
+    data["include_feedback"] = include_feedback
+    if not include_feedback:
+        data["feedback"] = []
+        for m in data["messages"]:
+            m["raw"] = strip_feedback(m["raw"])
+    return data
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def load_json_export(path: str | Path) -> Transcript:
+    """Read a JSON transcript back, checking it is one (and one we understand)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise TutorError(f"{p}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        line = getattr(e, "lineno", None)
+        where = f"{p}:{line}" if line else str(p)
+        raise TutorError(f"{where}: not a JSON transcript ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != TRANSCRIPT_FORMAT:
+        raise TutorError(f"{p}: not a tutor transcript (no \"format\": \"{TRANSCRIPT_FORMAT}\")")
+    if not isinstance(data.get("version"), int) or data["version"] > TRANSCRIPT_VERSION:
+        raise TutorError(
+            f"{p}: transcript version {data.get('version')!r} is newer than this tutor understands",
+            hint="Upgrade tutor to read it.",
+        )
+    try:
+        return Transcript.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise TutorError(f"{p}: bad transcript field {loc}: {first['msg']}") from None
+
+
+# -- helpers shared by md and html -------------------------------------------------------
+
+
+def _when(iso: str) -> str:
+    """A stored UTC timestamp shown in local time, to the minute."""
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _cost(usd: float) -> str:
+    return f"${usd:.4f}" if usd else "$0"
+
+
+def _title(data: dict[str, Any]) -> str:
+    s = data["session"]
+    return s.get("explainer_title") or Path(s.get("explainer_path", "")).name or "session"
+
+
+def _concept_titles(data: dict[str, Any]) -> dict[str, str]:
+    explainer = data.get("explainer") or {}
+    return {c.get("id", ""): c.get("title", "") for c in explainer.get("concepts", [])}
+
+
+_ROLE_LABEL = {"reader": "Reader", "tutor": "Tutor", "system": "Note"}
+
+
+# -- Markdown ------------------------------------------------------------------------------
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    s = data["session"]
+    titles = _concept_titles(data)
+    out: list[str] = [f"# {clean_text(_title(data))}", ""]
+    out += [
+        f"- Session: `{s['id']}` ({s['mode']}, {s['status']})",
+        f"- Explainer: `{clean_text(s['explainer_path'])}`",
+        f"- Started {_when(s['started'])}, last active {_when(s['updated'])}",
+        f"- {s['turn_count']} reader turns, {s['message_count']} messages, "
+        f"{s['input_tokens'] + s['output_tokens'] + s['cache_write_tokens'] + s['cache_read_tokens']} tokens, "
+        f"cost {_cost(s['cost_usd'])}",
+        "",
+    ]
+    for m in data["messages"]:
+        label = _ROLE_LABEL.get(m["role"], m["role"])
+        out.append(f"## {label} · {_when(m['created'])}")
+        out.append("")
+        text = clean_text(m["text"]).rstrip()
+        if m["role"] == "reader":
+            out += [("> " + line) if line else ">" for line in (text or "(empty)").split("\n")]
+        else:
+            out.append(text or "_(no text)_")
+        if not m["complete"]:
+            out += ["", "_(This reply was interrupted and is incomplete.)_"]
+        out.append("")
+    if data["concept_states"]:
+        out += ["## Where the reader got to", "", "| Concept | State | Evidence |", "|---|---|---|"]
+        for st in data["concept_states"]:
+            name = titles.get(st["concept_id"]) or st["concept_id"]
+            cells = [clean_text(x).replace("|", "\\|").replace("\n", " ") for x in (name, st["state"], st["evidence"])]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if data.get("include_feedback") and data["feedback"]:
+        out += ["## Feedback for the author", ""]
+        for f in data["feedback"]:
+            about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
+            body = clean_text(f["text"]).replace("\n", "\n  ")
+            out.append(f"- ({f['source']}{clean_text(about)}) {body}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# -- HTML ----------------------------------------------------------------------------------
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+_CSS = """
+:root { color-scheme: light dark; --bg: #fbfaf7; --fg: #1f2328; --muted: #656d76;
+  --reader: #e8f0fe; --tutor: #ffffff; --border: #d0d7de; --accent: #0b6bcb; }
+@media (prefers-color-scheme: dark) { :root { --bg: #0d1117; --fg: #e6edf3; --muted: #8d96a0;
+  --reader: #15243b; --tutor: #161b22; --border: #30363d; --accent: #58a6ff; } }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+  font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; }
+main { max-width: 46rem; margin: 0 auto; padding: 2rem 1rem 4rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
+.meta { color: var(--muted); font-size: .9rem; margin: 0 0 2rem; }
+.meta code { font-size: .85rem; }
+.msg { border: 1px solid var(--border); border-radius: 10px; padding: .75rem 1rem; margin: 1rem 0; }
+.msg.reader { background: var(--reader); margin-left: 3rem; }
+.msg.tutor { background: var(--tutor); margin-right: 3rem; }
+.msg.system { background: transparent; border-style: dashed; color: var(--muted); }
+.who { font-size: .8rem; color: var(--muted); margin-bottom: .35rem; }
+.who b { color: var(--fg); }
+.plain { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; }
+.body > :first-child { margin-top: 0; } .body > :last-child { margin-bottom: 0; }
+pre { overflow-x: auto; background: rgba(127,127,127,.12); padding: .6rem; border-radius: 6px; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.incomplete { color: #b35900; font-size: .85rem; margin-top: .5rem; }
+table { border-collapse: collapse; width: 100%; font-size: .95rem; }
+th, td { border-bottom: 1px solid var(--border); padding: .35rem .5rem; text-align: left; vertical-align: top; }
+.state { font-weight: 600; }
+h2 { font-size: 1.15rem; margin-top: 2.5rem; }
+a { color: var(--accent); }
+"""
+
+
+def _markdown_html(text: str) -> str:
+    """Tutor replies are Markdown: render it with raw HTML off, so any tag in the text is
+    shown as text. Images are off too (they could only be remote loads)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).disable("image")
+    return md.render(clean_text(text))
+
+
+def to_html(data: dict[str, Any]) -> str:
+    e = html.escape
+    s = data["session"]
+    titles = _concept_titles(data)
+    title = clean_text(_title(data))
+    tokens = s["input_tokens"] + s["output_tokens"] + s["cache_write_tokens"] + s["cache_read_tokens"]
+    parts: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="referrer" content="no-referrer">',
+        f"<title>{e(title)} - tutor transcript</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body><main>",
+        f"<h1>{e(title)}</h1>",
+        '<p class="meta">',
+        f"Session <code>{e(s['id'])}</code> · {e(s['mode'])} · {e(s['status'])}<br>",
+        f"Explainer <code>{e(clean_text(s['explainer_path']))}</code><br>",
+        f"Started {e(_when(s['started']))} · last active {e(_when(s['updated']))} · "
+        f"{int(s['turn_count'])} reader turns · {tokens} tokens · {e(_cost(s['cost_usd']))}",
+        "</p>",
+    ]
+    for m in data["messages"]:
+        role = m["role"] if m["role"] in _ROLE_LABEL else "system"
+        label = _ROLE_LABEL.get(m["role"], m["role"])
+        parts.append(f'<section class="msg {role}">')
+        parts.append(f'<div class="who"><b>{e(label)}</b> · {e(_when(m["created"]))}</div>')
+        if role == "tutor":
+            parts.append(f'<div class="body">{_markdown_html(m["text"])}</div>')
+        else:
+            parts.append(f'<p class="plain">{e(clean_text(m["text"]))}</p>')
+        if not m["complete"]:
+            parts.append('<div class="incomplete">This reply was interrupted and is incomplete.</div>')
+        parts.append("</section>")
+    if data["concept_states"]:
+        parts += ["<h2>Where the reader got to</h2>", "<table>", "<tr><th>Concept</th><th>State</th><th>Evidence</th></tr>"]
+        for st in data["concept_states"]:
+            name = titles.get(st["concept_id"]) or st["concept_id"]
+            parts.append(
+                f"<tr><td>{e(clean_text(name))}</td><td class=\"state\">{e(clean_text(st['state']))}</td>"
+                f"<td>{e(clean_text(st['evidence']))}</td></tr>"
+            )
+        parts.append("</table>")
+    if data.get("include_feedback") and data["feedback"]:
+        parts += ["<h2>Feedback for the author</h2>", "<ul>"]
+        for f in data["feedback"]:
+            about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
+            parts.append(
+                f"<li><b>{e(f['source'])}{e(clean_text(about))}</b>: "
+                f'<span class="plain">{e(clean_text(f["text"]))}</span></li>'
+            )
+        parts.append("</ul>")
+    parts += ["</main></body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def render(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "html":
+        return to_html(data)
+    if fmt == "md":
+        return to_markdown(data)
+    raise TutorError(f"unknown export format {fmt!r}", hint=f"Use one of: {', '.join(FORMATS)}.")
+
+
+def export_session(store: Store, session_id: str, fmt: str = "md", *, include_feedback: bool = False) -> str:
+    return render(transcript_data(store, session_id, include_feedback=include_feedback), fmt)
+
+
+def default_filename(session: SessionRow, fmt: str) -> str:
+    """``tutor-<title-slug>-<id8>.<ext>``: readable, and unique per session."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (session.explainer_title or "session").lower()).strip("-")[:40] or "session"
+    return f"tutor-{slug}-{session.id[:8]}.{fmt}"
