@@ -1,0 +1,103 @@
+"""Plain helpers behind the app's commands: history windows, export, clipboard.
+
+Kept apart from the widgets so each is small and testable; nothing here draws.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tutor.app.sanitize import one_line
+
+
+def session_usage(session: Any) -> tuple[int, float]:
+    """Tokens and cost so far, for the header (0 for a new or offline session)."""
+    try:
+        row = session.store.get_session(session.id)
+    except Exception:  # noqa: BLE001 - the header is decoration; never fail opening over it
+        return 0, 0.0
+    return int(row.total_tokens), float(row.cost_usd)
+
+
+def recent_messages(session: Any, window: int) -> list[Any]:
+    """The newest ``window`` stored messages, oldest first (seq is 1.. per session)."""
+    count = session.store.message_count(session.id)
+    return session.store.messages(session.id, after_seq=max(0, count - window))
+
+
+def first_seq(session: Any) -> int:
+    rows = session.store.messages(session.id, after_seq=0, limit=1)
+    return rows[0].seq if rows else 1
+
+
+def messages_before(session: Any, seq: int, page: int) -> list[Any]:
+    """Up to ``page`` messages just before ``seq``, oldest first."""
+    start = max(0, seq - 1 - page)
+    return session.store.messages(session.id, after_seq=start, limit=max(0, seq - 1 - start))
+
+
+def row_widget(row: Any) -> Any:
+    """The widget for a stored message (imported lazily: this module has no textual import)."""
+    from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+
+    if row.role == "reader":
+        return ReaderMessage(row.text, seq=row.seq)
+    if row.role == "tutor":
+        if not row.text:
+            return None
+        widget = TutorMessage(row.text, seq=row.seq)
+        if not row.complete:
+            widget.add_class("incomplete")
+        return widget
+    return NoteMessage(row.text, seq=row.seq)
+
+
+def export_dir(session: Any) -> Path:
+    """Exports go next to the database, in ``exports/`` (the data home the reader chose)."""
+    base = Path(getattr(session.store, "path", "") or ".").expanduser()
+    return (base.parent if base.suffix else base) / "exports"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "transcript"
+
+
+def export_transcript(session: Any, fmt: str) -> Path:
+    """Write the transcript as md/html/json via ``tutor.export`` and return the file path."""
+    from tutor import export
+
+    text = export.render(session.store, session.id, fmt)
+    folder = export_dir(session)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_slug(session.explainer.title)}-{session.id[:8]}.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def copy_text(app: Any, text: str) -> str | None:
+    """Copy via OSC 52 (works over SSH) and, when available, pyperclip too.
+
+    Returns how it was copied ("terminal", "system clipboard", or both), or None when
+    nothing could take it.
+    """
+    ways: list[str] = []
+    try:
+        app.copy_to_clipboard(text)
+        if getattr(app, "_driver", None) is not None:
+            ways.append("terminal")
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import pyperclip  # optional
+
+        pyperclip.copy(text)
+        ways.append("system clipboard")
+    except Exception:  # noqa: BLE001 - missing module or no clipboard mechanism
+        pass
+    return " and ".join(ways) or None
+
+
+def describe(text: str) -> str:
+    return one_line(text, 120)

@@ -1,0 +1,444 @@
+"""The Textual reader app: ``TutorApp`` drives a ``TutorSession``.
+
+Why it is built this way:
+- One worker runs one engine turn at a time (``group="turn"``, exclusive). Esc cancels
+  that worker; the engine sees the cancellation inside its generator and stores the
+  partial reply with ``complete=False``. Typing stays live because the engine and the
+  app share one event loop and streaming appends are batched by ``MarkdownStream``.
+- Only the last ``WINDOW`` messages are mounted; earlier ones are mounted in pages when
+  the reader scrolls to the top, so a 1,000-message session opens as fast as a new one.
+- Untrusted text is always cleaned (``sanitize.clean``) and shown through ``Content``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, OptionList, Static
+from textual.worker import Worker, WorkerState
+
+from tutor.app import actions
+from tutor.app.sanitize import clean, one_line
+from tutor.app.screens import ChoiceScreen, FeedbackScreen
+from tutor.app.widgets import (
+    STATE_LOOK,
+    ChatInput,
+    DialoguePane,
+    HeaderBar,
+    NoteMessage,
+    Outline,
+    ReaderMessage,
+    TutorMessage,
+    safe_parser,
+)
+from tutor.engine.events import (
+    ErrorEvent,
+    FeedbackCaptured,
+    StateChanged,
+    TextDelta,
+    TurnFinished,
+    Usage,
+)
+
+WINDOW = 50  # messages mounted at open; more are mounted on scroll-up, PAGE at a time
+PAGE = 30
+THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
+
+RETRY_HINT = "Press Ctrl+R to retry."
+
+
+class SectionView(VerticalScroll):
+    """The current concept's section from the explainer, beside the dialogue."""
+
+    DEFAULT_CSS = """
+    SectionView {
+        display: none;
+        width: 2fr;
+        max-width: 80;
+        border-left: vkey $panel-lighten-2;
+        background: $surface;
+        padding: 0 1;
+    }
+    SectionView.-visible { display: block; }
+    SectionView > #section-title { text-style: bold; color: $accent; margin: 1 0 0 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="section-title", markup=False)
+        yield Markdown(None, id="section-body", parser_factory=safe_parser, open_links=False)
+
+
+class TutorApp(App[None]):
+    """The reader app. ``session`` is a ``tutor.engine.session.TutorSession``."""
+
+    TITLE = "tutor"
+    CSS = """
+    Screen { layout: vertical; }
+    #main { height: 1fr; }
+    #conversation { width: 3fr; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "Stop reply", show=False),
+        Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+n", "skip", "Skip"),
+        Binding("ctrl+g", "explain_again", "Again"),
+        Binding("ctrl+o", "toggle_section", "Section"),
+        Binding("ctrl+f", "feedback", "Note to author"),
+        Binding("ctrl+s", "export", "Export"),
+        Binding("ctrl+l", "copy_last", "Copy reply", show=False),
+        Binding("ctrl+t", "next_theme", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, session: Any, notices: Iterable[str] = (), *, window: int = WINDOW) -> None:
+        super().__init__()
+        self.session = session
+        self.notices = list(notices)
+        self.window = window
+        self.explainer = session.explainer
+        self.turn_worker: Worker | None = None
+        self.failed_text: str | None = None  # reader text whose reply failed (for Enter/Ctrl+R)
+        self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
+        self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
+        self._closed = False
+        self.title = one_line(self.explainer.title, 80)
+        self.sub_title = session.mode
+
+    # ----------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(self.explainer.title, self.session.mode)
+        with Horizontal(id="main"):
+            yield Outline([(c.id, c.title) for c in self.explainer.concepts])
+            with Vertical(id="conversation"):
+                yield DialoguePane()
+                yield ChatInput()
+            yield SectionView(id="section")
+        yield Footer(compact=True)
+
+    @property
+    def pane(self) -> DialoguePane:
+        return self.query_one(DialoguePane)
+
+    @property
+    def outline(self) -> Outline:
+        return self.query_one(Outline)
+
+    @property
+    def input(self) -> ChatInput:
+        return self.query_one(ChatInput)
+
+    @property
+    def header_bar(self) -> HeaderBar:
+        return self.query_one(HeaderBar)
+
+    @property
+    def busy(self) -> bool:
+        return self.turn_worker is not None and self.turn_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    async def on_mount(self) -> None:
+        self.pane.anchor()
+        self.refresh_outline()
+        tokens, cost = actions.session_usage(self.session)
+        self.header_bar.set_usage(tokens, cost)
+        for note in self.notices:
+            self.notify(one_line(note, 300), markup=False)
+        if self.session.resumed:
+            await self.load_history()
+            self.notify("Resumed your last session on this file. Use --new to start afresh.", title="Welcome back", markup=False)
+            if self.session.explainer_changed:
+                self.notify(
+                    "The explainer changed since this session began; the tutor goes on with the new text.",
+                    title="File changed",
+                    severity="warning",
+                    markup=False,
+                    timeout=10,
+                )
+        self.input.focus()
+        self.run_turn(lambda: self.session.start())
+
+    # -------------------------------------------------------------- history
+    async def load_history(self) -> None:
+        rows = actions.recent_messages(self.session, self.window)
+        widgets = [actions.row_widget(r) for r in rows]
+        widgets = [w for w in widgets if w is not None]
+        if rows:
+            self.oldest_seq = rows[0].seq
+            self.pane.has_earlier = rows[0].seq > actions.first_seq(self.session)
+        for row in reversed(rows):
+            if row.role == "tutor" and row.complete:
+                self.last_reply = row.text
+                break
+        if widgets:
+            await self.pane.mount_all(widgets)
+        self.pane.scroll_end(animate=False, immediate=True)
+
+    @on(DialoguePane.NeedEarlier)
+    async def load_earlier(self) -> None:
+        pane = self.pane
+        if not pane.has_earlier or self.oldest_seq is None:
+            return
+        rows = actions.messages_before(self.session, self.oldest_seq, PAGE)
+        if not rows:
+            pane.has_earlier = False
+            return
+        self.oldest_seq = rows[0].seq
+        pane.has_earlier = rows[0].seq > actions.first_seq(self.session)
+        widgets = [w for w in (actions.row_widget(r) for r in rows) if w is not None]
+        first = pane.children[0] if pane.children else None
+        before_height = pane.virtual_size.height
+        await pane.mount_all(widgets, before=first) if first is not None else await pane.mount_all(widgets)
+        # Keep the message the reader was looking at in place.
+        def keep_place() -> None:
+            pane.scroll_to(y=pane.virtual_size.height - before_height, animate=False, immediate=True)
+        self.call_after_refresh(keep_place)
+
+    # ---------------------------------------------------------------- turns
+    def run_turn(self, make_events: Callable[[], AsyncIterator[Any]], *, reader_text: str | None = None) -> None:
+        if self.busy:
+            self.notify("The tutor is still replying. Press Esc to stop it first.", severity="warning", markup=False)
+            return
+        self.turn_worker = self.run_worker(
+            self._consume(make_events, reader_text), group="turn", exclusive=True, name="turn"
+        )
+
+    async def _consume(self, make_events: Callable[[], AsyncIterator[Any]], reader_text: str | None) -> None:
+        pane = self.pane
+        message: TutorMessage | None = None
+        stream = None
+        parts: list[str] = []
+        stopped = False
+        errored = False
+        events = make_events()
+        self.input.set_busy(True)
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    if message is None:
+                        message = TutorMessage()
+                        await pane.mount(message)
+                        stream = Markdown.get_stream(message)
+                    parts.append(event.text)
+                    await stream.write(clean(event.text))
+                elif isinstance(event, StateChanged):
+                    self.refresh_outline()
+                elif isinstance(event, FeedbackCaptured):
+                    pass  # stored by the engine; never shown in the dialogue
+                elif isinstance(event, Usage):
+                    self.header_bar.set_usage(event.session_tokens, event.session_cost_usd)
+                elif isinstance(event, ErrorEvent):
+                    errored = True
+                    self.show_error(event, reader_text)
+                elif isinstance(event, TurnFinished):
+                    if event.finished:
+                        await pane.mount(NoteMessage("That is the end of the outline. Ask anything, or press Ctrl+S to export the transcript."))
+        except asyncio.CancelledError:
+            stopped = True
+            raise
+        finally:
+            if stream is not None:
+                await stream.stop()
+            try:
+                await events.aclose()
+            except Exception:  # the generator already reported its own failure as an event
+                pass
+            if parts:
+                self.last_reply = "".join(parts)
+            if stopped:
+                if message is not None:
+                    message.add_class("incomplete")
+                await pane.mount(NoteMessage("(stopped — the partial reply is kept)", classes="warning"))
+            elif not errored:
+                self.failed_text = None
+            self.refresh_outline()
+            self.input.set_busy(False)
+
+    def show_error(self, event: ErrorEvent, reader_text: str | None) -> None:
+        message = one_line(event.message, 400)
+        if event.retryable:
+            message = f"{message}\n{RETRY_HINT}"
+        self.notify(message, title=f"Tutor error ({event.code})", severity="error", timeout=15, markup=False)
+        if reader_text is not None:
+            self.failed_text = reader_text
+            if not self.input.text.strip():
+                self.input.text = reader_text
+                self.input.move_cursor(self.input.document.end)
+        for widget in reversed(self.pane.children):
+            if isinstance(widget, ReaderMessage):
+                widget.add_class("unanswered")
+                break
+
+    def refresh_outline(self) -> None:
+        self.outline.update_states(self.session.states(), self.session.current_concept)
+
+    # --------------------------------------------------------------- input
+    @on(ChatInput.Submitted)
+    async def send(self, event: ChatInput.Submitted) -> None:
+        text = event.text.strip()
+        if not text:
+            return
+        if self.busy:
+            self.notify("The tutor is still replying. Press Esc to stop it, then send.", severity="warning", markup=False)
+            return
+        if self.failed_text is not None and text == self.failed_text.strip():
+            self.input.clear()
+            self.action_retry()
+            return
+        self.input.clear()
+        self.failed_text = None
+        await self.pane.mount(ReaderMessage(text))
+        self.pane.anchor()
+        self.run_turn(lambda: self.session.reply(text), reader_text=text)
+
+    # -------------------------------------------------------------- actions
+    def action_stop(self) -> None:
+        if self.busy and self.turn_worker is not None:
+            self.turn_worker.cancel()
+
+    def action_retry(self) -> None:
+        if self.busy:
+            return
+        text = self.failed_text
+        if text is not None and self.input.text.strip() == text.strip():
+            self.input.clear()
+        for widget in reversed(self.pane.children):
+            if isinstance(widget, ReaderMessage):
+                widget.remove_class("unanswered")
+                break
+        self.run_turn(lambda: self.session.retry(), reader_text=text)
+
+    def action_skip(self) -> None:
+        self.run_turn(lambda: self.session.skip())
+
+    def action_explain_again(self) -> None:
+        cid = self.session.current_concept
+        if cid is None:
+            self.notify("There is no current concept to explain again.", markup=False)
+            return
+        self.run_turn(lambda: self.session.explain(cid))
+
+    def action_toggle_section(self, concept_id: str | None = None) -> None:
+        view = self.query_one(SectionView)
+        cid = concept_id or self.session.current_concept or (self.explainer.concepts[0].id if self.explainer.concepts else None)
+        if view.has_class("-visible") and concept_id is None:
+            view.remove_class("-visible")
+            return
+        if cid is None:
+            return
+        concept = self.explainer.concept(cid)
+        view.query_one("#section-title", Static).update(Content(one_line(concept.section.heading or concept.title, 100)))
+        view.query_one("#section-body", Markdown).update(clean(concept.section.text))
+        view.border_title = f"lines {concept.section.start_line}-{concept.section.end_line}"
+        view.add_class("-visible")
+        view.scroll_home(animate=False)
+
+    def action_feedback(self) -> None:
+        cid = self.session.current_concept
+        title = self.explainer.concept(cid).title if cid else None
+
+        def saved(text: str | None) -> None:
+            if text:
+                self.session.add_reader_feedback(text, cid)
+                self.notify("Saved. The author will see your note in `tutor feedback`.", title="Thank you", markup=False)
+
+        self.push_screen(FeedbackScreen(title), saved)
+
+    def action_export(self) -> None:
+        def chosen(fmt: str | None) -> None:
+            if not fmt:
+                return
+            try:
+                path = actions.export_transcript(self.session, fmt)
+            except Exception as exc:  # a TutorError or an OS error: say it, keep going
+                self.notify(one_line(str(exc), 300), title="Export failed", severity="error", markup=False)
+                return
+            self.notify(str(path), title=f"Transcript saved ({fmt})", timeout=12, markup=False)
+
+        self.push_screen(
+            ChoiceScreen("Export the transcript as", [("md", "Markdown (.md)"), ("html", "HTML page (.html)"), ("json", "JSON (.json)")]),
+            chosen,
+        )
+
+    def action_copy_last(self) -> None:
+        if not self.last_reply:
+            self.notify("There is no reply to copy yet.", markup=False)
+            return
+        how = actions.copy_text(self, self.last_reply)
+        if how is None:
+            self.notify("Copy failed: the terminal and the system clipboard both refused.", severity="error", markup=False)
+        else:
+            self.notify(f"Copied the last reply ({how}).", markup=False)
+
+    def action_next_theme(self) -> None:
+        names = [t for t in THEMES if t in self.available_themes]
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+        self.notify(f"Theme: {self.theme}", markup=False, timeout=2)
+
+    async def action_quit(self) -> None:
+        if self.busy and self.turn_worker is not None:
+            self.turn_worker.cancel()
+            try:
+                await self.turn_worker.wait()
+            except Exception:
+                pass
+        await self.close_session()
+        self.exit()
+
+    async def close_session(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.session.aclose()
+
+    async def on_unmount(self) -> None:
+        await self.close_session()
+
+    # -------------------------------------------------------------- outline
+    @on(OptionList.OptionSelected, "#outline")
+    def concept_selected(self, event: OptionList.OptionSelected) -> None:
+        cid = event.option.id
+        if cid is None:
+            return
+        concept = self.explainer.concept(cid)
+        state = self.outline.state_of(cid)
+        label = STATE_LOOK.get(state, STATE_LOOK["unknown"])[2]
+
+        def chosen(choice: str | None) -> None:
+            if choice == "explain":
+                self.run_turn(lambda: self.session.explain(cid))
+                self.input.focus()
+            elif choice == "known":
+                self.run_turn(lambda: self.session.mark_known(cid))
+                self.input.focus()
+            elif choice == "section":
+                self.action_toggle_section(cid)
+
+        self.push_screen(
+            ChoiceScreen(
+                f"{concept.title}  ({label})",
+                [("explain", "Explain this"), ("known", "I know this"), ("section", "Show the section")],
+            ),
+            chosen,
+        )
+
+    # ------------------------------------------------------------- palette
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Export transcript", "Save the dialogue as Markdown, HTML or JSON (Ctrl+S)", self.action_export)
+        yield SystemCommand("Copy last reply", "Copy the tutor's newest reply to the clipboard (Ctrl+L)", self.action_copy_last)
+        yield SystemCommand("Show section", "Show the current concept's section of the explainer (Ctrl+O)", self.action_toggle_section)
+        yield SystemCommand("Note to the author", "Tell the author what was unclear or wrong (Ctrl+F)", self.action_feedback)
+        yield SystemCommand("Skip concept", "Move on to the next concept (Ctrl+N)", self.action_skip)
+        yield SystemCommand("Explain again", "Explain the current concept again (Ctrl+G)", self.action_explain_again)
+        yield SystemCommand("Retry", "Resend the message whose reply failed (Ctrl+R)", self.action_retry)
+        yield SystemCommand("Next theme", "Cycle through colour themes (Ctrl+T)", self.action_next_theme)

@@ -1,0 +1,242 @@
+"""The reader app's widgets: header bar, outline, dialogue pane, messages, input.
+
+Every piece of text that came from a file, the model or the store goes through
+``sanitize.clean`` and into a ``Content`` object (or a Markdown widget, which builds
+``Content`` itself), so it can never be read as markup or terminal escapes.
+"""
+
+from __future__ import annotations
+
+from markdown_it import MarkdownIt
+from textual import events
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Markdown, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
+
+from tutor.app.sanitize import clean, one_line
+
+# state -> (symbol, style, label). Symbols differ in shape, not only colour, so the
+# outline reads on a monochrome terminal too.
+STATE_LOOK: dict[str, tuple[str, str, str]] = {
+    "unknown": ("○", "$text-muted", "not yet"),
+    "asked": ("?", "$warning", "asked"),
+    "explained": ("◐", "$accent", "explained"),
+    "shaky": ("!", "$error", "shaky"),
+    "known": ("✓", "$success", "already knew"),
+    "understood": ("●", "bold $success", "understood"),
+}
+
+
+def safe_parser() -> MarkdownIt:
+    """Markdown without raw HTML: ``<b>`` in a reply is shown as text, not dropped."""
+    return MarkdownIt("gfm-like", {"html": False})
+
+
+class HeaderBar(Static):
+    """Title, mode and the session's token/cost totals, on one line."""
+
+    DEFAULT_CSS = """
+    HeaderBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, title: str, mode: str) -> None:
+        super().__init__(id="header")
+        self.title_text = one_line(title, 80)
+        self.mode = mode
+        self.tokens = 0
+        self.cost = 0.0
+
+    def on_mount(self) -> None:
+        self.refresh_bar()
+
+    def set_usage(self, tokens: int, cost: float) -> None:
+        self.tokens, self.cost = tokens, cost
+        self.refresh_bar()
+
+    def refresh_bar(self) -> None:
+        mode = "offline guided mode" if self.mode == "offline" else self.mode
+        parts: list[tuple[str, str] | str] = [(self.title_text, "bold"), "  ·  ", (mode, "$accent")]
+        if self.mode != "offline":
+            parts += ["  ·  ", (f"{self.tokens:,} tokens  ${self.cost:.4f}", "$text-muted")]
+        self.update(Content.assemble(*parts))
+
+
+class Outline(OptionList):
+    """The concepts in teaching order, each with its reader-model state."""
+
+    DEFAULT_CSS = """
+    Outline {
+        width: 36;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        height: 1fr;
+        border: none;
+        border-right: vkey $panel-lighten-2;
+        padding: 0 0;
+        background: $surface;
+    }
+    Outline:focus { border: none; border-right: vkey $accent; }
+    """
+
+    def __init__(self, concepts: list[tuple[str, str]]) -> None:
+        self.concepts = [(cid, one_line(title, 60)) for cid, title in concepts]
+        self.states: dict[str, str] = {}
+        self.current: str | None = None
+        super().__init__(*[Option(self._prompt(cid, t), id=cid) for cid, t in self.concepts], id="outline")
+        self.border_title = "Outline"
+
+    def _prompt(self, cid: str, title: str) -> Content:
+        state = self.states.get(cid, "unknown")
+        symbol, style, _ = STATE_LOOK.get(state, STATE_LOOK["unknown"])
+        marker = ("▸ ", "bold $accent") if cid == self.current else "  "
+        title_style = "bold" if cid == self.current else ""
+        return Content.assemble(marker, (symbol, style), " ", (title, title_style))
+
+    def update_states(self, states: dict[str, str], current: str | None) -> None:
+        """Redraw only the rows whose symbol or marker changed."""
+        old_states, old_current = self.states, self.current
+        self.states, self.current = dict(states), current
+        for cid, title in self.concepts:
+            if old_states.get(cid) != self.states.get(cid) or cid in (old_current, current):
+                self.replace_option_prompt(cid, self._prompt(cid, title))
+
+    def state_of(self, cid: str) -> str:
+        return self.states.get(cid, "unknown")
+
+
+class ReaderMessage(Static):
+    """What the reader wrote, literally."""
+
+    DEFAULT_CSS = """
+    ReaderMessage {
+        margin: 1 1 0 6;
+        padding: 0 1;
+        background: $boost;
+        border-left: wide $accent;
+        color: $foreground;
+    }
+    ReaderMessage.unanswered { border-left: wide $error; }
+    """
+
+    def __init__(self, text: str, *, seq: int | None = None) -> None:
+        super().__init__(Content(clean(text)), markup=False)
+        self.text = text
+        self.seq = seq
+
+
+class TutorMessage(Markdown):
+    """A tutor reply. Streams through ``Markdown.get_stream``; once finished it is left alone."""
+
+    DEFAULT_CSS = """
+    TutorMessage {
+        margin: 1 6 0 1;
+        padding: 0 1;
+        border-left: wide $success 60%;
+        background: transparent;
+    }
+    TutorMessage > MarkdownBlock:last-child { margin-bottom: 0; }
+    TutorMessage > MarkdownParagraph { margin: 0 0 1 0; }
+    TutorMessage.incomplete { border-left: wide $warning; }
+    """
+
+    def __init__(self, text: str = "", *, seq: int | None = None) -> None:
+        super().__init__(clean(text) or None, parser_factory=safe_parser, open_links=False)
+        self.text = text
+        self.seq = seq
+
+
+class NoteMessage(Static):
+    """A quiet line from the app itself: "(stopped)", "welcome back", "end of outline"."""
+
+    DEFAULT_CSS = """
+    NoteMessage {
+        margin: 0 1 0 3;
+        color: $text-muted;
+        text-style: italic;
+    }
+    NoteMessage.warning { color: $warning; }
+    """
+
+    def __init__(self, text: str, *, classes: str = "", seq: int | None = None) -> None:
+        super().__init__(Content(clean(text)), markup=False, classes=classes)
+        self.text = text
+        self.seq = seq
+
+
+class DialoguePane(VerticalScroll):
+    """The conversation. Anchored to the bottom (follows new text) until the reader
+    scrolls up; asks for earlier messages when scrolled to the very top."""
+
+    DEFAULT_CSS = """
+    DialoguePane { height: 1fr; padding: 0 0 1 0; background: $background; }
+    """
+
+    class NeedEarlier(Message):
+        """Scrolled to the top while earlier messages are not mounted."""
+
+    def __init__(self) -> None:
+        super().__init__(id="dialogue")
+        self.has_earlier = False
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self.has_earlier and new_value <= 0 and old_value > 0:
+            self.post_message(self.NeedEarlier())
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        # Already at the top: a further wheel turn still asks for more.
+        if self.has_earlier and self.scroll_y <= 0:
+            self.post_message(self.NeedEarlier())
+
+
+class ChatInput(TextArea):
+    """Multi-line input: Enter sends; Shift+Enter or Ctrl+J inserts a newline."""
+
+    DEFAULT_CSS = """
+    ChatInput {
+        height: auto;
+        min-height: 3;
+        max-height: 10;
+        border: round $panel-lighten-2;
+        padding: 0 1;
+    }
+    ChatInput:focus { border: round $accent; }
+    """
+
+    BINDINGS = [
+        Binding("enter", "submit", "Send", show=True, priority=True),
+        Binding("shift+enter,ctrl+j", "newline", "New line", show=True, priority=True),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, input: "ChatInput", text: str) -> None:
+            super().__init__()
+            self.input = input
+            self.text = text
+
+    def __init__(self) -> None:
+        super().__init__(id="input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        self.border_subtitle = self.IDLE_HINT
+
+    IDLE_HINT = "Enter send · Shift+Enter new line"
+    BUSY_HINT = "Esc stops the reply"
+
+    def set_busy(self, busy: bool) -> None:
+        self.set_class(busy, "-busy")
+        self.border_subtitle = self.BUSY_HINT if busy else self.IDLE_HINT
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submitted(self, self.text))
+
+    def action_newline(self) -> None:
+        start, end = self.selection
+        self._replace_via_keyboard("\n", start, end)
