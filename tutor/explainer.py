@@ -529,9 +529,20 @@ def _load_plain(
     warnings: list[Problem] = []
     heads = _headings(body_text)
     if len(heads) > MAX_CONCEPTS:
-        raise ExplainerError(
-            [Problem(name, None, f"has {len(heads):,} headings; tutor can teach at most {MAX_CONCEPTS:,} sections")]
-        )
+        # Too many to teach one by one: keep the top heading levels that fit, so deeper
+        # subheadings stay inside their parent's section.
+        total = len(heads)
+        for level in range(5, 0, -1):
+            heads = [h for h in heads if h.level <= level]
+            if len(heads) <= MAX_CONCEPTS:
+                warnings.append(
+                    Problem(name, None, f"{total:,} headings: only levels 1-{level} ({len(heads):,}) became concepts")
+                )
+                break
+        else:
+            raise ExplainerError(
+                [Problem(name, None, f"has {len(heads):,} top-level headings; tutor can teach at most {MAX_CONCEPTS:,} sections")]
+            )
     body_start = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
     concepts: list[Concept] = []
     used: set[str] = set()

@@ -1,0 +1,120 @@
+"""``tutor check FILE...``: validate explainers the way an author's linter would.
+
+Prints a short summary per valid file (title, concepts in teaching order, word count,
+warnings) and every error as ``file:line: message``. Exit status 0 when every file
+loads, 1 otherwise (``--strict``: warnings count as failures). Text taken from the
+file is printed with control characters escaped, so a hostile file cannot drive the
+terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+SHOW_CONCEPTS = 40
+
+
+def safe(text: str) -> str:
+    """Escape control characters (ESC, BEL, CR, C1...) so file text cannot steer the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+
+
+def _summary(ex, quiet: bool) -> list[str]:
+    kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
+    n = len(ex.concepts)
+    out = [
+        f"{ex.path}: OK - {ex.title}",
+        f"  {kind}, {n} concept{'s' if n != 1 else ''}, {ex.word_count:,} words",
+    ]
+    if quiet:
+        return out[:1]
+    out.append("  teaching order:")
+    for i, c in enumerate(ex.concepts[:SHOW_CONCEPTS], 1):
+        pre = f" (after {', '.join(c.prerequisites)})" if c.prerequisites else ""
+        checks = f", {len(c.checks)} check{'s' if len(c.checks) != 1 else ''}" if c.checks else ""
+        out.append(
+            f"    {i:>2}. {c.id}: {c.title}{pre} [lines {c.section.start_line}-{c.section.end_line}{checks}]"
+        )
+    if n > SHOW_CONCEPTS:
+        out.append(f"    ... and {n - SHOW_CONCEPTS:,} more")
+    return out
+
+
+def _as_json(path: str, ex, err) -> dict:
+    if err is not None:
+        return {
+            "path": path,
+            "ok": False,
+            "errors": [{"file": p.file, "line": p.line, "message": p.message} for p in err.problems],
+        }
+    return {
+        "path": path,
+        "ok": True,
+        "title": ex.title,
+        "format_version": None if ex.plain else ex.format_version,
+        "plain": ex.plain,
+        "words": ex.word_count,
+        "concepts": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "prerequisites": c.prerequisites,
+                "checks": len(c.checks),
+                "start_line": c.section.start_line,
+                "end_line": c.section.end_line,
+            }
+            for c in ex.concepts
+        ],
+        "warnings": [{"file": p.file, "line": p.line, "message": p.message} for p in ex.warnings],
+    }
+
+
+@click.command("check")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the OK line, warnings and errors.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of text.")
+@click.pass_context
+def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool, as_json: bool) -> None:
+    """Validate explainer files (or any Markdown file) and summarise them.
+
+    Errors are printed as FILE:LINE: MESSAGE. Exit status is 0 when every file
+    is valid, 1 when any is not.
+    """
+    from tutor.errors import ExplainerError
+    from tutor.explainer import load
+
+    failed = False
+    reports = []
+    for i, path in enumerate(files):
+        try:
+            ex, err = load(path), None
+        except ExplainerError as e:
+            ex, err = None, e
+        if as_json:
+            reports.append(_as_json(path, ex, err))
+            failed |= err is not None or (strict and bool(ex.warnings))
+            continue
+        if i and not quiet:
+            click.echo()
+        if err is not None:
+            failed = True
+            for p in err.problems:
+                click.echo(safe(str(p)), err=True)
+            continue
+        for line in _summary(ex, quiet):
+            click.echo(safe(line))
+        if ex.warnings:
+            failed |= strict
+            if not quiet:
+                click.echo(f"  {len(ex.warnings)} warning{'s' if len(ex.warnings) != 1 else ''}:")
+            for p in ex.warnings:
+                where = f"{p.file}:{p.line}" if p.line is not None else p.file
+                click.echo(safe(f"{where}: warning: {p.message}"))
+    if as_json:
+        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2, default=str))
+    ctx.exit(1 if failed else 0)
