@@ -37,6 +37,7 @@ Why these choices (details in docs/database.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -303,6 +304,94 @@ def m002_cache_usage_counts_fts(db: Database) -> None:
     _set_user_version(db, 2)
 
 
+@migrations(name="m003_authors")
+def m003_authors(db: Database) -> None:
+    """The author side (tutor/feedback.py, tutor/compile.py; docs/authors.md).
+
+    A stable ``uid`` per feedback row so importing a bundle twice adds nothing; section
+    hashes per explainer version to flag feedback on sections edited since; a log of
+    concept-state changes (filled by triggers) for "explained twice" stats; imported
+    anonymous stats; the Q&A of ``tutor compile`` so an interrupted compile resumes.
+    """
+    db.executescript(
+        """
+        ALTER TABLE feedback ADD COLUMN uid TEXT;
+        ALTER TABLE feedback ADD COLUMN session_key TEXT;
+        UPDATE feedback SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+        CREATE UNIQUE INDEX feedback_by_uid ON feedback (uid);
+        CREATE TRIGGER feedback_uid_ai AFTER INSERT ON feedback WHEN NEW.uid IS NULL BEGIN
+            UPDATE feedback SET uid = lower(hex(randomblob(16))) WHERE id = NEW.id;
+        END;
+
+        CREATE TABLE explainer_sections (
+            explainer_hash TEXT NOT NULL,
+            concept_id TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            section_hash TEXT NOT NULL,
+            PRIMARY KEY (explainer_hash, concept_id)
+        );
+
+        CREATE TABLE concept_state_log (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            concept_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX concept_state_log_by_session ON concept_state_log (session_id, concept_id);
+        INSERT INTO concept_state_log (session_id, concept_id, state, created)
+            SELECT session_id, concept_id, state, updated FROM concept_states;
+        CREATE TRIGGER concept_state_log_ai AFTER INSERT ON concept_states BEGIN
+            INSERT INTO concept_state_log (session_id, concept_id, state, created)
+            VALUES (NEW.session_id, NEW.concept_id, NEW.state, NEW.updated);
+        END;
+        CREATE TRIGGER concept_state_log_au AFTER UPDATE OF state, updated ON concept_states BEGIN
+            INSERT INTO concept_state_log (session_id, concept_id, state, created)
+            VALUES (NEW.session_id, NEW.concept_id, NEW.state, NEW.updated);
+        END;
+
+        CREATE TABLE imported_stats (
+            session_key TEXT NOT NULL,
+            explainer_hash TEXT NOT NULL,
+            concept_id TEXT NOT NULL,
+            shaky INTEGER NOT NULL DEFAULT 0,
+            explained INTEGER NOT NULL DEFAULT 0,
+            imported TEXT NOT NULL,
+            PRIMARY KEY (session_key, explainer_hash, concept_id)
+        );
+
+        CREATE TABLE compiles (
+            id TEXT PRIMARY KEY,
+            output TEXT NOT NULL,
+            notes_hash TEXT NOT NULL,
+            notes TEXT NOT NULL DEFAULT '[]',
+            model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            outline TEXT,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX compiles_by_output ON compiles (output, updated);
+        CREATE TABLE compile_questions (
+            compile_id TEXT NOT NULL REFERENCES compiles(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            updated TEXT NOT NULL,
+            PRIMARY KEY (compile_id, seq)
+        );
+        """
+    )
+    _set_user_version(db, 3)
+
+
+def section_hash(text: str) -> str:
+    """A section's identity across versions: whitespace at line ends and blank lines around ignored."""
+    norm = "\n".join(line.rstrip() for line in text.strip().splitlines())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 KNOWN_MIGRATIONS = [m.name for m in migrations._migrations]
 
@@ -549,6 +638,17 @@ class Store:
                     now,
                     now,
                 ),
+            )
+            # m003: each concept's section hash for this version, so feedback given on a
+            # section can later be flagged when that section has been edited.
+            c.executemany(
+                "INSERT OR IGNORE INTO explainer_sections (explainer_hash, concept_id, title, section_hash)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (h, con.id, con.title, section_hash(con.section.text))
+                    for con in getattr(explainer, "concepts", [])
+                    if getattr(con, "section", None) is not None
+                ],
             )
         return h
 
