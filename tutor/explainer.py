@@ -222,9 +222,15 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
             ) from None
         raise _Refused(f"invalid YAML in front matter: {problem}", line) from None
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line if mark else None
-        what = " ".join(x for x in (e.context, e.problem) if x) or "syntax error"
+        # Point at where the broken construct starts (an unclosed quote, a bad
+        # indentation) and say where YAML noticed it.
+        ctx, prob = e.context_mark, e.problem_mark
+        line = (ctx or prob).line if (ctx or prob) else None
+        what = e.problem or "syntax error"
+        if e.context:
+            what = f"{e.context}: {what}"
+        if ctx and prob and prob.line != ctx.line:
+            what += f" (noticed {prob.line - ctx.line} line{'s' if prob.line - ctx.line != 1 else ''} further down)"
         raise _Refused(f"invalid YAML in front matter: {what}", line) from None
     except yaml.YAMLError as e:
         raise _Refused(f"invalid YAML in front matter: {e}", None) from None
@@ -256,8 +262,20 @@ def _node_at(root: Any, loc: tuple) -> Any:
 
 
 def _key_line(root: Any, loc: tuple, offset: int) -> int | None:
+    """The file line for an error at ``loc``: the key's own line when it exists (a block
+    value starts on the next line), else the item, else the nearest existing parent."""
+    import yaml
+
+    if root is None:
+        return None
+    if loc and isinstance(loc[-1], str):
+        parent = _node_at(root, loc[:-1])
+        if isinstance(parent, yaml.MappingNode) and _node_at(root, loc) is not parent:
+            for k, _v in parent.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == loc[-1]:
+                    return k.start_mark.line + offset
     node = _node_at(root, loc)
-    return None if node is None else node.start_mark.line + offset
+    return node.start_mark.line + offset
 
 
 def _loc_name(loc: tuple) -> str:
