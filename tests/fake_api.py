@@ -50,7 +50,7 @@ class Reply:
 
     kind: ReplyKind = "text"
     chunks: list[str] = field(default_factory=list)  # text deltas, in order
-    delay: float = 0.0  # seconds to sleep before each chunk
+    delay: float | list[float] = 0.0  # seconds to sleep before each chunk (or one value per chunk)
     stop_reason: str | None = "end_turn"
     status: int = 200  # http_error only
     error_type: str = "api_error"
@@ -62,6 +62,11 @@ class Reply:
     @property
     def text(self) -> str:
         return "".join(self.chunks)
+
+    def delay_before(self, i: int) -> float:
+        if isinstance(self.delay, list):
+            return self.delay[i] if i < len(self.delay) else 0.0
+        return self.delay
 
 
 def _chunk(s: str, chunk_size: int | None, chunks: list[str] | None) -> list[str]:
@@ -79,7 +84,7 @@ def text(
     *,
     chunk_size: int | None = 16,
     chunks: list[str] | None = None,
-    delay: float = 0.0,
+    delay: float | list[float] = 0.0,
     stop_reason: str = "end_turn",
     output_tokens: int | None = None,
 ) -> Reply:
@@ -336,9 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.kind != "text":
                 self._send_json(500, {"type": "error", "error": {"type": "api_error", "message": "scripted stream failure on a non-stream request"}})
                 return
-            for _ in reply.chunks:
-                if reply.delay:
-                    time.sleep(reply.delay)
+            for i in range(len(reply.chunks)):
+                if reply.delay_before(i):
+                    time.sleep(reply.delay_before(i))
             self._send_json(
                 200,
                 {
@@ -381,9 +386,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
             self._sse("ping", {"type": "ping"})
-            for chunk in reply.chunks:
-                if reply.delay:
-                    if self.server.api.stopping.wait(reply.delay):
+            for i, chunk in enumerate(reply.chunks):
+                if reply.delay_before(i):
+                    if self.server.api.stopping.wait(reply.delay_before(i)):
                         break
                 self._sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})
             if reply.kind == "drop":
