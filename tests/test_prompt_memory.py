@@ -1,0 +1,295 @@
+"""The prompt layout, its caching against the fake server, and LOG + SUMMARY memory.
+
+Requests go through the real ClaudeBackend and SDK to the fake Messages API; the log and
+summaries live in a real SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine_helpers import make_explainer
+from fake_api import FakeAPI, billed_input, fake_api, http_error  # noqa: F401
+from tutor.engine.claude import BackendError, ClaudeBackend
+from tutor.engine.memory import INTERRUPTED, approx_tokens, maybe_compact, recent_history
+from tutor.engine.prompt import OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
+from tutor.store import Store
+
+FEEDBACK_LINE = "If anything in the explainer is unclear, wrong or could be improved, tell the author in a <feedback> tag"
+
+
+def explainer(section_chars: int = 2500):
+    body = "The write-ahead log appends changed pages to a separate file. " * (section_chars // 60)
+    return make_explainer(
+        [
+            {"id": "pages", "title": "Pages", "text": "A database file is an array of fixed-size pages. " + body},
+            {"id": "wal", "title": "The WAL file", "prerequisites": ["pages"], "text": body},
+            {"id": "checkpoints", "title": "Checkpoints", "prerequisites": ["wal"], "text": body,
+             "checks": [{"question": "What does a checkpoint copy?", "answer": "WAL pages back into the database file."}]},
+        ],
+        title="How SQLite's WAL works",
+    )
+
+
+def backend(api: FakeAPI) -> ClaudeBackend:
+    return ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=api.url, max_retries=0, timeout=5)
+
+
+def request_tokens(system, messages) -> int:
+    return approx_tokens(json.dumps(system) + json.dumps(messages))
+
+
+# -- the prompt ---------------------------------------------------------------------------
+
+
+def test_rules_cover_the_tutoring_method_and_end_with_feedback():
+    r = rules_text()
+    for phrase in (
+        "Diagnose first",
+        "I want to explain X to you. Do you already know about Y?",
+        "One concept at a time",
+        "short",
+        "without giving away answers",
+        "Cite the section",
+        "Never re-explain what the reader already knows",
+        '<state concept="ID" value="VALUE">',
+        "asked", "known", "explained", "understood", "shaky",
+    ):
+        assert phrase in r, phrase
+    assert r.rstrip().endswith("The reader does not see it.")
+    assert FEEDBACK_LINE in r.split("\n\n")[-1]
+
+
+def test_layout_stable_first_state_last():
+    ex = explainer()
+    history = [Turn(role="tutor", text="I want to explain pages to you. Do you already know about files?"),
+               Turn(role="reader", text="yes"),
+               Turn(role="tutor", text='Good. <state concept="pages" value="asked">asked</state>')]
+    system, messages = build_request(ex, summary=None, states={"pages": "asked"}, current_concept="pages",
+                                     history=history, new_reader_text="what is a page?")
+    assert system[0]["text"] == rules_text() and "cache_control" not in system[0]
+    assert system[1]["cache_control"] == {"type": "ephemeral"}
+    assert ex.source in system[1]["text"]
+    assert "- wal: The WAL file" in system[1]["text"] and "builds on: pages" in system[1]["text"]
+    assert len(system) == 2  # no summary yet
+    # roles alternate, start with the user, and the opening turn gets the constant opener
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert messages[0]["content"][0]["text"] == OPENING
+    # the last history block is the third breakpoint; the newest turn has none
+    assert messages[-2]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    last = messages[-1]["content"]
+    assert [b.get("cache_control") for b in last] == [None, None]
+    assert last[0]["text"].startswith("<reader_model>") and "pages: asked" in last[0]["text"]
+    assert "current concept: pages (Pages)" in last[0]["text"]
+    assert last[1]["text"] == "what is a page?"
+    assert count_breakpoints(system, messages) == 2
+
+
+def test_summary_goes_in_system_with_its_own_breakpoint():
+    system, messages = build_request(explainer(), summary="Covered: pages.", states={}, current_concept="wal",
+                                     history=[Turn(role="reader", text="go on")], new_reader_text="ok")
+    assert len(system) == 3 and "Covered: pages." in system[2]["text"] and system[2]["cache_control"]
+    assert count_breakpoints(system, messages) <= 4
+
+
+def test_first_turn_without_history_or_text_is_the_opening():
+    system, messages = build_request(explainer(), summary=None, states={}, current_concept="pages", history=[], new_reader_text="")
+    assert len(messages) == 1 and messages[0]["role"] == "user"
+    assert messages[0]["content"][-1]["text"] == OPENING
+    assert count_breakpoints(system, messages) == 1
+
+
+def test_failed_reply_leaves_two_reader_turns_merged_and_empty_turns_dropped():
+    history = [Turn(role="tutor", text="Hi"), Turn(role="reader", text="first try"), Turn(role="tutor", text="  ")]
+    _, messages = build_request(explainer(), summary=None, states={}, current_concept=None, history=history, new_reader_text="again")
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    texts = [b["text"] for b in messages[-1]["content"]]
+    assert texts[0] == "first try" and texts[-1] == "again"
+    assert messages[-1]["content"][0]["cache_control"]  # breakpoint on the last history block
+    assert "current concept: none" in texts[1]
+
+
+def test_state_block_lists_every_concept():
+    s = state_block(explainer(), {"pages": "understood", "wal": "shaky"}, "wal")
+    assert s.splitlines() == [
+        "<reader_model>",
+        "current concept: wal (The WAL file)",
+        "pages: understood",
+        "wal: shaky",
+        "checkpoints: unknown",
+        "</reader_model>",
+    ]
+
+
+# -- caching against the fake server ----------------------------------------------------
+
+
+async def test_successive_turns_read_the_cached_prefix(fake_api):
+    ex = explainer(8000)
+    b = backend(fake_api)
+    history: list[Turn] = []
+    results = []
+    for i, reader in enumerate(["", "yes, I know pages", "no", "tell me more", "what about readers?"]):
+        states = {"pages": "known" if i else "unknown", "wal": ["unknown", "asked", "explained", "shaky", "understood"][i]}
+        system, messages = build_request(ex, summary=None, states=states, current_concept="wal",
+                                         history=history, new_reader_text=reader)
+        fake_api.enqueue(f"Tutor reply number {i}, of a realistic length for a short tutoring message. " * 3)
+        r = await b.stream(system=system, messages=messages)
+        results.append(r)
+        if reader:
+            history.append(Turn(role="reader", text=reader))
+        history.append(Turn(role="tutor", text=r.text))
+    explainer_tokens = results[0].cache_creation_input_tokens
+    assert explainer_tokens > 3000 and results[0].cache_read_input_tokens == 0
+    for prev, r in zip(results[1:], results[2:]):
+        # each turn reads everything the previous turn cached (the state change does not break it)
+        assert r.cache_read_input_tokens >= prev.cache_read_input_tokens + prev.cache_creation_input_tokens - 1
+        assert r.input_tokens < 150  # only the reader-model block and the new text are uncached
+    for r in results[1:]:
+        assert r.cache_read_input_tokens >= explainer_tokens
+
+
+async def test_changing_only_the_reader_model_keeps_the_whole_prefix(fake_api):
+    ex = explainer(8000)
+    b = backend(fake_api)
+    history = [Turn(role="tutor", text="Opening " * 50), Turn(role="reader", text="yes"), Turn(role="tutor", text="Next " * 50)]
+    s1, m1 = build_request(ex, summary=None, states={"pages": "asked"}, current_concept="pages", history=history, new_reader_text="a")
+    s2, m2 = build_request(ex, summary=None, states={"pages": "understood", "wal": "asked"}, current_concept="wal", history=history, new_reader_text="b")
+    r1 = await b.stream(system=s1, messages=m1)
+    r2 = await b.stream(system=s2, messages=m2)
+    assert r2.cache_read_input_tokens == r1.cache_read_input_tokens + r1.cache_creation_input_tokens
+    assert r2.cache_creation_input_tokens == 0
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store_session(tmp_path):
+    ex = explainer()
+    store = Store.open(tmp_path / "t.db")
+    h = store.upsert_explainer(ex)
+    sid = store.create_session(h, ex.path, "claude:claude-sonnet-test")
+    yield store, sid, ex
+    store.close()
+
+
+def add_turns(store, sid, n: int, size: int = 400) -> None:
+    for i in range(n):
+        store.add_message(sid, "reader", f"reader message {i}: " + "r" * size)
+        raw = f"tutor message {i}: " + "t" * size + f' <state concept="pages" value="asked">turn {i}</state>'
+        store.add_message(sid, "tutor", f"tutor message {i}: " + "t" * size, raw=raw)
+
+
+def test_recent_history_reads_raw_text_and_skips_system_rows(store_session):
+    store, sid, _ = store_session
+    store.add_message(sid, "tutor", "Hello", raw='Hello <state concept="pages" value="asked">q</state>')
+    store.add_message(sid, "system", "Welcome back")
+    store.add_message(sid, "reader", "yes")
+    store.add_message(sid, "tutor", "partial", raw="partial", complete=False)
+    summary, turns = recent_history(store, sid)
+    assert summary is None
+    assert [t.role for t in turns] == ["tutor", "reader", "tutor"]
+    assert "<state" in turns[0].text
+    assert turns[-1].text == "partial" + INTERRUPTED
+
+
+async def test_no_compaction_under_budget(store_session, fake_api):
+    store, sid, ex = store_session
+    add_turns(store, sid, 3)
+    assert not await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=6000)
+    assert fake_api.requests == [] and store.latest_summary(sid) is None
+
+
+async def test_compaction_folds_older_turns_into_a_stored_summary(store_session, fake_api):
+    store, sid, ex = store_session
+    add_turns(store, sid, 10)  # 20 turns of ~110 tokens
+    fake_api.enqueue("Covered: pages. What the reader knows: pages. Struggled with: wal. Open questions: none.")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=1000, keep_recent=6)
+    req = fake_api.requests[-1].body
+    prompt = req["system"][0]["text"] + req["messages"][0]["content"][0]["text"]
+    for heading in ("Covered", "What the reader knows", "Struggled with", "Open questions"):
+        assert heading in prompt
+    assert "reader message 0" in prompt and "reader message 7" not in prompt  # only older turns folded
+    assert "- pages: Pages" in prompt
+    saved = store.latest_summary(sid)
+    msgs = store.messages(sid)
+    assert saved.upto_seq == msgs[-7].seq  # everything but the last 6 turns
+    summary, turns = recent_history(store, sid)
+    assert summary.startswith("Covered: pages.") and len(turns) == 6
+    assert len(store.messages(sid)) == 20  # the log keeps everything
+    assert store.get_session(sid).output_tokens > 0  # the summary call is billed to the session
+
+
+async def test_after_compaction_the_request_is_smaller_and_keeps_summary_and_reader_model(store_session, fake_api):
+    store, sid, ex = store_session
+    add_turns(store, sid, 12, size=600)
+    states = {"pages": "understood", "wal": "shaky"}
+
+    def request():
+        summary, turns = recent_history(store, sid)
+        return build_request(ex, summary=summary, states=states, current_concept="wal", history=turns, new_reader_text="next?")
+
+    before = request()
+    fake_api.enqueue("Covered: pages, wal. What the reader knows: pages. Struggled with: wal ordering. Open questions: readers?")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=2000, keep_recent=4)
+    after = request()
+    assert request_tokens(*after) < request_tokens(*before) - 2000
+    system, messages = after
+    assert "Struggled with: wal ordering" in system[2]["text"] and system[2]["cache_control"]
+    newest = messages[-1]["content"]
+    assert "pages: understood" in newest[-2]["text"] and "wal: shaky" in newest[-2]["text"]
+    assert newest[-1]["text"] == "next?"
+    assert count_breakpoints(system, messages) == 3
+    # and it is a valid request for the real SDK
+    fake_api.enqueue("fine")
+    assert (await backend(fake_api).stream(system=system, messages=messages)).text == "fine"
+
+
+async def test_a_second_compaction_folds_the_previous_summary(store_session, fake_api):
+    store, sid, ex = store_session
+    add_turns(store, sid, 8)
+    fake_api.enqueue("FIRST SUMMARY")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=800, keep_recent=4)
+    add_turns(store, sid, 8)
+    fake_api.enqueue("SECOND SUMMARY")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=800, keep_recent=4)
+    assert "FIRST SUMMARY" in fake_api.requests[-1].body["messages"][0]["content"][0]["text"]
+    assert recent_history(store, sid)[0] == "SECOND SUMMARY"
+
+
+async def test_failed_summary_call_loses_nothing(store_session, fake_api):
+    store, sid, ex = store_session
+    add_turns(store, sid, 10)
+    fake_api.enqueue(http_error(529))
+    with pytest.raises(BackendError) as e:
+        await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=500)
+    assert e.value.code == "overloaded"
+    assert store.latest_summary(sid) is None and len(recent_history(store, sid)[1]) == 20
+
+
+async def test_requests_stay_bounded_over_a_long_session(store_session, fake_api):
+    """80 turns with compaction: the late requests are no bigger than the early peak."""
+    store, sid, ex = store_session
+    b = backend(fake_api)
+    fake_api.handler = lambda body: (
+        "Covered: pages. What the reader knows: pages. Struggled with: none. Open questions: none."
+        if "Write the new summary now." in json.dumps(body["messages"])
+        else "A short tutor reply about the write-ahead log and its pages. " * 4
+    )
+    sizes, billed = [], []
+    for i in range(80):
+        await maybe_compact(store, sid, b, ex, budget_tokens=1500, keep_recent=6)
+        summary, turns = recent_history(store, sid)
+        system, messages = build_request(ex, summary=summary, states={"pages": "known"}, current_concept="wal",
+                                         history=turns, new_reader_text=f"reader turn {i} " * 10)
+        store.add_message(sid, "reader", f"reader turn {i} " * 10)
+        r = await b.stream(system=system, messages=messages)
+        store.add_message(sid, "tutor", r.text, raw=r.text)
+        sizes.append(request_tokens(system, messages))
+        billed.append(billed_input(fake_api.requests[-1].usage))
+    assert len(store.summaries(sid)) >= 5
+    assert max(sizes[40:]) <= max(sizes[:30]) * 1.05
+    assert sum(billed[70:]) / 10 <= 1.5 * sum(billed[10:20]) / 10
