@@ -38,6 +38,8 @@ MAX_FRONT_MATTER_BYTES = 512 * 1024
 MAX_YAML_DEPTH = 50
 #: More concepts than this cannot be taught; the file is refused with a clear error.
 MAX_CONCEPTS = 5000
+#: Headings longer than this are not inline-parsed for their title text.
+MAX_HEADING_INLINE = 1000
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _HEADING_ATTR_RE = re.compile(r"\s*\{\s*#([^\s{}]+)\s*\}\s*\Z")
@@ -400,7 +402,7 @@ def _heading_text(raw: str) -> str:
 
 
 class _Heading:
-    __slots__ = ("level", "raw", "text", "attr_id", "start", "end")
+    __slots__ = ("level", "raw", "_text", "attr_id", "start", "end")
 
     def __init__(self, level: int, raw: str, start: int, end: int):
         self.level = level
@@ -409,17 +411,40 @@ class _Heading:
         m = _HEADING_ATTR_RE.search(raw)
         self.attr_id = m.group(1) if m else None
         self.raw = raw[: m.start()] if m else raw
-        self.text = _heading_text(self.raw)
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        # Computed on demand: a file with 100k headings is refused before this runs.
+        if self._text is None:
+            if len(self.raw) > MAX_HEADING_INLINE:
+                # Inline parsing is superlinear on pathological input ("[[[[..."); a
+                # heading this long is not a title anyway.
+                self._text = " ".join(self.raw[:MAX_HEADING_INLINE].split())
+            else:
+                self._text = _heading_text(self.raw)
+        return self._text
 
 
 def _headings(text: str) -> list[_Heading]:
     """Top-level headings (not inside quotes, lists or code) in document order."""
-    tokens = _markdown().parse(text)
-    out: list[_Heading] = []
-    for i, tok in enumerate(tokens):
-        if tok.type == "heading_open" and tok.level == 0 and tok.map:
-            raw = tokens[i + 1].content if i + 1 < len(tokens) else ""
-            out.append(_Heading(int(tok.tag[1:]), raw, tok.map[0], tok.map[1]))
+    import gc
+
+    # The parse allocates ~20 tokens per line and keeps them all alive: the cyclic
+    # GC would rescan them again and again for nothing (a third of the time on 10 MB).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        tokens = _markdown().parse(text)
+        out: list[_Heading] = []
+        for i, tok in enumerate(tokens):
+            if tok.type == "heading_open" and tok.level == 0 and tok.map:
+                raw = tokens[i + 1].content if i + 1 < len(tokens) else ""
+                out.append(_Heading(int(tok.tag[1:]), raw, tok.map[0], tok.map[1]))
+        del tokens
+    finally:
+        if was_enabled:
+            gc.enable()
     return out
 
 
