@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -488,3 +489,524 @@ def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Pat
     lines = [str(Problem(str(draft), p.line, p.message)) for p in problems]
     write_atomic(errors, "\n".join(lines) + "\n")
     return draft, errors
+
+
+# --------------------------------------------------------------------------- Claude compile
+
+CONTEXT_TOKENS = 200_000  # the Messages API context window of current Sonnet models
+OUTLINE_MAX_TOKENS = 4_000
+WRITE_MAX_TOKENS = 16_000
+CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def safe_terminal_text(text: str) -> str:
+    """Model text shown in the terminal: no escape sequences or control characters."""
+    return _CONTROL.sub("", text)
+
+
+SYSTEM_PROMPT = """\
+You help an author turn their rough notes into an *explainer*: a Markdown document that a
+tutor (a person or an AI) teaches from, one concept at a time.
+
+Rules, in order of importance:
+1. Never invent facts. Every claim in the explainer must come from the notes or from the
+   author's answers. Where a reader would need something the notes do not give, write a
+   visible gap marker in that place: [GAP: what is missing, as a question to the author].
+2. Keep the author's voice: their wording, examples, tone and claims. Reorganise, connect
+   and tidy; do not rewrite their style or soften their opinions.
+3. One concept per section; order concepts so each builds on its prerequisites.
+
+The explainer format (version 1) is Markdown with YAML front matter:
+
+---
+tutor: 1
+title: The explainer's title
+summary: One or two sentences on what the reader will understand.
+audience: Who it is for and what they already know.
+author: The author's name, if known
+concepts:
+  - id: pages                      # [a-z0-9][a-z0-9-]*, unique
+    title: Pages and the database file
+    summary: One line.
+    prerequisites: []              # ids of concepts declared in this list
+    checks:                        # questions a tutor asks to check understanding
+      - question: "..."
+        answer: "..."              # the reference answer, from the notes
+        misconceptions: ["..."]    # wrong ideas a reader may have, if the notes name any
+---
+
+{preamble}
+
+## Pages and the database file {{#pages}}
+
+Section text. ### subheadings stay inside the section.
+
+Format rules: every concept in the front matter has exactly one body section whose level-2
+heading ends with {{#id}}; no two concepts share an id; prerequisites only name declared
+ids and never form a cycle; quote YAML strings that contain a colon; the note to AI
+assistants above goes, unchanged, between the front matter and the first section."""
+
+
+def _system_blocks() -> list[dict]:
+    return [{"type": "text", "text": SYSTEM_PROMPT.format(preamble=ai_preamble())}]
+
+
+def notes_block(notes: list[NoteFile]) -> dict:
+    """All notes in one text block with a cache breakpoint: every step re-reads them cheaply."""
+    parts = ["The author's notes follow, file by file.\n"]
+    for n in notes:
+        parts.append(f'<notes file="{n.path}">\n{n.text.rstrip()}\n</notes>\n')
+    return {"type": "text", "text": "".join(parts), "cache_control": {"type": "ephemeral"}}
+
+
+def outline_request(notes: list[NoteFile], *, max_questions: int) -> tuple[list[dict], list[dict]]:
+    ask = (
+        "Step 1 of 2. Read the notes and draft an outline for the explainer: the concepts in "
+        "teaching order (a short id, a title, prerequisites, one line each), then what the notes "
+        "do not yet cover or leave unclear. Put the outline inside <outline>...</outline>.\n"
+        f"Then write up to {max_questions} clarifying questions for the author, most important "
+        "first, each inside its own <question>...</question> tag. Ask only what the notes leave "
+        "open and a reader would need; one thing per question; short. If nothing is missing, "
+        "ask no questions."
+    )
+    return _system_blocks(), [{"role": "user", "content": [notes_block(notes), {"type": "text", "text": ask}]}]
+
+
+class QA(BaseModel):
+    question: str
+    answer: str | None = None  # None: skipped or not asked
+    status: str = "pending"  # pending | answered | skipped | not_asked
+
+
+def write_request(
+    notes: list[NoteFile], outline: str, qas: list[QA], *, title: str | None, author: str
+) -> tuple[list[dict], list[dict]]:
+    lines = ["Step 2 of 2. Your outline was:", "<outline>", outline.strip(), "</outline>", ""]
+    answered = [q for q in qas if q.status == "answered"]
+    open_qs = [q for q in qas if q.status != "answered"]
+    if answered:
+        lines.append("The author answered your questions (treat the answers as part of the notes):")
+        for q in answered:
+            lines += [f"<question>{q.question}</question>", f"<answer>{q.answer}</answer>"]
+        lines.append("")
+    if open_qs:
+        lines.append("These questions have no answer; mark what they ask about as [GAP: ...] where it matters:")
+        lines += [f"- {q.question}" for q in open_qs]
+        lines.append("")
+    if title:
+        lines.append(f"Use this title: {title}")
+    if author:
+        lines.append(f"Author: {author}")
+    lines.append(
+        "Now write the complete explainer file in format v1, following the rules. Reply with the "
+        "file only: start with the line '---' and write nothing after the last section."
+    )
+    user = {"role": "user", "content": [notes_block(notes), {"type": "text", "text": "\n".join(lines)}]}
+    return _system_blocks(), [user]
+
+
+def repair_messages(messages: list[dict], draft: str, problems: list[Problem], *, cut_off: bool) -> list[dict]:
+    errs = "\n".join(f"- line {p.line}: {p.message}" if p.line else f"- {p.message}" for p in problems)
+    why = "Your reply was cut off at the output limit: write the file again, more concisely, complete.\n" if cut_off else ""
+    ask = (
+        f"{why}The explainer loader rejected the file:\n{errs}\n\n"
+        "Fix these problems and reply with the complete corrected file only, starting with '---'."
+    )
+    return messages + [
+        {"role": "assistant", "content": [{"type": "text", "text": draft.strip() or "(empty reply)"}]},
+        {"role": "user", "content": [{"type": "text", "text": ask}]},
+    ]
+
+
+_QUESTION_RE = re.compile(r"<question>(.*?)</question>", re.S | re.I)
+_OUTLINE_RE = re.compile(r"<outline>(.*?)</outline>", re.S | re.I)
+
+
+def parse_outline(reply: str) -> tuple[str, list[str]]:
+    """(outline text, questions) from the step-1 reply; tolerant of a missing <outline> tag."""
+    questions = [" ".join(q.split()) for q in _QUESTION_RE.findall(reply)]
+    questions = [q for q in questions if q]
+    m = _OUTLINE_RE.search(reply)
+    outline = m.group(1) if m else _QUESTION_RE.sub("", reply)
+    return outline.strip(), questions
+
+
+def extract_document(reply: str) -> str:
+    """The explainer from the write reply: drop chatter before '---' and a ``` fence around it."""
+    text = reply.strip("\n")
+    lines = text.split("\n")
+    if lines and lines[0].lstrip().startswith(("```", "~~~")):
+        fence = lines[0].lstrip()[:3]
+        lines = lines[1:]
+        if lines and lines[-1].strip().startswith(fence):
+            lines = lines[:-1]
+    for i, ln in enumerate(lines):
+        if ln.strip() == "---":
+            lines = lines[i:]
+            break
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def ensure_preamble(text: str) -> str:
+    """Put the canonical note to AI assistants after the front matter if the model left it out."""
+    if "Note to any AI assistant" in text:
+        return text
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return text
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            return "\n".join(lines[: i + 1] + ["", ai_preamble(), ""] + lines[i + 1 :])
+    return text
+
+
+def estimate_tokens(*texts: str) -> int:
+    return sum(len(t) for t in texts) // CHARS_PER_TOKEN + 1
+
+
+def check_context(notes: list[NoteFile], model: str, *, context_tokens: int = CONTEXT_TOKENS) -> int:
+    """Refuse, before sending anything, notes that cannot fit the model's context with the answer."""
+    est = estimate_tokens(_system_blocks()[0]["text"], notes_block(notes)["text"])
+    room = context_tokens - WRITE_MAX_TOKENS - 4_000  # the answer, the outline and the Q&A
+    if est > room:
+        biggest = max(notes, key=lambda n: len(n.text))
+        raise TutorError(
+            f"{biggest.path}: the notes are about {est:,} tokens, more than {model} can read at once "
+            f"(about {room:,} tokens with room for the explainer)",
+            hint="Split the notes and compile each part separately, or leave some files out.",
+        )
+    return est
+
+
+# -- compile state in the database (table `compiles`, migration m003_authors)
+
+
+class CompileState(BaseModel):
+    id: str
+    output: str
+    notes_hash: str
+    model: str
+    status: str  # outline | asking | writing | done | failed
+    outline: str | None = None
+    questions: list[QA] = []
+
+
+def _now() -> str:
+    from tutor.store import now_iso
+
+    return now_iso()
+
+
+def new_compile(store, output: Path, notes: list[NoteFile], model: str) -> CompileState:
+    import uuid
+
+    from tutor.store import normalise_path
+
+    st = CompileState(
+        id=uuid.uuid4().hex, output=normalise_path(output), notes_hash=notes_hash(notes), model=model, status="outline"
+    )
+    with store._write() as c:
+        c.execute(
+            "INSERT INTO compiles (id, output, notes_hash, notes, model, status, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (st.id, st.output, st.notes_hash, json.dumps([n.path for n in notes]), model, st.status, _now(), _now()),
+        )
+    return st
+
+
+def find_unfinished(store, output: Path) -> CompileState | None:
+    from tutor.store import normalise_path
+
+    row = store._one(
+        "SELECT * FROM compiles WHERE output = ? AND status != 'done' ORDER BY updated DESC, rowid DESC LIMIT 1",
+        (normalise_path(output),),
+    )
+    if row is None:
+        return None
+    qs = store._query(
+        "SELECT question, answer, status FROM compile_questions WHERE compile_id = ? ORDER BY seq", (row["id"],)
+    )
+    return CompileState(
+        id=row["id"],
+        output=row["output"],
+        notes_hash=row["notes_hash"],
+        model=row["model"],
+        status=row["status"],
+        outline=row["outline"],
+        questions=[QA(**q) for q in qs],
+    )
+
+
+def save_outline(store, st: CompileState, outline: str, questions: list[str]) -> None:
+    st.outline, st.status = outline, "asking"
+    st.questions = [QA(question=q) for q in questions]
+    with store._write() as c:
+        c.execute("UPDATE compiles SET outline = ?, status = ?, updated = ? WHERE id = ?", (outline, st.status, _now(), st.id))
+        c.execute("DELETE FROM compile_questions WHERE compile_id = ?", (st.id,))
+        c.executemany(
+            "INSERT INTO compile_questions (compile_id, seq, question, status, updated) VALUES (?, ?, ?, 'pending', ?)",
+            [(st.id, i + 1, q, _now()) for i, q in enumerate(questions)],
+        )
+
+
+def save_answer(store, st: CompileState, index: int, answer: str | None, status: str) -> None:
+    """One answer, committed as soon as it is typed: an interrupted compile loses nothing."""
+    st.questions[index].answer, st.questions[index].status = answer, status
+    with store._write() as c:
+        c.execute(
+            "UPDATE compile_questions SET answer = ?, status = ?, updated = ? WHERE compile_id = ? AND seq = ?",
+            (answer, status, _now(), st.id, index + 1),
+        )
+        c.execute("UPDATE compiles SET updated = ? WHERE id = ?", (_now(), st.id))
+
+
+def set_compile_status(store, st: CompileState, status: str) -> None:
+    st.status = status
+    with store._write() as c:
+        c.execute("UPDATE compiles SET status = ?, updated = ? WHERE id = ?", (status, _now(), st.id))
+
+
+# -- the terminal side
+
+
+class TerminalUI:
+    """The author's terminal: a Rich spinner on stderr, the outline and questions on stdout,
+    answers from stdin. Model text is printed as plain text, never as Rich markup."""
+
+    STOP_WORDS = {"stop", "/stop", "done", "q", "quit"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, markup=False, highlight=False, emoji=False)
+
+    def status(self, message: str):
+        return self.console.status(message, spinner="dots")
+
+    def info(self, message: str) -> None:
+        import click
+
+        click.echo(message, err=True)
+
+    def show(self, text: str) -> None:
+        import click
+
+        click.echo(safe_terminal_text(text))
+
+    def ask(self, question: str, number: int, total: int) -> str | None:
+        """The answer; "" to skip; None to stop asking (``stop`` or end of input / Ctrl-D)."""
+        import click
+
+        click.echo("")
+        click.echo(f"Question {number} of {total}: {safe_terminal_text(question)}")
+        click.echo("  (type your answer and press Enter; Enter alone skips; `stop` stops asking)")
+        click.echo("> ", nl=False)
+        line = sys.stdin.readline()
+        if line == "":
+            click.echo("")
+            return None
+        answer = line.strip()
+        if answer.lower() in self.STOP_WORDS:
+            return None
+        return answer
+
+
+class CompileResult(BaseModel):
+    output: str
+    concepts: int
+    gaps: int
+    repaired: bool
+    answered: int
+    skipped: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class _Usage:
+    def __init__(self) -> None:
+        self.i = self.o = self.cr = self.cw = 0
+        self.cost = 0.0
+
+    def add(self, r) -> None:
+        self.i += r.input_tokens
+        self.o += r.output_tokens
+        self.cr += r.cache_read_input_tokens
+        self.cw += r.cache_creation_input_tokens
+        self.cost += r.cost_usd
+
+
+async def _call(backend, ui, label: str, system, messages, max_tokens: int, usage: _Usage, notes_est: int):
+    from tutor.engine.claude import BackendError
+
+    got = [0]
+    with ui.status(label) as status:
+
+        def on_text(piece: str) -> None:
+            got[0] += len(piece)
+            status.update(f"{label} ({got[0]:,} characters)")
+
+        try:
+            result = await backend.stream(system=system, messages=messages, max_tokens=max_tokens, on_text=on_text)
+        except BackendError as e:
+            if e.code == "context":
+                raise TutorError(
+                    f"the notes (about {notes_est:,} tokens) are too long for {backend.model}'s context window",
+                    hint="Split the notes and compile each part separately, or leave some files out.",
+                ) from None
+            raise
+    usage.add(result)
+    return result
+
+
+def compile_with_claude(
+    notes_paths: list[str | Path],
+    output: str | Path,
+    *,
+    force: bool = False,
+    questions: bool = True,
+    max_questions: int = 6,
+    resume: bool = False,
+    title: str | None = None,
+    author: str = "",
+    model: str | None = None,
+    db: str | None = None,
+    ui: TerminalUI | None = None,
+    backend=None,
+) -> CompileResult:
+    """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round."""
+    import asyncio
+
+    from tutor.engine.claude import ClaudeBackend, has_api_key, resolve_model
+    from tutor.paths import db_path
+    from tutor.store import Store
+
+    notes = collect_notes(notes_paths)
+    out = check_target(output, force=force, notes=notes)
+    if backend is None and not has_api_key():
+        raise TutorError(
+            "no Anthropic API key: ANTHROPIC_API_KEY is not set",
+            hint="Set it to compile with Claude, or run with --offline for a skeleton you fill in yourself.",
+        )
+    model_name = backend.model if backend is not None else resolve_model(model)
+    est = check_context(notes, model_name)
+    ui = ui or TerminalUI()
+    store = Store.open(db_path(db))
+    try:
+        st = find_unfinished(store, out)
+        if resume:
+            if st is None:
+                raise TutorError(
+                    f"{out}: no interrupted compile to resume", hint="run the same command without --resume to start one"
+                )
+            if st.notes_hash != notes_hash(notes):
+                ui.info("note: the notes changed since this compile started; the outline may miss the changes")
+            done = sum(q.status != "pending" for q in st.questions)
+            ui.info(f"Resuming compile {st.id[:8]}: {done} of {len(st.questions)} question(s) already handled.")
+        else:
+            if st is not None:
+                ui.info(f"note: an unfinished compile for {out} exists; starting over (use --resume to continue it)")
+            st = new_compile(store, out, notes, model_name)
+        own_backend = backend is None
+        be = backend or ClaudeBackend(model_name)
+        try:
+            return asyncio.run(
+                _run(store, st, be, ui, notes, out, est, questions=questions, max_questions=max_questions, title=title, author=author)
+            )
+        finally:
+            if own_backend:
+                try:
+                    asyncio.run(be.aclose())
+                except Exception:  # closing a client must never hide the real outcome
+                    pass
+    except KeyboardInterrupt:
+        ui.info(f"Interrupted. Your answers are saved: run the same command with --resume to continue.")
+        raise
+    finally:
+        store.close()
+
+
+async def _run(store, st: CompileState, backend, ui, notes, out: Path, est: int, *, questions, max_questions, title, author):
+    usage = _Usage()
+    # Step 1: the outline (skipped when resuming a compile that has one).
+    if st.outline is None:
+        system, messages = outline_request(notes, max_questions=max(1, max_questions))
+        r = await _call(backend, ui, "Claude is reading the notes and drafting an outline", system, messages, OUTLINE_MAX_TOKENS, usage, est)
+        outline, qs = parse_outline(r.text)
+        save_outline(store, st, outline, qs[:max_questions] if max_questions else qs)
+    ui.show("Outline")
+    ui.show("-------")
+    ui.show(st.outline or "(no outline)")
+
+    # Step 2: clarifying questions, one at a time, each answer committed as typed.
+    pending = [i for i, q in enumerate(st.questions) if q.status == "pending"]
+    if questions and pending:
+        total = len(st.questions)
+        for i in pending:
+            ans = ui.ask(st.questions[i].question, i + 1, total)
+            if ans is None:
+                break
+            save_answer(store, st, i, ans or None, "answered" if ans else "skipped")
+    for i, q in enumerate(st.questions):
+        if q.status == "pending":
+            save_answer(store, st, i, None, "not_asked")
+    set_compile_status(store, st, "writing")
+
+    # Step 3: the explainer, validated by the real loader; one repair round.
+    system, messages = write_request(notes, st.outline or "", st.questions, title=title, author=author)
+    r = await _call(backend, ui, "Claude is writing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+    text = ensure_preamble(extract_document(r.text))
+    exp, problems = validate_text(text, str(out))
+    cut_off = not r.complete
+    if cut_off:
+        problems = [Problem(str(out), None, "the reply was cut off at the output limit")] + problems
+    repaired = False
+    if problems:
+        ui.info(f"The draft has {len(problems)} problem(s); asking Claude to repair it once:")
+        for p in problems[:10]:
+            ui.info(f"  {p}")
+        messages = repair_messages(messages, r.text, problems, cut_off=cut_off)
+        r = await _call(backend, ui, "Claude is repairing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+        text = ensure_preamble(extract_document(r.text))
+        exp, problems = validate_text(text, str(out))
+        if not r.complete:
+            problems = [Problem(str(out), None, "the reply was cut off at the output limit")] + problems
+        repaired = not problems
+    if problems:
+        draft, errors = save_draft(out, text, problems)
+        set_compile_status(store, st, "failed")
+        raise TutorError(
+            f"{out}: Claude's explainer is still invalid after one repair ({len(problems)} problem(s)); "
+            f"nothing was written to {out.name}",
+            hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
+            "or run the same command with --resume to try again",
+        )
+    write_atomic(out, text)
+    set_compile_status(store, st, "done")
+    gaps = text.count(GAP_MARKER)
+    res = CompileResult(
+        output=str(out),
+        concepts=len(exp.concepts),
+        gaps=gaps,
+        repaired=repaired,
+        answered=sum(q.status == "answered" for q in st.questions),
+        skipped=sum(q.status == "skipped" for q in st.questions),
+        input_tokens=usage.i,
+        output_tokens=usage.o,
+        cache_read_tokens=usage.cr,
+        cache_write_tokens=usage.cw,
+        cost_usd=usage.cost,
+    )
+    ui.info(
+        f"wrote {out}: {res.concepts} concept(s)"
+        + (" (after one repair)" if repaired else "")
+        + (f"; {gaps} gap(s) marked [GAP: ...] for you to fill" if gaps else "")
+    )
+    ui.info(
+        f"tokens: {usage.i:,} in, {usage.cw:,} cache write, {usage.cr:,} cache read, {usage.o:,} out; about ${usage.cost:.4f}"
+    )
+    return res

@@ -1,0 +1,197 @@
+"""`tutor compile` with Claude, against the fake Messages API through the real SDK and CLI.
+
+Scripts: outline -> 2 answered + 1 skipped question -> valid explainer; invalid then
+repaired; still invalid -> draft + errors saved beside the target; resume; long notes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from compile_helpers import OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
+from fake_api import FakeAPI, fake_api, http_error, prompt_too_long, text  # noqa: F401
+from tutor.explainer import load
+
+
+@pytest.fixture
+def notes(tmp_path):
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "wal.md").write_text(big_notes(), encoding="utf-8")
+    return d
+
+
+def _db(tmp_path) -> sqlite3.Connection:
+    return sqlite3.connect(tmp_path / "home" / "tutor.db")
+
+
+def _user_texts(body: dict) -> str:
+    out = []
+    for m in body["messages"]:
+        for b in m["content"]:
+            out.append(b.get("text", ""))
+    return "\n".join(out)
+
+
+def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_path):
+    fake_api.enqueue(text(OUTLINE_REPLY, chunk_size=40), text(explainer_reply(), chunk_size=64))
+    out = tmp_path / "wal.md"
+    r = run_cli(
+        ["compile", str(notes), "-o", str(out)],
+        input="4096 bytes\nYes, briefly: it is the default journal mode\n\n",
+        env=claude_env(fake_api, tmp_path / "home"),
+    )
+    assert r.exit_code == 0, r
+    # The outline was shown, then each question, one at a time.
+    assert "pages - Pages" in r.stdout and "Not covered yet" in r.stdout
+    assert "<outline>" not in r.stdout and "<question>" not in r.stdout
+    for n, q in enumerate(["How big is a page", "rollback journal", "default checkpoint threshold"], 1):
+        assert f"Question {n} of 3: " in r.stdout and q in r.stdout
+    assert r.stdout.index("Question 1 of 3") < r.stdout.index("Question 2 of 3") < r.stdout.index("Question 3 of 3")
+
+    exp = load(out)
+    assert [c.id for c in exp.concepts] == ["pages", "wal", "checkpoints"]
+    assert "Note to any AI assistant" in exp.preamble  # added although the model left it out
+    assert "1 gap(s) marked [GAP: ...]" in r.stderr
+    assert not out.with_name("wal.draft.md").exists()
+
+    # Two requests: outline, then the write with the answers and the skipped question.
+    assert len(fake_api.requests) == 2
+    write = _user_texts(fake_api.bodies[1])
+    assert "<answer>4096 bytes</answer>" in write
+    assert "<answer>Yes, briefly: it is the default journal mode</answer>" in write
+    assert "- What is the default checkpoint threshold?" in write  # skipped -> a gap to mark
+    # Prompt caching: the notes block carries the breakpoint, and the second call reads it.
+    for body in fake_api.bodies:
+        notes_blocks = [b for b in body["messages"][0]["content"] if "<notes file=" in b.get("text", "")]
+        assert len(notes_blocks) == 1 and notes_blocks[0]["cache_control"] == {"type": "ephemeral"}
+    assert fake_api.requests[0].usage["cache_creation_input_tokens"] > 0
+    assert fake_api.requests[1].usage["cache_read_input_tokens"] >= fake_api.requests[0].usage["cache_creation_input_tokens"]
+
+    # The Q&A is in the database.
+    with _db(tmp_path) as db:
+        rows = db.execute("SELECT seq, status, answer FROM compile_questions ORDER BY seq").fetchall()
+        status = db.execute("SELECT status FROM compiles").fetchall()
+    assert rows == [(1, "answered", "4096 bytes"), (2, "answered", "Yes, briefly: it is the default journal mode"), (3, "skipped", None)]
+    assert status == [("done",)]
+
+
+def test_invalid_then_repaired(fake_api, notes, tmp_path):
+    fake_api.enqueue(OUTLINE_REPLY, text(explainer_reply(prereq="ghost")), text(explainer_reply(fence=False)))
+    out = tmp_path / "wal.md"
+    r = run_cli(["compile", str(notes), "-o", str(out), "--no-questions"], env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 0, r
+    assert "Question 1" not in r.stdout
+    assert "ghost" in r.stderr and "repair" in r.stderr
+    assert "(after one repair)" in r.stderr
+    assert [c.id for c in load(out).concepts] == ["pages", "wal", "checkpoints"]
+    assert len(fake_api.requests) == 3
+    repair = fake_api.bodies[2]["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert "prerequisites: [ghost]" in repair[1]["content"][0]["text"]  # its own draft, sent back
+    assert "ghost" in repair[2]["content"][0]["text"] and "line " in repair[2]["content"][0]["text"]
+    # --no-questions: the questions were recorded but not asked.
+    with _db(tmp_path) as db:
+        assert {s for (s,) in db.execute("SELECT status FROM compile_questions")} == {"not_asked"}
+
+
+def test_still_invalid_saves_draft_and_errors(fake_api, notes, tmp_path):
+    bad = explainer_reply(prereq="ghost")
+    fake_api.enqueue(OUTLINE_REPLY, bad, bad)
+    out = tmp_path / "wal.md"
+    r = run_cli(["compile", str(notes), "-o", str(out), "--no-questions"], env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 1, r
+    assert not out.exists()
+    draft, errors = tmp_path / "wal.draft.md", tmp_path / "wal.errors.txt"
+    assert draft.exists() and errors.exists()
+    assert "prerequisites: [ghost]" in draft.read_text()
+    err_lines = errors.read_text().strip().splitlines()
+    assert err_lines and all(line.startswith(str(draft)) for line in err_lines)
+    assert any("ghost" in line for line in err_lines)
+    assert "tutor: " in r.stderr and "still invalid" in r.stderr and "wal.draft.md" in r.stderr
+    assert "Traceback" not in r.stderr
+    with _db(tmp_path) as db:
+        assert db.execute("SELECT status FROM compiles").fetchall() == [("failed",)]
+
+
+def test_stop_asking_and_resume_after_a_failed_write(fake_api, notes, tmp_path):
+    env = claude_env(fake_api, tmp_path / "home")
+    out = tmp_path / "wal.md"
+    # First run: one answer, then `stop`; the write step fails (server errors after retries).
+    fake_api.enqueue(OUTLINE_REPLY, *[http_error(500)] * 3)
+    r = run_cli(["compile", str(notes), "-o", str(out)], input="4096 bytes\nstop\n", env=env)
+    assert r.exit_code == 1, r
+    assert "Question 2 of 3" in r.stdout and "Question 3 of 3" not in r.stdout
+    assert "tutor: Claude returned an error (500" in r.stderr
+    assert not out.exists()
+    # Resume: no new outline request, no questions asked again, the answer is reused.
+    n = len(fake_api.requests)
+    fake_api.enqueue(explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(out), "--resume"], input="", env=env)
+    assert r.exit_code == 0, r
+    assert "Resuming compile" in r.stderr and "Question" not in r.stdout
+    assert len(fake_api.requests) == n + 1
+    assert "<answer>4096 bytes</answer>" in _user_texts(fake_api.bodies[-1])
+    assert out.exists()
+    # Nothing left to resume.
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "other.md"), "--resume"], env=env)
+    assert r.exit_code == 1 and "no interrupted compile" in r.stderr
+
+
+def test_resume_mid_questions_keeps_answers(fake_api, notes, tmp_path):
+    """End of input (Ctrl-D) mid-way stops asking; answers typed so far are in the DB."""
+    env = claude_env(fake_api, tmp_path / "home")
+    out = tmp_path / "wal.md"
+    fake_api.enqueue(OUTLINE_REPLY, explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(out)], input="4096 bytes\n", env=env)  # EOF after one answer
+    assert r.exit_code == 0, r
+    with _db(tmp_path) as db:
+        rows = db.execute("SELECT status FROM compile_questions ORDER BY seq").fetchall()
+    assert rows == [("answered",), ("not_asked",), ("not_asked",)]
+
+
+def test_never_overwrites_without_force(fake_api, notes, tmp_path):
+    out = tmp_path / "wal.md"
+    out.write_text("precious\n")
+    env = claude_env(fake_api, tmp_path / "home")
+    r = run_cli(["compile", str(notes), "-o", str(out)], env=env)
+    assert r.exit_code == 1 and "already exists" in r.stderr and "--force" in r.stderr
+    assert out.read_text() == "precious\n" and fake_api.requests == []
+    fake_api.enqueue(OUTLINE_REPLY, explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(out), "--force", "--no-questions"], env=env)
+    assert r.exit_code == 0, r
+    assert load(out).title == "How SQLite's WAL works"
+
+
+def test_notes_too_long_for_the_context_fail_before_sending(fake_api, tmp_path):
+    notes = tmp_path / "huge.md"
+    notes.write_text("# Huge\n\n" + ("word " * 200_000), encoding="utf-8")  # ~250k tokens
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 1
+    assert "huge.md: the notes are about" in r.stderr and "tokens" in r.stderr and "Split the notes" in r.stderr
+    assert fake_api.requests == []
+
+
+def test_prompt_too_long_from_the_api_is_a_clear_error(fake_api, notes, tmp_path):
+    fake_api.enqueue(prompt_too_long())
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 1
+    assert "too long for" in r.stderr and "context window" in r.stderr and "Split the notes" in r.stderr
+
+
+def test_no_key_points_to_offline(tmp_path, notes):
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")])
+    assert r.exit_code == 1 and "ANTHROPIC_API_KEY" in r.stderr and "--offline" in r.stderr
+
+
+def test_model_text_with_escapes_is_shown_as_plain_text(fake_api, notes, tmp_path):
+    evil = "<outline>\x1b[2J\x1b]0;pwned\x07[bold red]x[/] ok</outline>\n<question>Really\x1b[31m?</question>"
+    fake_api.enqueue(evil, explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], input="\n", env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 0, r
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "[bold red]x[/] ok" in r.stdout  # markup shown literally, not interpreted
+    assert "Question 1 of 1: Really?" in r.stdout
