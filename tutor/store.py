@@ -65,8 +65,8 @@ TRANSCRIPT_VERSION = 1
 
 
 def now_iso() -> str:
-    """UTC timestamps as ISO 8601 text with milliseconds: sortable as plain strings."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC timestamps as ISO 8601 text with microseconds: sortable as plain strings."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def normalise_path(path: str | Path) -> str:
@@ -1054,7 +1054,8 @@ def fts_query(query: str) -> str | None:
     """Turn free text into a safe FTS5 query: each word double-quoted (so ``AND``, ``-``,
     ``:``, ``(`` and quotes mean nothing special), all words required."""
     terms = []
-    for raw in _FTS_TERM.findall(query.replace('"', " ")):
+    query = re.sub(r"[\x00-\x1f\x7f\"]", " ", query)
+    for raw in _FTS_TERM.findall(query):
         prefix = raw.endswith("*")
         word = raw.rstrip("*")
         if not word:
