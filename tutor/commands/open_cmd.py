@@ -1,0 +1,70 @@
+"""``tutor open FILE``: open an explainer (or any Markdown file) with the tutor.
+
+Only parses arguments and delegates: loading to tutor.explainer, the session to
+tutor.engine.session, the dialogue to tutor.plain or the Textual app.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tutor.commands._options import db_option
+
+
+@click.command("open")
+@click.argument("file", metavar="FILE")
+@click.option("--new", is_flag=True, help="Start a new session even if one is in progress for this file.")
+@click.option("--resume", "resume", metavar="ID", default=None, help="Resume the session with this id (or id prefix).")
+@click.option("--offline", is_flag=True, help="Use the offline guided mode even if ANTHROPIC_API_KEY is set.")
+@click.option("--model", metavar="MODEL", default=None, help="Claude model (default: $TUTOR_MODEL, then a current Sonnet).")
+@click.option("--plain", is_flag=True, help="Line-based dialogue on stdin/stdout (pipes, scripts, screen readers).")
+@db_option
+def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str | None, plain: bool, db: str | None) -> int:
+    """Open FILE with the tutor (resumes the last session on it, unless --new)."""
+    if new and resume:
+        raise click.UsageError("use either --new or --resume ID, not both")
+    from tutor.engine.claude import ClaudeBackend, has_api_key
+    from tutor.engine.session import TutorSession
+    from tutor.explainer import load
+    from tutor.paths import db_path
+    from tutor.store import Store
+
+    explainer = load(file)
+    notices: list[str] = [str(w) for w in explainer.warnings[:3]]
+    backend = None
+    if offline:
+        if model:
+            notices.append("--model is ignored with --offline.")
+    elif not has_api_key():
+        notices.append(
+            "No ANTHROPIC_API_KEY set: using the offline guided mode. "
+            "Set the key (export ANTHROPIC_API_KEY=...) to tutor with Claude."
+        )
+    else:
+        backend = ClaudeBackend(model)
+    store = Store.open(db_path(db))
+    session = TutorSession.open(explainer, store, backend=backend, session_id=resume, new=new)
+    if session.resumed:
+        notices.append(f"Resuming session {session.id[:8]} (start over with --new).")
+        if session.explainer_changed:
+            notices.append(f"{explainer.path} changed since this session started; your progress is kept.")
+        if session.created_mode != session.mode:
+            notices.append(f"This session was started in {session.created_mode} mode; continuing in {session.mode} mode.")
+    if not plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        plain = True  # not a terminal: the full-screen app cannot run, lines can
+    try:
+        if plain:
+            from tutor.plain import run_plain
+
+            return run_plain(session, notices=notices)
+        try:
+            from tutor.app import run_app
+        except ImportError as e:  # pragma: no cover - the app ships with tutor
+            click.echo(f"tutor: the reader app is not available ({e}); use --plain.", err=True)
+            return 1
+        run_app(session, notices=notices)
+        return 0
+    finally:
+        store.close()

@@ -1,0 +1,504 @@
+"""The offline guided mode: a deterministic tutor that needs no model and no network.
+
+It walks the explainer in teaching order the way the Claude tutor is told to:
+
+1. diagnose first -- "Do you already know about Y?" (yes / no / not sure);
+2. yes: the concept is *known* and skipped; no / not sure: present its section in
+   readable pieces (a few paragraphs at a time, citing "§ heading"), then *explained*;
+3. ask the concept's check questions; after the reader's attempt show the reference
+   answer and let the reader grade themselves, because offline we cannot judge free text
+   (we say so). Right: *understood*. Wrong: *shaky*, and the section is presented again;
+4. at the end, a summary of what was covered.
+
+A question ("what is a frame?", anything ending in "?") is answered by searching the
+explainer's sections and quoting the best passage; then the walk resumes.
+
+Why a pure state machine: ``OfflineGuide.step(text)`` has no I/O, so resuming a session
+is replaying the reader's stored messages through a fresh guide (see session.py) -- no
+extra cursor table, and the replay is exact because every step is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field
+
+from tutor.engine.reader_model import ReaderModel, find_concept
+from tutor.engine.search import SectionIndex, blocks
+from tutor.explainer import Concept, Explainer
+
+CHUNK_CHARS = 900  # a "readable piece": at most about this many characters ...
+CHUNK_BLOCKS = 3  # ... or this many paragraphs
+
+YES = {
+    "y", "yes", "yeah", "yep", "yup", "ya", "sure", "of course", "i do", "yes i do", "i know", "i know it",
+    "i know that", "i already know", "i already know it", "i already know that", "definitely", "correct",
+    "right", "i did", "got it", "yes i did", "indeed", "absolutely", "affirmative", "yes please",
+}
+NO = {
+    "n", "no", "nope", "nah", "not really", "i don't", "i dont", "i do not", "no idea", "never heard of it",
+    "i didn't", "i didnt", "i did not", "wrong", "no i didn't", "no i don't", "negative", "not at all",
+    "i got it wrong",
+}
+UNSURE = {
+    "not sure", "?", "??", "maybe", "kind of", "kinda", "sort of", "a bit", "a little", "unsure", "dunno",
+    "i don't know", "i dont know", "idk", "somewhat", "partly", "i'm not sure", "im not sure", "not quite",
+    "hmm", "no clue", "i have no idea", "vaguely", "a little bit",
+}
+MORE = {"", "more", "m", "continue", "go on", "next", "ok", "okay", "k", "yes", "y", "sure", "go", "and", "then?"}
+SKIP = {"skip", "/skip", "skip it", "skip this", "skip this one", "pass", "move on", "next concept"}
+HELP = {"help", "/help", "h", "commands", "what can i say", "what can i type"}
+PROGRESS = {"progress", "status", "where am i", "summary", "outline", "/progress"}
+QUESTION_WORDS = (
+    "what", "why", "how", "when", "where", "who", "which", "whose", "is", "are", "does", "do", "can",
+    "could", "should", "would", "will", "isn't", "doesn't", "aren't", "don't",
+)
+
+HELP_TEXT = (
+    "You can answer yes / no / not sure, press Enter (or type 'more') to read on, ask a question "
+    "(it ends with '?'), or type: skip · I know <topic> · explain <topic> again · progress."
+)
+
+
+def normalise(text: str) -> str:
+    t = text.strip().casefold().replace("’", "'")
+    t = re.sub(r"[.!,;:]+$", "", t)
+    t = re.sub(r"^(?:um+|uh+|well|hmm+|oh)[, ]+", "", t)
+    return " ".join(t.split())
+
+
+def classify_yes_no(text: str) -> str | None:
+    """'yes', 'no', 'unsure' or None, for answers like "yeah", "nope", "not sure", "?"."""
+    t = normalise(text)
+    if t in UNSURE or t.endswith(" not sure") or t.startswith("not sure"):
+        return "unsure"
+    if t in YES:
+        return "yes"
+    if t in NO:
+        return "no"
+    first = re.split(r"[ ,]", t, maxsplit=1)[0]
+    if first in {"yes", "yeah", "yep", "yup", "y"}:
+        return "yes"
+    if first in {"no", "nope", "nah", "n"}:
+        return "no"
+    return None
+
+
+def looks_like_question(text: str) -> bool:
+    t = text.strip()
+    if t.endswith("?") and len(t) > 2:
+        return True
+    first = normalise(t).split(" ", 1)[0] if t else ""
+    return first in QUESTION_WORDS and len(t.split()) >= 3
+
+
+_KNOW_RE = re.compile(r"^(?:i )?(?:already |do )?know(?: about| all about)?\s+(.+)$")
+_EXPLAIN_RE = re.compile(
+    r"^(?:please |can you |could you )?(?:explain|re-explain|reexplain|tell me about|teach me|go back to|show me|"
+    r"back to|revisit)\s+(.+?)(?:\s+again)?(?: please)?$"
+)
+_PRONOUNS = {"it", "that", "this", "again", "this one", "that again", "it again", "this again", "more"}
+
+
+def chunks(text: str) -> list[str]:
+    """Split a section into readable pieces of a few paragraphs; code blocks stay whole."""
+    pieces: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for b in blocks(text):
+        is_heading = b.lstrip().startswith("#")
+        if cur and (is_heading or size + len(b) > CHUNK_CHARS or len(cur) >= CHUNK_BLOCKS):
+            pieces.append("\n\n".join(cur))
+            cur, size = [], 0
+        cur.append(b)
+        size += len(b)
+    if cur:
+        pieces.append("\n\n".join(cur))
+    return pieces
+
+
+class StateChange(BaseModel):
+    concept_id: str
+    state: str
+    evidence: str
+
+
+class Step(BaseModel):
+    """What one guide step produced: the text to show and the reader-model changes."""
+
+    text: str
+    changes: list[StateChange] = Field(default_factory=list)
+    finished: bool = False
+
+
+class OfflineGuide:
+    """The deterministic walk. Mutates the shared ReaderModel; the session persists it."""
+
+    def __init__(self, explainer: Explainer, model: ReaderModel, index: SectionIndex | None = None):
+        self.ex = explainer
+        self.model = model
+        self.index = index or SectionIndex(explainer)
+        self.phase = "start"  # start | ask | explain | check | grade | done
+        self.concept: str | None = None
+        self.pieces: list[str] = []
+        self.piece = 0
+        self.check = 0
+        self.reexplain = False
+        self.visited: list[str] = []  # concepts walked through in this session, in order
+        self._out: list[str] = []
+        self._changes: list[StateChange] = []
+        self._seq: int | None = None
+
+    # -- public -------------------------------------------------------------------------
+    def opening(self, seq: int | None = None) -> Step:
+        self._begin(seq)
+        first = self._next()
+        if first is None:
+            self._say(f"I want to explain {self.ex.title} to you, but you already know everything in it.")
+            return self._finish_walk()
+        c = self.ex.concept(first)
+        self._say(f"I want to explain {self.ex.title} to you. Do you already know about {c.title}? (yes / no / not sure)")
+        self._ask(first, say=False)
+        return self._end()
+
+    def resume_note(self, seq: int | None = None) -> Step:
+        """A short "welcome back" that repeats what we were waiting for."""
+        self._begin(seq)
+        if self.phase == "done":
+            self._say(f"Welcome back. We have been through all of {self.ex.title}. {self._progress_text()}")
+        else:
+            self._say("Welcome back. " + self._pending_prompt())
+        return self._end()
+
+    def step(self, text: str, seq: int | None = None) -> Step:
+        """Interpret one reader message and produce the tutor's answer."""
+        self._begin(seq)
+        raw = text.strip()
+        t = normalise(raw)
+        if self.phase == "start":
+            return self.opening(seq)
+        if t in HELP:
+            self._say(HELP_TEXT + "\n\n" + self._pending_prompt())
+            return self._end()
+        if t in PROGRESS:
+            self._say(self._progress_text() + ("" if self.phase == "done" else "\n\n" + self._pending_prompt()))
+            return self._end()
+        if t in SKIP and self.phase != "done":
+            self._skip()
+            return self._end()
+        m = _KNOW_RE.match(t)
+        if m and m.group(1) not in _PRONOUNS and classify_yes_no(t) is None:
+            cid = find_concept(self.ex, m.group(1))
+            if cid is not None:
+                self._mark_known(cid, evidence=f"reader: {raw}")
+                return self._end()
+        m = _EXPLAIN_RE.match(t)
+        if m:
+            target = m.group(1).strip()
+            cid = self.concept if target in _PRONOUNS else find_concept(self.ex, target)
+            if cid is not None:
+                self._explain(cid)
+                return self._end()
+        if self.phase == "ask":
+            return self._on_ask(raw, t)
+        if self.phase == "explain":
+            if t in MORE:
+                self._continue_explaining()
+                return self._end()
+            if looks_like_question(raw):
+                return self._answer_question(raw)
+            self._continue_explaining()
+            return self._end()
+        if self.phase == "check":
+            return self._on_check(raw, t)
+        if self.phase == "grade":
+            return self._on_grade(raw, t)
+        # done
+        if raw and (looks_like_question(raw) or len(t.split()) >= 2):
+            return self._answer_question(raw)
+        self._say(
+            f"We have been through all of {self.ex.title}. Ask me anything about it, "
+            "or type 'explain <topic>' to go over a section again."
+        )
+        return self._end(finished=True)
+
+    def skip(self, seq: int | None = None) -> Step:
+        """Skip the current concept: not marked known, just not offered again."""
+        self._begin(seq)
+        self._skip()
+        return self._end()
+
+    def mark_known(self, concept_id: str, evidence: str = "", seq: int | None = None) -> Step:
+        """The reader's override "I already know X"."""
+        self._begin(seq)
+        self._mark_known(concept_id, evidence)
+        return self._end()
+
+    def explain(self, concept_id: str, seq: int | None = None) -> Step:
+        """The reader's override "explain X (again)": present X now, then carry on."""
+        self._begin(seq)
+        self._explain(concept_id)
+        return self._end()
+
+    def _skip(self) -> None:
+        if self.phase == "done" or self.concept is None:
+            self._say("There is nothing left to skip.")
+            return
+        c = self.ex.concept(self.concept)
+        self.model.skipped.add(c.id)
+        self._mark_visited(c.id)
+        self._say(f"Skipping {c.title}.")
+        self._advance()
+
+    def _mark_known(self, concept_id: str, evidence: str = "") -> None:
+        c = self.ex.concept(concept_id)
+        self._set(c.id, "known", evidence or f"reader: I already know {c.title}")
+        self._mark_visited(c.id)
+        self._say(f"Noted: you already know {c.title}.")
+        if self.concept == c.id or self.phase in ("start", "done"):
+            self._advance()
+        else:
+            self._say(self._pending_prompt())
+
+    def _explain(self, concept_id: str) -> None:
+        c = self.ex.concept(concept_id)
+        self.concept = c.id
+        self.check = 0
+        self.model.skipped.discard(c.id)
+        self._start_explaining(c, again=c.id in self.visited)
+
+    # -- phases -----------------------------------------------------------------------------
+    def _on_ask(self, raw: str, t: str) -> Step:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        answer = classify_yes_no(raw)
+        if answer is None and looks_like_question(raw):
+            return self._answer_question(raw)
+        if answer == "yes":
+            self._set(c.id, "known", f"reader: {raw}")
+            self._mark_visited(c.id)
+            self._say(f"Good, then we skip {c.title}.")
+            self._advance()
+            return self._end()
+        if answer in ("no", "unsure"):
+            self._start_explaining(c, again=False)
+            return self._end()
+        self._say(f"Please answer yes, no or not sure: do you already know about {c.title}? (Or ask a question, or type 'skip'.)")
+        return self._end()
+
+    def _on_check(self, raw: str, t: str) -> Step:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        q = c.checks[self.check]
+        if raw.endswith("?") and len(raw) > 2 and classify_yes_no(raw) is None:
+            return self._answer_question(raw)
+        if t == "":
+            self._say("Type your answer in your own words (or 'skip').")
+            return self._end()
+        answer = q.answer.strip() or "(The explainer gives no reference answer for this question.)"
+        if t in UNSURE:
+            self._set(c.id, "shaky", f"reader could not answer: {q.question}")
+            self._say("No problem. Here is the explainer's answer:\n\n" + _quote(answer))
+            self._misconceptions(q.misconceptions)
+            self._say("Let's go over the section again.")
+            self.check += 1
+            self.reexplain = True
+            self._start_explaining(c, again=True, say_intro=False)
+            return self._end()
+        self.phase = "grade"
+        self._say(
+            "Here is the explainer's answer:\n\n"
+            + _quote(answer)
+            + "\n\nOffline I can't judge a free-text answer, so you decide: did you get it right? (yes / no)"
+        )
+        return self._end()
+
+    def _on_grade(self, raw: str, t: str) -> Step:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        q = c.checks[self.check]
+        answer = classify_yes_no(raw)
+        if answer is None and looks_like_question(raw):
+            return self._answer_question(raw)
+        if answer == "yes":
+            self._set(c.id, "understood", f"reader answered the check correctly (self-graded): {q.question}")
+            self._say("Well done.")
+            self.check += 1
+            self._after_check(c)
+            return self._end()
+        if answer in ("no", "unsure"):
+            self._set(c.id, "shaky", f"reader's answer was wrong (self-graded): {q.question}")
+            self._misconceptions(q.misconceptions)
+            self._say("Let's go over it again.")
+            self.check += 1
+            self._start_explaining(c, again=True, say_intro=False)
+            return self._end()
+        self._say("Did your answer match the explainer's? Please say yes or no.")
+        return self._end()
+
+    # -- walking ---------------------------------------------------------------------------
+    def _next(self) -> str | None:
+        return self.model.next_concept(exclude=set(self.visited))
+
+    def _advance(self) -> None:
+        nxt = self._next()
+        if nxt is None:
+            self._finish_walk(inline=True)
+            return
+        self._ask(nxt)
+
+    def _ask(self, cid: str, *, say: bool = True) -> None:
+        c = self.ex.concept(cid)
+        self.concept = cid
+        self.phase = "ask"
+        self.check = 0
+        if self.model.state(cid) == "unknown":
+            self._set(cid, "asked", f"asked whether the reader knows {c.title}")
+        if say:
+            self._say(f"Next: {c.title}. Do you already know about it? (yes / no / not sure)")
+
+    def _start_explaining(self, c: Concept, *, again: bool, say_intro: bool = True) -> None:
+        self.phase = "explain"
+        self.concept = c.id
+        self.pieces = chunks(c.section.text) or [c.summary or "(This section has no text of its own.)"]
+        self.piece = 0
+        self.reexplain = again
+        if say_intro and again:
+            self._say(f"Let's go over {c.title} again.")
+        self._show_piece(c)
+
+    def _show_piece(self, c: Concept) -> None:
+        n = len(self.pieces)
+        head = f"From § {c.section.heading}:" if self.piece == 0 else f"(§ {c.section.heading}, continued)"
+        self._say(head + "\n\n" + self.pieces[self.piece])
+        if self.piece + 1 < n:
+            self._say(f"({self.piece + 1}/{n}. Press Enter or type 'more' to read on, or ask a question.)")
+        else:
+            self._done_explaining(c)
+
+    def _continue_explaining(self) -> None:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        if self.piece + 1 < len(self.pieces):
+            self.piece += 1
+            self._show_piece(c)
+        else:
+            self._done_explaining(c)
+
+    def _done_explaining(self, c: Concept) -> None:
+        if self.model.state(c.id) not in ("shaky", "understood", "known"):
+            self._set(c.id, "explained", f"presented § {c.section.heading}")
+        self._after_check(c, first=True)
+
+    def _after_check(self, c: Concept, *, first: bool = False) -> None:
+        if self.check < len(c.checks):
+            self.phase = "check"
+            total = len(c.checks)
+            label = "Check" if total == 1 else f"Check {self.check + 1} of {total}"
+            self._say(f"{label}: {c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)")
+            return
+        self._mark_visited(c.id)
+        self._advance()
+
+    def _finish_walk(self, inline: bool = False) -> Step | None:
+        self.phase = "done"
+        self.concept = None
+        self._say(self._progress_text(final=True))
+        self._finished = True
+        return None if inline else self._end(finished=True)
+
+    def _mark_visited(self, cid: str) -> None:
+        if cid not in self.visited:
+            self.visited.append(cid)
+
+    # -- answers ---------------------------------------------------------------------------
+    def _answer_question(self, question: str) -> Step:
+        hits = self.index.search(question, limit=1)
+        if hits:
+            h = hits[0]
+            self._say(f"Here is what the explainer says in § {h.heading}:\n\n" + _quote(_trim(h.passage)))
+        else:
+            self._say(
+                "I couldn't find that in the explainer. (Offline I can only search its text; "
+                "with ANTHROPIC_API_KEY set, Claude can answer in its own words.)"
+            )
+        if self.phase != "done":
+            self._say("Back to where we were: " + self._pending_prompt())
+        return self._end(finished=self.phase == "done")
+
+    def _pending_prompt(self) -> str:
+        if self.phase == "done" or self.concept is None:
+            return "We have been through everything. Ask a question, or type 'explain <topic>'."
+        c = self.ex.concept(self.concept)
+        if self.phase == "ask":
+            return f"Do you already know about {c.title}? (yes / no / not sure)"
+        if self.phase == "explain":
+            return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
+        if self.phase == "check":
+            return f"{c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)"
+        if self.phase == "grade":
+            return f"Did your answer to \"{c.checks[self.check].question}\" match the explainer's? (yes / no)"
+        return ""
+
+    def _progress_text(self, final: bool = False) -> str:
+        groups: dict[str, list[str]] = {"known": [], "understood": [], "explained": [], "shaky": [], "skipped": []}
+        for c in self.ex.concepts:
+            st = self.model.state(c.id)
+            if c.id in self.model.skipped and st not in ("known", "understood"):
+                groups["skipped"].append(c.title)
+            elif st in groups:
+                groups[st].append(c.title)
+        lines = []
+        labels = [
+            ("known", "You already knew"),
+            ("understood", "You answered the checks for"),
+            ("explained", "We read through"),
+            ("shaky", "Worth another look"),
+            ("skipped", "Skipped"),
+        ]
+        for key, label in labels:
+            if groups[key]:
+                lines.append(f"- {label}: {', '.join(groups[key])}")
+        head = f"That's everything in {self.ex.title}." if final else "Where we are:"
+        body = "\n".join(lines) if lines else "- Nothing covered yet."
+        tail = (
+            "\n\nAsk me anything about it, or type 'explain <topic>' to go over a section again."
+            if final
+            else ""
+        )
+        return f"{head}\n\n{body}{tail}"
+
+    def _misconceptions(self, items: list[str]) -> None:
+        if items:
+            self._say("A common mix-up: " + " Another: ".join(m.rstrip(".") + "." for m in items))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _begin(self, seq: int | None) -> None:
+        self._out = []
+        self._changes = []
+        self._seq = seq
+        self._finished = False
+
+    def _say(self, text: str) -> None:
+        if text:
+            self._out.append(text)
+
+    def _set(self, cid: str, state: str, evidence: str) -> None:
+        if self.model.set(cid, state, evidence, seq=self._seq):
+            self._changes.append(StateChange(concept_id=cid, state=state, evidence=evidence))
+
+    def _end(self, finished: bool = False) -> Step:
+        return Step(text="\n\n".join(self._out), changes=list(self._changes), finished=finished or self._finished)
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line.strip() else ">" for line in text.strip().splitlines())
+
+
+def _trim(text: str, limit: int = 700) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    dot = cut.rfind(". ")
+    return (cut[: dot + 1] if dot > limit // 2 else cut.rstrip()) + " ..."

@@ -1,0 +1,127 @@
+"""Section search for the offline mode: answer a free-text question with the best passage.
+
+Why FTS5 in memory: SQLite is already our storage engine, its FTS5 module ships with
+Python's sqlite3, and its ``bm25()`` ranking with the porter stemmer is good enough to
+find "the paragraph about checkpoints" for "when does a checkpoint happen?". The index
+is rebuilt per session (explainers are small; building takes milliseconds) so nothing
+about the explainer's text has to live in the session database.
+
+Also home of ``blocks()``: splitting Markdown into paragraphs without cutting a fenced
+code block or a list in half, used both for passages here and for the offline mode's
+"readable pieces".
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from pydantic import BaseModel
+
+from tutor.explainer import Explainer
+
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(\s|$)")
+STOPWORDS = frozenset(
+    """a an and are as at be been but by can could did do does doing for from had has have how i
+    if in into is it its me my of on or so than that the their them then there these they this to
+    was we were what when where which while who whom why will with would you your about tell
+    explain please mean means meant""".split()
+)
+
+
+def blocks(markdown: str) -> list[str]:
+    """Paragraph-level blocks: split on blank lines, but never inside a fenced code block.
+
+    Headings are blocks of their own. Consecutive list items separated by blank lines stay
+    separate blocks; the offline chunker groups blocks anyway.
+    """
+    out: list[str] = []
+    cur: list[str] = []
+    fence: str | None = None
+    for line in markdown.splitlines():
+        if fence is not None:
+            cur.append(line)
+            stripped = line.strip()
+            if stripped.startswith(fence) and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+                fence = None
+            continue
+        m = _FENCE_RE.match(line)
+        if m:
+            fence = m.group(1)
+            cur.append(line)
+            continue
+        if _HEADING_RE.match(line):
+            if cur:
+                out.append("\n".join(cur))
+                cur = []
+            out.append(line.rstrip())
+            continue
+        if line.strip() == "":
+            if cur:
+                out.append("\n".join(cur))
+                cur = []
+            continue
+        cur.append(line.rstrip())
+    if cur:
+        out.append("\n".join(cur))
+    return [b for b in out if b.strip()]
+
+
+class Hit(BaseModel):
+    concept_id: str
+    heading: str
+    passage: str
+    score: float
+
+
+def query_terms(question: str) -> list[str]:
+    words = re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", question.casefold())
+    terms = []
+    for w in words:
+        w = w.replace("’", "'")
+        if w in STOPWORDS or len(w) < 2:
+            continue
+        for part in re.split(r"['-]", w):
+            if part and part not in STOPWORDS and part not in terms:
+                terms.append(part)
+    return terms
+
+
+class SectionIndex:
+    """An in-memory FTS5 index of an explainer's passages (one row per block)."""
+
+    def __init__(self, explainer: Explainer):
+        self.conn = sqlite3.connect(":memory:")
+        self.conn.execute(
+            "CREATE VIRTUAL TABLE passages USING fts5(heading, body, concept UNINDEXED, tokenize='porter unicode61')"
+        )
+        rows = []
+        for c in explainer.concepts:
+            for b in blocks(c.section.text):
+                if _HEADING_RE.match(b):
+                    continue
+                rows.append((c.section.heading, b, c.id))
+            if c.summary:
+                rows.append((c.section.heading, c.summary, c.id))
+        self.conn.executemany("INSERT INTO passages (heading, body, concept) VALUES (?, ?, ?)", rows)
+        self.size = len(rows)
+
+    def search(self, question: str, limit: int = 3) -> list[Hit]:
+        terms = query_terms(question)
+        if not terms:
+            return []
+        q = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        try:
+            cur = self.conn.execute(
+                # heading matches count double: a question naming a section wants that section
+                "SELECT concept, heading, body, bm25(passages, 2.0, 1.0) AS s FROM passages"
+                " WHERE passages MATCH ? ORDER BY s, rowid LIMIT ?",
+                (q, limit),
+            )
+        except sqlite3.OperationalError:
+            return []
+        return [Hit(concept_id=r[0], heading=r[1], passage=r[2], score=-float(r[3])) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,521 @@
+"""TutorSession: one reader's session over one explainer -- the API the app, ``--plain``
+and the tests use.
+
+Why it looks like this:
+- Every method yields typed events (``tutor.engine.events``) and persists each event's
+  effect through the store as it happens, so a crash, a kill or Esc never loses what the
+  reader already saw or wrote. The reader's message is committed before any model call.
+- The same interface drives Claude and the offline guide; the UI never needs to know
+  which one it talks to.
+- Resuming is rebuilding from the store: the reader model from ``concept_states``, the
+  offline cursor by replaying the reader's messages through a fresh (deterministic)
+  guide, the Claude memory from the summary + recent turns (memory.py).
+- Reader overrides (skip, "I already know X", "explain X again") are stored as ordinary
+  reader messages whose ``raw`` holds the command (``/skip ID``, ``/know ID``,
+  ``/explain ID``), so the transcript reads naturally and a replay is exact.
+
+Details in docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
+
+from tutor.engine.events import (
+    ErrorEvent,
+    Event,
+    FeedbackCaptured,
+    StateChanged,
+    TextDelta,
+    TurnFinished,
+    Usage,
+)
+from tutor.engine.offline import OfflineGuide, Step
+from tutor.engine.reader_model import DONE, STATES, ReaderModel
+from tutor.engine.search import SectionIndex
+from tutor.engine.tagfilter import Tag, TagFilter
+from tutor.errors import TutorError
+from tutor.explainer import Explainer
+
+FLUSH_SECONDS = 0.2  # a streaming reply is written to the store at least this often ...
+FLUSH_CHARS = 400  # ... or after this many new characters, and always at the end
+MAX_TOKENS = 1024
+MORE = "/more"
+
+
+class TutorSession:
+    """See the module docstring and docs/engine.md. Create with ``TutorSession.open``."""
+
+    def __init__(
+        self,
+        explainer: Explainer,
+        store: Any,
+        *,
+        backend: Any = None,
+        session_id: str,
+        resumed: bool = False,
+        explainer_changed: bool = False,
+        created_mode: str | None = None,
+    ):
+        self.explainer = explainer
+        self.store = store
+        self.backend = backend
+        self.id = session_id
+        self.mode = backend.name if backend is not None else "offline"
+        self.resumed = resumed
+        self.explainer_changed = explainer_changed
+        self.created_mode = created_mode or self.mode
+        self.model = ReaderModel(explainer)
+        self.index = SectionIndex(explainer) if backend is None else None
+        self.guide = OfflineGuide(explainer, self.model, self.index) if backend is None else None
+        self._replayed = False
+        self._current: str | None = None  # Claude: the concept the tutor is on, from <state> tags
+        self._retry_pending = False
+        self._retry_seq: int | None = None  # reader message to resend; None = the opening turn
+        self._has_messages = False
+        self._restore()
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        explainer: Explainer,
+        store: Any,
+        *,
+        backend: Any = None,
+        session_id: str | None = None,
+        new: bool = False,
+    ) -> "TutorSession":
+        """Resume ``session_id`` (a unique prefix is enough), else the latest active session
+        for this file unless ``new``, else start a new one."""
+        from tutor.store import normalise_path
+
+        h = store.upsert_explainer(explainer)
+        row = None
+        if session_id:
+            sid = store.resolve_session_id(session_id)
+            row = store.get_session(sid)
+            if row.explainer_path != normalise_path(explainer.path) and row.explainer_hash != h:
+                raise TutorError(
+                    f"session {sid[:8]} is a session of {row.explainer_path}, not of {explainer.path}",
+                    hint=f"Run: tutor open {row.explainer_path} --resume {sid[:8]}",
+                )
+        elif not new:
+            row = store.latest_open_session(explainer.path)
+        if row is not None:
+            return cls(
+                explainer,
+                store,
+                backend=backend,
+                session_id=row.id,
+                resumed=True,
+                explainer_changed=row.explainer_hash != h,
+                created_mode=row.mode,
+            )
+        mode = backend.name if backend is not None else "offline"
+        sid = store.create_session(h, explainer.path, mode)
+        return cls(explainer, store, backend=backend, session_id=sid)
+
+    def _restore(self) -> None:
+        msgs = self.store.messages(self.id)
+        self._has_messages = bool(msgs)
+        if not msgs:
+            return
+        if self.guide is not None and self.created_mode == "offline":
+            self._replay(msgs)
+        # The store is the authority on states (the replay derives the same ones).
+        for cid, row in self.store.concept_states(self.id).items():
+            if cid in self.model and row.state in STATES:
+                self.model.set(cid, row.state, row.evidence, row.message_seq)
+        if self.guide is None:
+            for m in msgs:
+                if m.role == "reader" and m.raw and m.raw.startswith("/"):
+                    cmd, _, arg = m.raw.partition(" ")
+                    if cmd == "/skip" and arg in self.model:
+                        self.model.skipped.add(arg)
+                    elif cmd in ("/know", "/explain"):
+                        self.model.skipped.discard(arg)
+                elif m.role == "tutor" and m.raw:
+                    _, tags = TagFilter.filter_all(m.raw)
+                    for t in tags:
+                        if t.name == "state":
+                            self._track_current(t.attrs.get("concept", ""), t.attrs.get("value", ""))
+            # A turn that failed or was interrupted can be retried after a restart.
+            last = msgs[-1]
+            if last.role == "reader" or (last.role == "tutor" and not last.complete):
+                readers = [m for m in msgs if m.role == "reader"]
+                self._retry_pending = True
+                self._retry_seq = readers[-1].seq if readers else None
+
+    def _replay(self, msgs: list[Any]) -> None:
+        """Rebuild the offline cursor: the guide is deterministic, so replaying the reader's
+        messages puts it exactly where it was. A changed explainer may not replay cleanly;
+        then the walk restarts from the stored states."""
+        assert self.guide is not None
+        try:
+            self.guide.opening()
+            for m in msgs:
+                if m.role != "reader":
+                    continue
+                self._guide_input(m.text, m.raw, seq=m.seq)
+            self._replayed = True
+        except (KeyError, ValueError, IndexError):
+            self.guide = OfflineGuide(self.explainer, ReaderModel(self.explainer), self.index)
+            self.guide.model = self.model
+            self._replayed = False
+
+    def _guide_input(self, text: str, raw: str | None, seq: int | None) -> Step:
+        assert self.guide is not None
+        if raw and raw.startswith("/"):
+            cmd, _, arg = raw.partition(" ")
+            if cmd == "/skip":
+                return self.guide.skip(seq=seq)
+            if cmd == "/know" and arg in self.model:
+                return self.guide.mark_known(arg, evidence=f"reader: {text}", seq=seq)
+            if cmd == "/explain" and arg in self.model:
+                return self.guide.explain(arg, seq=seq)
+            if cmd == MORE:
+                return self.guide.step("", seq=seq)
+        return self.guide.step(text, seq=seq)
+
+    # -- reading ---------------------------------------------------------------------------
+    def states(self) -> dict[str, str]:
+        return self.model.states()
+
+    @property
+    def current_concept(self) -> str | None:
+        if self.guide is not None:
+            return self.guide.concept
+        if self._current is not None and not self.model.is_done(self._current):
+            return self._current
+        return self.model.next_concept()
+
+    @property
+    def can_retry(self) -> bool:
+        return self._retry_pending
+
+    def last_tutor_message(self) -> str | None:
+        """The last thing the tutor said (for a "welcome back" in --plain)."""
+        for m in reversed(self.store.messages(self.id)):
+            if m.role == "tutor" and m.text.strip():
+                return m.text
+        return None
+
+    # -- turns -----------------------------------------------------------------------------
+    async def start(self) -> AsyncIterator[Event]:
+        """The opening turn for a new session; on resume a short "welcome back" (not stored)."""
+        if self.guide is not None:
+            if self._has_messages and self._replayed:
+                step = self.guide.resume_note()
+                if step.text:
+                    yield TextDelta(text=step.text)
+                yield TurnFinished(message_id=None, finished=self.guide.phase == "done")
+                return
+            step = self.guide.opening()
+            async for ev in self._emit_offline(step, None):
+                yield ev
+            return
+        if self._has_messages:
+            c = self.current_concept
+            where = f" We were on {self.explainer.concept(c).title}." if c else ""
+            note = f"Welcome back.{where}"
+            if self._retry_pending:
+                note += " Your last message did not get a complete reply; retry to send it again."
+            yield TextDelta(text=note)
+            yield TurnFinished(message_id=None)
+            return
+        self._has_messages = True
+        async for ev in self._claude_turn(None, ""):
+            yield ev
+
+    async def reply(self, text: str) -> AsyncIterator[Event]:
+        """The reader's message: committed to the store first, then answered."""
+        text = text.strip()
+        raw = None if text else (MORE if self.guide is not None else "/continue")
+        shown = text or ("(more)" if self.guide is not None else "(continue)")
+        async for ev in self._reader_turn(shown, raw, model_text=text):
+            yield ev
+
+    async def retry(self) -> AsyncIterator[Event]:
+        """Resend the last reader message whose reply failed or was interrupted."""
+        if self.guide is not None or not self._retry_pending:
+            yield ErrorEvent(code="other", message="There is nothing to retry.", retryable=False)
+            yield TurnFinished(complete=False)
+            return
+        text = ""
+        if self._retry_seq is not None:
+            rows = [m for m in self.store.messages(self.id, after_seq=self._retry_seq - 1, limit=1)]
+            text = rows[0].text if rows and rows[0].raw != "/continue" else ""
+        async for ev in self._claude_turn(self._retry_seq, text):
+            yield ev
+
+    async def mark_known(self, concept_id: str) -> AsyncIterator[Event]:
+        """The reader says "I already know X": recorded at once, then the tutor moves on."""
+        c = self.explainer.concept(concept_id)
+        text = f"I already know {c.title}."
+        if self.guide is not None:
+            async for ev in self._reader_turn(text, f"/know {c.id}"):
+                yield ev
+            return
+        seq = self._add_reader(text, f"/know {c.id}")
+        ev = self._set_state(c.id, "known", f"reader: {text}", seq)
+        if ev:
+            yield ev
+        async for ev in self._claude_turn(seq, text):
+            yield ev
+
+    async def explain(self, concept_id: str) -> AsyncIterator[Event]:
+        """The reader asks for X (again)."""
+        c = self.explainer.concept(concept_id)
+        text = f"Please explain {c.title} again." if self.model.state(c.id) != "unknown" else f"Please explain {c.title}."
+        self.model.skipped.discard(c.id)
+        if self.guide is None:
+            self._current = c.id
+        async for ev in self._reader_turn(text, f"/explain {c.id}"):
+            yield ev
+
+    async def skip(self) -> AsyncIterator[Event]:
+        """Skip the current concept (it is not marked known; it is just not offered again)."""
+        cid = self.current_concept
+        if cid is None:
+            yield TextDelta(text="There is nothing left to skip.")
+            yield TurnFinished(finished=True)
+            return
+        c = self.explainer.concept(cid)
+        text = f"Let's skip {c.title} for now."
+        if self.guide is None:
+            self.model.skipped.add(cid)
+            self._current = None
+        async for ev in self._reader_turn(text, f"/skip {cid}"):
+            yield ev
+
+    def add_reader_feedback(self, text: str, concept_id: str | None = None) -> None:
+        """The reader's own note for the author (stored with source "reader")."""
+        text = text.strip()
+        if not text:
+            raise TutorError("feedback is empty", hint="Write what is unclear or wrong, e.g. /feedback the diagram is missing")
+        if concept_id is not None and concept_id not in self.model:
+            raise TutorError(f"no concept {concept_id!r} in {self.explainer.path}")
+        if concept_id is None:
+            concept_id = self.current_concept
+        self.store.add_feedback(self.id, self.explainer.content_hash, concept_id, text, "reader")
+
+    async def aclose(self) -> None:
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        if self.backend is not None and hasattr(self.backend, "aclose"):
+            with suppress(Exception):
+                await self.backend.aclose()
+
+    # -- shared plumbing -------------------------------------------------------------------
+    def _add_reader(self, text: str, raw: str | None) -> int:
+        mid = self.store.add_message(self.id, "reader", text, raw=raw)
+        self._has_messages = True
+        row = self.store.get_message(mid)
+        return row.seq if row is not None else 0
+
+    def _set_state(self, cid: str, state: str, evidence: str, seq: int | None) -> StateChanged | None:
+        if not self.model.set(cid, state, evidence, seq):
+            return None
+        self.store.set_concept_state(self.id, cid, state, evidence, message_seq=seq)
+        return StateChanged(concept_id=cid, state=state, evidence=evidence)
+
+    async def _reader_turn(self, text: str, raw: str | None, model_text: str | None = None) -> AsyncIterator[Event]:
+        seq = self._add_reader(text, raw)
+        if self.guide is not None:
+            step = self._guide_input(text, raw, seq)
+            async for ev in self._emit_offline(step, seq):
+                yield ev
+            return
+        async for ev in self._claude_turn(seq, text if model_text is None else model_text):
+            yield ev
+
+    async def _emit_offline(self, step: Step, seq: int | None) -> AsyncIterator[Event]:
+        """Persist one guide step (tutor message, then state changes) and yield its events."""
+        mid = self.store.add_message(self.id, "tutor", step.text, raw=None, complete=True)
+        self._has_messages = True
+        self._replayed = True
+        for ch in step.changes:  # the guide already updated the model; persist the change
+            self.store.set_concept_state(self.id, ch.concept_id, ch.state, ch.evidence, message_seq=seq)
+        if step.finished:
+            self.store.set_status(self.id, "finished")
+        yield TextDelta(text=step.text)
+        for ch in step.changes:
+            yield StateChanged(concept_id=ch.concept_id, state=ch.state, evidence=ch.evidence)
+        yield TurnFinished(message_id=mid, complete=True, finished=step.finished)
+
+    # -- Claude ----------------------------------------------------------------------------
+    def _track_current(self, cid: str, value: str) -> None:
+        if cid not in self.model:
+            return
+        if value in ("asked", "explained", "shaky"):
+            self._current = cid
+        elif value in DONE and self._current == cid:
+            self._current = None
+
+    def _apply_tag(self, tag: Tag, seq: int | None) -> list[Event]:
+        events: list[Event] = []
+        if tag.name == "state":
+            cid, value = tag.attrs.get("concept", ""), tag.attrs.get("value", "")
+            if cid in self.model and value in STATES:
+                ev = self._set_state(cid, value, tag.text, seq)
+                self._track_current(cid, value)
+                if ev:
+                    events.append(ev)
+        elif tag.name == "feedback":
+            text = tag.text.strip()
+            if text:
+                if not tag.complete:
+                    text += " [cut off: the reply ended inside this feedback]"
+                cid = tag.attrs.get("concept")
+                cid = cid if cid in self.model else None
+                self.store.add_feedback(self.id, self.explainer.content_hash, cid, text, "model")
+                events.append(FeedbackCaptured(concept_id=cid, text=text, source="model"))
+        return events
+
+    def _history(self, before_seq: int | None):
+        from tutor.engine.memory import _turn_from_row
+
+        summary = self.store.latest_summary(self.id)
+        after = summary.upto_seq if summary else 0
+        turns = []
+        for row in self.store.messages(self.id, after_seq=after):
+            if before_seq is not None and row.seq >= before_seq:
+                break
+            t = _turn_from_row(row)
+            if t is not None:
+                turns.append(t)
+        return (summary.text if summary else None), turns
+
+    async def _claude_turn(self, reader_seq: int | None, reader_text: str) -> AsyncIterator[Event]:
+        from tutor.engine.claude import BackendError
+        from tutor.engine.memory import maybe_compact
+        from tutor.engine.prompt import build_request
+
+        self._retry_pending = True
+        self._retry_seq = reader_seq
+        try:
+            await maybe_compact(self.store, self.id, self.backend, self.explainer)
+        except BackendError:
+            pass  # nothing lost: this turn carries the longer history; the next one tries again
+        summary, history = self._history(reader_seq)
+        system, messages = build_request(
+            self.explainer,
+            summary=summary,
+            states=self.states(),
+            current_concept=self.current_concept,
+            history=history,
+            new_reader_text=reader_text,
+        )
+
+        filt = TagFilter()
+        raw_parts: list[str] = []
+        visible_parts: list[str] = []
+        queue: asyncio.Queue = asyncio.Queue()
+        msg = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0}
+        evidence_seq = reader_seq
+
+        def flush(*, complete: bool = False, usage: Any = None, force: bool = False) -> None:
+            raw = "".join(raw_parts)
+            text = "".join(visible_parts)
+            if msg["id"] is None:
+                if not raw and not force:
+                    return
+                msg["id"] = self.store.add_message(self.id, "tutor", text, raw=raw, complete=complete, usage=usage)
+            else:
+                self.store.update_message(msg["id"], text=text, raw=raw, complete=complete, usage=usage)
+            msg["flushed_at"] = time.monotonic()
+            msg["flushed_len"] = len(raw)
+
+        def handle(visible: str, tags: list[Tag]) -> None:
+            if visible:
+                visible_parts.append(visible)
+                queue.put_nowait(TextDelta(text=visible))
+            for tag in tags:
+                for ev in self._apply_tag(tag, evidence_seq):
+                    queue.put_nowait(ev)
+
+        def on_text(chunk: str) -> None:
+            raw_parts.append(chunk)
+            handle(*filt.feed(chunk))
+            now = time.monotonic()
+            if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or len("".join(raw_parts)) - msg["flushed_len"] >= FLUSH_CHARS:
+                flush()
+
+        async def run() -> None:
+            try:
+                result = await self.backend.stream(system=system, messages=messages, max_tokens=MAX_TOKENS, on_text=on_text)
+                queue.put_nowait(("ok", result))
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # handed to the consumer below
+                queue.put_nowait(("error", exc))
+
+        task = asyncio.create_task(run())
+        settled = False
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, tuple):
+                    break
+                yield item
+            outcome, value = item
+            handle(*filt.close())
+            while not queue.empty():
+                yield queue.get_nowait()
+            if outcome == "ok":
+                res = value
+                flush(complete=res.complete, usage=res, force=True)
+                settled = True
+                self._retry_pending = False
+                self._retry_seq = None
+                row = self.store.add_usage(
+                    self.id,
+                    res.input_tokens,
+                    res.output_tokens,
+                    res.cache_creation_input_tokens,
+                    res.cache_read_input_tokens,
+                    res.cost_usd,
+                )
+                yield Usage(
+                    input_tokens=res.input_tokens,
+                    output_tokens=res.output_tokens,
+                    cache_creation_input_tokens=res.cache_creation_input_tokens,
+                    cache_read_input_tokens=res.cache_read_input_tokens,
+                    cost_usd=res.cost_usd,
+                    session_tokens=row.total_tokens,
+                    session_cost_usd=row.cost_usd,
+                )
+                yield TurnFinished(
+                    message_id=msg["id"],
+                    complete=res.complete,
+                    stop_reason=res.stop_reason,
+                    finished=self.model.next_concept() is None,
+                )
+                return
+            exc = value
+            flush(complete=False)
+            settled = True
+            if isinstance(exc, BackendError):
+                yield ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
+            elif isinstance(exc, TutorError):
+                yield ErrorEvent(code="other", message=str(exc), retryable=True)
+            else:
+                raise exc
+            yield TurnFinished(message_id=msg["id"], complete=False)
+        finally:
+            if not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            if not settled:
+                # Interrupted (Esc, aclose, Ctrl-C): keep what arrived, marked incomplete.
+                with suppress(Exception):
+                    handle(*filt.close())
+                with suppress(Exception):
+                    flush(complete=False)

@@ -1,0 +1,179 @@
+"""``tutor open FILE --plain``: the tutor as a line-based dialogue on stdin/stdout.
+
+Why: pipes, scripts, screen readers and terminals where a full-screen app is a burden
+all want plain lines. It drives the same TutorSession as the app; nothing here knows
+whether Claude or the offline guide is answering. Output has no ANSI codes, and text
+from the explainer or the model has terminal control characters removed, so a hostile
+file cannot drive the terminal.
+
+End of input (Ctrl-D, or the end of a pipe) and ``/quit`` end the session cleanly: it
+is saved after every message anyway, and we say how to resume it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from typing import Any, TextIO
+
+from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished
+from tutor.engine.reader_model import find_concept
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+HELP = """\
+Type your answer and press Enter. Empty line: read on. Commands:
+  /skip            skip the current concept
+  /know TOPIC      you already know a concept (id or title)
+  /explain TOPIC   explain a concept (again)
+  /feedback TEXT   leave a note for the explainer's author
+  /progress        what you know so far
+  /retry           resend your last message if its reply failed
+  /help            this help
+  /quit            leave (the session is saved; resume with tutor open FILE)"""
+
+
+def clean(text: str) -> str:
+    """Untrusted text for a terminal: no escape sequences or control characters."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+class PlainUI:
+    def __init__(self, session: Any, stdin: TextIO, stdout: TextIO, stderr: TextIO):
+        self.s = session
+        self.stdin = stdin
+        self.out = stdout
+        self.err = stderr
+        self.interactive = _isatty(stdin) and _isatty(stdout)
+        self._col0 = True
+
+    def write(self, text: str) -> None:
+        text = clean(text)
+        if not text:
+            return
+        self.out.write(text)
+        self.out.flush()
+        self._col0 = text.endswith("\n")
+
+    def line(self, text: str = "") -> None:
+        if not self._col0:
+            self.write("\n")
+        self.write(text + "\n")
+
+    async def show(self, events: Any) -> None:
+        """Print one turn's events as they arrive."""
+        async for ev in events:
+            if isinstance(ev, TextDelta):
+                self.write(ev.text)
+            elif isinstance(ev, ErrorEvent):
+                self.line(f"[error] {ev.message}")
+                if ev.retryable:
+                    self.line("Type /retry to send your message again.")
+            elif isinstance(ev, TurnFinished):
+                if not ev.complete and ev.stop_reason == "max_tokens":
+                    self.line("[the reply was cut off at the length limit]")
+        self.line()
+
+    def resume_hint(self) -> str:
+        return f"Session saved. Resume with: tutor open {self.s.explainer.path} --resume {self.s.id[:8]}"
+
+    def progress(self) -> str:
+        rows = []
+        for c in self.s.explainer.concepts:
+            st = self.s.states()[c.id]
+            mark = " (skipped)" if c.id in self.s.model.skipped else ""
+            here = "  <- current" if c.id == self.s.current_concept else ""
+            rows.append(f"  {st:<10} {c.title} [{c.id}]{mark}{here}")
+        return "Progress:\n" + "\n".join(rows)
+
+    def concept_arg(self, arg: str, usage: str) -> str | None:
+        cid = find_concept(self.s.explainer, arg) if arg.strip() else None
+        if cid is None:
+            ids = ", ".join(c.id for c in self.s.explainer.concepts)
+            self.line(f"{usage}: no concept matches {arg!r}. Concepts: {ids}" if arg.strip() else f"Usage: {usage} TOPIC (one of: {ids})")
+        return cid
+
+    async def run(self, notices: list[str]) -> int:
+        for n in notices:
+            self.err.write(clean(n) + "\n")
+        self.err.flush()
+        if self.s.resumed and self.s.guide is None:
+            last = self.s.last_tutor_message()
+            if last:
+                self.line("Last from the tutor:")
+                self.line(last)
+        await self.show(self.s.start())
+        while True:
+            if self.interactive:
+                self.write("> ")
+            line = self.stdin.readline()
+            if line == "":
+                self.line(self.resume_hint())
+                return 0
+            text = line.rstrip("\n")
+            if not _isatty(self.stdin):
+                self.line(f"> {text}")  # echo piped input so the output reads as a dialogue
+            cmd, _, arg = text.strip().partition(" ")
+            cmd = cmd.lower()
+            if text.strip().startswith("/"):
+                if cmd in ("/quit", "/exit", "/q"):
+                    self.line(self.resume_hint())
+                    return 0
+                if cmd in ("/help", "/?"):
+                    self.line(HELP)
+                elif cmd == "/skip":
+                    await self.show(self.s.skip())
+                elif cmd == "/know":
+                    cid = self.concept_arg(arg, "/know")
+                    if cid:
+                        await self.show(self.s.mark_known(cid))
+                elif cmd == "/explain":
+                    cid = self.concept_arg(arg, "/explain") if arg.strip() else self.s.current_concept
+                    if cid:
+                        await self.show(self.s.explain(cid))
+                elif cmd == "/feedback":
+                    if not arg.strip():
+                        self.line("Usage: /feedback TEXT (a note for the explainer's author)")
+                    else:
+                        self.s.add_reader_feedback(arg)
+                        self.line("Thanks, your note is saved for the author.")
+                elif cmd in ("/progress", "/states"):
+                    self.line(self.progress())
+                elif cmd == "/retry":
+                    await self.show(self.s.retry())
+                else:
+                    self.line(f"Unknown command {cmd}. Type /help for the list.")
+                continue
+            await self.show(self.s.reply(text))
+
+
+def _isatty(f: Any) -> bool:
+    try:
+        return bool(f.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_plain(
+    session: Any,
+    *,
+    notices: list[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the line-based dialogue until end of input or /quit. Returns the exit code."""
+    ui = PlainUI(session, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
+
+    async def main() -> int:
+        try:
+            return await ui.run(list(notices or []))
+        finally:
+            await session.aclose()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        ui.line("Interrupted. " + ui.resume_hint())
+        return 130
