@@ -209,11 +209,16 @@ async def test_compaction_folds_older_turns_into_a_stored_summary(store_session,
     fake_api.enqueue("Covered: pages. What the reader knows: pages. Struggled with: wal. Open questions: none.")
     assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=1000, keep_recent=6)
     req = fake_api.requests[-1].body
-    prompt = req["system"][0]["text"] + req["messages"][0]["content"][0]["text"]
+    instruction = req["messages"][-1]["content"][-1]["text"]
     for heading in ("Covered", "What the reader knows", "Struggled with", "Open questions"):
-        assert heading in prompt
-    assert "reader message 0" in prompt and "reader message 7" not in prompt  # only older turns folded
-    assert "- pages: Pages" in prompt
+        assert heading in instruction
+    # laid out like a tutor turn: same system blocks, verbatim history, breakpoint before the instruction
+    tutor_system, _ = build_request(ex, summary=None, states={}, current_concept=None, history=[], new_reader_text="")
+    assert req["system"] == tutor_system
+    blocks = [b for m in req["messages"] for b in m["content"]]
+    assert blocks[-2]["cache_control"] == {"type": "ephemeral"} and "cache_control" not in blocks[-1]
+    assert [m["role"] for m in req["messages"]][:2] == ["user", "assistant"]
+    assert "reader message 0" in json.dumps(req["messages"]) and "<reader_model>" not in json.dumps(req["messages"])
     saved = store.latest_summary(sid)
     msgs = store.messages(sid)
     assert saved.upto_seq == msgs[-7].seq  # everything but the last 6 turns
@@ -256,8 +261,24 @@ async def test_a_second_compaction_folds_the_previous_summary(store_session, fak
     add_turns(store, sid, 8)
     fake_api.enqueue("SECOND SUMMARY")
     assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=800, keep_recent=4)
-    assert "FIRST SUMMARY" in fake_api.requests[-1].body["messages"][0]["content"][0]["text"]
+    assert "FIRST SUMMARY" in fake_api.requests[-1].body["system"][2]["text"]
     assert recent_history(store, sid)[0] == "SECOND SUMMARY"
+
+
+async def test_summary_call_reads_the_prefix_the_last_turn_cached(store_session, fake_api):
+    store, sid, _ = store_session
+    ex = explainer(8000)
+    b = backend(fake_api)
+    add_turns(store, sid, 8)
+    summary, turns = recent_history(store, sid)
+    system, messages = build_request(ex, summary=summary, states={}, current_concept="wal", history=turns[:-1], new_reader_text=turns[-1].text)
+    fake_api.enqueue("reply")
+    turn = await b.stream(system=system, messages=messages)
+    fake_api.enqueue("Covered: pages.")
+    assert await maybe_compact(store, sid, b, ex, budget_tokens=500, keep_recent=4)
+    usage = fake_api.requests[-1].usage
+    assert usage["cache_read_input_tokens"] == turn.cache_read_input_tokens + turn.cache_creation_input_tokens
+    assert usage["input_tokens"] < 300
 
 
 async def test_failed_summary_call_loses_nothing(store_session, fake_api):

@@ -14,22 +14,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from tutor.engine.prompt import Turn, concept_list
+from tutor.engine.prompt import Turn, build_request
 from tutor.explainer import Explainer
 
 INTERRUPTED = " [this reply was interrupted]"
 SUMMARY_MAX_TOKENS = 700
 
-SUMMARY_RULES = """\
-You keep the notes of a tutoring session so the tutor can continue it later without the \
-full transcript. Write a compact summary in plain text, at most 250 words, with exactly \
-these four headings:
+SUMMARY_INSTRUCTION = """\
+(A note from the tutoring software, not from the reader.) Pause the tutoring for one \
+message. The transcript above will be replaced by notes, so write the notes the tutor \
+needs to continue this session without it: plain text, at most 250 words, no XML tags, \
+exactly these four headings:
 Covered: the concepts discussed so far (by id), in order, and how far each got.
 What the reader knows: what they said they know or showed they understood, with brief evidence.
 Struggled with: wrong answers, confusions and misconceptions, by concept id.
 Open questions: questions the reader asked that are not yet answered, and what the tutor \
 was about to do next.
-Fold the previous summary in; keep facts, drop pleasantries. Do not use XML tags."""
+Fold in the earlier summary if there is one; keep facts, drop pleasantries."""
 
 
 def approx_tokens(text: str) -> int:
@@ -69,19 +70,28 @@ def history_tokens(turns: list[Turn]) -> int:
     return sum(approx_tokens(t.text) for t in turns)
 
 
-def transcript(turns: list[Turn]) -> str:
-    return "\n\n".join(f"{'Reader' if t.role == 'reader' else 'Tutor'}: {t.text}" for t in turns)
-
-
 def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn]) -> tuple[list[dict], list[dict]]:
-    """The summarisation call: the concept list, the previous summary and the turns to fold."""
-    system = [{"type": "text", "text": SUMMARY_RULES}]
-    parts = [f"Explainer: {explainer.title}\nConcepts (id: title):\n{concept_list(explainer)}"]
-    parts.append("Previous summary:\n" + (previous.strip() if previous else "(none: this is the start of the session)"))
-    parts.append("Transcript to fold in (tutor text may contain <state>/<feedback> tags; they record "
-                 "reader-model changes and notes for the author):\n<transcript>\n" + transcript(turns) + "\n</transcript>")
-    parts.append("Write the new summary now.")
-    return system, [{"role": "user", "content": [{"type": "text", "text": "\n\n".join(parts)}]}]
+    """The summarisation call, laid out like a tutor turn so it reads the cached prefix.
+
+    Same system blocks (rules, explainer, previous summary) and the same verbatim history
+    with the breakpoint on its last block, then the instruction. The expensive part of the
+    request -- the explainer and the turns being folded -- is then billed as cache reads
+    (0.1x) instead of being sent again as fresh input.
+    """
+    system, messages = build_request(
+        explainer, summary=previous, states={}, current_concept=None, history=turns, new_reader_text="x"
+    )
+    # build_request ended with [reader-model block, text]; replace both with the instruction
+    last = messages[-1]["content"]
+    del last[-2:]
+    if not last:
+        messages.pop()
+    instruction = {"type": "text", "text": SUMMARY_INSTRUCTION}
+    if messages and messages[-1]["role"] == "user":
+        messages[-1]["content"].append(instruction)
+    else:
+        messages.append({"role": "user", "content": [instruction]})
+    return system, messages
 
 
 async def maybe_compact(
@@ -104,7 +114,9 @@ async def maybe_compact(
         return False
     fold = rows[: len(rows) - keep_recent] if keep_recent > 0 else rows
     upto_seq = fold[-1][0]
-    system, messages = summary_request(explainer, previous, [t for _, t in fold])
+    # The summary is written from the whole verbatim history (it is cached anyway); the
+    # last ``keep_recent`` turns also stay verbatim after it.
+    system, messages = summary_request(explainer, previous, [t for _, t in rows])
     result = await backend.stream(system=system, messages=messages, max_tokens=SUMMARY_MAX_TOKENS, on_text=None)
     text = result.text.strip()
     if not text:
