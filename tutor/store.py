@@ -44,15 +44,17 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+
+if TYPE_CHECKING:  # sqlite-utils is imported only when a migration has to run
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
 
 from tutor.errors import StoreError
 
@@ -177,7 +179,52 @@ SNIPPET_END = "\x03"
 # ---------------------------------------------------------------------------------------
 
 MIGRATION_SET = "tutor"
-migrations = Migrations(MIGRATION_SET)
+MIGRATIONS_TABLE = "_sqlite_migrations"  # sqlite-utils' table: (id, migration_set, name, applied_at)
+
+
+class MigrationList:
+    """The ordered migration steps, declared with ``@migrations(name=...)`` like
+    sqlite-utils' ``Migrations``, which runs them. Kept as a plain list so that opening
+    an up-to-date database (every CLI command) does not pay ~0.15 s to import sqlite-utils;
+    any other attribute (``apply``, ``pending``, ``applied``) goes to the real Migrations."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.steps: list[tuple[str, Callable[..., None], bool]] = []
+        self._real: Migrations | None = None
+
+    def __call__(self, *, name: str | None = None, transactional: bool = True) -> Callable[[Any], Any]:
+        def inner(fn: Callable[..., None]) -> Callable[..., None]:
+            step = name or fn.__name__
+            if any(n == step for n, _, _ in self.steps):
+                raise ValueError(f"migration {step!r} is declared twice")
+            self.steps.append((step, fn, transactional))
+            self._real = None
+            return fn
+
+        return inner
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _, _ in self.steps]
+
+    def real(self) -> "Migrations":
+        if self._real is None:
+            from sqlite_utils.migrations import Migrations
+
+            real = Migrations(self.name)
+            for step, fn, transactional in self.steps:
+                real(name=step, transactional=transactional)(fn)
+            self._real = real
+        return self._real
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.real(), attr)
+
+
+migrations = MigrationList(MIGRATION_SET)
 
 
 @migrations(name="m001_initial")
@@ -392,8 +439,8 @@ def section_hash(text: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
-SCHEMA_VERSION = len(migrations._migrations)
-KNOWN_MIGRATIONS = [m.name for m in migrations._migrations]
+SCHEMA_VERSION = len(migrations.steps)
+KNOWN_MIGRATIONS = migrations.names
 
 
 def _set_user_version(db: Database, version: int) -> None:
@@ -448,8 +495,17 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path):
         self.conn = conn
         self.path = path
-        self.db = Database(conn, execute_plugins=False)
+        self._db: Database | None = None
         self._lock = threading.RLock()
+
+    @property
+    def db(self) -> "Database":
+        """A sqlite-utils view of the same connection (for migrations and ad-hoc use)."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self.conn, execute_plugins=False)
+        return self._db
 
     # -- opening --------------------------------------------------------------------------
 
@@ -521,17 +577,29 @@ class Store:
     def _migrate(self) -> None:
         """Apply pending migrations under a write lock so two processes never race."""
         self._check_not_newer()
-        if not migrations.pending(self.db) and self._user_version() == SCHEMA_VERSION:
+        if self._applied_migrations() == KNOWN_MIGRATIONS and self._user_version() == SCHEMA_VERSION:
             return
         with self._write():
             self._check_not_newer()
-            migrations.apply(self.db)
+            migrations.real().apply(self.db)
+
+    def _applied_migrations(self) -> list[str]:
+        """Names of the steps recorded in the database, in the order they ran."""
+        has_table = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ).fetchone()
+        if not has_table:
+            return []
+        rows = self.conn.execute(
+            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid", (MIGRATION_SET,)
+        )
+        return [r[0] for r in rows]
 
     def _user_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _check_not_newer(self) -> None:
-        applied = [m.name for m in migrations.applied(self.db)]
+        applied = self._applied_migrations()
         unknown = [name for name in applied if name not in KNOWN_MIGRATIONS]
         version = self._user_version()
         if unknown or version > SCHEMA_VERSION:
