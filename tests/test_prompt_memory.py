@@ -81,7 +81,7 @@ def test_layout_stable_first_state_last():
     assert messages[-2]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     last = messages[-1]["content"]
     assert [b.get("cache_control") for b in last] == [None, None]
-    assert last[0]["text"].startswith("<reader_model>") and "pages: asked" in last[0]["text"]
+    assert last[0]["text"].startswith("<reader_model>") and "asked: pages" in last[0]["text"]
     assert "current concept: pages (Pages)" in last[0]["text"]
     assert last[1]["text"] == "what is a page?"
     assert count_breakpoints(system, messages) == 2
@@ -116,11 +116,14 @@ def test_state_block_lists_every_concept():
     assert s.splitlines() == [
         "<reader_model>",
         "current concept: wal (The WAL file)",
-        "pages: understood",
-        "wal: shaky",
-        "checkpoints: unknown",
+        "understood: pages",
+        "shaky: wal",
+        "unknown: all other concepts",
         "</reader_model>",
     ]
+    s = state_block(explainer(), {"pages": "known", "wal": "known", "checkpoints": "known"}, None)
+    assert s.splitlines()[1:] == ["current concept: none (everything has been covered)", "known: pages, wal, checkpoints", "</reader_model>"]
+    assert "unknown: all concepts" in state_block(explainer(), {}, "pages")
 
 
 # -- caching against the fake server ----------------------------------------------------
@@ -245,7 +248,7 @@ async def test_after_compaction_the_request_is_smaller_and_keeps_summary_and_rea
     system, messages = after
     assert "Struggled with: wal ordering" in system[2]["text"] and system[2]["cache_control"]
     newest = messages[-1]["content"]
-    assert "pages: understood" in newest[-2]["text"] and "wal: shaky" in newest[-2]["text"]
+    assert "understood: pages" in newest[-2]["text"] and "shaky: wal" in newest[-2]["text"]
     assert newest[-1]["text"] == "next?"
     assert count_breakpoints(system, messages) == 3
     # and it is a valid request for the real SDK

@@ -108,8 +108,16 @@ def summary_text(summary: str) -> str:
     )
 
 
+STATE_ORDER = ("understood", "known", "explained", "asked", "shaky")
+
+
 def state_block(explainer: Explainer, states: dict[str, str], current_concept: str | None) -> str:
-    """The per-turn reader model. Lives in the newest user turn so the prefix stays cached."""
+    """The per-turn reader model. Lives in the newest user turn so the prefix stays cached.
+
+    Grouped by state (``understood: pages, wal``) rather than one line per concept, so it
+    stays a few lines long even for an explainer with a hundred concepts; every concept
+    not named is unknown.
+    """
     lines = ["<reader_model>"]
     if current_concept:
         try:
@@ -119,8 +127,16 @@ def state_block(explainer: Explainer, states: dict[str, str], current_concept: s
         lines.append(f"current concept: {current_concept} ({title})")
     else:
         lines.append("current concept: none (everything has been covered)")
-    for c in explainer.concepts:
-        lines.append(f"{c.id}: {states.get(c.id, 'unknown')}")
+    ids = [c.id for c in explainer.concepts]
+    named = set()
+    for state in STATE_ORDER + tuple(sorted({v for v in states.values()} - set(STATE_ORDER) - {"unknown"})):
+        group = [cid for cid in ids if states.get(cid) == state]
+        if group:
+            lines.append(f"{state}: {', '.join(group)}")
+            named.update(group)
+    rest = [cid for cid in ids if cid not in named]
+    if rest:
+        lines.append("unknown: " + ("all other concepts" if named else "all concepts"))
     lines.append("</reader_model>")
     return "\n".join(lines)
 
