@@ -1,0 +1,110 @@
+"""``tutor feedback [FILE] [--json]``, ``tutor feedback export`` and ``tutor feedback import``.
+
+Only argument parsing here; the work is in tutor/feedback.py.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tutor.commands._options import db_option
+
+SUBCOMMANDS = ("show", "export", "import")
+
+
+class _FeedbackGroup(click.Group):
+    """``tutor feedback FILE`` means ``tutor feedback show FILE``; export/import are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help")):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("feedback", cls=_FeedbackGroup)
+def feedback() -> None:
+    """Readers' feedback on an explainer, per section; bundles to send it to the author.
+
+    \b
+    tutor feedback                      every explainer with feedback
+    tutor feedback FILE [--json]        feedback on FILE, grouped by section, newest first
+    tutor feedback export FILE -o B     write a bundle (feedback + anonymous stats) to send
+    tutor feedback import B...          merge bundles into your database (idempotent)
+    """
+
+
+def _load(file: str):
+    from tutor.explainer import load
+
+    return load(file)
+
+
+@feedback.command("show")
+@click.argument("file", required=False, type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@db_option
+def show(file: str | None, as_json: bool, db: str | None) -> None:
+    """Show the feedback on FILE (or list every explainer with feedback)."""
+    import json
+
+    from tutor import feedback as fb
+
+    store = fb.open_store(db)
+    try:
+        if file is None:
+            rows = fb.overview(store)
+            if as_json:
+                click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+            else:
+                click.echo(fb.render_overview(rows), nl=False)
+            return
+        rep = fb.build_report(store, _load(file))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(rep.model_dump_json(indent=2))
+    else:
+        click.echo(fb.render_report(rep), nl=False)
+
+
+@feedback.command("export")
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("-o", "--output", default=None, metavar="BUNDLE", help="Bundle file to write (default: NAME.feedback.jsonl; - for stdout).")
+@click.option("--with-transcripts", is_flag=True, help="Also include the session transcripts (off by default).")
+@click.option("--force", is_flag=True, help="Overwrite BUNDLE if it exists.")
+@db_option
+def export(file: str, output: str | None, with_transcripts: bool, force: bool, db: str | None) -> None:
+    """Write FILE's feedback and anonymous per-concept stats to a bundle for its author."""
+    from tutor import feedback as fb
+
+    exp = _load(file)
+    store = fb.open_store(db)
+    try:
+        res = fb.export_bundle(store, exp, output or fb.default_bundle_name(exp), with_transcripts=with_transcripts, force=force)
+    finally:
+        store.close()
+    if res.path != "-":
+        extra = f", {res.transcripts} transcript(s)" if with_transcripts else " (no transcripts)"
+        click.echo(f"wrote {res.path}: {res.feedback} feedback item(s), {res.stats} concept stat(s){extra}", err=True)
+
+
+@feedback.command("import")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--for", "for_file", default=None, metavar="FILE", help="The explainer these bundles are about (default: found by file name).")
+@db_option
+def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> None:
+    """Merge feedback bundles into this database. Importing a bundle twice adds nothing."""
+    from tutor import feedback as fb
+
+    store = fb.open_store(db)
+    try:
+        for b in bundles:
+            res = fb.import_bundle(store, b, for_file=for_file)
+            dup = f", {res.feedback_skipped} already here" if res.feedback_skipped else ""
+            click.echo(
+                f"{b}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
+                + (f", {res.transcripts_added} transcript(s)" if res.transcripts_added else "")
+                + f" -> {res.explainer_path}"
+            )
+    finally:
+        store.close()

@@ -1,0 +1,706 @@
+"""What readers' tutors flagged, flowing back to the author: the report and bundles.
+
+``tutor feedback FILE`` groups the model's ``<feedback>`` tags and readers' own notes by
+concept section (newest first), shows the explainer version (content hash) each was
+given against, flags items whose section has been edited since, and adds a "stuck" line
+per concept (sessions that marked it shaky or needed it explained twice).
+
+A *bundle* (JSON Lines) is what a reader sends the author: feedback and anonymous
+per-concept stats, and transcripts only with ``--with-transcripts``. Every feedback row
+has a stable ``uid`` (migration m003_authors), so importing a bundle twice adds nothing.
+Sessions are named in a bundle only by ``session_key`` -- a hash of the session id, which
+tells the author "these came from the same session" and nothing else.
+
+Tables used (docs/database.md, docs/authors.md): feedback (uid, session_key),
+explainer_sections, concept_state_log, imported_stats, plus sessions/messages for
+imported transcripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tutor.errors import TutorError
+
+BUNDLE_FORMAT = "tutor-feedback-bundle"
+BUNDLE_VERSION = 1
+IMPORTED_MODE = "imported"
+
+SectionStatus = Literal["current", "unchanged", "changed", "removed", "unknown", "general"]
+
+
+def session_key(session_id: str) -> str:
+    """An anonymous, stable name for a session: same session -> same key, nothing else."""
+    return hashlib.sha256(f"tutor-session:{session_id}".encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- report models
+
+
+class FeedbackItem(BaseModel):
+    uid: str
+    concept_id: str | None
+    text: str
+    source: Literal["model", "reader"]
+    created: str
+    explainer_hash: str
+    version: str  # short content hash
+    section_status: SectionStatus
+    session: str | None = None  # short session id (local) or session key (imported)
+    imported: bool = False
+
+    @property
+    def changed_since(self) -> bool:
+        return self.section_status in ("changed", "removed")
+
+
+class StuckStats(BaseModel):
+    sessions: int  # sessions of this explainer that reached the concept
+    shaky: int  # sessions that marked it shaky at some point
+    explained_twice: int  # sessions that needed it explained two times or more
+
+
+class ConceptGroup(BaseModel):
+    concept_id: str | None
+    title: str
+    in_current_version: bool = True
+    count: int = 0
+    model: int = 0
+    reader: int = 0
+    changed_since: int = 0
+    stuck: StuckStats | None = None
+    items: list[FeedbackItem] = Field(default_factory=list)  # newest first
+
+
+class VersionInfo(BaseModel):
+    hash: str
+    current: bool
+    items: int
+
+
+class FeedbackReport(BaseModel):
+    path: str
+    title: str
+    content_hash: str
+    total: int
+    model: int
+    reader: int
+    changed_since: int
+    sessions: int
+    versions: list[VersionInfo]
+    groups: list[ConceptGroup]
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _hashes_for(store, explainer) -> list[str]:
+    from tutor.store import normalise_path
+
+    p = normalise_path(explainer.path)
+    rows = store._query(
+        "SELECT hash FROM explainers WHERE path = ? UNION SELECT explainer_hash FROM sessions WHERE explainer_path = ?",
+        (p, p),
+    )
+    hashes = {r["hash"] for r in rows}
+    hashes.add(explainer.content_hash)
+    return sorted(hashes)
+
+
+def _feedback_rows(store, hashes: list[str]) -> list[dict[str, Any]]:
+    if not hashes:
+        return []
+    q = ",".join("?" * len(hashes))
+    return store._query(
+        f"SELECT f.*, s.mode AS session_mode FROM feedback f LEFT JOIN sessions s ON s.id = f.session_id"
+        f" WHERE f.explainer_hash IN ({q}) ORDER BY f.created DESC, f.id DESC",
+        hashes,
+    )
+
+
+def _section_hashes(store, hashes: list[str]) -> dict[tuple[str, str], str]:
+    if not hashes:
+        return {}
+    q = ",".join("?" * len(hashes))
+    rows = store._query(
+        f"SELECT explainer_hash, concept_id, section_hash FROM explainer_sections WHERE explainer_hash IN ({q})", hashes
+    )
+    return {(r["explainer_hash"], r["concept_id"]): r["section_hash"] for r in rows}
+
+
+def concept_stats(store, hashes: list[str]) -> tuple[dict[str, StuckStats], int]:
+    """Per concept: sessions that reached it, marked it shaky, or had it explained twice.
+
+    Local sessions come from the concept-state log; imported bundles from imported_stats.
+    Returns (stats per concept, number of distinct sessions overall).
+    """
+    if not hashes:
+        return {}, 0
+    q = ",".join("?" * len(hashes))
+    per: dict[str, dict[str, set[str]]] = {}
+
+    def bucket(cid: str) -> dict[str, set[str]]:
+        return per.setdefault(cid, {"seen": set(), "shaky": set(), "twice": set()})
+
+    all_sessions: set[str] = set()
+    for r in store._query(
+        f"SELECT id FROM sessions WHERE explainer_hash IN ({q}) AND mode != ?", [*hashes, IMPORTED_MODE]
+    ):
+        all_sessions.add(session_key(r["id"]))
+    rows = store._query(
+        f"SELECT l.session_id, l.concept_id, sum(l.state = 'shaky') AS shaky, sum(l.state = 'explained') AS explained"
+        f" FROM concept_state_log l JOIN sessions s ON s.id = l.session_id"
+        f" WHERE s.explainer_hash IN ({q}) AND s.mode != ? GROUP BY l.session_id, l.concept_id",
+        [*hashes, IMPORTED_MODE],
+    )
+    for r in rows:
+        key = session_key(r["session_id"])
+        b = bucket(r["concept_id"])
+        b["seen"].add(key)
+        if r["shaky"]:
+            b["shaky"].add(key)
+        if (r["explained"] or 0) >= 2:
+            b["twice"].add(key)
+    for r in store._query(f"SELECT * FROM imported_stats WHERE explainer_hash IN ({q})", hashes):
+        all_sessions.add(r["session_key"])
+        b = bucket(r["concept_id"])
+        b["seen"].add(r["session_key"])
+        if r["shaky"]:
+            b["shaky"].add(r["session_key"])
+        if r["explained"] >= 2:
+            b["twice"].add(r["session_key"])
+    stats = {
+        cid: StuckStats(sessions=len(b["seen"]), shaky=len(b["shaky"]), explained_twice=len(b["twice"]))
+        for cid, b in per.items()
+    }
+    return stats, len(all_sessions)
+
+
+def build_report(store, explainer) -> FeedbackReport:
+    """The feedback on every version of ``explainer``'s file, grouped by its current sections."""
+    from tutor.store import section_hash
+
+    hashes = _hashes_for(store, explainer)
+    rows = _feedback_rows(store, hashes)
+    old_sections = _section_hashes(store, hashes)
+    current = {c.id: section_hash(c.section.text) for c in explainer.concepts}
+    stats, n_sessions = concept_stats(store, hashes)
+
+    groups: dict[str | None, ConceptGroup] = {}
+    for c in explainer.concepts:
+        groups[c.id] = ConceptGroup(concept_id=c.id, title=c.title)
+    versions: dict[str, int] = {}
+    items: list[FeedbackItem] = []
+    for r in rows:
+        cid = r["concept_id"] or None
+        h = r["explainer_hash"]
+        if cid is None:
+            status: SectionStatus = "general"
+        elif cid not in current:
+            status = "removed"
+        elif h == explainer.content_hash:
+            status = "current"
+        elif (h, cid) not in old_sections:
+            status = "unknown"
+        else:
+            status = "unchanged" if old_sections[(h, cid)] == current[cid] else "changed"
+        imported = r.get("session_mode") == IMPORTED_MODE or (r["session_id"] is None and bool(r.get("session_key")))
+        sess = r.get("session_key") if r["session_id"] is None else r["session_id"]
+        item = FeedbackItem(
+            uid=r.get("uid") or f"local-{r['id']}",
+            concept_id=cid,
+            text=r["text"],
+            source=r["source"] if r["source"] in ("model", "reader") else "model",
+            created=r["created"],
+            explainer_hash=h,
+            version=h[:8],
+            section_status=status,
+            session=(sess or "")[:8] or None,
+            imported=imported,
+        )
+        items.append(item)
+        versions[h] = versions.get(h, 0) + 1
+        if cid not in groups:
+            title = "General (no section)" if cid is None else f"{cid} (not in this version)"
+            groups[cid] = ConceptGroup(concept_id=cid, title=title, in_current_version=cid is None)
+        g = groups[cid]
+        g.items.append(item)  # rows are newest first already
+        g.count += 1
+        g.model += item.source == "model"
+        g.reader += item.source == "reader"
+        g.changed_since += item.changed_since
+    for cid, g in groups.items():
+        if cid is not None and cid in stats and (stats[cid].shaky or stats[cid].explained_twice):
+            g.stuck = stats[cid]
+    ordered = [g for g in groups.values() if g.count or g.stuck]
+    # Teaching order for current concepts, then removed ones, then general feedback.
+    ordered.sort(key=lambda g: (0 if g.in_current_version and g.concept_id else 1 if g.concept_id else 2))
+    version_list = [VersionInfo(hash=h, current=h == explainer.content_hash, items=n) for h, n in versions.items()]
+    version_list.sort(key=lambda v: (not v.current, -v.items))
+    return FeedbackReport(
+        path=str(explainer.path),
+        title=explainer.title,
+        content_hash=explainer.content_hash,
+        total=len(items),
+        model=sum(i.source == "model" for i in items),
+        reader=sum(i.source == "reader" for i in items),
+        changed_since=sum(i.changed_since for i in items),
+        sessions=n_sessions,
+        versions=version_list,
+        groups=ordered,
+    )
+
+
+# --------------------------------------------------------------------------- text rendering
+
+
+def _clean(text: str) -> str:
+    from tutor.compile import safe_terminal_text
+
+    return safe_terminal_text(text)
+
+
+def _when(created: str) -> str:
+    return created[:16].replace("T", " ")
+
+
+_STATUS_NOTE = {
+    "changed": "SECTION CHANGED SINCE",
+    "removed": "SECTION REMOVED SINCE",
+    "unknown": "version not recorded",
+}
+
+
+def render_report(rep: FeedbackReport) -> str:
+    """Plain text for the terminal. Feedback text is untrusted: control characters are dropped."""
+    out = [f"{_clean(rep.title)} ({rep.path}, current version {rep.content_hash[:8]})"]
+    if not rep.total and not any(g.stuck for g in rep.groups):
+        out.append("No feedback yet. It appears here after readers use the tutor (or after `tutor feedback import`).")
+        return "\n".join(out) + "\n"
+    out.append(
+        f"{rep.total} item{'s' if rep.total != 1 else ''}: {rep.model} from the tutor, {rep.reader} from readers"
+        f"; {rep.sessions} session{'s' if rep.sessions != 1 else ''}"
+        + (f"; {rep.changed_since} on sections changed since" if rep.changed_since else "")
+    )
+    if len(rep.versions) > 1 or (rep.versions and not rep.versions[0].current):
+        vs = ", ".join(f"{v.hash[:8]}{' (current)' if v.current else ''}: {v.items}" for v in rep.versions)
+        out.append(f"versions: {vs}")
+    for g in rep.groups:
+        out.append("")
+        head = f"## {_clean(g.title)}"
+        if g.concept_id and g.in_current_version:
+            head += f" {{#{g.concept_id}}}"
+        parts = [f"{g.count} item{'s' if g.count != 1 else ''}"]
+        if g.count:
+            parts.append(f"{g.model} tutor, {g.reader} reader")
+        if g.changed_since:
+            parts.append(f"{g.changed_since} on an older text")
+        out.append(f"{head} -- {'; '.join(parts)}")
+        if g.stuck:
+            s = g.stuck
+            bits = []
+            if s.shaky:
+                bits.append(f"{s.shaky} marked it shaky")
+            if s.explained_twice:
+                bits.append(f"{s.explained_twice} needed it explained twice")
+            out.append(f"   stuck: {' and '.join(bits)} (of {s.sessions} session{'s' if s.sessions != 1 else ''} that reached it)")
+        for it in g.items:
+            who = "tutor " if it.source == "model" else "reader"
+            flag = _STATUS_NOTE.get(it.section_status, "")
+            meta = f"{_when(it.created)}  {who}  v{it.version}" + (f"  [{flag}]" if flag else "")
+            if it.imported:
+                meta += "  (imported)"
+            out.append(f" - {meta}")
+            for line in _clean(it.text).strip().splitlines() or [""]:
+                out.append(f"     {line}")
+    return "\n".join(out) + "\n"
+
+
+def overview(store) -> list[dict[str, Any]]:
+    """Every explainer with feedback: path, title, counts, newest item (``tutor feedback`` without FILE)."""
+    return store._query(
+        "SELECT e.path, e.title, count(*) AS items, sum(f.source = 'model') AS model,"
+        " sum(f.source = 'reader') AS reader, max(f.created) AS newest"
+        " FROM feedback f JOIN explainers e ON e.hash = f.explainer_hash"
+        " GROUP BY e.path ORDER BY newest DESC"
+    )
+
+
+def render_overview(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No feedback yet.\n"
+    out = ["Feedback per explainer (newest first); show one with `tutor feedback FILE`:"]
+    for r in rows:
+        out.append(
+            f"  {r['items']:>4}  ({r['model']} tutor, {r['reader']} reader)  newest {_when(r['newest'])}  "
+            f"{_clean(r['title'])}  {r['path']}"
+        )
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- bundles
+
+
+class BundleHeader(BaseModel):
+    type: Literal["header"] = "header"
+    format: Literal["tutor-feedback-bundle"] = BUNDLE_FORMAT
+    version: int = BUNDLE_VERSION
+    created: str
+    title: str
+    file: str  # the explainer's file name (no folders: the reader's paths are theirs)
+    with_transcripts: bool = False
+
+
+class BundleSection(BaseModel):
+    concept_id: str
+    title: str = ""
+    section_hash: str
+
+
+class BundleExplainer(BaseModel):
+    type: Literal["explainer"] = "explainer"
+    hash: str = Field(pattern=r"^[0-9a-f]{16,128}$")
+    title: str
+    file: str
+    sections: list[BundleSection] = Field(default_factory=list)
+
+
+class BundleFeedback(BaseModel):
+    type: Literal["feedback"] = "feedback"
+    uid: str = Field(min_length=8, max_length=128)
+    explainer_hash: str
+    concept_id: str | None = None
+    text: str
+    source: Literal["model", "reader"]
+    created: str
+    session_key: str | None = None
+
+
+class BundleStats(BaseModel):
+    type: Literal["stats"] = "stats"
+    session_key: str = Field(min_length=8, max_length=128)
+    explainer_hash: str
+    concept_id: str
+    shaky: bool = False
+    explained: int = Field(0, ge=0)
+
+
+class BundleMessage(BaseModel):
+    role: Literal["reader", "tutor", "system"]
+    text: str
+    created: str
+
+
+class BundleTranscript(BaseModel):
+    type: Literal["transcript"] = "transcript"
+    session_key: str = Field(pattern=r"^[0-9a-f]{32}$")
+    explainer_hash: str
+    started: str
+    messages: list[BundleMessage]
+
+
+_LINE_TYPES: dict[str, type[BaseModel]] = {
+    "header": BundleHeader,
+    "explainer": BundleExplainer,
+    "feedback": BundleFeedback,
+    "stats": BundleStats,
+    "transcript": BundleTranscript,
+}
+
+
+class ExportResult(BaseModel):
+    path: str
+    feedback: int
+    stats: int
+    transcripts: int
+    versions: int
+
+
+def export_bundle(store, explainer, output: str | Path, *, with_transcripts: bool = False, force: bool = False) -> ExportResult:
+    """Write the bundle for every version of ``explainer`` in this database."""
+    from tutor.store import now_iso
+
+    out = Path(output)
+    if str(output) != "-":
+        if out.exists() and not force:
+            raise TutorError(f"{out}: already exists", hint="use --force to overwrite it, or choose another -o")
+        if not out.parent.exists():
+            raise TutorError(f"{out.parent}: no such folder")
+    hashes = _hashes_for(store, explainer)
+    q = ",".join("?" * len(hashes))
+    lines: list[BaseModel] = [
+        BundleHeader(created=now_iso(), title=explainer.title, file=Path(explainer.path).name, with_transcripts=with_transcripts)
+    ]
+    sections = store._query(
+        f"SELECT explainer_hash, concept_id, title, section_hash FROM explainer_sections WHERE explainer_hash IN ({q})"
+        " ORDER BY explainer_hash, rowid",
+        hashes,
+    )
+    from tutor.store import section_hash
+
+    by_hash: dict[str, list[BundleSection]] = {}
+    for r in sections:
+        by_hash.setdefault(r["explainer_hash"], []).append(
+            BundleSection(concept_id=r["concept_id"], title=r["title"], section_hash=r["section_hash"])
+        )
+    by_hash.setdefault(explainer.content_hash, [])
+    if not by_hash[explainer.content_hash]:
+        by_hash[explainer.content_hash] = [
+            BundleSection(concept_id=c.id, title=c.title, section_hash=section_hash(c.section.text)) for c in explainer.concepts
+        ]
+    titles = {r["hash"]: r["title"] for r in store._query(f"SELECT hash, title FROM explainers WHERE hash IN ({q})", hashes)}
+    for h in hashes:
+        lines.append(
+            BundleExplainer(hash=h, title=titles.get(h, explainer.title), file=Path(explainer.path).name, sections=by_hash.get(h, []))
+        )
+    rows = store._query(f"SELECT * FROM feedback WHERE explainer_hash IN ({q}) ORDER BY created, id", hashes)
+    n_fb = 0
+    for r in rows:
+        key = r.get("session_key") or (session_key(r["session_id"]) if r["session_id"] else None)
+        lines.append(
+            BundleFeedback(
+                uid=r["uid"] or hashlib.sha256(f"{r['id']}:{r['created']}:{r['text']}".encode()).hexdigest()[:32],
+                explainer_hash=r["explainer_hash"],
+                concept_id=r["concept_id"],
+                text=r["text"],
+                source=r["source"] if r["source"] in ("model", "reader") else "model",
+                created=r["created"],
+                session_key=key,
+            )
+        )
+        n_fb += 1
+    n_stats = 0
+    for r in store._query(
+        f"SELECT l.session_id, s.explainer_hash, l.concept_id, max(l.state = 'shaky') AS shaky,"
+        f" sum(l.state = 'explained') AS explained FROM concept_state_log l JOIN sessions s ON s.id = l.session_id"
+        f" WHERE s.explainer_hash IN ({q}) AND s.mode != ? GROUP BY l.session_id, l.concept_id ORDER BY l.session_id, min(l.id)",
+        [*hashes, IMPORTED_MODE],
+    ):
+        lines.append(
+            BundleStats(
+                session_key=session_key(r["session_id"]),
+                explainer_hash=r["explainer_hash"],
+                concept_id=r["concept_id"],
+                shaky=bool(r["shaky"]),
+                explained=int(r["explained"] or 0),
+            )
+        )
+        n_stats += 1
+    for r in store._query(f"SELECT * FROM imported_stats WHERE explainer_hash IN ({q})", hashes):
+        lines.append(
+            BundleStats(
+                session_key=r["session_key"], explainer_hash=r["explainer_hash"], concept_id=r["concept_id"],
+                shaky=bool(r["shaky"]), explained=r["explained"],
+            )
+        )
+        n_stats += 1
+    n_tr = 0
+    if with_transcripts:
+        for s in store._query(f"SELECT * FROM sessions WHERE explainer_hash IN ({q}) ORDER BY started", hashes):
+            msgs = store._query("SELECT role, text, created FROM messages WHERE session_id = ? ORDER BY seq", (s["id"],))
+            key = s["id"] if s["mode"] == IMPORTED_MODE else session_key(s["id"])
+            lines.append(
+                BundleTranscript(
+                    session_key=key,
+                    explainer_hash=s["explainer_hash"],
+                    started=s["started"],
+                    messages=[BundleMessage(**m) for m in msgs if m["role"] in ("reader", "tutor", "system")],
+                )
+            )
+            n_tr += 1
+    data = "".join(line.model_dump_json() + "\n" for line in lines)
+    if str(output) == "-":
+        import click
+
+        click.echo(data, nl=False)
+    else:
+        from tutor.compile import write_atomic
+
+        write_atomic(out, data)
+    return ExportResult(path=str(output), feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes))
+
+
+def read_bundle(path: str | Path) -> list[BaseModel]:
+    """Parse and validate a whole bundle before anything is written (a bad line changes nothing)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise TutorError(f"{p}: no such file") from None
+    except OSError as e:
+        raise TutorError(f"{p}: cannot read: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise TutorError(f"{p}: not a feedback bundle (not UTF-8 text)") from None
+    items: list[BaseModel] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TutorError(f"{p}:{n}: not JSON ({e.msg})", hint="a bundle is one JSON object per line, as written by `tutor feedback export`") from None
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        model = _LINE_TYPES.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            raise TutorError(f"{p}:{n}: unknown line type {kind!r}", hint="expected header, explainer, feedback, stats or transcript")
+        if (kind == "header") != (not items):
+            raise TutorError(f"{p}:{n}: not a feedback bundle (the first line must be the bundle header, and only it)")
+        try:
+            item = model.model_validate(obj)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise TutorError(f"{p}:{n}: bad {kind} line: {where}: {err['msg']}") from None
+        if isinstance(item, BundleHeader) and item.version > BUNDLE_VERSION:
+            raise TutorError(f"{p}:1: bundle version {item.version} is newer than this tutor understands ({BUNDLE_VERSION})", hint="upgrade tutor")
+        items.append(item)
+    if not items:
+        raise TutorError(f"{p}: empty file, not a feedback bundle")
+    return items
+
+
+class ImportResult(BaseModel):
+    path: str
+    explainer_path: str
+    feedback_added: int
+    feedback_skipped: int
+    stats_added: int
+    transcripts_added: int
+
+
+def _target_path(store, header: BundleHeader, for_file: str | None) -> tuple[str, bool]:
+    """Where the author keeps this explainer: --for, a known file of the same name, ./NAME or ./explainers/NAME."""
+    from tutor.store import normalise_path
+
+    if for_file:
+        return normalise_path(for_file), True
+    name = Path(header.file).name
+    rows = store._query("SELECT path FROM explainers ORDER BY last_seen DESC")
+    for r in rows:
+        if Path(r["path"]).name == name and not r["path"].startswith("bundle:"):
+            return r["path"], True
+    for cand in (Path(name), Path("explainers") / name):
+        if cand.is_file():
+            return normalise_path(cand), True
+    return normalise_path(name), False
+
+
+def import_bundle(store, path: str | Path, *, for_file: str | None = None) -> ImportResult:
+    """Merge one bundle in a single transaction; rows already present (same uid/key) are skipped."""
+    from tutor.store import now_iso
+
+    items = read_bundle(path)
+    header = items[0]
+    assert isinstance(header, BundleHeader)
+    target, found = _target_path(store, header, for_file)
+    now = now_iso()
+    fb_added = fb_skipped = st_added = tr_added = 0
+    with store._write() as c:
+        for it in items:
+            if isinstance(it, BundleExplainer):
+                known = c.execute("SELECT 1 FROM explainers WHERE hash = ?", (it.hash,)).fetchone()
+                if not known:
+                    c.execute(
+                        "INSERT INTO explainers (hash, path, title, format_version, plain, concepts, first_seen, last_seen)"
+                        " VALUES (?, ?, ?, 1, 0, ?, ?, ?)",
+                        (
+                            it.hash,
+                            target,
+                            it.title,
+                            json.dumps([{"id": s.concept_id, "title": s.title} for s in it.sections], ensure_ascii=False),
+                            now,
+                            now,
+                        ),
+                    )
+                c.executemany(
+                    "INSERT OR IGNORE INTO explainer_sections (explainer_hash, concept_id, title, section_hash) VALUES (?, ?, ?, ?)",
+                    [(it.hash, s.concept_id, s.title, s.section_hash) for s in it.sections],
+                )
+        hashes = {r[0] for r in c.execute("SELECT hash FROM explainers")}
+        local_keys = {session_key(r[0]) for r in c.execute("SELECT id FROM sessions WHERE mode != ?", (IMPORTED_MODE,))}
+        for it in items:
+            if isinstance(it, BundleFeedback):
+                if it.explainer_hash not in hashes:
+                    raise TutorError(f"{path}: feedback {it.uid[:8]} names explainer version {it.explainer_hash[:8]}, which the bundle does not describe")
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO feedback (session_id, explainer_hash, concept_id, text, source, created, uid, session_key)"
+                    " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+                    (it.explainer_hash, it.concept_id, it.text, it.source, it.created, it.uid, it.session_key),
+                )
+                if cur.rowcount:
+                    fb_added += 1
+                else:
+                    fb_skipped += 1
+            elif isinstance(it, BundleStats):
+                if it.session_key in local_keys:  # our own sessions, exported and imported back
+                    continue
+                before = c.execute(
+                    "SELECT shaky, explained FROM imported_stats WHERE session_key = ? AND explainer_hash = ? AND concept_id = ?",
+                    (it.session_key, it.explainer_hash, it.concept_id),
+                ).fetchone()
+                c.execute(
+                    "INSERT INTO imported_stats (session_key, explainer_hash, concept_id, shaky, explained, imported)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_key, explainer_hash, concept_id) DO UPDATE SET"
+                    " shaky = max(shaky, excluded.shaky), explained = max(explained, excluded.explained)",
+                    (it.session_key, it.explainer_hash, it.concept_id, int(it.shaky), it.explained, now),
+                )
+                st_added += before is None
+            elif isinstance(it, BundleTranscript):
+                if it.explainer_hash not in hashes:
+                    continue
+                exists = c.execute("SELECT 1 FROM sessions WHERE id = ?", (it.session_key,)).fetchone()
+                if exists or it.session_key in local_keys:
+                    continue
+                last = it.messages[-1].created if it.messages else it.started
+                c.execute(
+                    "INSERT INTO sessions (id, explainer_hash, explainer_path, mode, started, updated, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'finished')",
+                    (it.session_key, it.explainer_hash, target, IMPORTED_MODE, it.started, last),
+                )
+                c.executemany(
+                    "INSERT INTO messages (session_id, seq, role, text, created, complete) VALUES (?, ?, ?, ?, ?, 1)",
+                    [(it.session_key, i + 1, m.role, m.text, m.created) for i, m in enumerate(it.messages)],
+                )
+                tr_added += 1
+    return ImportResult(
+        path=str(path),
+        explainer_path=target if found else f"{target} (no such file here; use --for FILE)",
+        feedback_added=fb_added,
+        feedback_skipped=fb_skipped,
+        stats_added=st_added,
+        transcripts_added=tr_added,
+    )
+
+
+def open_store(db: str | None):
+    from tutor.paths import db_path
+    from tutor.store import Store
+
+    return Store.open(db_path(db))
+
+
+def default_bundle_name(explainer) -> str:
+    stem = Path(explainer.path).stem
+    return f"{stem}.feedback.jsonl"
+
+
+__all__ = [
+    "FeedbackReport",
+    "build_report",
+    "render_report",
+    "export_bundle",
+    "import_bundle",
+    "read_bundle",
+    "session_key",
+    "overview",
+    "render_overview",
+    "open_store",
+    "default_bundle_name",
+]
