@@ -371,10 +371,29 @@ def _markdown():
     """A block-only CommonMark parser (inline parsing is done per heading, on demand)."""
     global _md
     if _md is None:
+        import logging
+
         from markdown_it import MarkdownIt
 
-        _md = MarkdownIt("commonmark").disable(["inline", "text_join"], ignoreInvalid=True)
+        # "normalize" only turns CR/CRLF into LF and NUL into U+FFFD: load() has already
+        # done the first and refuses the second, so skip a pass over the whole text.
+        _md = MarkdownIt("commonmark").disable(["normalize", "inline", "text_join"], ignoreInvalid=True)
+        # Every block rule calls LOGGER.debug() on entry: ~6 calls per line, a fifth of
+        # the parse time on big files. Unless someone really asked for markdown-it debug
+        # output, make those calls no-ops for this process.
+        import sys
+
+        for mod_name, module in list(sys.modules.items()):
+            if not mod_name.startswith("markdown_it.rules_block."):
+                continue
+            logger = getattr(module, "LOGGER", None)
+            if isinstance(logger, logging.Logger) and not logger.isEnabledFor(logging.DEBUG):
+                logger.debug = _no_log  # type: ignore[method-assign]
     return _md
+
+
+def _no_log(*_args: Any, **_kwargs: Any) -> None:
+    return None
 
 
 _inline_md = None
