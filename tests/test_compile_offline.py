@@ -1,0 +1,152 @@
+"""`tutor compile --offline`: a valid skeleton from any notes, accepted by `tutor check`."""
+
+from __future__ import annotations
+
+import pytest
+
+from compile_helpers import NOTES_WAL, run_cli, run_tutor
+from conftest import CORPUS, EXPLAINERS
+from tutor.compile import collect_notes, offline_skeleton, validate_text
+from tutor.errors import TutorError
+from tutor.explainer import load
+
+SAMPLE_NOTES = sorted(p for p in (EXPLAINERS / "notes").iterdir() if p.is_dir()) if (EXPLAINERS / "notes").is_dir() else []
+
+
+@pytest.mark.parametrize("notes", SAMPLE_NOTES, ids=lambda p: p.name)
+def test_samples_notes_compile_offline_and_pass_check(notes, tmp_path):
+    out = tmp_path / "x.md"
+    r = run_cli(["compile", str(notes), "--offline", "-o", str(out)])
+    assert r.exit_code == 0, r
+    assert f"wrote {out}" in r.stdout
+    chk = run_cli(["check", str(out)])
+    assert chk.exit_code == 0, chk
+    exp = load(out)
+    assert len(exp.concepts) >= 3 and not exp.plain
+    # Linear prerequisites in the notes' order, empty checks, DRAFT markers, the AI preamble.
+    for prev, c in zip(exp.concepts, exp.concepts[1:]):
+        assert c.prerequisites == [prev.id]
+    assert all(c.checks == [] for c in exp.concepts)
+    assert all(c.summary.startswith("DRAFT: ") for c in exp.concepts)
+    assert "Note to any AI assistant" in exp.preamble and "DRAFT" in exp.preamble
+    # Every paragraph of the notes is in the skeleton, verbatim.
+    text = out.read_text()
+    for f in sorted(notes.iterdir()):
+        for para in f.read_text().split("\n\n"):
+            para = para.strip()
+            if para and not para.startswith("#"):
+                assert para in text, (f.name, para[:60])
+
+
+def test_shipped_entry_point_with_samples_notes(tmp_path):
+    """The issue's exact command, as a real process: compile --offline, then check."""
+    if not SAMPLE_NOTES:
+        pytest.skip("no sample notes")
+    out = tmp_path / "x.md"
+    p = run_tutor(["compile", str(SAMPLE_NOTES[0]), "--offline", "-o", str(out)])
+    assert p.returncode == 0, p.stderr
+    p = run_tutor(["check", str(out)])
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_structure_title_subheadings_and_files(tmp_path):
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "01-wal.md").write_text(NOTES_WAL + "\n### Passive vs full\n\nTwo modes.\n")
+    (d / "02-extra.txt").write_text("Loose thoughts: durability depends on synchronous.\n")
+    (d / ".hidden.md").write_text("# secret\n")
+    (d / "image.png").write_bytes(b"\x89PNG\x00")
+    text = offline_skeleton(collect_notes([d]))
+    exp, problems = validate_text(text, "x.md")
+    assert problems == []
+    assert exp.title == "WAL notes"
+    assert [c.id for c in exp.concepts] == ["overview", "pages", "the-wal-file", "checkpoints", "02-extra"]
+    assert [c.title for c in exp.concepts][-1] == "02 extra"
+    ck = exp.concept("checkpoints")
+    assert "### Passive vs full" in ck.section.text  # an H3 stays inside its section
+    assert "secret" not in text and "PNG" not in text
+
+
+def test_unclosed_fence_does_not_swallow_later_sections(tmp_path):
+    a = tmp_path / "a.md"
+    a.write_text("# A\n\ntext\n\n```python\nprint(1)\n")
+    b = tmp_path / "b.md"
+    b.write_text("# B\n\nmore\n")
+    exp, problems = validate_text(offline_skeleton(collect_notes([a, b])), "x.md")
+    assert problems == []
+    assert [c.title for c in exp.concepts] == ["A", "B"]
+
+
+def test_hostile_titles_cannot_break_the_front_matter(tmp_path):
+    n = tmp_path / "n.md"
+    n.write_text('# x: y # z\n\nA\n\n# - [yes, no]\n\nB\n\n# "quoted" \\ back\n\nC\n\n# {#Bad Id}\n\nD\n')
+    exp, problems = validate_text(offline_skeleton(collect_notes([n])), "x.md")
+    assert problems == []
+    assert [c.title for c in exp.concepts] == ["x: y # z", "- [yes, no]", '"quoted" \\ back', "{#Bad Id}"]
+
+
+def test_a_file_without_headings_becomes_one_concept(tmp_path):
+    n = tmp_path / "my-rough_notes.txt"
+    n.write_text("just one paragraph of thoughts.\n")
+    exp, problems = validate_text(offline_skeleton(collect_notes([n])), "x.md")
+    assert problems == [] and [(c.id, c.title) for c in exp.concepts] == [("my-rough-notes", "My rough notes")]
+
+
+def _write(p, data: bytes):
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.md", "missing.md: no such file or folder"),
+        (lambda d: (d / "e").mkdir() or d / "e", "no notes found in this folder"),
+        (lambda d: _write(d / "bin.md", b"ok\n\xff\xfe bad"), "bin.md:2: not UTF-8 text"),
+        (lambda d: _write(d / "empty.md", b"  \n"), "the notes are empty"),
+        (lambda d: _write(d / "nul.md", b"a\x00b"), "looks like a binary file"),
+    ],
+)
+def test_bad_notes_are_clear_errors(tmp_path, make, message):
+    r = run_cli(["compile", str(make(tmp_path)), "--offline", "-o", str(tmp_path / "out.md")])
+    assert r.exit_code == 1 and message in r.stderr, r
+    assert not (tmp_path / "out.md").exists()
+
+
+def test_offline_never_overwrites_without_force(tmp_path):
+    n = tmp_path / "n.md"
+    n.write_text(NOTES_WAL)
+    out = tmp_path / "out.md"
+    out.write_text("mine\n")
+    r = run_cli(["compile", str(n), "--offline", "-o", str(out)])
+    assert r.exit_code == 1 and "already exists" in r.stderr and out.read_text() == "mine\n"
+    r = run_cli(["compile", str(n), "--offline", "-o", str(n), "--force"])
+    assert r.exit_code == 1 and "is one of the notes" in r.stderr
+    r = run_cli(["compile", str(n), "--offline", "-o", str(out), "--force", "--title", "My WAL", "--author", "Ann"])
+    assert r.exit_code == 0, r
+    exp = load(out)
+    assert (exp.title, exp.author) == ("My WAL", "Ann")
+
+
+def test_every_commonmark_example_compiles_to_a_valid_skeleton():
+    files = sorted((CORPUS / "commonmark").glob("ex*.md"))
+    if not files:
+        pytest.skip("CommonMark corpus not present")
+    bad = []
+    for f in files:
+        try:
+            notes = collect_notes([f])
+        except TutorError:
+            continue  # empty or whitespace-only examples
+        _, problems = validate_text(offline_skeleton(notes), f.name)
+        if problems:
+            bad.append((f.name, str(problems[0])))
+    assert bad == []
+
+
+def test_the_commonmark_spec_as_notes():
+    spec = CORPUS / "commonmark-spec.md"
+    if not spec.exists():
+        pytest.skip("CommonMark spec not present")
+    exp, problems = validate_text(offline_skeleton(collect_notes([spec])), "spec.md")
+    assert problems == [] and len(exp.concepts) >= 5
