@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from typing import Any
 
 from tutor.engine.events import (
@@ -49,6 +49,10 @@ MORE = "/more"
 
 class TutorSession:
     """See the module docstring and docs/engine.md. Create with ``TutorSession.open``."""
+
+    # Memory: fold older turns into a summary past this many history tokens (memory.py).
+    memory_budget_tokens = 6000
+    memory_keep_recent = 6
 
     def __init__(
         self,
@@ -216,8 +220,9 @@ class TutorSession:
                 yield TurnFinished(message_id=None, finished=self.guide.phase == "done")
                 return
             step = self.guide.opening()
-            async for ev in self._emit_offline(step, None):
-                yield ev
+            async with aclosing(self._emit_offline(step, None)) as inner:
+                async for ev in inner:
+                    yield ev
             return
         if self._has_messages:
             c = self.current_concept
@@ -229,16 +234,18 @@ class TutorSession:
             yield TurnFinished(message_id=None)
             return
         self._has_messages = True
-        async for ev in self._claude_turn(None, ""):
-            yield ev
+        async with aclosing(self._claude_turn(None, "")) as inner:
+            async for ev in inner:
+                yield ev
 
     async def reply(self, text: str) -> AsyncIterator[Event]:
         """The reader's message: committed to the store first, then answered."""
         text = text.strip()
         raw = None if text else (MORE if self.guide is not None else "/continue")
         shown = text or ("(more)" if self.guide is not None else "(continue)")
-        async for ev in self._reader_turn(shown, raw, model_text=text):
-            yield ev
+        async with aclosing(self._reader_turn(shown, raw, model_text=text)) as inner:
+            async for ev in inner:
+                yield ev
 
     async def retry(self) -> AsyncIterator[Event]:
         """Resend the last reader message whose reply failed or was interrupted."""
@@ -250,23 +257,26 @@ class TutorSession:
         if self._retry_seq is not None:
             rows = [m for m in self.store.messages(self.id, after_seq=self._retry_seq - 1, limit=1)]
             text = rows[0].text if rows and rows[0].raw != "/continue" else ""
-        async for ev in self._claude_turn(self._retry_seq, text):
-            yield ev
+        async with aclosing(self._claude_turn(self._retry_seq, text)) as inner:
+            async for ev in inner:
+                yield ev
 
     async def mark_known(self, concept_id: str) -> AsyncIterator[Event]:
         """The reader says "I already know X": recorded at once, then the tutor moves on."""
         c = self.explainer.concept(concept_id)
         text = f"I already know {c.title}."
         if self.guide is not None:
-            async for ev in self._reader_turn(text, f"/know {c.id}"):
-                yield ev
+            async with aclosing(self._reader_turn(text, f"/know {c.id}")) as inner:
+                async for ev in inner:
+                    yield ev
             return
         seq = self._add_reader(text, f"/know {c.id}")
         ev = self._set_state(c.id, "known", f"reader: {text}", seq)
         if ev:
             yield ev
-        async for ev in self._claude_turn(seq, text):
-            yield ev
+        async with aclosing(self._claude_turn(seq, text)) as inner:
+            async for ev in inner:
+                yield ev
 
     async def explain(self, concept_id: str) -> AsyncIterator[Event]:
         """The reader asks for X (again)."""
@@ -275,8 +285,9 @@ class TutorSession:
         self.model.skipped.discard(c.id)
         if self.guide is None:
             self._current = c.id
-        async for ev in self._reader_turn(text, f"/explain {c.id}"):
-            yield ev
+        async with aclosing(self._reader_turn(text, f"/explain {c.id}")) as inner:
+            async for ev in inner:
+                yield ev
 
     async def skip(self) -> AsyncIterator[Event]:
         """Skip the current concept (it is not marked known; it is just not offered again)."""
@@ -290,8 +301,9 @@ class TutorSession:
         if self.guide is None:
             self.model.skipped.add(cid)
             self._current = None
-        async for ev in self._reader_turn(text, f"/skip {cid}"):
-            yield ev
+        async with aclosing(self._reader_turn(text, f"/skip {cid}")) as inner:
+            async for ev in inner:
+                yield ev
 
     def add_reader_feedback(self, text: str, concept_id: str | None = None) -> None:
         """The reader's own note for the author (stored with source "reader")."""
@@ -329,11 +341,13 @@ class TutorSession:
         seq = self._add_reader(text, raw)
         if self.guide is not None:
             step = self._guide_input(text, raw, seq)
-            async for ev in self._emit_offline(step, seq):
-                yield ev
+            async with aclosing(self._emit_offline(step, seq)) as inner:
+                async for ev in inner:
+                    yield ev
             return
-        async for ev in self._claude_turn(seq, text if model_text is None else model_text):
-            yield ev
+        async with aclosing(self._claude_turn(seq, text if model_text is None else model_text)) as inner:
+            async for ev in inner:
+                yield ev
 
     async def _emit_offline(self, step: Step, seq: int | None) -> AsyncIterator[Event]:
         """Persist one guide step (tutor message, then state changes) and yield its events."""
@@ -400,7 +414,14 @@ class TutorSession:
         self._retry_pending = True
         self._retry_seq = reader_seq
         try:
-            await maybe_compact(self.store, self.id, self.backend, self.explainer)
+            await maybe_compact(
+                self.store,
+                self.id,
+                self.backend,
+                self.explainer,
+                budget_tokens=self.memory_budget_tokens,
+                keep_recent=self.memory_keep_recent,
+            )
         except BackendError:
             pass  # nothing lost: this turn carries the longer history; the next one tries again
         summary, history = self._history(reader_seq)
