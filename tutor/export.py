@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tutor.errors import TutorError
 from tutor.store import (
@@ -42,6 +42,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 class Transcript(BaseModel):
     """A JSON export read back (``load_json_export``)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     format: Literal["tutor-transcript"]
     version: int

@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when a migration has to run
     from sqlite_utils import Database
@@ -84,7 +84,14 @@ def normalise_path(path: str | Path) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-class ExplainerRow(BaseModel):
+class _Row(BaseModel):
+    """Rows are built lazily: pydantic compiles a validator on first use, not at import,
+    so a CLI command pays only for the row types it touches."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ExplainerRow(_Row):
     hash: str
     path: str
     title: str
@@ -95,7 +102,7 @@ class ExplainerRow(BaseModel):
     last_seen: str
 
 
-class SessionRow(BaseModel):
+class SessionRow(_Row):
     id: str
     explainer_hash: str
     explainer_path: str
@@ -117,7 +124,7 @@ class SessionRow(BaseModel):
         return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
 
 
-class MessageRow(BaseModel):
+class MessageRow(_Row):
     id: int
     session_id: str
     seq: int
@@ -133,7 +140,7 @@ class MessageRow(BaseModel):
     cost_usd: float = 0.0
 
 
-class ConceptStateRow(BaseModel):
+class ConceptStateRow(_Row):
     session_id: str
     concept_id: str
     state: str
@@ -142,7 +149,7 @@ class ConceptStateRow(BaseModel):
     updated: str
 
 
-class FeedbackRow(BaseModel):
+class FeedbackRow(_Row):
     id: int
     session_id: str | None
     explainer_hash: str
@@ -152,7 +159,7 @@ class FeedbackRow(BaseModel):
     created: str
 
 
-class SummaryRow(BaseModel):
+class SummaryRow(_Row):
     id: int
     session_id: str
     upto_seq: int
@@ -160,7 +167,7 @@ class SummaryRow(BaseModel):
     created: str
 
 
-class SearchHit(BaseModel):
+class SearchHit(_Row):
     session_id: str
     explainer_title: str
     message_id: int
