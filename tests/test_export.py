@@ -74,7 +74,8 @@ def test_json_round_trip_holds_every_message_state_and_feedback_row(store, tmp_p
     assert t.session == store.get_session(sid)
     assert t.messages == store.messages(sid)
     assert t.concept_states == list(store.concept_states(sid).values())
-    assert t.feedback == store.feedback(session_id=sid)
+    assert t.feedback == store.feedback(session_id=sid) and all(f.uid for f in t.feedback)
+    assert [(x.concept_id, x.state) for x in t.state_log] == [("pages", "understood"), ("wal", "asked")]
     assert [s.text for s in t.summaries] == ["Reader knows pages."]
     assert t.explainer.title.startswith("Pages <script>")
     assert [m.complete for m in t.messages] == [True, True, True, True, False]

@@ -28,6 +28,7 @@ from tutor.store import (
     FeedbackRow,
     MessageRow,
     SessionRow,
+    StateLogRow,
     Store,
     SummaryRow,
 )
@@ -53,6 +54,7 @@ class Transcript(BaseModel):
     explainer: ExplainerRow | None = None
     messages: list[MessageRow]
     concept_states: list[ConceptStateRow]
+    state_log: list[StateLogRow] = []
     feedback: list[FeedbackRow] = []
     summaries: list[SummaryRow] = []
 

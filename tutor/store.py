@@ -157,6 +157,13 @@ class FeedbackRow(_Row):
     text: str
     source: str
     created: str
+    uid: str | None = None  # stable id (m003), so an imported bundle never duplicates a row
+
+
+class StateLogRow(_Row):
+    concept_id: str
+    state: str
+    created: str
 
 
 class SummaryRow(_Row):
@@ -1000,6 +1007,14 @@ class Store:
             )
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
 
+    def state_log(self, session_id: str) -> list[StateLogRow]:
+        """Every state change of the session, oldest first (concept_state_log, m003)."""
+        rows = self._query(
+            "SELECT concept_id, state, created FROM concept_state_log WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [StateLogRow(**r) for r in rows]
+
     def concept_states(self, session_id: str) -> dict[str, ConceptStateRow]:
         rows = self._query(
             "SELECT * FROM concept_states WHERE session_id = ? ORDER BY rowid", (session_id,)
@@ -1113,6 +1128,7 @@ class Store:
                 "explainer": explainer.model_dump() if explainer else None,
                 "messages": [m.model_dump() for m in self.messages(session_id)],
                 "concept_states": [s.model_dump() for s in self.concept_states(session_id).values()],
+                "state_log": [s.model_dump() for s in self.state_log(session_id)],
                 "feedback": [f.model_dump() for f in self.feedback(session_id=session_id)],
                 "summaries": [s.model_dump() for s in self.summaries(session_id)],
             }
