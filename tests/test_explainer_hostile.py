@@ -300,3 +300,16 @@ def test_any_front_matter_gives_explainer_or_our_error(tmp_path, front, body):
     if not ex.plain:  # teaching order respects prerequisites
         for i, c in enumerate(ex.concepts):
             assert set(c.prerequisites) <= set(ids[:i])
+
+
+def test_control_character_in_front_matter(tmp_path):
+    """Found by the hypothesis test: PyYAML's reader rejects control characters early."""
+    [(line, msg)] = problems(write(tmp_path, "---\ntutor: 1\ntitle: a\x1fb\n---\n\ntext\n"))
+    assert line == 3 and "U+001F" in msg
+    ex = load(write(tmp_path, "---\n\x1f\n---\n"))  # not YAML-like: Markdown
+    assert ex.plain
+
+
+def test_leading_rule_then_text_yaml_cannot_read_is_markdown(tmp_path):
+    ex = load(write(tmp_path, "---\n[link](x): [a\n---\n\ntext\n"))
+    assert ex.plain and ex.title == "link: [a"
