@@ -1,0 +1,138 @@
+"""`tutor open --plain`: the real CLI as a real process (and through CliRunner), offline
+and against the fake Messages API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from fake_api import FakeAPI, http_error, text
+
+from conftest import EXPLAINERS, ROOT
+from tutor.cli import cli
+from tutor.store import Store
+
+WAL = EXPLAINERS / "sqlite-wal.md"
+TUTOR = [sys.executable, "-m", "tutor"]
+
+
+def run(args, input_text, env_extra=None, cwd=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "TUTOR_MODEL")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        TUTOR + args, input=input_text, capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=timeout
+    )
+
+
+def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
+    db = tmp_path / "t.db"
+    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "yes\nno\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("I want to explain How SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
+    assert "> yes\nGood, then we skip Pages and the database file." in out
+    assert "> no\nFrom § The rollback journal:" in out
+    assert "Session saved. Resume with: tutor open" in out and "--resume" in out
+    assert "\x1b" not in out and "Traceback" not in r.stderr
+    # The session is in the database: 2 reader messages, 3 tutor messages, states.
+    with Store.open(db) as store:
+        [row] = store.list_sessions()
+        msgs = store.messages(row.id)
+        assert [m.role for m in msgs] == ["tutor", "reader", "tutor", "reader", "tutor"]
+        assert store.concept_states(row.id)["pages"].state == "known"
+
+    # Running again resumes where it stopped.
+    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "\n")
+    assert r.returncode == 0
+    assert "Resuming session" in r.stderr
+    assert r.stdout.startswith("Welcome back. We are reading § The rollback journal (part 1 of 2).")
+    assert "(§ The rollback journal, continued)" in r.stdout
+
+
+def test_no_key_means_offline_with_a_notice(tmp_path):
+    r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "t.db")], "")
+    assert r.returncode == 0
+    assert "No ANTHROPIC_API_KEY set: using the offline guided mode" in r.stderr
+    assert r.stderr.count("ANTHROPIC_API_KEY") == 2  # said once (message + how to set it)
+
+
+def test_load_errors_are_one_clean_line(tmp_path):
+    r = run(["open", str(tmp_path / "missing.md"), "--plain", "--db", str(tmp_path / "t.db")], "")
+    assert r.returncode == 1
+    assert r.stderr.startswith("tutor: ") and "missing.md" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    bad = tmp_path / "bad.md"
+    bad.write_text("---\ntutor: 1\ntitle: [unclosed\n---\n# x\n", encoding="utf-8")
+    r = run(["open", str(bad), "--plain", "--db", str(tmp_path / "t.db")], "")
+    assert r.returncode == 1 and "bad.md" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_new_and_resume_together_is_a_usage_error(tmp_path):
+    r = run(["open", str(WAL), "--new", "--resume", "abc", "--db", str(tmp_path / "t.db")], "")
+    assert r.returncode == 2 and "--new" in r.stderr
+
+
+def test_resume_unknown_id(tmp_path):
+    r = run(["open", str(WAL), "--plain", "--resume", "deadbeef", "--db", str(tmp_path / "t.db")], "")
+    assert r.returncode == 1 and "deadbeef" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_commands(tmp_path):
+    db = tmp_path / "t.db"
+    script = "\n".join(
+        ["/help", "/know checkpoints", "/explain pages", "/feedback The first example is confusing.", "/progress",
+         "/skip", "/bogus", "/know nothing-like-this", "/retry", "/quit", "this is never read"]
+    ) + "\n"
+    r = CliRunner().invoke(cli, ["open", str(WAL), "--plain", "--offline", "--db", str(db)], input=script)
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert "/feedback TEXT" in out  # help
+    assert "Noted: you already know Checkpoints." in out
+    assert "From § Pages and the database file:" in out
+    assert "Thanks, your note is saved for the author." in out
+    assert "Progress:" in out and "known      Checkpoints [checkpoints]" in out
+    assert "Skipping Pages and the database file." in out
+    assert "Unknown command /bogus" in out
+    assert "no concept matches 'nothing-like-this'" in out
+    assert "There is nothing to retry." in out
+    assert "this is never read" not in out.split("/quit")[-1]
+    with Store.open(db) as store:
+        fb = store.feedback()
+        assert [(f.text, f.source) for f in fb] == [("The first example is confusing.", "reader")]
+
+
+def test_hostile_text_is_not_sent_to_the_terminal(tmp_path):
+    md = tmp_path / "evil.md"
+    md.write_text("# Evil \x1b[2J heading\n\nText with \x1b]0;pwned\x07 escapes and \x9b31m C1.\n", encoding="utf-8")
+    r = run(["open", str(md), "--plain", "--offline", "--db", str(tmp_path / "t.db")], "no\n")
+    assert r.returncode in (0, 1)
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\x9b" not in r.stdout
+
+
+def test_plain_with_claude_against_the_fake_api(tmp_path):
+    db = tmp_path / "t.db"
+    with FakeAPI() as api:
+        api.enqueue(
+            text('I want to explain the WAL to you. Do you already know about pages?<state concept="pages" value="asked"/>', chunk_size=5),
+            text('Good.<state concept="pages" value="known">yes</state><feedback concept="pages">fine</feedback> Next: the journal?'),
+            http_error(529), http_error(529), http_error(529),
+            text("Here is the rollback journal."),
+        )
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(db)], "yes\nno\n/retry\n", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("I want to explain the WAL to you. Do you already know about pages?")
+    assert "Good. Next: the journal?" in out
+    assert "<state" not in out and "<feedback" not in out and "fine" not in out
+    assert "[error]" in out and "Type /retry" in out
+    assert "Here is the rollback journal." in out
+    assert "test-key" not in out + r.stderr
+    with Store.open(db) as store:
+        [row] = store.list_sessions()
+        assert row.mode.startswith("claude:")
+        assert [m.role for m in store.messages(row.id)].count("reader") == 2  # the retry resent, not duplicated
+        assert [f.source for f in store.feedback()] == ["model"]
