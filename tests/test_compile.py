@@ -195,3 +195,49 @@ def test_model_text_with_escapes_is_shown_as_plain_text(fake_api, notes, tmp_pat
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
     assert "[bold red]x[/] ok" in r.stdout  # markup shown literally, not interpreted
     assert "Question 1 of 1: Really?" in r.stdout
+
+
+def test_ctrl_c_mid_questions_then_resume(fake_api, notes, tmp_path):
+    """A real process interrupted (SIGINT) at question 2 keeps answer 1; --resume asks 2 and 3 only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from compile_helpers import ROOT
+
+    env = {**os.environ, **claude_env(fake_api, tmp_path / "home")}
+    out = tmp_path / "wal.md"
+    fake_api.enqueue(OUTLINE_REPLY)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tutor", "compile", str(notes), "-o", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 30
+        while "Question 1 of 3" not in seen and time.monotonic() < deadline:
+            seen += p.stdout.readline()
+        p.stdin.write("4096 bytes\n")
+        p.stdin.flush()
+        while "Question 2 of 3" not in seen and time.monotonic() < deadline:
+            seen += p.stdout.readline()
+        time.sleep(0.2)  # let it block on reading the second answer
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert not out.exists()
+
+    fake_api.enqueue(explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(out), "--resume"], input="no, WAL first\n\n", env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 0, r
+    assert "Question 1 of 3" not in r.stdout and "Question 2 of 3" in r.stdout and "Question 3 of 3" in r.stdout
+    assert len(fake_api.requests) == 2  # the outline was not asked for again
+    write = _user_texts(fake_api.bodies[-1])
+    assert "<answer>4096 bytes</answer>" in write and "<answer>no, WAL first</answer>" in write
+    assert load(out).concepts

@@ -781,6 +781,7 @@ class TerminalUI:
         from rich.console import Console
 
         self.console = Console(stderr=True, markup=False, highlight=False, emoji=False)
+        self._explained = False
 
     def status(self, message: str):
         return self.console.status(message, spinner="dots")
@@ -799,9 +800,13 @@ class TerminalUI:
         """The answer; "" to skip; None to stop asking (``stop`` or end of input / Ctrl-D)."""
         import click
 
+        if not self._explained:
+            click.echo("")
+            click.echo("Claude has questions about the gaps. Type an answer and press Enter;")
+            click.echo("Enter alone skips a question; `stop` (or Ctrl-D) stops asking and writes the explainer.")
+            self._explained = True
         click.echo("")
         click.echo(f"Question {number} of {total}: {safe_terminal_text(question)}")
-        click.echo("  (type your answer and press Enter; Enter alone skips; `stop` stops asking)")
         click.echo("> ", nl=False)
         line = sys.stdin.readline()
         if line == "":
@@ -863,6 +868,28 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
     return result
 
 
+def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int, usage: _Usage, est: int):
+    """One model call in its own event loop, with a fresh client closed afterwards.
+
+    Each call gets its own ``asyncio.run`` so the questions in between run in plain
+    blocking code, where Ctrl-C interrupts at once (inside a running loop the first
+    Ctrl-C would only cancel the task at the next await).
+    """
+    import asyncio
+
+    async def go():
+        be = make_backend()
+        try:
+            return await _call(be, ui, label, system, messages, max_tokens, usage, est)
+        finally:
+            try:
+                await be.aclose()
+            except Exception:  # closing a client must never hide the real outcome
+                pass
+
+    return asyncio.run(go())
+
+
 def compile_with_claude(
     notes_paths: list[str | Path],
     output: str | Path,
@@ -876,25 +903,28 @@ def compile_with_claude(
     model: str | None = None,
     db: str | None = None,
     ui: TerminalUI | None = None,
-    backend=None,
+    backend_factory=None,
 ) -> CompileResult:
-    """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round."""
-    import asyncio
+    """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round.
 
+    ``backend_factory`` makes a ClaudeBackend-like object per call (default: a real
+    ClaudeBackend for the resolved model, reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL).
+    """
     from tutor.engine.claude import ClaudeBackend, has_api_key, resolve_model
     from tutor.paths import db_path
     from tutor.store import Store
 
     notes = collect_notes(notes_paths)
     out = check_target(output, force=force, notes=notes)
-    if backend is None and not has_api_key():
+    if backend_factory is None and not has_api_key():
         raise TutorError(
             "no Anthropic API key: ANTHROPIC_API_KEY is not set",
             hint="Set it to compile with Claude, or run with --offline for a skeleton you fill in yourself.",
         )
-    model_name = backend.model if backend is not None else resolve_model(model)
+    model_name = resolve_model(model)
     est = check_context(notes, model_name)
     ui = ui or TerminalUI()
+    make = backend_factory or (lambda: ClaudeBackend(model_name))
     store = Store.open(db_path(db))
     try:
         st = find_unfinished(store, out)
@@ -911,34 +941,23 @@ def compile_with_claude(
             if st is not None:
                 ui.info(f"note: an unfinished compile for {out} exists; starting over (use --resume to continue it)")
             st = new_compile(store, out, notes, model_name)
-        own_backend = backend is None
-        be = backend or ClaudeBackend(model_name)
-        try:
-            return asyncio.run(
-                _run(store, st, be, ui, notes, out, est, questions=questions, max_questions=max_questions, title=title, author=author)
-            )
-        finally:
-            if own_backend:
-                try:
-                    asyncio.run(be.aclose())
-                except Exception:  # closing a client must never hide the real outcome
-                    pass
+        return _run(store, st, make, ui, notes, out, est, questions=questions, max_questions=max_questions, title=title, author=author)
     except KeyboardInterrupt:
-        ui.info(f"Interrupted. Your answers are saved: run the same command with --resume to continue.")
+        ui.info("Interrupted. Your answers so far are saved: run the same command with --resume to continue.")
         raise
     finally:
         store.close()
 
 
-async def _run(store, st: CompileState, backend, ui, notes, out: Path, est: int, *, questions, max_questions, title, author):
+def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, questions, max_questions, title, author):
     usage = _Usage()
     # Step 1: the outline (skipped when resuming a compile that has one).
     if st.outline is None:
         system, messages = outline_request(notes, max_questions=max(1, max_questions))
-        r = await _call(backend, ui, "Claude is reading the notes and drafting an outline", system, messages, OUTLINE_MAX_TOKENS, usage, est)
+        r = _model_call(make, ui, "Claude is reading the notes and drafting an outline", system, messages, OUTLINE_MAX_TOKENS, usage, est)
         outline, qs = parse_outline(r.text)
         save_outline(store, st, outline, qs[:max_questions] if max_questions else qs)
-    ui.show("Outline")
+    ui.show("Outline (drafted by Claude from your notes)")
     ui.show("-------")
     ui.show(st.outline or "(no outline)")
 
@@ -958,7 +977,7 @@ async def _run(store, st: CompileState, backend, ui, notes, out: Path, est: int,
 
     # Step 3: the explainer, validated by the real loader; one repair round.
     system, messages = write_request(notes, st.outline or "", st.questions, title=title, author=author)
-    r = await _call(backend, ui, "Claude is writing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+    r = _model_call(make, ui, "Claude is writing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
     text = ensure_preamble(extract_document(r.text))
     exp, problems = validate_text(text, str(out))
     cut_off = not r.complete
@@ -970,7 +989,7 @@ async def _run(store, st: CompileState, backend, ui, notes, out: Path, est: int,
         for p in problems[:10]:
             ui.info(f"  {p}")
         messages = repair_messages(messages, r.text, problems, cut_off=cut_off)
-        r = await _call(backend, ui, "Claude is repairing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+        r = _model_call(make, ui, "Claude is repairing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
         text = ensure_preamble(extract_document(r.text))
         exp, problems = validate_text(text, str(out))
         if not r.complete:
