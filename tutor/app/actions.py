@@ -5,7 +5,6 @@ Kept apart from the widgets so each is small and testable; nothing here draws.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +59,14 @@ def export_dir(session: Any) -> Path:
     return (base.parent if base.suffix else base) / "exports"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "transcript"
-
-
 def export_transcript(session: Any, fmt: str) -> Path:
     """Write the transcript as md/html/json via ``tutor.export`` and return the file path."""
     from tutor import export
 
-    text = export.render(session.store, session.id, fmt)
+    text = export.export_session(session.store, session.id, fmt)
     folder = export_dir(session)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_slug(session.explainer.title)}-{session.id[:8]}.{fmt}"
+    path = folder / export.default_filename(session.store.get_session(session.id), fmt)
     path.write_text(text, encoding="utf-8")
     return path
 

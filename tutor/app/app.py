@@ -62,8 +62,8 @@ class SectionView(VerticalScroll):
     DEFAULT_CSS = """
     SectionView {
         display: none;
-        width: 2fr;
-        max-width: 80;
+        width: 1fr;
+        max-width: 90;
         border-left: vkey $panel-lighten-2;
         background: $surface;
         padding: 0 1;
@@ -84,7 +84,7 @@ class TutorApp(App[None]):
     CSS = """
     Screen { layout: vertical; }
     #main { height: 1fr; }
-    #conversation { width: 3fr; }
+    #conversation { width: 1fr; }
     """
     BINDINGS = [
         Binding("escape", "stop", "Stop reply", show=False),
@@ -109,6 +109,7 @@ class TutorApp(App[None]):
         self.failed_text: str | None = None  # reader text whose reply failed (for Enter/Ctrl+R)
         self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
         self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
+        self.shown_seq = 0  # newest stored seq already in the pane
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
         self.sub_title = session.mode
@@ -163,6 +164,7 @@ class TutorApp(App[None]):
                     timeout=10,
                 )
         self.input.focus()
+        self.shown_seq = self.session.store.message_count(self.session.id)
         self.run_turn(lambda: self.session.start())
 
     # -------------------------------------------------------------- history
@@ -202,15 +204,27 @@ class TutorApp(App[None]):
         self.call_after_refresh(keep_place)
 
     # ---------------------------------------------------------------- turns
-    def run_turn(self, make_events: Callable[[], AsyncIterator[Any]], *, reader_text: str | None = None) -> None:
+    def run_turn(self, make_events: Callable[[], AsyncIterator[Any]], *, reader_text: str | None = None, echo: bool = True) -> bool:
+        """Run one engine turn in the ``turn`` worker. ``echo``: show the reader messages the
+        engine stores for this turn (commands like skip store "Let's skip X for now.")."""
         if self.busy:
             self.notify("The tutor is still replying. Press Esc to stop it first.", severity="warning", markup=False)
-            return
+            return False
         self.turn_worker = self.run_worker(
-            self._consume(make_events, reader_text), group="turn", exclusive=True, name="turn"
+            self._consume(make_events, reader_text, echo), group="turn", exclusive=True, name="turn"
         )
+        return True
 
-    async def _consume(self, make_events: Callable[[], AsyncIterator[Any]], reader_text: str | None) -> None:
+    async def _echo_reader_rows(self) -> None:
+        """Mount reader messages stored since the last turn (by commands, not typed here)."""
+        rows = self.session.store.messages(self.session.id, after_seq=self.shown_seq)
+        widgets = [ReaderMessage(r.text, seq=r.seq) for r in rows if r.role == "reader"]
+        if widgets:
+            await self.pane.mount_all(widgets)
+        if rows:
+            self.shown_seq = rows[-1].seq
+
+    async def _consume(self, make_events: Callable[[], AsyncIterator[Any]], reader_text: str | None, echo: bool) -> None:
         pane = self.pane
         message: TutorMessage | None = None
         stream = None
@@ -221,6 +235,9 @@ class TutorApp(App[None]):
         self.input.set_busy(True)
         try:
             async for event in events:
+                if echo:
+                    echo = False
+                    await self._echo_reader_rows()
                 if isinstance(event, TextDelta):
                     if not event.text:
                         continue
@@ -254,6 +271,7 @@ class TutorApp(App[None]):
                 pass
             if parts:
                 self.last_reply = "".join(parts)
+            self.shown_seq = self.session.store.message_count(self.session.id)
             if stopped:
                 if message is not None:
                     message.add_class("incomplete")
@@ -285,8 +303,6 @@ class TutorApp(App[None]):
     @on(ChatInput.Submitted)
     async def send(self, event: ChatInput.Submitted) -> None:
         text = event.text.strip()
-        if not text:
-            return
         if self.busy:
             self.notify("The tutor is still replying. Press Esc to stop it, then send.", severity="warning", markup=False)
             return
@@ -296,9 +312,12 @@ class TutorApp(App[None]):
             return
         self.input.clear()
         self.failed_text = None
-        await self.pane.mount(ReaderMessage(text))
         self.pane.anchor()
-        self.run_turn(lambda: self.session.reply(text), reader_text=text)
+        if not text:  # Enter on an empty input: "go on" (the engine stores "(more)")
+            self.run_turn(lambda: self.session.reply(""))
+            return
+        await self.pane.mount(ReaderMessage(text))
+        self.run_turn(lambda: self.session.reply(text), reader_text=text, echo=False)
 
     # -------------------------------------------------------------- actions
     def action_stop(self) -> None:
@@ -315,7 +334,7 @@ class TutorApp(App[None]):
             if isinstance(widget, ReaderMessage):
                 widget.remove_class("unanswered")
                 break
-        self.run_turn(lambda: self.session.retry(), reader_text=text)
+        self.run_turn(lambda: self.session.retry(), reader_text=text, echo=False)
 
     def action_skip(self) -> None:
         self.run_turn(lambda: self.session.skip())
@@ -430,6 +449,12 @@ class TutorApp(App[None]):
             ),
             chosen,
         )
+
+    @on(Markdown.LinkClicked)
+    def link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """Links in replies and sections are never opened: show where they point instead."""
+        event.stop()
+        self.notify(one_line(event.href, 300), title="Link (not opened)", markup=False)
 
     # ------------------------------------------------------------- palette
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -31,8 +31,9 @@ STATE_LOOK: dict[str, tuple[str, str, str]] = {
 
 
 def safe_parser() -> MarkdownIt:
-    """Markdown without raw HTML: ``<b>`` in a reply is shown as text, not dropped."""
-    return MarkdownIt("gfm-like", {"html": False})
+    """Markdown without raw HTML (``<b>`` in a reply is shown as text, not dropped) and
+    without linkify (a bare URL in untrusted text stays text, not a clickable link)."""
+    return MarkdownIt("gfm-like", {"html": False, "linkify": False})
 
 
 class HeaderBar(Static):

@@ -1,0 +1,506 @@
+"""Pilot tests of the reader app on real sessions, real SQLite files and the fake Messages API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications, open_session, screen_text, wait_until
+from fake_api import FakeAPI, drop, hang, http_error, no_stop, stream_error, text
+
+from tutor.app.app import TutorApp
+from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "tutor.db"
+
+
+@pytest.fixture
+def api():
+    with FakeAPI() as server:
+        yield server
+
+
+def last_tutor(app) -> str:
+    msgs = [t for k, t in dialogue(app) if k == "tutor"]
+    return msgs[-1] if msgs else ""
+
+
+async def send(pilot, app, text: str, timeout: float = 10.0) -> None:
+    app.input.text = text
+    await pilot.press("enter")
+    await pilot.pause(0.05)
+    await idle(pilot, app, timeout)
+
+
+def answer_for(prompt: str, first: bool) -> str:
+    """What a reader types to the offline guide's last message."""
+    p = prompt.lower()
+    if "do you already know" in p:
+        return "no" if first else "yes"
+    if "(yes / no)" in p or "say yes or no" in p:
+        return "yes"
+    if "type your answer" in p:
+        return "Several pages: the table leaf and each index leaf."
+    return ""  # Enter on an empty input: read on
+
+
+# ------------------------------------------------------------------ offline, end to end
+async def test_offline_session_from_open_to_end_of_outline(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    concept_ids = [c.id for c in session.explainer.concepts]
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        assert "Do you already know about Pages and the database file?" in last_tutor(app)
+        assert "How SQLite's write-ahead log works" in screen_text(app)  # header
+        assert app.outline.current == "pages"
+        finished = False
+        first = True
+        for _ in range(80):
+            reply = answer_for(last_tutor(app), first)
+            if "do you already know" in last_tutor(app).lower():
+                first = False
+            await send(pilot, app, reply)
+            if any(k == "note" and "end of the outline" in t for k, t in dialogue(app)):
+                finished = True
+                break
+        assert finished, dialogue(app)[-4:]
+        states = session.states()
+        # The first concept was read and checked, the others were already known.
+        assert states["pages"] in ("understood", "explained")
+        assert all(states[c] == "known" for c in concept_ids[1:])
+        # The outline shows every state with its symbol.
+        assert app.outline.states == states
+        text = screen_text(app)
+        assert "✓ The rollback journal" in text
+        # Enter on an empty input was echoed as the engine stored it.
+        assert ("reader", "(more)") in dialogue(app)
+        shown_readers = sum(1 for k, _ in dialogue(app) if k == "reader")
+        await pilot.press("ctrl+q")
+    stored = session.store.messages(session.id)
+    assert [m.role for m in stored].count("reader") == shown_readers
+    assert session.store.get_session(session.id).status in ("finished", "active")
+
+
+# ------------------------------------------------------------------ Claude on the fake API
+OPENING = (
+    "I want to explain the write-ahead log to you. "
+    '<state concept="pages" value="asked">diagnosis</state>'
+    "Do you already know what a **page** is?"
+    '<feedback concept="pages">The pages section never says the default page size.</feedback>'
+)
+
+
+async def test_claude_session_streams_and_hides_feedback(db, api):
+    api.enqueue(text(OPENING, chunk_size=7))
+    api.enqueue(text('Good. <state concept="pages" value="known">reader said so</state>Let us go on to the journal.', chunk_size=5))
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        shown = last_tutor(app)
+        assert "Do you already know what a page is?" in shown
+        assert "default page size" not in screen_text(app)
+        assert "<feedback" not in shown and "<state" not in shown
+        assert app.outline.states.get("pages") == "asked"
+        header = screen_text(app).splitlines()[0]
+        assert "claude:" in header and "tokens" in header and "$" in header
+        await send(pilot, app, "yes, fixed-size blocks")
+        assert "Let us go on to the journal." in last_tutor(app)
+        assert app.outline.states.get("pages") == "known"
+        assert ("reader", "yes, fixed-size blocks") in dialogue(app)
+        # The model's note reached the store, with its concept, not the pane.
+        fb = session.store.feedback(explainer_hash=session.explainer.content_hash)
+        assert [(f.concept_id, f.source) for f in fb] == [("pages", "model")]
+        assert "default page size" in fb[0].text
+        # tokens in the header came from Usage events
+        assert app.header_bar.tokens > 0
+        await pilot.press("ctrl+q")
+
+
+async def test_reader_feedback_modal_stores_reader_note(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
+        await pilot.press(*"The [bold]diagram[/] is missing")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ != "FeedbackScreen")
+        fb = session.store.feedback(explainer_hash=session.explainer.content_hash)
+        assert [(f.text, f.source, f.concept_id) for f in fb] == [("The [bold]diagram[/] is missing", "reader", "pages")]
+        assert any("Saved" in str(n.message) for n in notifications(app))
+        # Esc cancels without storing
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
+        await pilot.press("x", "escape")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ != "FeedbackScreen")
+        assert len(session.store.feedback(explainer_hash=session.explainer.content_hash)) == 1
+
+
+# ------------------------------------------------------------------ resume
+async def test_resume_after_quitting(db, tmp_path):
+    path = tmp_path / "wal.md"
+    shutil.copy(SAMPLE, path)
+    session = open_session(path, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await send(pilot, app, "no")
+        await send(pilot, app, "")
+        before = dialogue(app)
+        await pilot.press("ctrl+q")
+    assert not app.is_running
+    sid = session.id
+
+    again = open_session(path, db)
+    assert again.resumed and again.id == sid
+    app2 = TutorApp(again)
+    async with app2.run_test(size=SIZE) as pilot:
+        await idle(pilot, app2)
+        after = dialogue(app2)
+        # everything shown before is back, in order, then a welcome-back note
+        stored = [(k, t) for k, t in before]
+        assert after[: len(stored)] == stored
+        titles = [n.title for n in notifications(app2)]
+        assert "Welcome back" in titles
+        assert "File changed" not in titles
+        assert app2.outline.states == again.states()
+        await pilot.press("ctrl+q")
+
+    # The file changes: the app warns and goes on.
+    path.write_text(path.read_text().replace("fixed-size pages", "fixed-size pages (usually 4096 bytes)"))
+    third = open_session(path, db)
+    assert third.resumed and third.explainer_changed
+    app3 = TutorApp(third)
+    async with app3.run_test(size=SIZE) as pilot:
+        await idle(pilot, app3)
+        warn = [n for n in notifications(app3) if n.title == "File changed"]
+        assert warn and warn[0].severity == "warning"
+        await send(pilot, app3, "")
+        assert last_tutor(app3)
+
+    # --new starts afresh
+    fresh = open_session(path, db, new=True)
+    assert not fresh.resumed and fresh.id != sid
+
+
+async def test_long_session_mounts_a_window_and_loads_earlier_on_scroll(db):
+    session = open_session(SAMPLE, db)
+    for i in range(150):
+        session.store.add_message(session.id, "reader", f"question number {i}")
+        session.store.add_message(session.id, "tutor", f"answer number {i}\n\nwith *markdown*")
+    resumed = open_session(SAMPLE, db)
+    assert resumed.resumed
+    app = TutorApp(resumed)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        texts = [t for _, t in dialogue(app)]
+        assert len(texts) <= 52  # the window (+ welcome back)
+        assert any("answer number 149" in t for t in texts)
+        assert not any("question number 0" == t for t in texts)
+        assert app.pane.has_earlier
+        for _ in range(20):
+            app.pane.scroll_home(animate=False, immediate=True)
+            await pilot.pause(0.05)
+            app.pane.post_message(app.pane.NeedEarlier())
+            await pilot.pause(0.05)
+            if not app.pane.has_earlier:
+                break
+        texts = [t for _, t in dialogue(app)]
+        assert texts[0] == "question number 0"
+        assert not app.pane.has_earlier
+        # all stored messages are now mounted, in order, exactly once
+        numbers = [t for t in texts if t.startswith("question number")]
+        assert numbers == [f"question number {i}" for i in range(150)]
+
+
+# ------------------------------------------------------------------ Esc stops a stream
+async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
+    words = [f"word{i} " for i in range(400)]
+    api.enqueue(text(chunks=words, delay=0.02))
+    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.input.text = "tell me everything"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "word10" in last_tutor(app), 10, "some streamed words")
+        assert app.busy
+        await pilot.press("escape")
+        await idle(pilot, app)
+        shown = last_tutor(app)
+        assert "word10" in shown and "word399" not in shown
+        notes = [w for w in app.pane.children if isinstance(w, NoteMessage)]
+        assert notes and "stopped" in str(notes[-1].render())
+        tutor_widgets = [w for w in app.pane.children if isinstance(w, TutorMessage)]
+        assert tutor_widgets[-1].has_class("incomplete")
+        # typing works again right away
+        await pilot.press("o", "k")
+        assert app.input.text == "ok"
+    rows = [m for m in session.store.messages(session.id) if m.role == "tutor"]
+    assert rows[-1].complete is False
+    assert "word10" in rows[-1].text and "word399" not in rows[-1].text
+
+
+# ------------------------------------------------------------------ every error notification
+ERRORS = [
+    ("auth", lambda: [http_error(401)], False),
+    ("rate_limit", lambda: [http_error(429)], True),
+    ("overloaded", lambda: [http_error(529)], True),
+    ("stream_error", lambda: [stream_error("Partial answer about ")], True),
+    ("connection", lambda: [drop("Half a sentence ")], True),
+    ("no_stop_reason", lambda: [no_stop("It ends without a stop")], True),
+    ("timeout", lambda: [hang(3.0)], True),
+]
+
+
+@pytest.mark.parametrize("code,replies,retryable", ERRORS, ids=[e[0] for e in ERRORS])
+async def test_error_notifications_keep_text_and_retry(db, api, code, replies, retryable):
+    api.enqueue(text("Hello. Do you already know about pages?", chunk_size=10))
+    api.enqueue(*replies())
+    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=1.0))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await send(pilot, app, "What is a [bold]page[/]?", timeout=15)
+        errs = [n for n in notifications(app) if n.severity == "error"]
+        assert errs, f"no error notification for {code}"
+        note = errs[-1]
+        assert code in note.title
+        assert "\n" not in note.message.split("\n")[0]
+        if retryable:
+            assert "Ctrl+R" in note.message
+        # the reader's text is back in the input, and marked unanswered in the pane
+        assert app.input.text == "What is a [bold]page[/]?"
+        readers = [w for w in app.pane.children if isinstance(w, ReaderMessage)]
+        assert readers[-1].has_class("unanswered")
+        if not retryable:
+            return
+        api.enqueue(text("A page is a fixed-size block.", chunk_size=6))
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.05)
+        await idle(pilot, app, 15)
+        assert "A page is a fixed-size block." in last_tutor(app)
+        assert app.input.text == ""
+        assert not readers[-1].has_class("unanswered")
+        # the message was stored once, not once per attempt
+        stored = [m.text for m in session.store.messages(session.id) if m.role == "reader"]
+        assert stored.count("What is a [bold]page[/]?") == 1
+
+
+async def test_enter_on_failed_text_retries_instead_of_duplicating(db, api):
+    api.enqueue(text("Hello.", chunk_size=10), http_error(429))
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await send(pilot, app, "first try")
+        assert app.input.text == "first try"
+        api.enqueue(text("Answered.", chunk_size=4))
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert "Answered." in last_tutor(app)
+    stored = [m.text for m in session.store.messages(session.id) if m.role == "reader"]
+    assert stored == ["first try"]
+
+
+# ------------------------------------------------------------------ markup and escapes
+EVIL_TEXT = (
+    "Look: [bold]not bold[/bold] and [/ and [link=https://evil.example]click[/link] "
+    "\x1b]52;c;cHduZWQ=\x07 \x1b]0;owned\x07 \x1b[2J <b>html</b>"
+)
+
+
+def _spans_only_markdown(widget) -> bool:
+    from textual.widgets._markdown import MarkdownBlock
+
+    for block in widget.query(MarkdownBlock):
+        content = getattr(block, "_content", None)
+        if content is None:
+            continue
+        for span in content.spans:
+            if "link" in str(span.style) or "@click" in str(span.style):
+                return False
+    return True
+
+
+async def test_model_text_with_markup_and_escapes_is_shown_literally(db, api):
+    api.enqueue(text(EVIL_TEXT, chunk_size=3))
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        shown = last_tutor(app)
+        assert "[bold]not bold[/bold]" in shown
+        assert "[/ and [link=https://evil.example]click[/link]" in shown
+        assert "<b>html</b>" in shown
+        assert "␛]52;c;cHduZWQ=␇" in shown and "␛]0;owned␇" in shown and "␛[2J" in shown
+        assert "\x1b" not in shown and "\x07" not in shown
+        screen = screen_text(app)
+        assert "\x1b" not in screen and "[bold]not bold[/bold]" in screen
+        assert _spans_only_markdown(app.pane.query(TutorMessage).last())
+        assert app.clipboard == ""  # nothing wrote the clipboard
+        # the reader's own text is literal too
+        await send(pilot, app, "[red]me[/red] \x1b[2J")
+        assert ("reader", "[red]me[/red] ␛[2J") in dialogue(app)
+        # copy gives the reader the raw reply text (it is theirs to paste)
+        await pilot.press("ctrl+l")
+        assert app.clipboard.startswith("(fake reply)") or app.clipboard
+
+
+async def test_explainer_with_markup_and_escapes_in_titles_and_sections(db, tmp_path):
+    evil = tmp_path / "evil.md"
+    evil.write_text(
+        "# Evil [bold]title[/] \x1b]0;owned\x07\n\n"
+        "Intro [link=https://x.example]x[/link].\n\n"
+        "## Step [red]one[/red] [/\n\nBody \x1b]52;c;cHduZWQ=\x07 and [b]bold?[/b]\n\n"
+        "## Second\n\nMore text.\n",
+        encoding="utf-8",
+    )
+    session = open_session(evil, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        screen = screen_text(app)
+        assert "\x1b" not in screen
+        assert "Step [red]one[/red] [/" in screen  # outline row, literal
+        assert "Evil [bold]title[/]" in screen  # header, literal
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.1)
+        assert "[link=https://x.example]x[/" in screen_text(app)
+        app.outline.focus()
+        app.outline.highlighted = 1
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
+        assert "Step [red]one[/red] [/" in screen_text(app)  # the menu title, literal
+        await pilot.press("down", "down", "enter")
+        await pilot.pause(0.1)
+        from textual.widgets._markdown import MarkdownBlock
+
+        body = " ".join(b._content.plain for b in app.query_one("#section-body").query(MarkdownBlock) if getattr(b, "_content", None))
+        assert "Body ␛]52;c;cHduZWQ=␇ and [b]bold?[/b]" in body
+        assert "\x1b" not in screen_text(app)
+        assert app.clipboard == ""
+
+
+# ------------------------------------------------------------------ commands
+async def test_outline_menu_explain_know_and_section(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.outline.focus()
+        app.outline.highlighted = 2  # "The write-ahead log file"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
+        assert "The write-ahead log file" in screen_text(app)
+        await pilot.press("down", "enter")  # "I know this"
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert session.states()["wal-file"] == "known"
+        assert app.outline.states["wal-file"] == "known"
+        assert ("reader", "I already know The write-ahead log file.") in dialogue(app)
+        # show the section
+        app.outline.focus()
+        app.outline.highlighted = 0
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
+        await pilot.press("down", "down", "enter")
+        await pilot.pause(0.1)
+        assert app.query_one("#section").has_class("-visible")
+        assert "fixed-size" in screen_text(app)
+        # explain this
+        app.outline.focus()
+        app.outline.highlighted = 1
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert any(t.startswith("Please explain The rollback journal") for k, t in dialogue(app) if k == "reader")
+        assert app.outline.current == "rollback-journal"
+
+
+async def test_skip_explain_again_export_copy_theme(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        first = session.current_concept
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert session.current_concept != first
+        assert app.outline.current == session.current_concept
+        current = session.current_concept
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert any("again" in t or "explain" in t.lower() for k, t in dialogue(app) if k == "reader")
+        assert session.current_concept == current
+        # copy the last reply
+        await pilot.press("ctrl+l")
+        assert app.clipboard and app.clipboard == app.last_reply
+        assert any("Copied" in str(n.message) for n in notifications(app))
+        # export: choose json
+        for fmt in ("md", "json", "html"):
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
+            idx = ["md", "html", "json"].index(fmt)
+            await pilot.press(*(["down"] * idx), "enter")
+            await wait_until(pilot, lambda: any(f"({fmt})" in n.title for n in notifications(app)), 5, f"export notice {[(n.title, n.message) for n in notifications(app)]}")
+            note = [n for n in notifications(app) if f"({fmt})" in n.title][-1]
+            path = Path(note.message)
+            assert path.exists() and path.suffix == f".{fmt}"
+            body = path.read_text()
+            if fmt == "json":
+                assert json.loads(body)
+            assert "Do you already know" in body
+        # theme
+        before = app.theme
+        await pilot.press("ctrl+t")
+        assert app.theme != before
+
+
+async def test_command_palette_lists_the_commands(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for t in ("Export transcript", "Copy last reply", "Show section", "Note to the author", "Skip concept", "Explain again", "Next theme", "Quit"):
+            assert t in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"skip concept")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        await idle(pilot, app)
+        assert any(t.startswith("Let's skip") for k, t in dialogue(app) if k == "reader")
+
+
+async def test_shift_enter_and_ctrl_j_insert_newlines(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await pilot.press("a", "shift+enter", "b", "ctrl+j", "c")
+        assert app.input.text == "a\nb\nc"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert ("reader", "a\nb\nc") in dialogue(app)
+        assert app.input.text == ""
