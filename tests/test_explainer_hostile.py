@@ -313,3 +313,19 @@ def test_control_character_in_front_matter(tmp_path):
 def test_leading_rule_then_text_yaml_cannot_read_is_markdown(tmp_path):
     ex = load(write(tmp_path, "---\n[link](x): [a\n---\n\ntext\n"))
     assert ex.plain and ex.title == "link: [a"
+
+
+def test_pipes_and_devices_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    [(_, msg)] = problems(fifo)
+    assert "not a regular file" in msg
+    [(_, msg)] = problems(Path("/dev/zero"))
+    assert "not a regular file" in msg
+
+
+def test_symlink_loop(tmp_path):
+    loop = tmp_path / "loop.md"
+    loop.symlink_to(loop)
+    [(_, msg)] = problems(loop)
+    assert msg.startswith("cannot read the file")

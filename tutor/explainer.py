@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
+import stat
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -334,9 +335,13 @@ def _read_text(path: Path, name: str) -> tuple[str, bytes]:
         return ExplainerError([Problem(name, line, msg)])
 
     try:
-        if path.is_dir():
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
             raise fail("is a directory; give the path of a Markdown file")
-        size = path.stat().st_size
+        if not stat.S_ISREG(st.st_mode):
+            # A FIFO would block forever and /dev/zero never ends: only plain files.
+            raise fail("is not a regular file (a pipe or device?); give the path of a Markdown file")
+        size = st.st_size
         if size > MAX_FILE_BYTES:
             raise fail(f"file is too large ({size / 1e6:.0f} MB); tutor reads explainers up to {MAX_FILE_BYTES // 2**20} MB")
         with path.open("rb") as fh:
