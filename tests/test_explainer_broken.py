@@ -40,6 +40,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "invalid-yaml.md": (6, "invalid YAML in front matter"),
     "alias-bomb.md": (4, "YAML anchor &a is not allowed"),
     "python-tag.md": (3, "YAML tag !!python/object/apply:os.system is not allowed"),
+    "duplicate-key.md": (8, "key 'summary' appears twice in the same mapping (first on line 7)"),
     "front-matter-list.md": (5, "'concepts' should be a list, not a mapping"),
 }
 

@@ -216,6 +216,7 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
         node = loader.get_single_node()
         if node is None:
             return None, None
+        _refuse_duplicate_keys(node)
         data = loader.construct_document(node)
         return data, node
     except _Refused:
@@ -252,6 +253,29 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
         raise _Refused("front matter is nested too deeply", None) from None
     finally:
         loader.dispose()
+
+
+def _refuse_duplicate_keys(root: Any) -> None:
+    """PyYAML keeps the last of two equal keys silently; an author means one of them."""
+    import yaml
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        raise _Refused(
+                            f"key '{k.value}' appears twice in the same mapping (first on line "
+                            f"{{line:{seen[k.value]}}}); keep one",
+                            k.start_mark.line,
+                        )
+                    seen[k.value] = k.start_mark.line
+                stack.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _node_at(root: Any, loc: tuple) -> Any:
@@ -595,8 +619,9 @@ def load(path: str | Path) -> Explainer:
                 # "---\n[a link](x): text\n---": Markdown that YAML cannot read.
                 meta, root = "markdown", None
             else:
+                message = re.sub(r"\{line:(\d+)\}", lambda m: str(int(m.group(1)) + fm_offset), e.message)
                 raise ExplainerError(
-                    [Problem(name, None if e.line is None else e.line + fm_offset, e.message)]
+                    [Problem(name, None if e.line is None else e.line + fm_offset, message)]
                 ) from None
         if meta is not None and not isinstance(meta, dict):
             # "---\nSome text\n---" is Markdown (a thematic break and a setext heading),
