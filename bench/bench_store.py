@@ -179,11 +179,11 @@ def main() -> None:
         " ORDER BY seq"
     )
 
-    def search_sql(word: str) -> str:
+    def search_sql(word: str, order: str = "messages_fts.rowid DESC") -> str:
         return (
             "SELECT m.session_id, m.seq, m.role, snippet(messages_fts, 0, '[', ']', '...', 12) FROM messages_fts"
             f" JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH '\"{word}\"'"
-            " ORDER BY rank LIMIT 20"
+            f" ORDER BY {order} LIMIT 20"
         )
 
     cases = [
@@ -193,6 +193,8 @@ def main() -> None:
         ("tutor export ID --format html -o -", ["export", sid[:8], "-f", "html", "-o", "-"], export_sql, 0.3),
         (f"tutor search {RARE_WORD}", ["search", RARE_WORD], search_sql(RARE_WORD), None),
         (f"tutor search {COMMON_WORD}", ["search", COMMON_WORD], search_sql(COMMON_WORD), None),
+        (f"tutor search {RARE_WORD} --rank", ["search", RARE_WORD, "--rank"], search_sql(RARE_WORD, "rank"), None),
+        (f"tutor search {COMMON_WORD} --rank", ["search", COMMON_WORD, "--rank"], search_sql(COMMON_WORD, "rank"), None),
     ]
     for label, argv, sql, target in cases:
         t_tutor, out = timed(TUTOR + argv + ["--db", str(db)], args.repeat)

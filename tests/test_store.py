@@ -195,6 +195,12 @@ def test_search_finds_words_and_survives_fts_syntax(store):
               "col:checkpoint", "{a b}", "checkpoint AND", "+", ";", "\\", "\x00", "    "]:
         store.search(q)  # never raises
     assert store.search("   ") == [] and fts_query("  ") is None
+    for i in range(3):
+        store.add_message(sid, "reader", f"checkpoint checkpoint checkpoint {i}")
+    assert [h.seq for h in store.search("checkpoint")] == [5, 4, 3, 2, 1]  # newest first
+    assert [h.seq for h in store.search("checkpoint", limit=2)] == [5, 4]
+    assert {h.seq for h in store.search("checkpoint", order="rank")[:3]} == {3, 4, 5}  # denser = better
+    assert [h.seq for h in store.search("checkpoint", session_id="0" * 32)] == []
     assert fts_query('a "b" c* NOT') == '"a" "b" "c"* "NOT"'
 
 

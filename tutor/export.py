@@ -222,13 +222,18 @@ a { color: var(--accent); }
 """
 
 
+_MD: Any = None  # one markdown-it parser per process: building it costs more than rendering
+
+
 def _markdown_html(text: str) -> str:
     """Tutor replies are Markdown: render it with raw HTML off, so any tag in the text is
     shown as text. Images are off too (they could only be remote loads)."""
-    from markdown_it import MarkdownIt
+    global _MD
+    if _MD is None:
+        from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": False}).disable("image")
-    return md.render(clean_text(text))
+        _MD = MarkdownIt("commonmark", {"html": False}).disable("image")
+    return _MD.render(clean_text(text))
 
 
 def to_html(data: dict[str, Any]) -> str:

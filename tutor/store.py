@@ -1088,9 +1088,17 @@ class Store:
 
     # -- search ---------------------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 50, *, session_id: str | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str, limit: int = 50, *, session_id: str | None = None, order: str = "newest"
+    ) -> list[SearchHit]:
         """Full-text search over message text. Every word of ``query`` must occur; FTS
-        syntax in the query is treated as plain words (a trailing ``*`` keeps prefix search)."""
+        syntax in the query is treated as plain words (a trailing ``*`` keeps prefix search).
+
+        ``order="newest"`` (default) walks the index backwards by rowid and stops after
+        ``limit`` hits, so a word found in half a million messages costs milliseconds;
+        ``order="rank"`` sorts by bm25 relevance, which must score every match first."""
+        if order not in ("newest", "rank"):
+            raise ValueError(f"order must be 'newest' or 'rank', not {order!r}")
         match = fts_query(query)
         if match is None:
             return []
@@ -1106,7 +1114,7 @@ class Store:
         if session_id is not None:
             sql += " AND m.session_id = ?"
             params.append(session_id)
-        sql += " ORDER BY rank LIMIT ?"
+        sql += " ORDER BY rank LIMIT ?" if order == "rank" else " ORDER BY messages_fts.rowid DESC LIMIT ?"
         params.append(int(limit))
         try:
             return [SearchHit(**r) for r in self._query(sql, params)]

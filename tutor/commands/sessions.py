@@ -164,9 +164,14 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
 @click.argument("query", nargs=-1, required=True)
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--rank", is_flag=True, help="Best matches first (default: newest first).")
 @db_option
-def search(query: tuple[str, ...], limit: int, as_json: bool, db: str | None) -> None:
-    """Search all transcripts for words (all must occur; end a word with * for a prefix)."""
+def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: str | None) -> None:
+    """Search all transcripts for words, newest first.
+
+    Every word must occur; end a word with * to match a prefix (check*). Quotes,
+    AND/OR/NOT and other search syntax are treated as plain words.
+    """
     from tutor.export import clean_text
     from tutor.store import SNIPPET_END, SNIPPET_START
 
@@ -175,7 +180,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, db: str | None) ->
     hits = []
     if store is not None:
         with store:
-            hits = store.search(text, limit=limit)
+            hits = store.search(text, limit=limit, order="rank" if rank else "newest")
     if as_json:
         out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
