@@ -234,3 +234,24 @@ def test_bad_bundles_are_clear_errors_and_change_nothing(tmp_path, content, mess
 def test_missing_file_is_a_clear_error(tmp_path):
     r = run_cli(["feedback", str(tmp_path / "nope.md"), "--db", str(tmp_path / "a.db")])
     assert r.exit_code == 1 and "nope.md" in r.stderr
+
+
+def test_feedback_still_readable_while_the_file_is_broken(tmp_path):
+    path = tmp_path / "wal.md"
+    path.write_text(EXPLAINER, encoding="utf-8")
+    db = tmp_path / "x.db"
+    with Store.open(db) as store:
+        exp = load(path)
+        h = store.upsert_explainer(exp)
+        sid = store.create_session(h, exp.path, "offline")
+        store.add_feedback(sid, h, "wal", "Frames need a picture.", "model")
+    path.write_text(EXPLAINER.replace("prerequisites: [pages]", "prerequisites: [ghost]"), encoding="utf-8")
+    r = run_cli(["feedback", str(path), "--db", str(db)])
+    assert r.exit_code == 0, r
+    assert "tutor: warning:" in r.stderr and "ghost" in r.stderr
+    assert "Frames need a picture." in r.stdout and "the file does not load now" in r.stdout
+    # A file the database has never seen still fails clearly.
+    other = tmp_path / "other.md"
+    other.write_text(EXPLAINER.replace("prerequisites: [pages]", "prerequisites: [ghost]"), encoding="utf-8")
+    r = run_cli(["feedback", str(other), "--db", str(db)])
+    assert r.exit_code == 1 and "ghost" in r.stderr

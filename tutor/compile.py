@@ -566,10 +566,14 @@ def outline_request(notes: list[NoteFile], *, max_questions: int) -> tuple[list[
         "Step 1 of 2. Read the notes and draft an outline for the explainer: the concepts in "
         "teaching order (a short id, a title, prerequisites, one line each), then what the notes "
         "do not yet cover or leave unclear. Put the outline inside <outline>...</outline>.\n"
-        f"Then write up to {max_questions} clarifying questions for the author, most important "
-        "first, each inside its own <question>...</question> tag. Ask only what the notes leave "
-        "open and a reader would need; one thing per question; short. If nothing is missing, "
-        "ask no questions."
+        + (
+            f"Then write up to {max_questions} clarifying questions for the author, most important "
+            "first, each inside its own <question>...</question> tag. Ask only what the notes leave "
+            "open and a reader would need; one thing per question; short. If nothing is missing, "
+            "ask no questions."
+            if max_questions
+            else "Do not ask the author questions: list the gaps in the outline instead."
+        )
     )
     return _system_blocks(), [{"role": "user", "content": [notes_block(notes), {"type": "text", "text": ask}]}]
 
@@ -953,10 +957,10 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
     usage = _Usage()
     # Step 1: the outline (skipped when resuming a compile that has one).
     if st.outline is None:
-        system, messages = outline_request(notes, max_questions=max(1, max_questions))
+        system, messages = outline_request(notes, max_questions=max_questions if questions else 0)
         r = _model_call(make, ui, "Claude is reading the notes and drafting an outline", system, messages, OUTLINE_MAX_TOKENS, usage, est)
         outline, qs = parse_outline(r.text)
-        save_outline(store, st, outline, qs[:max_questions] if max_questions else qs)
+        save_outline(store, st, outline, qs[:max_questions])
     ui.show("Outline (drafted by Claude from your notes)")
     ui.show("-------")
     ui.show(st.outline or "(no outline)")

@@ -108,7 +108,8 @@ def _hashes_for(store, explainer) -> list[str]:
         (p, p),
     )
     hashes = {r["hash"] for r in rows}
-    hashes.add(explainer.content_hash)
+    if explainer.content_hash:
+        hashes.add(explainer.content_hash)
     return sorted(hashes)
 
 
@@ -181,6 +182,36 @@ def concept_stats(store, hashes: list[str]) -> tuple[dict[str, StuckStats], int]
     return stats, len(all_sessions)
 
 
+class _Unloadable(BaseModel):
+    """Stands in for an explainer that does not load right now (mid-edit, or deleted):
+    the report still lists its feedback, by the concept ids recorded with each item."""
+
+    path: str
+    title: str
+    content_hash: str = ""
+    concepts: list = Field(default_factory=list)
+
+
+def explainer_for_report(store, file: str):
+    """``(explainer, warning)``: the loaded file, or a stand-in when it does not load but the
+    database knows the path, so an author can read feedback while the file is broken."""
+    from tutor.errors import ExplainerError
+    from tutor.explainer import load
+    from tutor.store import normalise_path
+
+    try:
+        return load(file), None
+    except ExplainerError as e:
+        row = store._one(
+            "SELECT title FROM explainers WHERE path = ? ORDER BY last_seen DESC LIMIT 1", (normalise_path(file),)
+        )
+        if row is None:
+            raise
+        first = str(e.problems[0]) if e.problems else str(e)
+        warning = f"warning: {first}\nshowing the feedback without comparing sections to the current file"
+        return _Unloadable(path=file, title=row["title"]), warning
+
+
 def build_report(store, explainer) -> FeedbackReport:
     """The feedback on every version of ``explainer``'s file, grouped by its current sections."""
     from tutor.store import section_hash
@@ -201,6 +232,8 @@ def build_report(store, explainer) -> FeedbackReport:
         h = r["explainer_hash"]
         if cid is None:
             status: SectionStatus = "general"
+        elif not current:  # the file does not load: nothing to compare with
+            status = "unknown"
         elif cid not in current:
             status = "removed"
         elif h == explainer.content_hash:
@@ -226,8 +259,11 @@ def build_report(store, explainer) -> FeedbackReport:
         items.append(item)
         versions[h] = versions.get(h, 0) + 1
         if cid not in groups:
-            title = "General (no section)" if cid is None else f"{cid} (not in this version)"
-            groups[cid] = ConceptGroup(concept_id=cid, title=title, in_current_version=cid is None)
+            if cid is None:
+                title = "General (no section)"
+            else:
+                title = f"{cid} (not in this version)" if current else cid
+            groups[cid] = ConceptGroup(concept_id=cid, title=title, in_current_version=cid is None or not current)
         g = groups[cid]
         g.items.append(item)  # rows are newest first already
         g.count += 1
@@ -278,7 +314,8 @@ _STATUS_NOTE = {
 
 def render_report(rep: FeedbackReport) -> str:
     """Plain text for the terminal. Feedback text is untrusted: control characters are dropped."""
-    out = [f"{_clean(rep.title)} ({rep.path}, current version {rep.content_hash[:8]})"]
+    version = f"current version {rep.content_hash[:8]}" if rep.content_hash else "the file does not load now"
+    out = [f"{_clean(rep.title)} ({rep.path}, {version})"]
     if not rep.total and not any(g.stuck for g in rep.groups):
         out.append("No feedback yet. It appears here after readers use the tutor (or after `tutor feedback import`).")
         return "\n".join(out) + "\n"

@@ -58,7 +58,10 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
             else:
                 click.echo(fb.render_overview(rows), nl=False)
             return
-        rep = fb.build_report(store, _load(file))
+        exp, warning = fb.explainer_for_report(store, file)
+        if warning:
+            click.echo(f"tutor: {warning}", err=True)
+        rep = fb.build_report(store, exp)
     finally:
         store.close()
     if as_json:
