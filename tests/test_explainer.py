@@ -285,3 +285,12 @@ def test_samples_load_as_v1(path):
     assert not ex.plain
     assert 5 <= len(ex.concepts) <= 10
     assert all(c.checks for c in ex.concepts)
+
+
+def test_unknown_values_are_json_safe(tmp_path):
+    text = "---\ntitle: Post\ndate: 2024-01-02 10:00:00\nblob: !!binary gIGC\nset: !!set {a: null}\n---\n\n# P\n"
+    ex = load(write(tmp_path, text))
+    assert ex.extra["date"].startswith("2024-01-02")
+    assert ex.extra["set"] == ["a"]
+    assert isinstance(ex.extra["blob"], str)
+    assert '"date"' in ex.model_dump_json()

@@ -724,8 +724,27 @@ def _load_plain(
         content_hash=digest,
         plain=True,
         warnings=warnings,
-        extra={str(k): v for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")},
+        extra={
+            str(k): _json_safe(v) for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")
+        },
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """Unknown front-matter values as JSON data: YAML dates become ISO text, sets and
+    tuples lists, bytes (``!!binary``) and anything else text. Keeps exports and the
+    store able to serialise an Explainer whatever the file held."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def _meta_str(meta: dict[str, Any], key: str) -> str:
@@ -974,5 +993,5 @@ def _load_v1(
         content_hash=digest,
         plain=False,
         warnings=warnings,
-        extra=dict(fmi.model_extra or {}),
+        extra={str(k): _json_safe(v) for k, v in (fmi.model_extra or {}).items()},
     )
