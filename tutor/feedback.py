@@ -325,8 +325,8 @@ def render_report(rep: FeedbackReport) -> str:
         + (f"; {rep.changed_since} on sections changed since" if rep.changed_since else "")
     )
     if len(rep.versions) > 1 or (rep.versions and not rep.versions[0].current):
-        vs = ", ".join(f"{v.hash[:8]}{' (current)' if v.current else ''}: {v.items}" for v in rep.versions)
-        out.append(f"versions: {vs}")
+        vs = ", ".join(f"{v.hash[:8]}{' (current)' if v.current else ''} ({v.items} item{'s' if v.items != 1 else ''})" for v in rep.versions)
+        out.append(f"given against versions: {vs}")
     for g in rep.groups:
         out.append("")
         head = f"## {_clean(g.title)}"
