@@ -150,12 +150,22 @@ class TutorApp(App[None]):
         self.refresh_outline()
         tokens, cost = actions.session_usage(self.session)
         self.header_bar.set_usage(tokens, cost)
+        said_resume = said_changed = False
         for note in self.notices:
-            self.notify(one_line(note, 300), markup=False)
+            low = note.lower()
+            if "changed since" in low:
+                said_changed = True
+                self.notify(one_line(note, 300), title="File changed", severity="warning", markup=False, timeout=10)
+            elif "resum" in low:
+                said_resume = True
+                self.notify(one_line(note, 300), title="Welcome back", markup=False)
+            else:
+                self.notify(one_line(note, 300), markup=False, timeout=8)
         if self.session.resumed:
             await self.load_history()
-            self.notify("Resumed your last session on this file. Use --new to start afresh.", title="Welcome back", markup=False)
-            if self.session.explainer_changed:
+            if not said_resume:
+                self.notify("Resumed your last session on this file. Use --new to start afresh.", title="Welcome back", markup=False)
+            if self.session.explainer_changed and not said_changed:
                 self.notify(
                     "The explainer changed since this session began; the tutor goes on with the new text.",
                     title="File changed",

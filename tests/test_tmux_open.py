@@ -1,0 +1,112 @@
+"""The real `tutor open … --offline` in a real terminal (tmux): type, read the screen, quit, check the store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "explainers" / "sqlite-wal.md"
+TUTOR = Path(sys.executable).parent / "tutor"
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.slow,
+]
+
+
+class Tmux:
+    def __init__(self, home: Path):
+        self.name = f"tutor-test-{uuid.uuid4().hex[:8]}"
+        self.home = home
+
+    def start(self, *args: str) -> None:
+        cmd = " ".join([str(TUTOR), *args])
+        # `; sleep` keeps the pane after tutor exits, so its last screen (and any error) can be read.
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40",
+             "-e", f"TUTOR_HOME={self.home}", "-e", "TERM=xterm-256color", "-c", str(ROOT),
+             f"{cmd}; echo TUTOR-EXITED-$?; sleep 30"],
+            check=True,
+        )
+
+    def keys(self, *keys: str) -> None:
+        for k in keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, k], check=True)
+            time.sleep(0.15)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        time.sleep(0.2)
+        self.keys("Enter")
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True, check=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} did not appear on the screen within {timeout}s:\n{self.screen()}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    t = Tmux(tmp_path / "home")
+    yield t
+    t.kill()
+
+
+def sessions_json(home: Path) -> list[dict]:
+    out = subprocess.run([str(TUTOR), "sessions", "--json"], capture_output=True, text=True, env={"TUTOR_HOME": str(home), "PATH": "/usr/bin:/bin"}, check=True)
+    return json.loads(out.stdout)
+
+
+def test_tutor_open_offline_in_tmux(tmux):
+    tmux.start("open", str(SAMPLE), "--offline")
+    screen = tmux.wait_for("already know about Pages and the database file?")
+    assert "How SQLite's write-ahead log works" in screen
+    assert "offline guided mode" in screen
+    assert "○ The rollback journal" in screen
+    tmux.type("no")
+    tmux.wait_for("From § Pages and the database file")
+    tmux.type("more")
+    tmux.wait_for("Check 1 of 2")
+    tmux.type("More than one page changes: the table leaf and the index leaves.")
+    tmux.wait_for("(yes / no)")
+    tmux.type("yes")
+    tmux.wait_for("Check 2 of 2")
+    tmux.keys("C-n")  # skip the rest of this concept
+    screen = tmux.wait_for("Let's skip")
+    assert "\x1b" not in screen
+    tmux.keys("C-q")
+    tmux.wait_for("TUTOR-EXITED-0")
+
+    rows = sessions_json(tmux.home)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["explainer_title"] == "How SQLite's write-ahead log works"
+    assert row["mode"] == "offline"
+    assert row["turn_count"] >= 5 and row["message_count"] >= 10
+
+    # Opening again resumes and says so, with the history on screen.
+    tmux.kill()
+    tmux.start("open", str(SAMPLE), "--offline")
+    screen = tmux.wait_for("Welcome back")
+    assert "More than one page changes" in screen or "Let's skip" in screen
+    tmux.keys("C-q")
+    tmux.wait_for("TUTOR-EXITED-0")
+    assert len(sessions_json(tmux.home)) == 1
