@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compile_helpers import NOTES_WAL, run_cli, run_tutor
 from conftest import CORPUS, EXPLAINERS
@@ -150,3 +152,28 @@ def test_the_commonmark_spec_as_notes():
         pytest.skip("CommonMark spec not present")
     exp, problems = validate_text(offline_skeleton(collect_notes([spec])), "spec.md")
     assert problems == [] and len(exp.concepts) >= 5
+
+
+LINES = [
+    "# Title", "## Section", "### Sub", "#### Deep", "Setext", "===", "---", "```", "~~~~", "    indented code",
+    "<div>", "</div>", "<pre>", "<!-- c", "-->", "> quote", "- item", "1. item", "text: with colon", "",
+    "| a | b |", "[ref]: /url", "## Section {#sec}", "## Title", "* * *", "\\# not heading", "<script>",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=25), min_size=1, max_size=3))
+def test_any_notes_give_a_valid_skeleton(tmp_path_factory, files):
+    d = tmp_path_factory.mktemp("notes")
+    paths = []
+    for i, lines in enumerate(files):
+        p = d / f"{i:02d}.md"
+        p.write_text("\n".join(lines) + "\n")
+        paths.append(p)
+    try:
+        notes = collect_notes(paths)
+    except TutorError:
+        return  # all files blank
+    exp, problems = validate_text(offline_skeleton(notes), "x.md")
+    assert problems == []
+    assert len({c.id for c in exp.concepts}) == len(exp.concepts) >= 1

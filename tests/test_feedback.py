@@ -219,6 +219,11 @@ def test_overview_and_empty(tmp_path):
         ('{"type": "header", "created": "x", "title": "t", "file": "f.md"}\n{"type": "feedback", "uid": "short"}\n', ":2: bad feedback line: uid"),
         ('{"type": "header", "version": 9, "created": "x", "title": "t", "file": "f.md"}\n', "bundle version 9 is newer"),
         ("", "empty file"),
+        (
+            '{"type": "header", "created": "x", "title": "t", "file": "f.md"}\n'
+            '{"type": "feedback", "uid": "0123456789abcdef", "explainer_hash": "ffff", "text": "t", "source": "model", "created": "x"}\n',
+            "which the bundle does not describe",
+        ),
     ],
 )
 def test_bad_bundles_are_clear_errors_and_change_nothing(tmp_path, content, message):

@@ -377,10 +377,10 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
     prev: str | None = None
     for cid, ctitle, _, summary, _ in concepts:
         fm += [
-            f"  - id: {cid}",
+            f"  - id: {yaml_str(cid)}",
             f"    title: {yaml_str(ctitle)}",
             f"    summary: {yaml_str(f'{DRAFT}: ' + (summary or 'one line on this concept.'))}",
-            f"    prerequisites: [{prev}]" if prev else "    prerequisites: []",
+            f"    prerequisites: [{yaml_str(prev)}]" if prev else "    prerequisites: []",
             f"    checks: []  # {DRAFT}: add questions, e.g. - question: \"...\"  answer: \"...\"  misconceptions: [\"...\"]",
         ]
         prev = cid
