@@ -374,3 +374,75 @@ async def test_compaction_keeps_requests_bounded(api, db, explainer):
     # Bounded: the request after compactions is smaller than the largest one before.
     assert sizes[-1] < max(sizes)
     assert max(sizes[5:]) < 2 * min(sizes[5:]) + 20000
+
+
+async def test_reader_message_is_durable_before_the_model_is_called(api, db, explainer):
+    import sqlite3
+
+    seen = {}
+
+    def handler(body):
+        # Runs in the server thread while the SDK waits: read the file with a separate connection.
+        con = sqlite3.connect(db)
+        seen["rows"] = con.execute("SELECT role, text FROM messages ORDER BY seq").fetchall()
+        con.close()
+        return text("ok")
+
+    api.enqueue(text(OPENING))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    api.handler = handler
+    await collect(s.reply("my precious words"))
+    assert seen["rows"][-1] == ("reader", "my precious words")
+
+
+async def test_reply_is_persisted_while_it_streams(api, db, explainer):
+    api.enqueue(text(OPENING))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    api.enqueue(text("word " * 40, chunk_size=10, delay=0.03))
+    snapshots = []
+    async for ev in s.reply("go"):
+        if isinstance(ev, TextDelta):
+            m = s.store.messages(s.id)[-1]
+            if m.role == "tutor":
+                snapshots.append((len(m.text), m.complete))
+    assert len({n for n, _ in snapshots}) >= 3  # the stored text grew during the stream
+    assert all(not c for _, c in snapshots)  # and was marked incomplete until the end
+    m = s.store.messages(s.id)[-1]
+    assert m.complete and m.text == "word " * 40 and m.output_tokens > 0
+
+
+async def test_max_tokens_reply_is_marked_incomplete_without_an_error(api, db, explainer):
+    api.enqueue(text(OPENING), text("A long answer that was cut", stop_reason="max_tokens"))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    events = await collect(s.reply("tell me everything"))
+    assert not [e for e in events if isinstance(e, ErrorEvent)]
+    assert events[-1] == TurnFinished(message_id=events[-1].message_id, complete=False, stop_reason="max_tokens")
+    assert s.store.messages(s.id)[-1].complete is False
+
+
+async def test_failed_opening_can_be_retried(api, db, explainer):
+    api.enqueue(http_error(401))
+    s = open_session(explainer, db, api)
+    events = await collect(s.start())
+    assert [e.code for e in events if isinstance(e, ErrorEvent)] == ["auth"]
+    assert s.store.messages(s.id) == []
+    api.enqueue(text(OPENING))
+    events = await collect(s.retry())
+    assert "I want to explain" in text_of(events)
+    assert [m.role for m in s.store.messages(s.id)] == ["tutor"]
+
+
+async def test_invalid_state_tags_are_hidden_and_ignored(api, db, explainer):
+    api.enqueue(
+        text(OPENING),
+        text('Ok.<state concept="no-such-id" value="known"/><state concept="pages" value="brilliant"/> Next.'),
+    )
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    events = await collect(s.reply("hi"))
+    assert text_of(events) == "Ok. Next."
+    assert not [e for e in events if isinstance(e, StateChanged)]
+    assert s.states()["pages"] == "asked"

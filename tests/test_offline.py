@@ -306,3 +306,23 @@ def test_corpus_walks_never_crash():
             assert isinstance(step.text, str)
             if step.finished:
                 break
+
+
+async def test_resume_after_the_file_changed(tmp_path):
+    md = tmp_path / "topic.md"
+    md.write_text("# Cats\n\nCats purr.\n\n# Dogs\n\nDogs bark.\n\n# Birds\n\nBirds sing.\n", encoding="utf-8")
+    db = tmp_path / "t.db"
+    s = open_offline(load(md), db)
+    await collect(s.start())
+    await turn(s, "yes")  # cats known
+    s.store.close()
+    md.write_text("# Cats\n\nCats purr loudly.\n\n# Dogs\n\nDogs bark.\n\n# Birds\n\nBirds sing.\n", encoding="utf-8")
+    r = open_offline(load(md), db)
+    assert r.resumed and r.explainer_changed
+    assert r.states()["cats"] == "known"
+    assert r.guide.concept == "dogs"
+    ev = await turn(r, "no")
+    assert "Dogs bark." in text_of(ev)
+    # --new ignores the old session.
+    n = open_offline(load(md), db, new=True)
+    assert not n.resumed and n.states()["cats"] == "unknown"

@@ -136,3 +136,41 @@ def test_plain_with_claude_against_the_fake_api(tmp_path):
         assert row.mode.startswith("claude:")
         assert [m.role for m in store.messages(row.id)].count("reader") == 2  # the retry resent, not duplicated
         assert [f.source for f in store.feedback()] == ["model"]
+
+
+def test_ctrl_c_interrupts_a_reply_but_not_the_session(tmp_path):
+    import signal
+    import threading
+    import time
+
+    db = tmp_path / "t.db"
+    with FakeAPI() as api:
+        api.enqueue(text("Hello. Do you know pages?"), text("slow " * 200, chunk_size=5, delay=0.05))
+        env = {k: v for k, v in os.environ.items() if k not in ("TUTOR_MODEL",)}
+        env.update({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url})
+        p = subprocess.Popen(
+            TUTOR + ["open", str(WAL), "--plain", "--db", str(db)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        )
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(iter(lambda: p.stdout.read(1), "")), daemon=True)
+        reader.start()
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        deadline = time.time() + 20
+        while "slow slow" not in "".join(out) and time.time() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        p.stdin.write("/quit\n")
+        p.stdin.close()
+        rc = p.wait(timeout=20)
+        reader.join(5)
+    text_out = "".join(out)
+    assert rc == 0, p.stderr.read()
+    assert "[interrupted: what arrived is saved" in text_out
+    assert "Session saved. Resume with" in text_out
+    with Store.open(db) as store:
+        [row] = store.list_sessions()
+        last = store.messages(row.id)[-1]
+        assert last.role == "tutor" and last.complete is False and last.text.startswith("slow slow")

@@ -94,16 +94,35 @@ class PlainUI:
             self.line(f"{usage}: no concept matches {arg!r}. Concepts: {ids}" if arg.strip() else f"Usage: {usage} TOPIC (one of: {ids})")
         return cid
 
-    async def run(self, notices: list[str]) -> int:
+    def run(self, notices: list[str]) -> int:
+        """The dialogue loop. Lines are read outside the event loop, so Ctrl-C at the
+        prompt quits at once, while Ctrl-C during a reply only interrupts that reply
+        (its partial text is saved, marked incomplete) and the dialogue goes on."""
         for n in notices:
             self.err.write(clean(n) + "\n")
         self.err.flush()
+        with asyncio.Runner() as runner:
+            try:
+                return self._loop(runner)
+            except KeyboardInterrupt:
+                self.line("Interrupted. " + self.resume_hint())
+                return 130
+            finally:
+                runner.run(self.s.aclose())
+
+    def _turn(self, runner: asyncio.Runner, events: Any) -> None:
+        try:
+            runner.run(self.show(events))
+        except KeyboardInterrupt:
+            self.line("[interrupted: what arrived is saved; type /retry to ask again]")
+
+    def _loop(self, runner: asyncio.Runner) -> int:
         if self.s.resumed and self.s.guide is None:
             last = self.s.last_tutor_message()
             if last:
                 self.line("Last from the tutor:")
                 self.line(last)
-        await self.show(self.s.start())
+        self._turn(runner, self.s.start())
         while True:
             if self.interactive:
                 self.write("> ")
@@ -116,36 +135,36 @@ class PlainUI:
                 self.line(f"> {text}")  # echo piped input so the output reads as a dialogue
             cmd, _, arg = text.strip().partition(" ")
             cmd = cmd.lower()
-            if text.strip().startswith("/"):
-                if cmd in ("/quit", "/exit", "/q"):
-                    self.line(self.resume_hint())
-                    return 0
-                if cmd in ("/help", "/?"):
-                    self.line(HELP)
-                elif cmd == "/skip":
-                    await self.show(self.s.skip())
-                elif cmd == "/know":
-                    cid = self.concept_arg(arg, "/know")
-                    if cid:
-                        await self.show(self.s.mark_known(cid))
-                elif cmd == "/explain":
-                    cid = self.concept_arg(arg, "/explain") if arg.strip() else self.s.current_concept
-                    if cid:
-                        await self.show(self.s.explain(cid))
-                elif cmd == "/feedback":
-                    if not arg.strip():
-                        self.line("Usage: /feedback TEXT (a note for the explainer's author)")
-                    else:
-                        self.s.add_reader_feedback(arg)
-                        self.line("Thanks, your note is saved for the author.")
-                elif cmd in ("/progress", "/states"):
-                    self.line(self.progress())
-                elif cmd == "/retry":
-                    await self.show(self.s.retry())
-                else:
-                    self.line(f"Unknown command {cmd}. Type /help for the list.")
+            if not text.strip().startswith("/"):
+                self._turn(runner, self.s.reply(text))
                 continue
-            await self.show(self.s.reply(text))
+            if cmd in ("/quit", "/exit", "/q"):
+                self.line(self.resume_hint())
+                return 0
+            if cmd in ("/help", "/?"):
+                self.line(HELP)
+            elif cmd == "/skip":
+                self._turn(runner, self.s.skip())
+            elif cmd == "/know":
+                cid = self.concept_arg(arg, "/know")
+                if cid:
+                    self._turn(runner, self.s.mark_known(cid))
+            elif cmd == "/explain":
+                cid = self.concept_arg(arg, "/explain") if arg.strip() else self.s.current_concept
+                if cid:
+                    self._turn(runner, self.s.explain(cid))
+            elif cmd == "/feedback":
+                if not arg.strip():
+                    self.line("Usage: /feedback TEXT (a note for the explainer's author)")
+                else:
+                    self.s.add_reader_feedback(arg)
+                    self.line("Thanks, your note is saved for the author.")
+            elif cmd in ("/progress", "/states"):
+                self.line(self.progress())
+            elif cmd == "/retry":
+                self._turn(runner, self.s.retry())
+            else:
+                self.line(f"Unknown command {cmd}. Type /help for the list.")
 
 
 def _isatty(f: Any) -> bool:
@@ -165,15 +184,4 @@ def run_plain(
 ) -> int:
     """Run the line-based dialogue until end of input or /quit. Returns the exit code."""
     ui = PlainUI(session, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
-
-    async def main() -> int:
-        try:
-            return await ui.run(list(notices or []))
-        finally:
-            await session.aclose()
-
-    try:
-        return asyncio.run(main())
-    except KeyboardInterrupt:
-        ui.line("Interrupted. " + ui.resume_hint())
-        return 130
+    return ui.run(list(notices or []))
