@@ -329,3 +329,53 @@ def test_symlink_loop(tmp_path):
     loop.symlink_to(loop)
     [(_, msg)] = problems(loop)
     assert msg.startswith("cannot read the file")
+
+
+# ----------------------------------------------------------------- the fast block parser
+
+
+def _tokens(md, text: str) -> list[tuple]:
+    return [(t.type, t.map, t.level, t.content, t.tag, t.info, t.markup, t.hidden) for t in md.parse(text)]
+
+
+_REF = []
+
+
+def _reference_parser():
+    """A stock block parser with the same rules disabled as the loader's (built once)."""
+    if not _REF:
+        from markdown_it import MarkdownIt
+
+        _REF.append(MarkdownIt("commonmark").disable(["normalize", "inline", "text_join"]))
+    return _REF[0]
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason="CommonMark corpus not present")
+def test_rule_dispatcher_gives_the_same_tokens_on_the_corpus():
+    """The loader's first-character rule dispatch must not change a single block token."""
+    from tutor.explainer import _markdown
+
+    fast, ref = _markdown(), _reference_parser()
+    for path in [*CORPUS_FILES, CORPUS / "commonmark-spec.md"]:
+        text = path.read_text(encoding="utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        assert _tokens(fast, text) == _tokens(ref, text), path
+
+
+_md_line = st.one_of(
+    st.sampled_from(
+        ["", "# h", "## h ##", "#nope", "    code", "\tcode", "```", "~~~ x", "> q", ">", "- a", "* b", "+ c",
+         "1. x", "2) y", "10. z", "***", "---", "___", "===", "- - -", "[r]: /u", '[r]: /u "t"', "<div>", "</div>",
+         "<!-- c", "-->", "<pre>", "</pre>", "<?x", "?>", "<![CDATA[", "]]>", "<a href=x>", "text", "  - nested",
+         "   # three", "    # four", "> # qh", "> ```", "1.", "-", "*"]
+    ),
+    st.text(st.sampled_from(" \t#>-*+_=`~<[]:!0123456789.)abc"), max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.tuples(st.sampled_from(["", " ", "  ", "   ", "    ", "\t", "> ", "- "]), _md_line), max_size=25))
+def test_rule_dispatcher_gives_the_same_tokens_on_random_documents(lines):
+    from tutor.explainer import _markdown
+
+    text = "\n".join(indent + line for indent, line in lines)
+    assert _tokens(_markdown(), text) == _tokens(_reference_parser(), text)
