@@ -161,8 +161,16 @@ LINES = [
 ]
 
 
+_WORDS = st.text(alphabet=st.sampled_from("aZ09 :#-_*`[]{}<>\\\"'|&!é中\t"), max_size=12)
+_LINE = st.one_of(
+    st.sampled_from(LINES),
+    st.builds(lambda lvl, t: "#" * lvl + " " + t, st.integers(1, 6), _WORDS),
+    _WORDS,
+)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(st.sampled_from(LINES), min_size=1, max_size=25), min_size=1, max_size=3))
+@given(st.lists(st.lists(_LINE, min_size=1, max_size=25), min_size=1, max_size=3))
 def test_any_notes_give_a_valid_skeleton(tmp_path_factory, files):
     d = tmp_path_factory.mktemp("notes")
     paths = []
