@@ -200,6 +200,12 @@ class OfflineGuide:
             if cid is not None:
                 self._explain(cid)
                 return self._end()
+            if self.phase != "check":
+                titles = "; ".join(c.title for c in self.ex.concepts[:12])
+                self._say(f"I couldn't find a section about \"{m.group(1)}\". The topics are: {titles}.")
+                if self.phase != "done":
+                    self._say(self._pending_prompt())
+                return self._end(finished=self.phase == "done")
         if self.phase == "ask":
             return self._on_ask(raw, t)
         if self.phase == "explain":

@@ -68,6 +68,29 @@ def blocks(markdown: str) -> list[str]:
     return [b for b in out if b.strip()]
 
 
+def passages(markdown: str) -> list[str]:
+    """Blocks to quote: a short lead-in ("Two consequences follow:") is joined to the
+    block after it, so a quote never stops at a colon."""
+    out: list[str] = []
+    carry = ""
+    for b in blocks(markdown):
+        if _HEADING_RE.match(b):
+            continue
+        b = carry + "\n\n" + b if carry else b
+        carry = ""
+        if len(b) < 100 or b.rstrip().endswith(":"):
+            carry = b
+            continue
+        out.append(b)
+    if carry:
+        out.append(carry)
+    return out
+
+
+def _is_code(block: str) -> bool:
+    return bool(_FENCE_RE.match(block)) or all(line.startswith("    ") for line in block.splitlines() if line.strip())
+
+
 class Hit(BaseModel):
     concept_id: str
     heading: str
@@ -83,7 +106,7 @@ def query_terms(question: str) -> list[str]:
         if w in STOPWORDS or len(w) < 2:
             continue
         for part in re.split(r"['-]", w):
-            if part and part not in STOPWORDS and part not in terms:
+            if len(part) >= 2 and part not in STOPWORDS and part not in terms:
                 terms.append(part)
     return terms
 
@@ -98,9 +121,7 @@ class SectionIndex:
         )
         rows = []
         for c in explainer.concepts:
-            for b in blocks(c.section.text):
-                if _HEADING_RE.match(b):
-                    continue
+            for b in passages(c.section.text):
                 rows.append((c.section.heading, b, c.id))
             if c.summary:
                 rows.append((c.section.heading, c.summary, c.id))
@@ -108,6 +129,17 @@ class SectionIndex:
         self.size = len(rows)
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
+        """Best passages first. A prose passage is preferred to a code block that scores
+        only a little better: "what is a page?" wants the sentence, not the example."""
+        hits = self._search(question, max(limit, 6))
+        if len(hits) > 1 and _is_code(hits[0].passage):
+            for k, h in enumerate(hits[1:], 1):
+                if not _is_code(h.passage) and h.score >= 0.6 * hits[0].score:
+                    hits.insert(0, hits.pop(k))
+                    break
+        return hits[:limit]
+
+    def _search(self, question: str, limit: int) -> list[Hit]:
         terms = query_terms(question)
         if not terms:
             return []

@@ -1,0 +1,54 @@
+"""Offline section search: FTS5 + bm25 over the explainer's passages."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import EXPLAINERS
+from tutor.engine.search import SectionIndex, blocks, passages, query_terms
+from tutor.explainer import load
+
+
+@pytest.fixture(scope="module")
+def wal_index():
+    return SectionIndex(load(EXPLAINERS / "sqlite-wal.md"))
+
+
+@pytest.mark.parametrize(
+    "question,heading",
+    [
+        ("When does a checkpoint happen?", "Checkpoints"),
+        ("what is a page?", "Pages and the database file"),
+        ("what is the -shm file for?", "The wal-index and the -shm file"),
+        ("is synchronous=NORMAL safe?", "Durability and PRAGMA synchronous"),
+        ("what is a hot journal", "The rollback journal"),
+    ],
+)
+def test_questions_find_their_section(wal_index, question, heading):
+    hits = wal_index.search(question, limit=1)
+    assert hits and hits[0].heading == heading
+
+
+def test_prose_is_preferred_to_code(wal_index):
+    hit = wal_index.search("what is a page?", limit=1)[0]
+    assert not hit.passage.lstrip().startswith("```")
+
+
+def test_no_terms_or_no_match(wal_index):
+    assert wal_index.search("what is the?") == []
+    assert wal_index.search("xylophone quasar") == []
+    # FTS5 syntax and quotes in a question are quoted into phrases: never an error, never SQL.
+    for q in ['"; DROP TABLE passages; --', "NEAR(a b) OR *", 'a"b', "^col:x"]:
+        assert isinstance(wal_index.search(q), list)
+    assert wal_index.search("checkpoint")[0].heading == "Checkpoints"
+
+
+def test_query_terms():
+    assert query_terms("What is the -wal file's frame?") == ["wal", "file", "frame"]
+    assert query_terms("how does it work") == ["work"]
+
+
+def test_blocks_and_passages():
+    md = "Intro:\n\nFirst para\nstill first.\n\n```\ncode\n\nmore code\n```\n\n## Heading\n\nLast."
+    assert blocks(md) == ["Intro:", "First para\nstill first.", "```\ncode\n\nmore code\n```", "## Heading", "Last."]
+    assert passages(md)[0].startswith("Intro:\n\nFirst para")
