@@ -260,3 +260,38 @@ def test_feedback_still_readable_while_the_file_is_broken(tmp_path):
     other.write_text(EXPLAINER.replace("prerequisites: [pages]", "prerequisites: [ghost]"), encoding="utf-8")
     r = run_cli(["feedback", str(other), "--db", str(db)])
     assert r.exit_code == 1 and "ghost" in r.stderr
+
+
+def test_import_finds_the_explainer_by_name_and_export_to_stdout(tmp_path, monkeypatch):
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    path = reader / "wal.md"
+    path.write_text(EXPLAINER, encoding="utf-8")
+    with Store.open(tmp_path / "r.db") as store:
+        exp = load(path)
+        h = store.upsert_explainer(exp)
+        sid = store.create_session(h, exp.path, "offline")
+        store.add_feedback(sid, h, "pages", "Say the page size.", "reader")
+        store.set_concept_state(sid, "pages", "shaky", "unsure")
+    r = run_cli(["feedback", "export", str(path), "-o", "-", "--db", str(tmp_path / "r.db")])
+    assert r.exit_code == 0, r
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["type"] for x in lines] == ["header", "explainer", "feedback", "stats"]
+    assert lines[3] == {"type": "stats", "session_key": session_key(sid), "explainer_hash": h,
+                        "concept_id": "pages", "shaky": True, "explained": 0}
+    bundle = tmp_path / "b.jsonl"
+    bundle.write_text(r.stdout)
+
+    # The author keeps the file at ./explainers/wal.md: found by name, no --for needed.
+    author = tmp_path / "author"
+    (author / "explainers").mkdir(parents=True)
+    (author / "explainers" / "wal.md").write_text(EXPLAINER, encoding="utf-8")
+    monkeypatch.chdir(author)
+    r = run_cli(["feedback", "import", str(bundle), "--db", "a.db"])
+    assert r.exit_code == 0, r
+    assert str((author / "explainers" / "wal.md").resolve()) in r.stdout
+    rep = _report(Path("explainers/wal.md"), Path("a.db"))
+    assert _texts(_group(rep, "pages")) == ["Say the page size."]
+    assert _group(rep, "pages")["stuck"] == {"sessions": 1, "shaky": 1, "explained_twice": 0}
+    r = run_cli(["feedback", "import", str(bundle), "--for", "missing.md", "--db", "a.db"])
+    assert r.exit_code == 1 and "missing.md: no such file" in r.stderr

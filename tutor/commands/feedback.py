@@ -97,8 +97,13 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
 @db_option
 def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> None:
     """Merge feedback bundles into this database. Importing a bundle twice adds nothing."""
-    from tutor import feedback as fb
+    from pathlib import Path
 
+    from tutor import feedback as fb
+    from tutor.errors import TutorError
+
+    if for_file is not None and not Path(for_file).is_file():
+        raise TutorError(f"{for_file}: no such file", hint="--for names your copy of the explainer the bundles are about")
     store = fb.open_store(db)
     try:
         for b in bundles:
