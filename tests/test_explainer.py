@@ -294,3 +294,9 @@ def test_unknown_values_are_json_safe(tmp_path):
     assert ex.extra["set"] == ["a"]
     assert isinstance(ex.extra["blob"], str)
     assert '"date"' in ex.model_dump_json()
+
+
+def test_title_match_ignores_inline_markup(tmp_path):
+    front = "tutor: 1\ntitle: T\nconcepts:\n  - {id: a, title: 'The `A` *thing*'}\n"
+    ex = load(write(tmp_path, v1(front, "## The A thing\n\nbody\n")))
+    assert ex.concept("a").section.text == "body"

@@ -379,3 +379,9 @@ def test_rule_dispatcher_gives_the_same_tokens_on_random_documents(lines):
 
     text = "\n".join(indent + line for indent, line in lines)
     assert _tokens(_markdown(), text) == _tokens(_reference_parser(), text)
+
+
+def test_missing_closing_rule_gets_a_hint(tmp_path):
+    text = "---\ntutor: 1\ntitle: x\n\n# Title\n\nSome text: here\nanother line\n\n---\n\nmore\n"
+    [(line, msg)] = problems(write(tmp_path, text))
+    assert line == 8 and "is the closing --- missing? The front matter now runs to line 10" in msg

@@ -683,6 +683,12 @@ def load(path: str | Path) -> Explainer:
                 meta, root = "markdown", None
             else:
                 message = re.sub(r"\{line:(\d+)\}", lambda m: str(int(m.group(1)) + fm_offset), e.message)
+                if e.message.startswith("invalid YAML") and any(
+                    re.match(r"#{1,6} \S", ln) for ln in lines[first:close]
+                ):
+                    # A Markdown heading inside the "YAML": the closing --- is missing and
+                    # a later thematic break was taken for it.
+                    message += f"; is the closing --- missing? The front matter now runs to line {close + 1}"
                 raise ExplainerError(
                     [Problem(name, None if e.line is None else e.line + fm_offset, message)]
                 ) from None
@@ -955,7 +961,8 @@ def _load_v1(
     by_id = {c.id: c for c in unique}
     by_title: dict[str, str] = {}
     for c in unique:
-        by_title.setdefault(_norm(c.title), c.id)
+        # Compare like heading text: "The `WAL` file" matches "## The `WAL` file".
+        by_title.setdefault(_norm(_heading_text(c.title)), c.id)
     tagged: list[tuple[_Heading, str | None]] = []
     for h in heads:
         cid: str | None = None
