@@ -241,3 +241,25 @@ def test_ctrl_c_mid_questions_then_resume(fake_api, notes, tmp_path):
     write = _user_texts(fake_api.bodies[-1])
     assert "<answer>4096 bytes</answer>" in write and "<answer>no, WAL first</answer>" in write
     assert load(out).concepts
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("---\ntutor: 1\n---\nbody\n", "---\ntutor: 1\n---\nbody\n"),
+        ("Here it is:\n\n```markdown\n---\ntutor: 1\n---\n\n```py\nx\n```\n```\n\nHope this helps!", "---\ntutor: 1\n---\n\n```py\nx\n```\n"),
+        ("~~~\n---\ntutor: 1\n---\nx\n~~~\n", "---\ntutor: 1\n---\nx\n"),
+        ("no front matter at all", "no front matter at all\n"),
+    ],
+)
+def test_extract_document(reply, expected):
+    from tutor.compile import extract_document
+
+    assert extract_document(reply) == expected
+
+
+def test_parse_outline_without_outline_tag():
+    from tutor.compile import parse_outline
+
+    outline, qs = parse_outline("1. a\n2. b\n<question> What\n is X? </question>\n<question></question>")
+    assert outline == "1. a\n2. b" and qs == ["What is X?"]

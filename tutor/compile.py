@@ -638,19 +638,25 @@ def parse_outline(reply: str) -> tuple[str, list[str]]:
 
 
 def extract_document(reply: str) -> str:
-    """The explainer from the write reply: drop chatter before '---' and a ``` fence around it."""
-    text = reply.strip("\n")
-    lines = text.split("\n")
-    if lines and lines[0].lstrip().startswith(("```", "~~~")):
-        fence = lines[0].lstrip()[:3]
-        lines = lines[1:]
-        if lines and lines[-1].strip().startswith(fence):
-            lines = lines[:-1]
-    for i, ln in enumerate(lines):
-        if ln.strip() == "---":
-            lines = lines[i:]
+    """The explainer from the write reply: drop chatter before '---' and a ``` fence around it
+    (with any chatter after the fence)."""
+    lines = reply.strip("\n").split("\n")
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == "---"), None)
+    if start is None:
+        return reply.strip() + "\n"
+    fence = None
+    for ln in reversed(lines[:start]):
+        if ln.strip():
+            if ln.lstrip().startswith(("```", "~~~")):
+                fence = ln.lstrip()[:3]
             break
-    return "\n".join(lines).rstrip() + "\n"
+    body = lines[start:]
+    if fence is not None:
+        for j in range(len(body) - 1, 0, -1):
+            if body[j].strip() and set(body[j].strip()) == {fence[0]} and len(body[j].strip()) >= 3:
+                body = body[:j]
+                break
+    return "\n".join(body).rstrip() + "\n"
 
 
 def ensure_preamble(text: str) -> str:
