@@ -988,7 +988,10 @@ def _load_v1(
         if first_concept_head is None:
             first_concept_head = h.start
         stop = last + 1
-        for h2, cid2 in tagged[k + 1 :]:
+        # Index loop, no slice: each heading is scanned by at most one concept, so this
+        # stays linear even with 100k headings in the body.
+        for j in range(k + 1, len(tagged)):
+            h2, cid2 = tagged[j]
             if cid2 is not None or h2.level <= h.level:
                 stop = h2.start
                 break
