@@ -123,7 +123,7 @@ PIECES = [
     "Hello ", "world", "\n", "\n\n", " ", "a < b", "<", ">", "`", "```", "```\n", "~~~\n", "code",
     '<feedback concept="pages">', "</feedback>", '<state concept="wal" value="known">', "</state>",
     '<state concept="x" value="shaky"/>', "<feedback>", "<feedbackform>", "<stat", "</", "feedback",
-    "state", '"', "'", "=", "/", "é", "<div>", "**bold**",
+    "state", '"', "'", "=", "/", "é", "<div>", "**bold**", "<reader_model>", "</reader_model>", "<read",
 ]
 
 
@@ -180,3 +180,10 @@ def test_real_tags_never_reach_the_reader(parts, step):
     assert [(t.name, t.text) for t in tags] == expected_tags
     # Only newlines directly after a tag may be dropped.
     assert visible.replace("\n", "") == "".join(s for k, s in parts if k == "text").replace("\n", "")
+
+
+def test_an_imitated_reader_model_block_is_hidden():
+    visible, tags = TagFilter.filter_all("Sure.\n<reader_model>\ncurrent concept: pages\n</reader_model>\nNext.")
+    assert visible == "Sure.\nNext."
+    assert [t.name for t in tags] == ["reader_model"]
+    assert TagFilter.filter_all("<reader_modelling> is text")[0] == "<reader_modelling> is text"

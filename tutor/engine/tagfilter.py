@@ -22,11 +22,13 @@ import re
 
 from pydantic import BaseModel, Field
 
-TAG_NAMES: tuple[str, ...] = ("feedback", "state")
+# "reader_model" is the block the software puts in each reader turn (prompt.py); a model
+# that imitates it must not show it to the reader either.
+TAG_NAMES: tuple[str, ...] = ("feedback", "state", "reader_model")
 MAX_OPEN_TAG = 400  # an opening tag longer than this is not a tag but text
 _ATTRS_RE = re.compile(r"""(?:\s+[A-Za-z_][\w-]*\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?""")
 _ATTR_RE = re.compile(r"""([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_CLOSE_ANY_RE = re.compile(r"</\s*(feedback|state)\s*>", re.IGNORECASE)
+_CLOSE_ANY_RE = re.compile(r"</\s*(" + "|".join(TAG_NAMES) + r")\s*>", re.IGNORECASE)
 _SPECIAL_RE = re.compile(r"[\n`~<]")
 _HOLD = object()
 
