@@ -499,6 +499,18 @@ def _usage_values(usage: Any) -> dict[str, Any]:
     return out
 
 
+def _utf8(text: str | None) -> str | None:
+    """SQLite stores UTF-8, and text from a model or a paste can hold lone surrogates
+    (valid in JSON, not in UTF-8); they become U+FFFD instead of failing the write."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def _row_dict(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row)}
 
@@ -920,8 +932,8 @@ class Store:
                     session_id,
                     seq,
                     role,
-                    text,
-                    raw,
+                    _utf8(text),
+                    _utf8(raw),
                     now,
                     int(bool(complete)),
                     u.get("input_tokens", 0),
@@ -948,10 +960,10 @@ class Store:
         params: list[Any] = []
         if text is not None:
             sets.append("text = ?")
-            params.append(text)
+            params.append(_utf8(text))
         if raw is not None:
             sets.append("raw = ?")
-            params.append(raw)
+            params.append(_utf8(raw))
         if complete is not None:
             sets.append("complete = ?")
             params.append(int(bool(complete)))
@@ -1003,7 +1015,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, concept_id) DO UPDATE SET"
                 " state = excluded.state, evidence = excluded.evidence,"
                 " message_seq = excluded.message_seq, updated = excluded.updated",
-                (session_id, concept_id, state, evidence or "", message_seq, now),
+                (session_id, concept_id, state, _utf8(evidence or ""), message_seq, now),
             )
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
 
@@ -1037,7 +1049,7 @@ class Store:
             cur = c.execute(
                 "INSERT INTO feedback (session_id, explainer_hash, concept_id, text, source, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, explainer_hash, concept_id, text, source, now_iso()),
+                (session_id, explainer_hash, concept_id, _utf8(text), source, now_iso()),
             )
             return int(cur.lastrowid)
 
@@ -1071,7 +1083,7 @@ class Store:
         with self._write() as c:
             cur = c.execute(
                 "INSERT INTO summaries (session_id, upto_seq, text, created) VALUES (?, ?, ?, ?)",
-                (session_id, int(upto_seq), text, now_iso()),
+                (session_id, int(upto_seq), _utf8(text), now_iso()),
             )
             return int(cur.lastrowid)
 
@@ -1099,7 +1111,7 @@ class Store:
         ``order="rank"`` sorts by bm25 relevance, which must score every match first."""
         if order not in ("newest", "rank"):
             raise ValueError(f"order must be 'newest' or 'rank', not {order!r}")
-        match = fts_query(query)
+        match = fts_query(_utf8(query) or "")
         if match is None:
             return []
         sql = (
