@@ -300,3 +300,12 @@ def test_title_match_ignores_inline_markup(tmp_path):
     front = "tutor: 1\ntitle: T\nconcepts:\n  - {id: a, title: 'The `A` *thing*'}\n"
     ex = load(write(tmp_path, v1(front, "## The A thing\n\nbody\n")))
     assert ex.concept("a").section.text == "body"
+
+
+def test_body_word_count_excludes_front_matter(tmp_path):
+    ex = load(write(tmp_path, "---\ntutor: 1\ntitle: one two three\nconcepts: [{id: a, title: A}]\n---\n## A\n\nfour five\n"))
+    assert ex.body_line == 6
+    assert ex.body_word_count == 4  # "##", "A", "four", "five"
+    assert ex.word_count > ex.body_word_count
+    plain = load(write(tmp_path, "\n\n# T\n\nx y\n", "p.md"))
+    assert plain.body_word_count == plain.word_count == 4

@@ -101,6 +101,7 @@ class Explainer(BaseModel):
     plain: bool = False  # True when loaded from Markdown without front matter
     warnings: list[Problem] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)  # unknown front-matter keys, kept as read
+    body_line: int = 1  # first line after the front matter (1 when there is none)
 
     def concept(self, concept_id: str) -> Concept:
         for c in self.concepts:
@@ -111,6 +112,13 @@ class Explainer(BaseModel):
     @property
     def word_count(self) -> int:
         return len(self.source.split())
+
+    @property
+    def body_word_count(self) -> int:
+        """Words a reader reads: the file without its front matter."""
+        if self.body_line <= 1:
+            return self.word_count
+        return len(self.source.split("\n", self.body_line - 1)[-1].split())
 
 
 # --------------------------------------------------------------------------- front matter models
@@ -792,6 +800,7 @@ def _load_plain(
         source=text,
         content_hash=digest,
         plain=True,
+        body_line=body_start + 1,
         warnings=warnings,
         extra={
             str(k): _json_safe(v) for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")
@@ -1065,6 +1074,7 @@ def _load_v1(
         source=text,
         content_hash=digest,
         plain=False,
+        body_line=close_line + 1,
         warnings=warnings,
         extra={str(k): _json_safe(v) for k, v in (fmi.model_extra or {}).items()},
     )

@@ -23,12 +23,19 @@ def safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
 
 
+def _words(ex) -> str:
+    body = ex.body_word_count
+    if body == ex.word_count:
+        return f"{body:,} words"
+    return f"{body:,} words in the body ({ex.word_count:,} with the front matter)"
+
+
 def _summary(ex, quiet: bool) -> list[str]:
     kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
     n = len(ex.concepts)
     out = [
         f"{ex.path}: OK - {ex.title}",
-        f"  {kind}, {n} concept{'s' if n != 1 else ''}, {ex.word_count:,} words",
+        f"  {kind}, {n} concept{'s' if n != 1 else ''}, {_words(ex)}",
     ]
     if quiet:
         return out[:1]
@@ -58,6 +65,7 @@ def _as_json(path: str, ex, err) -> dict:
         "format_version": None if ex.plain else ex.format_version,
         "plain": ex.plain,
         "words": ex.word_count,
+        "body_words": ex.body_word_count,
         "concepts": [
             {
                 "id": c.id,
