@@ -124,3 +124,16 @@ def test_real_process_no_traceback_on_hostile_files(tmp_path):
     assert f"{files[1]}:1: is not UTF-8 text" in err and "expected UTF-8" in err
     assert f"{files[2]}: file is empty" in err
     assert f"{files[3]}:2: this explainer was made by a newer tutor (format 9)" in err
+
+
+def test_loader_and_check_never_import_textual_or_anthropic():
+    code = (
+        "import sys\n"
+        "from tutor.cli import main\n"
+        "sys.argv = ['tutor', 'check', '-q', 'explainers/sqlite-wal.md']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'anthropic', 'rich', 'httpx2'})\n"
+        "print('HEAVY', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
