@@ -110,6 +110,8 @@ def test_sessions_rm_asks_first_and_accepts_prefixes(capsys, monkeypatch, db):
     assert code == 0 and "Remove 1 session?" in out and "Nothing removed." in out
     with Store.open(db) as s:
         assert s.count_sessions() == 3
+    code, out, err = run(capsys, monkeypatch, "sessions", "rm", ids[0][:8], "--db", str(db), stdin="")
+    assert code == 1 and "nothing removed: no answer" in err and "--yes" in err
     code, out, _ = run(capsys, monkeypatch, "sessions", "rm", ids[0][:8], ids[1], "--db", str(db), stdin="y\n")
     assert code == 0 and "Removed 2 sessions." in out
     code, out, _ = run(capsys, monkeypatch, "sessions", "rm", "--yes", ids[2][:6], "--db", str(db))

@@ -150,7 +150,13 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
                 title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
                 click.echo(f"  {r.id[:8]}  {title}  ({r.turn_count} turns, last active {_local(r.updated)})")
             noun = "session" if len(rows) == 1 else "sessions"
-            if not click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False):
+            try:
+                ok = click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False)
+            except click.exceptions.Abort:  # no answer (stdin closed or not a terminal)
+                click.echo()
+                raise TutorError("nothing removed: no answer to the question",
+                                 hint="Add --yes to remove without asking.") from None
+            if not ok:
                 click.echo("Nothing removed.")
                 return
         n = store.delete_sessions(full)
