@@ -263,3 +263,12 @@ def test_parse_outline_without_outline_tag():
 
     outline, qs = parse_outline("1. a\n2. b\n<question> What\n is X? </question>\n<question></question>")
     assert outline == "1. a\n2. b" and qs == ["What is X?"]
+
+
+def test_lone_surrogates_from_the_model_are_stored_safely(fake_api, notes, tmp_path):
+    fake_api.enqueue("<outline>odd \ud800 text</outline>\n<question>Why \udc80?</question>", explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], input="because\n", env=claude_env(fake_api, tmp_path / "home"))
+    assert r.exit_code == 0, r
+    with _db(tmp_path) as db:
+        assert db.execute("SELECT outline FROM compiles").fetchone()[0] == "odd \ufffd text"
+        assert db.execute("SELECT question, answer FROM compile_questions").fetchone() == ("Why \ufffd?", "because")

@@ -295,3 +295,17 @@ def test_import_finds_the_explainer_by_name_and_export_to_stdout(tmp_path, monke
     assert _group(rep, "pages")["stuck"] == {"sessions": 1, "shaky": 1, "explained_twice": 0}
     r = run_cli(["feedback", "import", str(bundle), "--for", "missing.md", "--db", "a.db"])
     assert r.exit_code == 1 and "missing.md: no such file" in r.stderr
+
+
+def test_bundle_with_lone_surrogates_imports_cleanly(tmp_path):
+    b = tmp_path / "s.jsonl"
+    b.write_text(
+        '{"type": "header", "created": "x", "title": "t\\ud800", "file": "f.md"}\n'
+        '{"type": "explainer", "hash": "0123456789abcdef0123", "title": "t", "file": "f.md", "sections": []}\n'
+        '{"type": "feedback", "uid": "0123456789abcdef", "explainer_hash": "0123456789abcdef0123",'
+        ' "text": "bad \\udc80 text", "source": "model", "created": "2026-01-01T00:00:00Z"}\n'
+    )
+    r = run_cli(["feedback", "import", str(b), "--db", str(tmp_path / "a.db")])
+    assert r.exit_code == 0, r
+    with sqlite3.connect(tmp_path / "a.db") as c:
+        assert c.execute("SELECT text FROM feedback").fetchone()[0] == "bad \ufffd text"

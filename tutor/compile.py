@@ -501,6 +501,19 @@ CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """Text that SQLite and files can hold: lone surrogates (legal in JSON from the API or a
+    bundle, or from a mis-decoded terminal) become U+FFFD instead of failing a write."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
 def safe_terminal_text(text: str) -> str:
     """Model text shown in the terminal: no escape sequences or control characters."""
     return _CONTROL.sub("", text)
@@ -818,7 +831,14 @@ class TerminalUI:
         click.echo("")
         click.echo(f"Question {number} of {total}: {safe_terminal_text(question)}")
         click.echo("> ", nl=False)
-        line = sys.stdin.readline()
+        while True:
+            try:
+                line = sys.stdin.readline()
+                break
+            except UnicodeDecodeError:
+                click.echo("(that answer was not valid text in this terminal's encoding; type it again)")
+                click.echo("> ", nl=False)
+        line = utf8_text(line)
         if line == "":
             click.echo("")
             return None
@@ -875,6 +895,7 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
                 ) from None
             raise
     usage.add(result)
+    result.text = utf8_text(result.text)
     return result
 
 

@@ -562,6 +562,19 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
     return ExportResult(path=str(output), feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes))
 
 
+def _utf8_strings(obj: Any) -> Any:
+    """JSON may carry lone surrogates (``"\\ud800"``); SQLite cannot store them."""
+    from tutor.compile import utf8_text
+
+    if isinstance(obj, str):
+        return utf8_text(obj)
+    if isinstance(obj, list):
+        return [_utf8_strings(v) for v in obj]
+    if isinstance(obj, dict):
+        return {utf8_text(k) if isinstance(k, str) else k: _utf8_strings(v) for k, v in obj.items()}
+    return obj
+
+
 def read_bundle(path: str | Path) -> list[BaseModel]:
     """Parse and validate a whole bundle before anything is written (a bad line changes nothing)."""
     p = Path(path)
@@ -583,6 +596,7 @@ def read_bundle(path: str | Path) -> list[BaseModel]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise TutorError(f"{p}:{n}: not JSON ({e.msg})", hint="a bundle is one JSON object per line, as written by `tutor feedback export`") from None
+        obj = _utf8_strings(obj)
         kind = obj.get("type") if isinstance(obj, dict) else None
         model = _LINE_TYPES.get(kind) if isinstance(kind, str) else None
         if model is None:
