@@ -385,3 +385,11 @@ def test_missing_closing_rule_gets_a_hint(tmp_path):
     text = "---\ntutor: 1\ntitle: x\n\n# Title\n\nSome text: here\nanother line\n\n---\n\nmore\n"
     [(line, msg)] = problems(write(tmp_path, text))
     assert line == 8 and "is the closing --- missing? The front matter now runs to line 10" in msg
+
+
+def test_leading_rule_then_a_colon_line_is_markdown(tmp_path):
+    ex = load(write(tmp_path, "---\nNote: this is a draft.\n\n# Title\n\ntext\n"))
+    assert ex.plain and ex.title == "Title"
+    # ... but two key lines, or a known key, is front matter that never closes
+    assert problems(write(tmp_path, "---\nfoo: 1\nbar: 2\n\n# T\n"))[0][0] == 1
+    assert problems(write(tmp_path, "---\ntitle: x\n\n# T\n"))[0][0] == 1

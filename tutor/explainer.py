@@ -604,6 +604,24 @@ def _looks_like_yaml(lines: list[str]) -> bool:
     return False
 
 
+_KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "concepts", "date", "tags", "description", "layout"}
+
+
+def _looks_like_unclosed_front_matter(lines: list[str]) -> bool:
+    """Front matter that never closes: a known key first, or two ``key:`` lines in a row."""
+    keys = []
+    for ln in lines[:50]:
+        if not ln.strip() or ln.lstrip().startswith("#"):
+            if keys:
+                break
+            continue
+        m = _FM_KEY_RE.match(ln)
+        if not m:
+            break
+        keys.append(m.group().rstrip(": \t"))
+    return bool(keys) and (keys[0] in _KNOWN_KEYS or len(keys) >= 2)
+
+
 def _split_front_matter(lines: list[str], name: str) -> tuple[int, int] | None:
     """Return (first yaml line, closing line), 0-based, or None when there is none."""
     if not lines or lines[0].rstrip() != "---":
@@ -611,8 +629,9 @@ def _split_front_matter(lines: list[str], name: str) -> tuple[int, int] | None:
     for i in range(1, len(lines)):
         if lines[i].rstrip() in ("---", "..."):
             return 1, i
-    # Never closes: complain if it looks like front matter, else it is a thematic break.
-    if _looks_like_yaml(lines[1:]):
+    # Never closes: complain if it looks like front matter, else it is a thematic break
+    # followed by text ("---\nNote: this is a draft.\n\n# Title" is Markdown).
+    if _looks_like_unclosed_front_matter(lines[1:]):
         raise ExplainerError(
             [Problem(name, 1, "front matter starting here never closes; add a line with just --- after it")]
         )
