@@ -219,6 +219,8 @@ def test_overview_and_empty(tmp_path):
         ('{"type": "header", "created": "x", "title": "t", "file": "f.md"}\n{"type": "feedback", "uid": "short"}\n', ":2: bad feedback line: uid"),
         ('{"type": "header", "version": 9, "created": "x", "title": "t", "file": "f.md"}\n', "bundle version 9 is newer"),
         ("", "empty file"),
+        ('{"type": "header", "created": "x", "title": "t", "file": "f.md"}\n' + "[" * 100_000 + "]" * 100_000 + "\n", ":2: not a bundle line (JSON nested too deeply)"),
+        ("\x00\xff\xfe garbage", "not JSON"),
         (
             '{"type": "header", "created": "x", "title": "t", "file": "f.md"}\n'
             '{"type": "feedback", "uid": "0123456789abcdef", "explainer_hash": "ffff", "text": "t", "source": "model", "created": "x"}\n',

@@ -30,6 +30,7 @@ from tutor.errors import TutorError
 BUNDLE_FORMAT = "tutor-feedback-bundle"
 BUNDLE_VERSION = 1
 IMPORTED_MODE = "imported"
+MAX_BUNDLE_BYTES = 200 * 1024 * 1024
 
 SectionStatus = Literal["current", "unchanged", "changed", "removed", "unknown", "general"]
 
@@ -579,6 +580,8 @@ def read_bundle(path: str | Path) -> list[BaseModel]:
     """Parse and validate a whole bundle before anything is written (a bad line changes nothing)."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_BUNDLE_BYTES:
+            raise TutorError(f"{p}: {p.stat().st_size:,} bytes is too big for a feedback bundle (limit {MAX_BUNDLE_BYTES:,})")
         raw = p.read_bytes()
     except FileNotFoundError:
         raise TutorError(f"{p}: no such file") from None
@@ -594,6 +597,8 @@ def read_bundle(path: str | Path) -> list[BaseModel]:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise TutorError(f"{p}:{n}: not a bundle line (JSON nested too deeply)") from None
         except json.JSONDecodeError as e:
             raise TutorError(f"{p}:{n}: not JSON ({e.msg})", hint="a bundle is one JSON object per line, as written by `tutor feedback export`") from None
         obj = _utf8_strings(obj)
