@@ -598,6 +598,13 @@ class Store:
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise
                 time.sleep(0.02 * (attempt + 1))
+        else:
+            raise self._busy_error(sqlite3.OperationalError("database is locked"))
+        if mode.lower() != "wal":  # e.g. a read-only folder: WAL needs to create -wal/-shm files
+            raise StoreError(
+                f"{self.path}: cannot switch the database to WAL mode (journal mode stays {mode!r})",
+                hint="Check that tutor may write to the file and its folder.",
+            )
         c.execute("PRAGMA synchronous = FULL")
 
     def _migrate(self) -> None:
