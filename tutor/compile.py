@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from tutor.errors import Problem, TutorError
 
+MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
 NOTE_SUFFIXES = (".md", ".markdown", ".mdown", ".txt", ".text")
 DRAFT = "DRAFT"
 GAP_MARKER = "[GAP:"  # the visible marker the Claude compile puts where the notes are silent
@@ -98,6 +99,12 @@ def collect_notes(paths: list[str | Path]) -> list[NoteFile]:
             continue
         seen.add(key)
         try:
+            size = f.stat().st_size
+            if size > MAX_NOTES_BYTES:
+                raise TutorError(
+                    f"{f}: {size:,} bytes is too big for notes (limit {MAX_NOTES_BYTES:,})",
+                    hint="split it, or leave it out of NOTES",
+                )
             data = f.read_bytes()
         except OSError as e:
             raise TutorError(f"{f}: cannot read: {e.strerror or e}") from None
