@@ -174,3 +174,15 @@ def test_ctrl_c_interrupts_a_reply_but_not_the_session(tmp_path):
         [row] = store.list_sessions()
         last = store.messages(row.id)[-1]
         assert last.role == "tutor" and last.complete is False and last.text.startswith("slow slow")
+
+
+def test_bad_bytes_and_an_ascii_terminal_do_not_crash(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY",)}
+    env["PYTHONIOENCODING"] = "ascii"
+    p = subprocess.run(
+        TUTOR + ["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "t.db")],
+        input=b"caf\xe9 \xff?\nno\n", capture_output=True, env=env, cwd=ROOT, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert b"Traceback" not in p.stderr
+    assert b"From ? The rollback journal" in p.stdout or b"From ? Pages and the database file" in p.stdout

@@ -25,8 +25,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 HELP = """\
 Type your answer and press Enter. Empty line: read on. Commands:
   /skip            skip the current concept
-  /know TOPIC      you already know a concept (id or title)
-  /explain TOPIC   explain a concept (again)
+  /know [TOPIC]    you already know a concept (id or title; default: the current one)
+  /explain [TOPIC] explain a concept (again; default: the current one)
   /feedback TEXT   leave a note for the explainer's author
   /progress        what you know so far
   /retry           resend your last message if its reply failed
@@ -146,7 +146,7 @@ class PlainUI:
             elif cmd == "/skip":
                 self._turn(runner, self.s.skip())
             elif cmd == "/know":
-                cid = self.concept_arg(arg, "/know")
+                cid = self.concept_arg(arg, "/know") if arg.strip() else self.s.current_concept
                 if cid:
                     self._turn(runner, self.s.mark_known(cid))
             elif cmd == "/explain":
@@ -183,5 +183,12 @@ def run_plain(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the line-based dialogue until end of input or /quit. Returns the exit code."""
+    for given, stream in ((stdin, sys.stdin), (stdout, sys.stdout), (stderr, sys.stderr)):
+        # Undecodable input or an ASCII-only terminal must not end the session with a traceback.
+        if given is None and stream is not None:
+            try:
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                pass
     ui = PlainUI(session, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
     return ui.run(list(notices or []))

@@ -438,7 +438,7 @@ class TutorSession:
         raw_parts: list[str] = []
         visible_parts: list[str] = []
         queue: asyncio.Queue = asyncio.Queue()
-        msg = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0}
+        msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0}
         evidence_seq = reader_seq
 
         def flush(*, complete: bool = False, usage: Any = None, force: bool = False) -> None:
@@ -451,7 +451,7 @@ class TutorSession:
             else:
                 self.store.update_message(msg["id"], text=text, raw=raw, complete=complete, usage=usage)
             msg["flushed_at"] = time.monotonic()
-            msg["flushed_len"] = len(raw)
+            msg["flushed_len"] = msg["len"]
 
         def handle(visible: str, tags: list[Tag]) -> None:
             if visible:
@@ -463,9 +463,10 @@ class TutorSession:
 
         def on_text(chunk: str) -> None:
             raw_parts.append(chunk)
+            msg["len"] += len(chunk)
             handle(*filt.feed(chunk))
             now = time.monotonic()
-            if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or len("".join(raw_parts)) - msg["flushed_len"] >= FLUSH_CHARS:
+            if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
                 flush()
 
         async def run() -> None:
