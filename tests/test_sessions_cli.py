@@ -210,3 +210,17 @@ def test_where_names_the_path_and_the_rule(capsys, monkeypatch, tmp_path, db):
     (tmp_path / "sessions").rmdir()
     code, out, _ = run(capsys, monkeypatch, "where")
     assert "user data folder" in out
+
+
+def test_database_from_a_newer_tutor_is_a_clear_cli_error(capsys, monkeypatch, db):
+    seed(db, 1)
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('tutor', 'm900_x', 'x')")
+    conn.commit()
+    conn.close()
+    for cmd in (["sessions"], ["export", "--last"], ["search", "pages"], ["where"]):
+        code, out, err = run(capsys, monkeypatch, *cmd, "--db", str(db))
+        assert code == 1 and "written by a newer tutor" in err and "Upgrade tutor" in err, (cmd, err)
+        assert len(err.strip().splitlines()) == 2
