@@ -326,3 +326,52 @@ async def test_resume_after_the_file_changed(tmp_path):
     # --new ignores the old session.
     n = open_offline(load(md), db, new=True)
     assert not n.resumed and n.states()["cats"] == "unknown"
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+READER_LINES = ["yes", "no", "not sure", "", "more", "skip", "what is a frame?", "I know checkpoints",
+                "explain pages again", "progress", "help", "my answer is pages", "y", "n", "?", "banana",
+                "explain nothing-at-all", "/weird", "I already know it"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(READER_LINES), min_size=1, max_size=25))
+def test_any_dialogue_resumes_exactly(tmp_path_factory, lines):
+    """Whatever the reader types, a restart puts the guide exactly where it was."""
+    import asyncio
+
+    ex = load(WAL)
+    db = tmp_path_factory.mktemp("h") / "t.db"
+
+    async def go():
+        s = open_offline(ex, db)
+        await collect(s.start())
+        for line in lines:
+            ev = await turn(s, line)
+            assert isinstance(ev[-1], TurnFinished) and ev[0].text.strip()
+        r = open_offline(ex, db)
+        for attr in ("phase", "concept", "piece", "check", "visited"):
+            assert getattr(r.guide, attr) == getattr(s.guide, attr), attr
+        assert r.states() == s.states() and r.model.skipped == s.model.skipped
+        # and both answer the next message identically
+        a = text_of(await turn(s, "no"))
+        r2 = open_offline(ex, db)  # r2 replays s's "no" as well
+        assert r2.guide.phase == s.guide.phase and r2.guide.piece == s.guide.piece
+        assert a
+        s.store.close(), r.store.close(), r2.store.close()
+
+    asyncio.run(go())
+
+
+async def test_an_answer_that_sounds_like_a_command_is_an_answer(tmp_path):
+    s = open_offline(load(WAL), tmp_path / "t.db")
+    await collect(s.start())
+    await turn(s, "no")
+    while s.guide.phase == "explain":
+        await turn(s, "")
+    assert s.guide.phase == "check"
+    ev = await turn(s, "I know that pages and the database file change together")
+    assert s.guide.phase == "grade" and "Here is the explainer's answer" in text_of(ev)
+    assert s.states()["pages"] != "known"

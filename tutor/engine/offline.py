@@ -187,20 +187,21 @@ class OfflineGuide:
         if t in SKIP and self.phase != "done":
             self._skip()
             return self._end()
+        strict = self.phase in ("check", "grade")  # there, "I know that ..." is an answer
         m = _KNOW_RE.match(t)
         if m and m.group(1) not in _PRONOUNS and classify_yes_no(t) is None:
-            cid = find_concept(self.ex, m.group(1))
+            cid = find_concept(self.ex, m.group(1), strict=strict)
             if cid is not None:
                 self._mark_known(cid, evidence=f"reader: {raw}")
                 return self._end()
         m = _EXPLAIN_RE.match(t)
         if m:
             target = m.group(1).strip()
-            cid = self.concept if target in _PRONOUNS else find_concept(self.ex, target)
+            cid = self.concept if target in _PRONOUNS else find_concept(self.ex, target, strict=strict)
             if cid is not None:
                 self._explain(cid)
                 return self._end()
-            if self.phase != "check":
+            if not strict:
                 titles = "; ".join(c.title for c in self.ex.concepts[:12])
                 self._say(f"I couldn't find a section about \"{m.group(1)}\". The topics are: {titles}.")
                 if self.phase != "done":

@@ -110,11 +110,13 @@ def _norm(text: str) -> str:
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "about", "how", "what", "is", "it", "its"}
 
 
-def find_concept(explainer: Explainer, text: str) -> str | None:
+def find_concept(explainer: Explainer, text: str, *, strict: bool = False) -> str | None:
     """Resolve a reader's way of naming a concept ("pages", "the WAL file", an id) to an id.
 
     Exact id, then exact title, then a title containing the phrase (or the phrase containing
     the title), then the best word overlap. None when nothing plausible matches.
+    ``strict``: exact id or title only (used while the reader is answering a check, where
+    "I know that pages are rewritten" is an answer, not a command).
     """
     q = _norm(text)
     if not q:
@@ -125,6 +127,8 @@ def find_concept(explainer: Explainer, text: str) -> str | None:
     for c in explainer.concepts:
         if q == _norm(c.title):
             return c.id
+    if strict:
+        return None
     for c in explainer.concepts:
         t = _norm(c.title)
         if len(q) >= 3 and (q in t or t in q):
