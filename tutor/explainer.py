@@ -827,6 +827,18 @@ def _load_plain(
     )
 
 
+def _did_you_mean(word: str, known: list[str]) -> str:
+    """'; did you mean 'x'?' for a likely typo, else the list of known ids (short)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if known and len(known) <= 12:
+        return "; known ids: " + ", ".join(known)
+    return ""
+
+
 def _json_safe(value: Any) -> Any:
     """Unknown front-matter values as JSON data: YAML dates become ISO text, sets and
     tuples lists, bytes (``!!binary``) and anything else text. Keeps exports and the
@@ -940,7 +952,7 @@ def _load_v1(
             )
         if c.id in first_seen:
             errors.append(
-                Problem(name, ln, f"duplicate concept id '{c.id}' (first declared on line {first_seen[c.id]})")
+                Problem(name, ln, f"duplicate concept id '{c.id}' (first declared on line {first_seen[c.id]}); give each concept its own id")
             )
         else:
             first_seen[c.id] = ln or 0
@@ -963,7 +975,7 @@ def _load_v1(
                     Problem(
                         name,
                         line_of("concepts", ci, "prerequisites", pi),
-                        f"concept '{c.id}' has unknown prerequisite '{pre}'",
+                        f"concept '{c.id}' has unknown prerequisite '{pre}'" + _did_you_mean(pre, [k for k in first_seen if k != c.id]),
                     )
                 )
 
@@ -999,7 +1011,11 @@ def _load_v1(
                 cid = h.attr_id
             else:
                 warnings.append(
-                    Problem(name, h.start + 1, f"heading {{#{h.attr_id}}} matches no concept in the front matter")
+                    Problem(
+                        name,
+                        h.start + 1,
+                        f"heading {{#{h.attr_id}}} matches no concept in the front matter" + _did_you_mean(h.attr_id, list(by_id)),
+                    )
                 )
         elif _norm(h.text) in by_title:
             cid = by_title[_norm(h.text)]
