@@ -309,3 +309,12 @@ def test_body_word_count_excludes_front_matter(tmp_path):
     assert ex.word_count > ex.body_word_count
     plain = load(write(tmp_path, "\n\n# T\n\nx y\n", "p.md"))
     assert plain.body_word_count == plain.word_count == 4
+
+
+def test_typos_get_a_suggestion(tmp_path):
+    front = "tutor: 1\ntitle: T\nconcepts:\n  - {id: pages, title: P}\n  - {id: wal, title: W, prerequisites: [page]}\n"
+    with pytest.raises(ExplainerError) as info:
+        load(write(tmp_path, v1(front, "## P\n\n## W\n")))
+    assert "unknown prerequisite 'page'; did you mean 'pages'?" in str(info.value)
+    ex = load(write(tmp_path, v1(front.replace("[page]", "[pages]"), "## P\n\n## W\n\n## Extra {#wall}\n")))
+    assert any("{#wall} matches no concept in the front matter; did you mean 'wal'?" in w.message for w in ex.warnings)
