@@ -765,13 +765,18 @@ def _load_plain(
     last = n_lines - 1
     while last > 0 and not lines[last].strip():
         last -= 1
+    next_suffix: dict[str, int] = {}
     for k, h in enumerate(heads):
         stop = heads[k + 1].start if k + 1 < len(heads) else last + 1
         base = slugify(h.attr_id or h.text)
-        cid, n = base, 1
-        while cid in used:
-            n += 1
-            cid = f"{base}-{n}"
+        cid, n = base, next_suffix.get(base, 1)
+        if cid in used:
+            # Remember where each base's counter stopped: 5,000 "## Details" headings
+            # must not rescan 1..n each time.
+            while cid in used:
+                n += 1
+                cid = f"{base}-{n}"
+        next_suffix[base] = n
         used.add(cid)
         title = h.text or f"Section {k + 1}"
         concepts.append(
