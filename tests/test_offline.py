@@ -320,6 +320,7 @@ async def test_resume_after_the_file_changed(tmp_path):
     r = open_offline(load(md), db)
     assert r.resumed and r.explainer_changed
     assert r.states()["cats"] == "known"
+    assert "Do you already know about Dogs?" in text_of(await collect(r.start()))
     assert r.guide.concept == "dogs"
     ev = await turn(r, "no")
     assert "Dogs bark." in text_of(ev)
@@ -375,3 +376,50 @@ async def test_an_answer_that_sounds_like_a_command_is_an_answer(tmp_path):
     ev = await turn(s, "I know that pages and the database file change together")
     assert s.guide.phase == "grade" and "Here is the explainer's answer" in text_of(ev)
     assert s.states()["pages"] != "known"
+
+
+V1 = """---
+tutor: 1
+title: Tiny
+concepts:
+  - id: one
+    title: One
+    checks:
+{checks}
+  - id: two
+    title: Two
+    prerequisites: [one]
+---
+
+## One
+
+The first idea.
+
+## Two
+
+The second idea.
+"""
+
+
+async def test_resume_when_the_checks_were_removed(tmp_path):
+    md = tmp_path / "tiny.md"
+    md.write_text(V1.format(checks='      - question: "Q1?"\n        answer: "A1"\n      - question: "Q2?"\n        answer: "A2"'), encoding="utf-8")
+    db = tmp_path / "t.db"
+    s = open_offline(load(md), db)
+    await collect(s.start())
+    await turn(s, "no")  # explained, asks Q1
+    await turn(s, "my answer")
+    await turn(s, "yes")  # understood, asks Q2
+    assert s.guide.phase == "check" and s.guide.check == 1
+    s.store.close()
+    md.write_text(V1.format(checks="      []").replace("checks:\n      []", "checks: []"), encoding="utf-8")
+    r = open_offline(load(md), db)
+    assert r.resumed and r.explainer_changed
+    assert r.states()["one"] == "understood"
+    ev = await collect(r.start())
+    t = text_of(ev)
+    assert t.startswith("Welcome back.") and "has changed since your last visit" in t
+    assert "Do you already know about Two?" in t  # carries on with what is left
+    ev = await turn(r, "yes")
+    assert ev[-1].finished
+    assert r.store.concept_states(r.id)["two"].state == "known"

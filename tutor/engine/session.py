@@ -129,7 +129,9 @@ class TutorSession:
         self._has_messages = bool(msgs)
         if not msgs:
             return
-        if self.guide is not None and self.created_mode == "offline":
+        if self.guide is not None and self.created_mode == "offline" and not self.explainer_changed:
+            # Replaying over a changed file could drift from the stored states; then the
+            # walk restarts from those states instead (start() says so).
             self._replay(msgs)
         # The store is the authority on states (the replay derives the same ones).
         for cid, row in self.store.concept_states(self.id).items():
@@ -168,8 +170,8 @@ class TutorSession:
                 self._guide_input(m.text, m.raw, seq=m.seq)
             self._replayed = True
         except (KeyError, ValueError, IndexError):
-            self.guide = OfflineGuide(self.explainer, ReaderModel(self.explainer), self.index)
-            self.guide.model = self.model
+            self.model = ReaderModel(self.explainer)  # states are reloaded from the store next
+            self.guide = OfflineGuide(self.explainer, self.model, self.index)
             self._replayed = False
 
     def _guide_input(self, text: str, raw: str | None, seq: int | None) -> Step:
@@ -220,6 +222,11 @@ class TutorSession:
                 yield TurnFinished(message_id=None, finished=self.guide.phase == "done")
                 return
             step = self.guide.opening()
+            if self._has_messages:
+                note = "Welcome back."
+                if self.explainer_changed:
+                    note += f" {self.explainer.path} has changed since your last visit, so we pick up from what you know."
+                step = step.model_copy(update={"text": note + " " + step.text})
             async with aclosing(self._emit_offline(step, None)) as inner:
                 async for ev in inner:
                     yield ev
