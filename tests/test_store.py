@@ -351,3 +351,30 @@ def test_db_path_rules_in_order(tmp_path, monkeypatch):
     loc = db_location(None)
     assert loc.rule == "user data dir" and loc.path.name == "tutor.db" and "tutor" in str(loc.path.parent)
     assert db_path(None) == loc.path
+
+
+def test_one_store_shared_by_threads(store):
+    """The app streams a reply in a worker thread while the UI thread reads and writes."""
+    import threading
+
+    sid = _session(store)
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(150):
+                mid = store.add_message(sid, "tutor", f"{name} {i}", complete=False)
+                store.update_message(mid, text=f"{name} {i} done", complete=True)
+                store.messages(sid, after_seq=max(0, store.message_count(sid) - 3))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    msgs = store.messages(sid)
+    assert [m.seq for m in msgs] == list(range(1, 301))
+    assert all(m.complete and m.text.endswith("done") for m in msgs)
