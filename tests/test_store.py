@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -378,3 +379,24 @@ def test_one_store_shared_by_threads(store):
     msgs = store.messages(sid)
     assert [m.seq for m in msgs] == list(range(1, 301))
     assert all(m.complete and m.text.endswith("done") for m in msgs)
+
+
+def test_docs_describe_every_table_and_column(store):
+    """docs/database.md must keep up with the migrations: someone opening the file in
+    sqlite3 or Datasette should find every table and column explained there."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "database.md").read_text(encoding="utf-8")
+    tables = [
+        r[0]
+        for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not r[0].startswith(("sqlite_", "messages_fts_"))
+    ]
+    assert {"explainers", "sessions", "messages", "concept_states", "feedback", "summaries", "messages_fts"} <= set(tables)
+    for table in tables:
+        assert f"`{table}" in doc, f"docs/database.md does not describe table {table}"
+        for (name,) in store.conn.execute(f"SELECT name FROM pragma_table_info('{table}')"):
+            assert re.search(rf"\b{re.escape(name)}\b", doc), f"docs/database.md does not mention {table}.{name}"
+    for (index,) in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"):
+        if not index.startswith(("sqlite_", "_sqlite")) and "migrations" not in index:
+            assert index in doc, f"docs/database.md does not mention index {index}"
+    for name in KNOWN_MIGRATIONS:
+        assert f"`{name}`" in doc, f"docs/database.md does not list migration {name}"
