@@ -393,3 +393,54 @@ def test_leading_rule_then_a_colon_line_is_markdown(tmp_path):
     # ... but two key lines, or a known key, is front matter that never closes
     assert problems(write(tmp_path, "---\nfoo: 1\nbar: 2\n\n# T\n"))[0][0] == 1
     assert problems(write(tmp_path, "---\ntitle: x\n\n# T\n"))[0][0] == 1
+
+
+@st.composite
+def _v1_documents(draw):
+    """Nearly valid v1 files: random prerequisite graphs (cycles possible), sections
+    tied by id or by title, some missing, some duplicated, levels mixed."""
+    n = draw(st.integers(1, 7))
+    ids = [f"c{i}" for i in range(n)]
+    concepts = []
+    for i, cid in enumerate(ids):
+        c = {"id": cid, "title": f"Concept {i}", "summary": "s"}
+        # Mostly earlier concepts (acyclic, but declared in any order below); sometimes any.
+        pool = ids if draw(st.integers(0, 9)) == 0 else ids[:i]
+        c["prerequisites"] = draw(st.lists(st.sampled_from(pool), max_size=3, unique=True)) if pool else []
+        if draw(st.booleans()):
+            c["checks"] = [{"question": "q?", "answer": "a"}]
+        concepts.append(c)
+    concepts = list(draw(st.permutations(concepts)))
+    body = []
+    for i in draw(st.permutations(range(n))):
+        how = draw(st.sampled_from(["attr", "title", "attr", "title", "sub", "missing", "twice"]))
+        level = "#" * draw(st.integers(1, 4))
+        if how == "missing":
+            continue
+        head = f"{level} Concept {i}" if how != "attr" else f"{level} Whatever {{#c{i}}}"
+        body += [head, "", f"text {i}", ""]
+        if how == "sub":
+            body += [level + "# Sub", "", "more", ""]
+        if how == "twice":
+            body += [f"{level} x {{#c{i}}}", ""]
+    return "---\n" + yaml.safe_dump({"tutor": 1, "title": "T", "concepts": concepts}) + "---\n\n" + "\n".join(body)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_v1_documents())
+def test_nearly_valid_v1_files_load_consistently(tmp_path, text):
+    path = write(tmp_path, text, "v1.md")
+    lines = text.split("\n")
+    try:
+        ex = load(path)
+    except ExplainerError as e:
+        for p in e.problems:
+            assert p.line is not None and 1 <= p.line <= len(lines), p
+        return
+    assert not ex.plain
+    ids = [c.id for c in ex.concepts]
+    for i, c in enumerate(ex.concepts):
+        assert set(c.prerequisites) <= set(ids[:i])  # topological
+        head = lines[c.section.start_line - 1]
+        assert f"{{#{c.id}}}" in head or head.lstrip("#").strip() == c.title
+        assert c.section.start_line <= c.section.end_line <= len(lines)
