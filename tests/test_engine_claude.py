@@ -132,7 +132,7 @@ async def test_skipping_a_known_concept(api, db, explainer):
     assert isinstance(events[0], StateChanged) and events[0].state == "known"
     assert s.states()["rollback-journal"] == "known"
     req = last_user_text(api.bodies[-1])
-    assert "I already know The rollback journal" in req
+    assert "I already know the rollback journal" in req
     assert "rollback-journal: known" in req or "rollback-journal=known" in req or "known" in req
     assert s.model.next_concept() == "wal-file"
 

@@ -185,7 +185,7 @@ async def test_help_and_progress(tmp_path):
     await turn(s, "yes")
     t = text_of(await turn(s, "progress"))
     assert "You already knew: Pages and the database file" in t
-    assert "Do you already know about The rollback journal?" in t
+    assert "Do you already know about the rollback journal?" in t
     assert "Please answer yes, no or not sure" in text_of(await turn(s, "banana"))
 
 

@@ -24,7 +24,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from tutor.engine.reader_model import ReaderModel, find_concept
+from tutor.engine.reader_model import ReaderModel, find_concept, in_sentence
 from tutor.engine.search import SectionIndex, blocks
 from tutor.explainer import Concept, Explainer
 
@@ -255,14 +255,14 @@ class OfflineGuide:
         c = self.ex.concept(self.concept)
         self.model.skipped.add(c.id)
         self._mark_visited(c.id)
-        self._say(f"Skipping {c.title}.")
+        self._say(f"Skipping {in_sentence(c.title)}.")
         self._advance()
 
     def _mark_known(self, concept_id: str, evidence: str = "") -> None:
         c = self.ex.concept(concept_id)
-        self._set(c.id, "known", evidence or f"reader: I already know {c.title}")
+        self._set(c.id, "known", evidence or f"reader: I already know {in_sentence(c.title)}")
         self._mark_visited(c.id)
-        self._say(f"Noted: you already know {c.title}.")
+        self._say(f"Noted: you already know {in_sentence(c.title)}.")
         if self.concept == c.id or self.phase in ("start", "done"):
             self._advance()
         else:
@@ -285,13 +285,13 @@ class OfflineGuide:
         if answer == "yes":
             self._set(c.id, "known", f"reader: {raw}")
             self._mark_visited(c.id)
-            self._say(f"Good, then we skip {c.title}.")
+            self._say(f"Good, then we skip {in_sentence(c.title)}.")
             self._advance()
             return self._end()
         if answer in ("no", "unsure"):
             self._start_explaining(c, again=False)
             return self._end()
-        self._say(f"Please answer yes, no or not sure: do you already know about {c.title}? (Or ask a question, or type 'skip'.)")
+        self._say(f"Please answer yes, no or not sure: do you already know about {in_sentence(c.title)}? (Or ask a question, or type 'skip'.)")
         return self._end()
 
     def _on_check(self, raw: str, t: str) -> Step:
@@ -361,7 +361,7 @@ class OfflineGuide:
         self.phase = "ask"
         self.check = 0
         if self.model.state(cid) == "unknown":
-            self._set(cid, "asked", f"asked whether the reader knows {c.title}")
+            self._set(cid, "asked", f"asked whether the reader knows {in_sentence(c.title)}")
         if say:
             self._say(f"Next: {c.title}. Do you already know about it? (yes / no / not sure)")
 
@@ -372,7 +372,7 @@ class OfflineGuide:
         self.piece = 0
         self.reexplain = again
         if say_intro and again:
-            self._say(f"Let's go over {c.title} again.")
+            self._say(f"Let's go over {in_sentence(c.title)} again.")
         self._show_piece(c)
 
     def _show_piece(self, c: Concept) -> None:
@@ -439,7 +439,7 @@ class OfflineGuide:
             return "We have been through everything. Ask a question, or type 'explain <topic>'."
         c = self.ex.concept(self.concept)
         if self.phase == "ask":
-            return f"Do you already know about {c.title}? (yes / no / not sure)"
+            return f"Do you already know about {in_sentence(c.title)}? (yes / no / not sure)"
         if self.phase == "explain":
             return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
         if self.phase == "check":

@@ -101,6 +101,14 @@ class ReaderModel:
 
 # -- naming concepts in free text ------------------------------------------------------
 
+def in_sentence(title: str) -> str:
+    """A title placed mid-sentence: "skip The rollback journal" reads as "skip the rollback journal"."""
+    for article in ("The ", "A ", "An "):
+        if title.startswith(article) and len(title) > len(article) and not title[len(article)].isupper():
+            return article.lower() + title[len(article):]
+    return title
+
+
 def _norm(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = re.sub(r"[`*_\"'“”‘’.,;:!?()\[\]]", " ", text)

@@ -35,7 +35,7 @@ from tutor.engine.events import (
     Usage,
 )
 from tutor.engine.offline import OfflineGuide, Step
-from tutor.engine.reader_model import DONE, STATES, ReaderModel
+from tutor.engine.reader_model import DONE, STATES, ReaderModel, in_sentence
 from tutor.engine.search import SectionIndex
 from tutor.engine.tagfilter import Tag, TagFilter
 from tutor.errors import TutorError
@@ -233,7 +233,7 @@ class TutorSession:
             return
         if self._has_messages:
             c = self.current_concept
-            where = f" We were on {self.explainer.concept(c).title}." if c else ""
+            where = f" We were on {in_sentence(self.explainer.concept(c).title)}." if c else ""
             note = f"Welcome back.{where}"
             if self._retry_pending:
                 note += " Your last message did not get a complete reply; retry to send it again."
@@ -271,7 +271,7 @@ class TutorSession:
     async def mark_known(self, concept_id: str) -> AsyncIterator[Event]:
         """The reader says "I already know X": recorded at once, then the tutor moves on."""
         c = self.explainer.concept(concept_id)
-        text = f"I already know {c.title}."
+        text = f"I already know {in_sentence(c.title)}."
         if self.guide is not None:
             async with aclosing(self._reader_turn(text, f"/know {c.id}")) as inner:
                 async for ev in inner:
@@ -288,7 +288,8 @@ class TutorSession:
     async def explain(self, concept_id: str) -> AsyncIterator[Event]:
         """The reader asks for X (again)."""
         c = self.explainer.concept(concept_id)
-        text = f"Please explain {c.title} again." if self.model.state(c.id) != "unknown" else f"Please explain {c.title}."
+        title = in_sentence(c.title)
+        text = f"Please explain {title} again." if self.model.state(c.id) != "unknown" else f"Please explain {title}."
         self.model.skipped.discard(c.id)
         if self.guide is None:
             self._current = c.id
@@ -304,7 +305,7 @@ class TutorSession:
             yield TurnFinished(finished=True)
             return
         c = self.explainer.concept(cid)
-        text = f"Let's skip {c.title} for now."
+        text = f"Let's skip {in_sentence(c.title)} for now."
         if self.guide is None:
             self.model.skipped.add(cid)
             self._current = None
