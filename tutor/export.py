@@ -139,6 +139,14 @@ def _concept_titles(data: dict[str, Any]) -> dict[str, str]:
     return {c.get("id", ""): c.get("title", "") for c in explainer.get("concepts", [])}
 
 
+def _usage_note(s: dict[str, Any], sep: str) -> str:
+    """Tokens and cost, or nothing for a session that never called a model."""
+    tokens = s["input_tokens"] + s["output_tokens"] + s["cache_write_tokens"] + s["cache_read_tokens"]
+    if not tokens and not s["cost_usd"]:
+        return ""
+    return f"{sep}{tokens:,} tokens ({s['cache_read_tokens']:,} from cache){sep}cost {_cost(s['cost_usd'])}"
+
+
 _ROLE_LABEL = {"reader": "Reader", "tutor": "Tutor", "system": "Note"}
 
 
@@ -153,9 +161,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- Session: `{s['id']}` ({s['mode']}, {s['status']})",
         f"- Explainer: `{clean_text(s['explainer_path'])}`",
         f"- Started {_when(s['started'])}, last active {_when(s['updated'])}",
-        f"- {s['turn_count']} reader turns, {s['message_count']} messages, "
-        f"{s['input_tokens'] + s['output_tokens'] + s['cache_write_tokens'] + s['cache_read_tokens']} tokens, "
-        f"cost {_cost(s['cost_usd'])}",
+        f"- {s['turn_count']} reader turns, {s['message_count']} messages{_usage_note(s, ', ')}",
         "",
     ]
     for m in data["messages"]:
@@ -241,7 +247,6 @@ def to_html(data: dict[str, Any]) -> str:
     s = data["session"]
     titles = _concept_titles(data)
     title = clean_text(_title(data))
-    tokens = s["input_tokens"] + s["output_tokens"] + s["cache_write_tokens"] + s["cache_read_tokens"]
     parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -259,7 +264,7 @@ def to_html(data: dict[str, Any]) -> str:
         f"Session <code>{e(s['id'])}</code> · {e(s['mode'])} · {e(s['status'])}<br>",
         f"Explainer <code>{e(clean_text(s['explainer_path']))}</code><br>",
         f"Started {e(_when(s['started']))} · last active {e(_when(s['updated']))} · "
-        f"{int(s['turn_count'])} reader turns · {tokens} tokens · {e(_cost(s['cost_usd']))}",
+        f"{int(s['turn_count'])} reader turns{e(_usage_note(s, ' · '))}",
         "</p>",
     ]
     for m in data["messages"]:
