@@ -82,12 +82,17 @@ def test_tag_after_a_fence_is_hidden_again():
     assert [t.text for t in tags] == ["hidden"]
 
 
-def test_code_span_closed_by_blank_line():
-    # An unmatched backtick does not hide tags forever: a blank line ends the paragraph.
-    text = "a ` b\n\n<state concept=\"a\" value=\"known\"/>c"
-    visible, tags = TagFilter.filter_all(text)
-    assert visible == "a ` b\n\nc"
-    assert len(tags) == 1
+def test_code_span_ends_at_the_end_of_the_line():
+    # An unmatched backtick does not keep a tag on a later line visible.
+    for text, expected in [
+        ("a ` b\n\n<state concept=\"a\" value=\"known\"/>c", "a ` b\n\nc"),
+        ("The `-wal file holds frames.\n<state concept=\"a\" value=\"explained\"/>", "The `-wal file holds frames.\n"),
+    ]:
+        visible, tags = TagFilter.filter_all(text)
+        assert visible == expected
+        assert len(tags) == 1
+    # On the same line, an open span still protects what follows.
+    assert TagFilter.filter_all("x `<state concept='a' value='known'/>")[0] == "x `<state concept='a' value='known'/>"
 
 
 def test_unterminated_feedback_is_hidden_and_marked_incomplete():

@@ -153,8 +153,11 @@ class TagFilter:
                     continue
             if ch == "\n":
                 out.append(ch)
-                if self._line.strip() == "":
-                    self._span = None  # a blank line ends the paragraph and any open code span
+                # An inline code span ends at the end of its line here. CommonMark lets a
+                # span continue over lines, but a stray backtick before a tag on the next
+                # line is far more common in model output than a tag inside a wrapped span,
+                # and showing a protocol tag to the reader is the worse failure.
+                self._span = None
                 self._line = ""
                 i += 1
                 continue
