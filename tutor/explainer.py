@@ -480,8 +480,10 @@ def _dispatch_block_rules(md: Any) -> None:
     """
     ruler = md.block.ruler
     ruler.getRules("")  # compile the chains
-    names = {id(rule.fn): rule.name for rule in ruler.__rules__}
-    cache = ruler.__cache__
+    rules, cache = getattr(ruler, "__rules__", None), getattr(ruler, "__cache__", None)
+    if not isinstance(rules, list) or not isinstance(cache, dict):
+        return  # another markdown-it layout: keep the stock (slower, identical) chains
+    names = {id(rule.fn): rule.name for rule in rules}
     for chain, fns in list(cache.items()):
         named = [(names.get(id(fn), ""), fn) for fn in fns]
         cache[chain] = [_make_dispatcher(named)] if named else []
