@@ -423,3 +423,14 @@ async def test_resume_when_the_checks_were_removed(tmp_path):
     ev = await turn(r, "yes")
     assert ev[-1].finished
     assert r.store.concept_states(r.id)["two"].state == "known"
+
+
+async def test_empty_container_headings_are_passed_over(tmp_path):
+    md = tmp_path / "guide.md"
+    md.write_text("# Guide\n\n## Install\n\nRun pip.\n\n## Use\n\nRun it.\n", encoding="utf-8")
+    s = open_offline(load(md), tmp_path / "t.db")
+    t = text_of(await collect(s.start()))
+    assert t == "I want to explain Guide to you. Do you already know about Install? (yes / no / not sure)"
+    await turn(s, "no")
+    ev = await turn(s, "no")
+    assert ev[-1].finished and "We read through: Install, Use" in text_of(ev)

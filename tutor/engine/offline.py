@@ -146,6 +146,10 @@ class OfflineGuide:
         self.check = 0
         self.reexplain = False
         self.visited: list[str] = []  # concepts walked through in this session, in order
+        # Headings with nothing under them but subheadings (a plain file's "# Title") are
+        # containers, not lessons: the walk passes over them, unless everything is empty.
+        empty = {c.id for c in explainer.concepts if not c.section.text.strip() and not c.summary and not c.checks}
+        self.empty: set[str] = empty if len(empty) < len(explainer.concepts) else set()
         self._out: list[str] = []
         self._changes: list[StateChange] = []
         self._seq: int | None = None
@@ -346,7 +350,7 @@ class OfflineGuide:
 
     # -- walking ---------------------------------------------------------------------------
     def _next(self) -> str | None:
-        return self.model.next_concept(exclude=set(self.visited))
+        return self.model.next_concept(exclude=set(self.visited) | self.empty)
 
     def _advance(self) -> None:
         nxt = self._next()
@@ -451,6 +455,8 @@ class OfflineGuide:
     def _progress_text(self, final: bool = False) -> str:
         groups: dict[str, list[str]] = {"known": [], "understood": [], "explained": [], "shaky": [], "skipped": []}
         for c in self.ex.concepts:
+            if c.id in self.empty:
+                continue
             st = self.model.state(c.id)
             if c.id in self.model.skipped and st not in ("known", "understood"):
                 groups["skipped"].append(c.title)
