@@ -411,7 +411,7 @@ async def test_outline_menu_explain_know_and_section(db):
         await idle(pilot, app)
         assert session.states()["wal-file"] == "known"
         assert app.outline.states["wal-file"] == "known"
-        assert ("reader", "I already know The write-ahead log file.") in dialogue(app)
+        assert ("reader", "I already know the write-ahead log file.") in dialogue(app)
         # show the section
         app.outline.focus()
         app.outline.highlighted = 0
@@ -429,7 +429,7 @@ async def test_outline_menu_explain_know_and_section(db):
         await pilot.press("enter")
         await pilot.pause(0.05)
         await idle(pilot, app)
-        assert any(t.startswith("Please explain The rollback journal") for k, t in dialogue(app) if k == "reader")
+        assert any(t.startswith("Please explain the rollback journal") for k, t in dialogue(app) if k == "reader")
         assert app.outline.current == "rollback-journal"
 
 
