@@ -186,3 +186,16 @@ def test_bad_bytes_and_an_ascii_terminal_do_not_crash(tmp_path):
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     assert b"Traceback" not in p.stderr
     assert b"From ? The rollback journal" in p.stdout or b"From ? Pages and the database file" in p.stdout
+
+
+def test_resume_a_session_of_another_file_is_refused(tmp_path):
+    db = tmp_path / "t.db"
+    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "yes\n")
+    assert r.returncode == 0
+    with Store.open(db) as store:
+        sid = store.list_sessions()[0].id
+    other = EXPLAINERS / "git-objects.md"
+    r = run(["open", str(other), "--plain", "--offline", "--resume", sid[:8], "--db", str(db)], "")
+    assert r.returncode == 1
+    assert f"session {sid[:8]} is a session of" in r.stderr and "--resume" in r.stderr
+    assert "Traceback" not in r.stderr
