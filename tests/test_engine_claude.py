@@ -446,3 +446,24 @@ async def test_invalid_state_tags_are_hidden_and_ignored(api, db, explainer):
     assert text_of(events) == "Ok. Next."
     assert not [e for e in events if isinstance(e, StateChanged)]
     assert s.states()["pages"] == "asked"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 50])
+async def test_any_chunking_over_http_gives_the_same_stored_reply(api, db, explainer, chunk_size):
+    from tutor.engine.tagfilter import TagFilter
+
+    raw = (
+        "Pages: `a < b` and <feedbackform>.\n<state concept=\"pages\" value=\"known\">said so</state>\n"
+        "```\n<feedback>example only</feedback>\n```\n"
+        '<feedback concept="pages">Define page size earlier.</feedback>Done.'
+    )
+    api.enqueue(text(OPENING), text(raw, chunk_size=chunk_size))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    events = await collect(s.reply("go"))
+    expected, tags = TagFilter.filter_all(raw)
+    assert text_of(events) == expected
+    m = s.store.messages(s.id)[-1]
+    assert m.text == expected and m.raw == raw
+    assert [f.text for f in s.store.feedback(explainer_hash=explainer.content_hash)] == ["Define page size earlier."]
+    assert "example only" in expected and "Define page size" not in expected
