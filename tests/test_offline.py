@@ -268,13 +268,14 @@ async def test_reader_feedback_is_stored(tmp_path):
 
 
 def test_yes_no_and_question_detection():
-    for t in ["y", "Yes", "yeah!", "yep", "Yes, I do", "I know it", "sure."]:
+    for t in ["y", "Yes", "yeah!", "yep", "Yes, I do", "I know it", "sure.", "yes?"]:
         assert classify_yes_no(t) == "yes", t
-    for t in ["n", "No", "nope", "nah", "not really", "No, never heard of it"]:
+    for t in ["n", "No", "nope", "nah", "not really", "No, never heard of it", "no?"]:
         assert classify_yes_no(t) == "no", t
     for t in ["not sure", "?", "maybe", "I don't know", "kind of", "hmm, not sure"]:
         assert classify_yes_no(t) == "unsure", t
     assert classify_yes_no("pages are blocks") is None
+    assert classify_yes_no("what is a page?") is None
     assert looks_like_question("what is a frame")
     assert looks_like_question("frames?")
     assert not looks_like_question("frames are pages")

@@ -73,6 +73,8 @@ def classify_yes_no(text: str) -> str | None:
     t = normalise(text)
     if t in UNSURE or t.endswith(" not sure") or t.startswith("not sure"):
         return "unsure"
+    if t.endswith("?") and t.rstrip("?").strip():  # "yes?" is a hesitant yes, not a question
+        t = t.rstrip("?").strip()
     if t in YES:
         return "yes"
     if t in NO:
