@@ -41,6 +41,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         notices.append(
             "No ANTHROPIC_API_KEY set: using the offline guided mode. "
             "Set the key (export ANTHROPIC_API_KEY=...) to tutor with Claude."
+            + (" (--model is ignored.)" if model else "")
         )
     else:
         backend = ClaudeBackend(model)
