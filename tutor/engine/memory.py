@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tutor.engine.prompt import Turn, build_request
+from tutor.engine.prompt import Turn, build_request, is_progressive, sections_in_play, with_sections_marker
+from tutor.engine.prompt import history_tokens as prompt_history_tokens
 from tutor.explainer import Explainer
 
 INTERRUPTED = " [this reply was interrupted]"
 SUMMARY_MAX_TOKENS = 700
+# Long explainers attach sections to the history (prompt.py); fold when they pass this too,
+# so a long session does not pile up every section it ever touched.
+SECTIONS_BUDGET_TOKENS = 6_000
 
 SUMMARY_INSTRUCTION = """\
 (A note from the tutoring software, not from the reader.) Pause the tutoring for one \
@@ -74,18 +78,29 @@ def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn
     """The summarisation call, laid out like a tutor turn so it reads the cached prefix.
 
     Same system blocks (rules, explainer, previous summary) and the same verbatim history
-    with the breakpoint on its last block, then the instruction. The expensive part of the
+    with the breakpoint on its last tutor block, then the instruction. The expensive part of the
     request -- the explainer and the turns being folded -- is then billed as cache reads
     (0.1x) instead of being sent again as fresh input.
     """
     system, messages = build_request(
         explainer, summary=previous, states={}, current_concept=None, history=turns, new_reader_text="x"
     )
-    # build_request ended with [reader-model block, text]; replace both with the instruction
+    # build_request ended with the new turn's blocks (reader model, sections, text) after
+    # the history's breakpoint; replace them with the instruction
     last = messages[-1]["content"]
-    del last[-2:]
+    cut = max((i + 1 for i, b in enumerate(last) if "cache_control" in b), default=0)
+    del last[cut:]
     if not last:
         messages.pop()
+    # The previous tutor turn cached the prefix up to the last tutor reply; the reader's
+    # newest message after it would be written to the cache for nothing (the next turn
+    # starts from the new summary), so the breakpoint goes back to the last tutor block.
+    assistants = [m for m in messages if m["role"] == "assistant"]
+    if assistants:
+        for m in messages:
+            for b in m["content"]:
+                b.pop("cache_control", None)
+        assistants[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
     instruction = {"type": "text", "text": SUMMARY_INSTRUCTION}
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].append(instruction)
@@ -110,7 +125,14 @@ async def maybe_compact(
     simply carries the longer history and tries again).
     """
     previous, rows = _history_rows(store, session_id)
-    if len(rows) <= keep_recent or history_tokens([t for _, t in rows]) <= budget_tokens:
+    turns = [t for _, t in rows]
+    if len(rows) <= keep_recent:
+        return False
+    over_turns = history_tokens(turns) > budget_tokens
+    over_sections = is_progressive(explainer) and (
+        prompt_history_tokens(explainer, previous, turns) - history_tokens(turns) > SECTIONS_BUDGET_TOKENS
+    )
+    if not (over_turns or over_sections):
         return False
     fold = rows[: len(rows) - keep_recent] if keep_recent > 0 else rows
     upto_seq = fold[-1][0]
@@ -121,6 +143,8 @@ async def maybe_compact(
     text = result.text.strip()
     if not text:
         return False
+    if is_progressive(explainer):
+        text = with_sections_marker(text, sections_in_play(explainer, previous, [t for _, t in fold]))
     if hasattr(store, "add_usage"):
         store.add_usage(
             session_id,

@@ -15,10 +15,24 @@ breakpoints)::
 The reader-model state sits in the newest user turn, after the last breakpoint, so a
 state change never invalidates the cached prefix. Each turn appends two blocks, well
 inside the API's 20-block lookback, so the previous turn's cache entry is always found.
+
+Long explainers (over FULL_EXPLAINER_MAX_TOKENS) are sent progressively. Even cached,
+the whole file is re-read on every turn at 0.1x, and over 30 turns that read alone costs
+more than four times the file; most turns need one section. So system[1] carries the
+outline (every concept's id, title, summary, section heading, prerequisites, plus the
+preamble), and a section's full text is attached, as an ``<explainer_section>`` block,
+to the first user message after it becomes relevant: the opening (the first concept),
+a concept the tutor named in a <state> tag (and, once it is known or understood, the
+next one in teaching order), or the best search hit for a reader's question. Which
+sections go where is a pure function of the history, so rebuilding the same history
+gives byte-identical blocks and the cache keeps working. When memory folds turns into a
+summary, the ids of the sections shown so far are recorded on the summary's last line
+(``[sections shown: a, b]``) and their text moves into the summary block.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel
@@ -29,6 +43,10 @@ EPHEMERAL = {"type": "ephemeral"}
 
 OPENING = "(The reader has just opened the explainer and is waiting for you to begin.)"
 CONTINUE = "(The reader has not written anything new; continue where you left off.)"
+AFTER_SUMMARY = "(Earlier turns of this session are summarised above; the conversation continues.)"
+
+FULL_EXPLAINER_MAX_TOKENS = 10_000  # ~40,000 characters; longer explainers are sent progressively
+SECTIONS_MARKER = "[sections shown: "
 
 RULES = """\
 You are a patient, precise tutor for one document, "the explainer", shown below. You teach \
@@ -86,13 +104,8 @@ def concept_list(explainer: Explainer) -> str:
 
 def explainer_text(explainer: Explainer) -> str:
     """The stable explainer block: title, concept list in teaching order, the whole file."""
-    head = [f"The explainer: {explainer.title}"]
-    if explainer.audience:
-        head.append(f"Audience: {explainer.audience}")
-    if explainer.author:
-        head.append(f"Author: {explainer.author}")
     return (
-        "\n".join(head)
+        _explainer_head(explainer)
         + "\n\nConcepts in teaching order (id: title):\n"
         + concept_list(explainer)
         + "\n\nThe whole explainer file follows between the markers.\n<explainer_file>\n"
@@ -101,11 +114,192 @@ def explainer_text(explainer: Explainer) -> str:
     )
 
 
+def _explainer_head(explainer: Explainer) -> str:
+    head = [f"The explainer: {explainer.title}"]
+    if explainer.audience:
+        head.append(f"Audience: {explainer.audience}")
+    if explainer.author:
+        head.append(f"Author: {explainer.author}")
+    return "\n".join(head)
+
+
+def is_progressive(explainer: Explainer) -> bool:
+    """True when the explainer is long enough to be sent as outline + sections."""
+    return len(explainer.source) // 4 > FULL_EXPLAINER_MAX_TOKENS
+
+
+def outline_text(explainer: Explainer) -> str:
+    """The stable block for a long explainer: the outline and the preamble, not the sections."""
+    lines = []
+    for c in explainer.concepts:
+        pre = ", ".join(c.prerequisites) if c.prerequisites else "none"
+        sec = c.section
+        where = f'section "{sec.heading}", lines {sec.start_line}-{sec.end_line}'
+        summary = f" -- {c.summary}" if c.summary else ""
+        lines.append(f"- {c.id}: {c.title} ({where}; builds on: {pre}){summary}")
+    preamble = explainer.preamble.strip()
+    return (
+        _explainer_head(explainer)
+        + f"\n\nThis explainer is long ({len(explainer.source):,} characters), so you see its outline "
+        "here, and the full text of a section is added to the conversation in an "
+        "<explainer_section> block when it is taught or asked about. Ground every explanation "
+        "in those blocks and cite their headings. If the reader asks about a section you have "
+        "not been shown yet, name the section that covers it and answer only from its outline entry."
+        "\n\nConcepts in teaching order (id: title):\n"
+        + "\n".join(lines)
+        + (f"\n\nThe explainer's preamble:\n<preamble>\n{preamble}\n</preamble>" if preamble else "")
+    )
+
+
+def section_text(explainer: Explainer, concept_id: str) -> str:
+    c = explainer.concept(concept_id)
+    sec = c.section
+    return (
+        f'<explainer_section concept="{c.id}" lines="{sec.start_line}-{sec.end_line}">\n'
+        f"{'#' * max(1, sec.level)} {sec.heading}\n\n{sec.text.strip()}\n</explainer_section>"
+    )
+
+
+def split_summary(summary: str | None) -> tuple[str | None, list[str]]:
+    """(summary text without the marker line, ids of the sections shown before it)."""
+    if not summary:
+        return summary, []
+    lines = summary.rstrip().splitlines()
+    if lines and lines[-1].startswith(SECTIONS_MARKER) and lines[-1].endswith("]"):
+        ids = [i.strip() for i in lines[-1][len(SECTIONS_MARKER) : -1].split(",") if i.strip()]
+        return "\n".join(lines[:-1]).rstrip(), ids
+    return summary, []
+
+
+def with_sections_marker(summary: str, ids: list[str]) -> str:
+    return summary.rstrip() + "\n" + SECTIONS_MARKER + ", ".join(ids) + "]"
+
+
 def summary_text(summary: str) -> str:
     return (
         "Memory: a summary of the earlier part of this tutoring session (the turns after it "
         "follow verbatim).\n<summary>\n" + summary.strip() + "\n</summary>"
     )
+
+
+_STATE_OPEN_RE = re.compile(r"<state\b([^<>]{0,400})>", re.IGNORECASE)
+_ATTR_RE = re.compile(r"""([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_index_cache: dict[str, object] = {}
+
+
+def tagged_concepts(text: str) -> list[tuple[str, str]]:
+    """(concept, value) of every <state> tag in a tutor's raw text, in order."""
+    out = []
+    for m in _STATE_OPEN_RE.finditer(text):
+        attrs = {a.group(1).lower(): a.group(2) if a.group(2) is not None else a.group(3) for a in _ATTR_RE.finditer(m.group(1))}
+        if attrs.get("concept"):
+            out.append((attrs["concept"].strip(), (attrs.get("value") or "").strip()))
+    return out
+
+
+MAX_PASSAGES = 2
+
+
+def _search(explainer: Explainer, text: str) -> list:
+    from tutor.engine.search import SectionIndex
+
+    index = _index_cache.get(explainer.content_hash)
+    if index is None:
+        if len(_index_cache) >= 4:
+            _index_cache.clear()
+        index = _index_cache[explainer.content_hash] = SectionIndex(explainer)
+    return index.search(text, limit=MAX_PASSAGES)  # type: ignore[attr-defined]
+
+
+def passage_text(concept_id: str, heading: str, passage: str) -> str:
+    return f'<explainer_passage concept="{concept_id}" section="{heading}">\n{passage.strip()}\n</explainer_passage>'
+
+
+def _looks_like_question(text: str) -> bool:
+    return "?" in text or len(text.split()) >= 6
+
+
+class SectionPlanner:
+    """Decides what explainer text to attach to each user message. Pure: same history, same plan.
+
+    Whole sections for the concepts being taught (the opening's first concept, concepts
+    the tutor names in <state> tags, and the next one once a concept is done); for a
+    reader's question, only the best matching passages (a paragraph each), unless their
+    section is already there.
+    """
+
+    def __init__(self, explainer: Explainer, shown: list[str]):
+        self.explainer = explainer
+        self.order = [c.id for c in explainer.concepts]
+        self.shown: list[str] = [i for i in shown if i in self.order]
+        self.passages: set[str] = set()
+        self.pending: list[str] = []
+
+    def after_tutor(self, raw: str) -> None:
+        for cid, value in tagged_concepts(raw):
+            if cid not in self.order:
+                continue
+            self.pending.append(cid)
+            if value in DONE_STATES:
+                later = self.order[self.order.index(cid) + 1 :]
+                nxt = next((i for i in later if i not in self.shown), None)
+                if nxt:
+                    self.pending.append(nxt)
+
+    def for_user(self, reader_text: str, *, opening: bool = False) -> list[dict]:
+        """The blocks to put before this user message's text."""
+        wanted = list(self.pending)
+        if opening and self.order:
+            wanted.insert(0, self.order[0])
+        new: list[str] = []
+        for cid in wanted:
+            if cid not in self.shown and cid not in new:
+                new.append(cid)
+        self.shown.extend(new)
+        self.pending = []
+        blocks = [_text_block(section_text(self.explainer, cid)) for cid in new]
+        if reader_text and not opening and _looks_like_question(reader_text):
+            for hit in _search(self.explainer, reader_text):
+                key = hit.concept_id + "\x00" + hit.passage
+                if hit.concept_id in self.shown or key in self.passages:
+                    continue
+                self.passages.add(key)
+                blocks.append(_text_block(passage_text(hit.concept_id, hit.heading, hit.passage)))
+        return blocks
+
+
+DONE_STATES = ("known", "understood")
+ACTIVE_STATES = ("asked", "explained", "shaky")
+MAX_CARRIED_SECTIONS = 1
+
+
+def sections_in_play(explainer: Explainer, summary: str | None, history: list["Turn"]) -> list[str]:
+    """Sections to carry into the next summary block when ``history`` is folded.
+
+    Only the sections of concepts still being taught -- whose latest <state> tag is asked,
+    explained or shaky -- at most the three most recent. Known and understood concepts
+    are covered by the summary; sections attached for a passing question are dropped. The
+    outline still lists them all, and a later question re-attaches one through search.
+    """
+    body, shown = split_summary(summary)
+    planner = SectionPlanner(explainer, shown)
+    history_messages(history, planner=planner, first=AFTER_SUMMARY if body else OPENING)
+    latest: dict[str, str] = {i: "asked" for i in shown}  # carried before: still active unless tagged since
+    for t in history:
+        if t.role == "tutor":
+            for cid, value in tagged_concepts(t.text):
+                latest.pop(cid, None)
+                latest[cid] = value  # re-insert: dict order = order of the latest tag
+    active = [i for i, v in latest.items() if v in ACTIVE_STATES and i in planner.shown]
+    return active[-MAX_CARRIED_SECTIONS:]
+
+
+def history_tokens(explainer: Explainer, summary: str | None, history: list["Turn"]) -> int:
+    """Tokens the verbatim history costs in a request, attached sections included."""
+    body, shown = split_summary(summary)
+    planner = SectionPlanner(explainer, shown) if is_progressive(explainer) else None
+    messages = history_messages(history, planner=planner, first=AFTER_SUMMARY if body else OPENING)
+    return sum(len(b["text"]) // 4 + 1 for m in messages for b in m["content"])
 
 
 STATE_ORDER = ("understood", "known", "explained", "asked", "shaky")
@@ -148,12 +342,13 @@ def _text_block(text: str, cache: bool = False) -> dict:
     return block
 
 
-def history_messages(history: list[Turn]) -> list[dict]:
+def history_messages(history: list[Turn], *, planner: SectionPlanner | None = None, first: str = OPENING) -> list[dict]:
     """Turns as alternating user/assistant messages, starting with a user message.
 
     Empty turns are dropped, consecutive turns of one role are merged into one message
     (a failed reply leaves two reader turns in a row), and a history that starts with the
-    tutor (the opening turn answers no reader message) gets the constant OPENING first.
+    tutor (the opening turn answers no reader message) gets the constant ``first`` before
+    it. With a planner (long explainers), each user message gets its sections first.
     """
     messages: list[dict] = []
     for turn in history:
@@ -161,11 +356,18 @@ def history_messages(history: list[Turn]) -> list[dict]:
             continue
         role = "user" if turn.role == "reader" else "assistant"
         if not messages and role == "assistant":
-            messages.append({"role": "user", "content": [_text_block(OPENING)]})
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].append(_text_block(turn.text))
+            attached = planner.for_user("", opening=first == OPENING) if planner else []
+            messages.append({"role": "user", "content": attached + [_text_block(first)]})
+        if role == "assistant":
+            if planner:
+                planner.after_tutor(turn.text)
+            blocks = [_text_block(turn.text)]
         else:
-            messages.append({"role": role, "content": [_text_block(turn.text)]})
+            blocks = (planner.for_user(turn.text) if planner else []) + [_text_block(turn.text)]
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
     return messages
 
 
@@ -179,18 +381,34 @@ def build_request(
     new_reader_text: str,
 ) -> tuple[list[dict], list[dict]]:
     """(system, messages) for one tutor turn, with cache breakpoints as in the module doc."""
-    system = [_text_block(rules_text()), _text_block(explainer_text(explainer), cache=True)]
-    if summary and summary.strip():
-        system.append(_text_block(summary_text(summary), cache=True))
+    progressive = is_progressive(explainer)
+    summary_body, shown = split_summary(summary)
+    stable = outline_text(explainer) if progressive else explainer_text(explainer)
+    system = [_text_block(rules_text()), _text_block(stable, cache=True)]
+    if summary_body and summary_body.strip():
+        block = summary_text(summary_body)
+        if progressive and shown:
+            valid = [i for i in shown if any(c.id == i for c in explainer.concepts)]
+            block += "\n\nExplainer sections shown earlier in the session:\n" + "\n\n".join(
+                section_text(explainer, i) for i in valid
+            )
+        system.append(_text_block(block, cache=True))
 
-    messages = history_messages(history)
+    planner = SectionPlanner(explainer, shown) if progressive else None
+    messages = history_messages(history, planner=planner, first=AFTER_SUMMARY if summary_body else OPENING)
     if messages:
         messages[-1]["content"][-1]["cache_control"] = dict(EPHEMERAL)
 
     text = new_reader_text.strip()
+    opening = not messages and not summary_body
     if not text:
-        text = CONTINUE if messages else OPENING
-    new_blocks = [_text_block(state_block(explainer, states, current_concept)), _text_block(text)]
+        text = CONTINUE if messages else (OPENING if opening else AFTER_SUMMARY)
+    sections = planner.for_user(new_reader_text.strip(), opening=opening) if planner else []
+    if sections:
+        # newly attached sections stay in the history from now on: cache them right away
+        # (4th breakpoint) instead of paying for them once uncached and then writing them
+        sections[-1]["cache_control"] = dict(EPHEMERAL)
+    new_blocks = sections + [_text_block(state_block(explainer, states, current_concept)), _text_block(text)]
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].extend(new_blocks)
     else:

@@ -1,0 +1,377 @@
+"""Token benchmark: what a tutoring session costs in billed input tokens.
+
+    .venv/bin/python bench/bench_tokens.py              # 30 turns: ours vs naive vs llm; then 200 turns
+    .venv/bin/python bench/bench_tokens.py --no-llm     # skip the llm comparison (needs bench/out/llm-venv)
+    .venv/bin/python bench/bench_tokens.py --turns 30 --long 200
+
+All three approaches run in the same process against the fake Messages API
+(tests/fake_api.py), which reports cache usage by the documented prefix rules
+(docs/fake-api.md). Billed input = input + 1.25 x cache writes + 0.1 x cache reads.
+
+- ours:  tutor's real TutorSession + ClaudeBackend (rules + explainer cached, history
+         cached, reader model in the newest turn, LOG+SUMMARY compaction).
+- naive: the whole file and the whole history sent every turn, no cache_control.
+- llm:   Simon Willison's `llm` CLI with llm-anthropic, `llm -f FILE` then
+         `llm -c -o cache 1` for each later turn, pointed at the same fake server through
+         ANTHROPIC_BASE_URL. Installed with:
+         python -m venv bench/out/llm-venv && bench/out/llm-venv/bin/pip install llm llm-anthropic
+
+Every approach makes the same number of model calls: an opening turn, then one per
+reader message, with the same scripted reader texts and the same generated replies.
+The document is /work/shared/corpus/commonmark-spec.md cut to ~60,000 characters.
+
+Targets (issue 4): ours >= 7.5x cheaper than naive and below llm with caching; the
+per-turn cost at turn 200 at most 1.2x that at turn 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from fake_api import FakeAPI, billed_input, text  # noqa: E402
+
+BUDGET: tuple[int, int] | None = None  # --budget/--keep override the session's memory settings
+CORPUS_DOC = ROOT.parent / "shared" / "corpus" / "commonmark-spec.md"
+DOC_CHARS = 60_000
+MODEL = "claude-sonnet-5-5"
+LLM_MODEL = "claude-sonnet-4.5"  # an id llm-anthropic knows; the fake server does not care
+
+READER_SCRIPT = [
+    "yes",
+    "no, I don't know that",
+    "not sure, can you explain?",
+    "I think it means the parser treats the line as a paragraph continuation",
+    "what happens with tabs inside a list item?",
+    "ok, that makes sense",
+    "I already know about block quotes",
+    "can you give me an example?",
+    "so a blank line ends it?",
+    "why does the spec need so many examples?",
+    "no",
+    "yes, go on",
+    "I'm confused about lazy continuation lines",
+    "right, the paragraph keeps going",
+    "explain backslash escapes again please",
+    "what about entity references inside code spans?",
+    "got it",
+    "is indentation of four spaces always a code block?",
+    "I think it is a code block unless it is inside a list",
+    "next concept please",
+]
+
+
+def reader_text(i: int) -> str:
+    return READER_SCRIPT[i % len(READER_SCRIPT)] + ("" if i < len(READER_SCRIPT) else f" (turn {i + 1})")
+
+
+# -- the document -----------------------------------------------------------------------
+
+
+def make_document() -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "doc-60k.md"
+    if CORPUS_DOC.exists():
+        src = CORPUS_DOC.read_text(encoding="utf-8")
+        cut = src[:DOC_CHARS]
+        cut = cut[: cut.rfind("\n") + 1]
+    else:  # generated stand-in: headings and paragraphs of plausible prose
+        parts, n = [], 0
+        while sum(map(len, parts)) < DOC_CHARS - 2000:
+            n += 1
+            parts.append(f"## Topic {n}\n\n" + ("A paragraph about topic %d, with enough words to read like prose. " % n) * 20 + "\n\n")
+        cut = "# Generated document\n\n" + "".join(parts)
+    path.write_text(cut, encoding="utf-8")
+    return path
+
+
+# -- the fake model's replies ---------------------------------------------------------------
+
+
+def last_user_text(body: dict) -> str:
+    content = body["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content
+    return " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+
+
+class Replies:
+    """Deterministic tutor replies (~600 characters, with a state tag) and summaries."""
+
+    def __init__(self, concept_ids: list[str]):
+        self.ids = concept_ids
+        self.n = 0
+
+    def __call__(self, body: dict) -> str:
+        last = last_user_text(body)
+        if "Pause the tutoring for one message" in last:
+            return (
+                "Covered: " + ", ".join(self.ids[:4]) + ", in order; the last one is in progress.\n"
+                "What the reader knows: " + ", ".join(self.ids[:2]) + " (answered checks correctly).\n"
+                "Struggled with: lazy continuation lines; tabs in list items.\n"
+                "Open questions: whether four-space indentation is always a code block. "
+                "Next: finish " + self.ids[min(4, len(self.ids) - 1)] + " and check it."
+            )
+        # a tutor spends three replies on a concept: ask, explain, check; then moves on
+        self.n += 1
+        k = (self.n - 1) // 3 % len(self.ids)
+        cid = self.ids[k]
+        step = (self.n - 1) % 3
+        tags = f'<state concept="{cid}" value="{("asked", "explained", "understood")[step]}">reply {self.n}</state>'
+        if step == 2 and k + 1 < len(self.ids):
+            tags += f' <state concept="{self.ids[k + 1]}" value="asked">moving on</state>'
+        return (
+            f"Good question. The spec's section on {cid} answers it: a line's meaning depends on the "
+            "block it continues, so the parser first matches the open blocks, then decides whether the "
+            "rest starts a new block or continues a paragraph. Try this: what would a line with four "
+            "leading spaces be right after a paragraph? Think about whether it can interrupt the "
+            "paragraph before you answer, and tell me your reasoning in a sentence or two. " + tags
+        )
+
+
+# -- ours -----------------------------------------------------------------------------------
+
+
+async def run_ours(doc: Path, turns: int, *, whole: bool = False) -> dict:
+    """Our session; ``whole`` forces the whole-explainer layout (no outline + sections)."""
+    import tutor.engine.prompt as prompt
+    from tutor.engine.claude import ClaudeBackend
+
+    saved = prompt.FULL_EXPLAINER_MAX_TOKENS
+    if whole:
+        prompt.FULL_EXPLAINER_MAX_TOKENS = 10**9
+    try:
+        return await _run_ours(doc, turns)
+    finally:
+        prompt.FULL_EXPLAINER_MAX_TOKENS = saved
+
+
+async def _run_ours(doc: Path, turns: int) -> dict:
+    from tutor.engine.claude import ClaudeBackend
+    from tutor.explainer import load
+    from tutor.store import Store
+
+    explainer = load(doc)
+    per_turn: list[float] = []
+    sizes: list[int] = []
+    with FakeAPI() as api, tempfile.TemporaryDirectory() as tmp:
+        api.handler = Replies([c.id for c in explainer.concepts])
+        store = Store.open(Path(tmp) / "bench.db")
+        backend = ClaudeBackend(MODEL, api_key="test-key", base_url=api.url, max_retries=0, timeout=30)
+        driver = "TutorSession"
+        try:
+            from tutor.engine.session import TutorSession
+
+            session = TutorSession.open(explainer, store, backend=backend, new=True)
+            if BUDGET:
+                session.memory_budget_tokens, session.memory_keep_recent = BUDGET
+
+            async def turn(i: int) -> None:
+                it = session.start() if i == 0 else session.reply(reader_text(i - 1))
+                async for ev in it:
+                    if getattr(ev, "kind", "") == "error":
+                        raise RuntimeError(f"turn {i}: {ev.message}")
+        except ImportError:
+            driver = "build_request + maybe_compact (TutorSession not available)"
+            turn = await _direct_driver(explainer, store, backend)
+        for i in range(turns + 1):
+            before = len(api.requests)
+            await turn(i)
+            new = api.requests[before:]
+            per_turn.append(sum(billed_input(r.usage) for r in new))
+            sizes.append(len(json.dumps(new[-1].body)))
+        summaries = len(store.summaries(session.id)) if driver == "TutorSession" else None
+        await backend.aclose()
+        store.close()
+        return {"driver": driver, "per_turn": per_turn, "sizes": sizes, "usage": api.total_usage(), "calls": len(api.requests), "summaries": summaries}
+
+
+async def _direct_driver(explainer, store, backend):
+    """Fallback when the session module is missing: the same calls the session makes."""
+    from tutor.engine.memory import maybe_compact, recent_history
+    from tutor.engine.prompt import build_request
+
+    sid = store.create_session(store.upsert_explainer(explainer), explainer.path, backend.name)
+
+    async def turn(i: int) -> None:
+        reader = "" if i == 0 else reader_text(i - 1)
+        if reader:
+            store.add_message(sid, "reader", reader)
+        await maybe_compact(store, sid, backend, explainer)
+        summary, history = recent_history(store, sid)
+        if reader:
+            history = history[:-1]
+        system, messages = build_request(explainer, summary=summary, states={}, current_concept=None, history=history, new_reader_text=reader)
+        r = await backend.stream(system=system, messages=messages)
+        store.add_message(sid, "tutor", r.text, raw=r.text)
+
+    return turn
+
+
+# -- naive ----------------------------------------------------------------------------------
+
+
+async def run_naive(doc: Path, turns: int, concept_ids: list[str]) -> dict:
+    import anthropic
+
+    per_turn: list[float] = []
+    with FakeAPI() as api:
+        api.handler = Replies(concept_ids)
+        client = anthropic.AsyncAnthropic(api_key="test-key", base_url=api.url, max_retries=0)
+        from tutor.engine.prompt import explainer_text, rules_text
+        from tutor.explainer import load
+
+        # the same tutor rules and whole-explainer text ours would send, as one plain string
+        system = rules_text() + "\n\n" + explainer_text(load(doc))
+        history: list[dict] = []
+        for i in range(turns + 1):
+            reader = "(The reader has just opened the document.)" if i == 0 else reader_text(i - 1)
+            messages = history + [{"role": "user", "content": reader}]
+            before = len(api.requests)
+            reply = await client.messages.create(model=MODEL, max_tokens=1024, system=system, messages=messages)
+            per_turn.append(sum(billed_input(r.usage) for r in api.requests[before:]))
+            history = messages + [{"role": "assistant", "content": reply.content[0].text}]
+        await client.close()
+        return {"per_turn": per_turn, "usage": api.total_usage(), "calls": len(api.requests)}
+
+
+# -- llm ------------------------------------------------------------------------------------
+
+
+def run_llm(doc: Path, turns: int, concept_ids: list[str]) -> dict | str:
+    exe = OUT / "llm-venv" / "bin" / "llm"
+    if not exe.exists():
+        return ("not run: llm is not installed (python -m venv bench/out/llm-venv && "
+                "bench/out/llm-venv/bin/pip install llm llm-anthropic)")
+    home = OUT / "llm-home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    per_turn: list[float] = []
+    with FakeAPI() as api:
+        api.handler = Replies(concept_ids)
+        env = dict(os.environ, LLM_USER_PATH=str(home), ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=api.url)
+        for i in range(turns + 1):
+            if i == 0:
+                cmd = [str(exe), "-m", LLM_MODEL, "-f", str(doc), "You are a tutor for this document. Teach it to me."]
+            else:
+                cmd = [str(exe), "-c", "-o", "cache", "1", reader_text(i - 1)]
+            before = len(api.requests)
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                return f"not run: llm failed at turn {i}: {r.stderr.strip()[-300:]}"
+            per_turn.append(sum(billed_input(q.usage) for q in api.requests[before:]))
+            if i % 10 == 0:
+                print(f"  llm turn {i}/{turns}", flush=True)
+        return {"per_turn": per_turn, "usage": api.total_usage(), "calls": len(api.requests)}
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def fmt(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def window(values: list[float], turn: int, width: int = 10) -> float:
+    """Mean per-turn cost over the `width` turns ending at `turn` (turn 0 is the opening)."""
+    lo = max(1, turn - width + 1)
+    vals = values[lo : turn + 1]
+    return sum(vals) / len(vals)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--turns", type=int, default=30)
+    ap.add_argument("--long", type=int, default=200)
+    ap.add_argument("--no-llm", action="store_true")
+    ap.add_argument("--budget", type=int, help="memory budget in tokens (default: the session's)")
+    ap.add_argument("--keep", type=int, default=6, help="turns kept verbatim at a compaction")
+    ap.add_argument("--sections-budget", type=int, help="memory.SECTIONS_BUDGET_TOKENS override")
+    args = ap.parse_args(argv)
+    if args.sections_budget:
+        import tutor.engine.memory as memory
+
+        memory.SECTIONS_BUDGET_TOKENS = args.sections_budget
+    global BUDGET
+    if args.budget:
+        BUDGET = (args.budget, args.keep)
+
+    doc = make_document()
+    from tutor.explainer import load
+
+    explainer = load(doc)
+    ids = [c.id for c in explainer.concepts]
+    print(f"document: {doc.relative_to(ROOT)} ({len(doc.read_text()):,} characters, {len(ids)} concepts)")
+    print(f"session: opening turn + {args.turns} reader turns; billed input = input + 1.25 x cache write + 0.1 x cache read\n")
+
+    t0 = time.perf_counter()
+    ours = asyncio.run(run_ours(doc, args.turns))
+    t_ours = time.perf_counter() - t0
+    naive = asyncio.run(run_naive(doc, args.turns, ids))
+    llm = "not run: --no-llm" if args.no_llm else run_llm(doc, args.turns, ids)
+
+    rows = [("ours (tutor)", ours), ("naive (no cache)", naive)]
+    if isinstance(llm, dict):
+        rows.append(("llm -c -o cache 1", llm))
+    print(f"{'approach':<20} {'calls':>5} {'input':>10} {'cache write':>12} {'cache read':>12} {'billed input':>13} {'vs ours':>8}")
+    ours_billed = billed_input(ours["usage"])
+    for name, r in rows:
+        u = r["usage"]
+        b = billed_input(u)
+        print(f"{name:<20} {r['calls']:>5} {fmt(u['input_tokens']):>10} {fmt(u['cache_creation_input_tokens']):>12} "
+              f"{fmt(u['cache_read_input_tokens']):>12} {fmt(b):>13} {b / ours_billed:>7.2f}x")
+    if not isinstance(llm, dict):
+        print(f"llm: {llm}")
+    print(f"(ours driven through {ours['driver']}; {ours['summaries']} summaries; {t_ours:.1f} s)")
+
+    ratio_naive = billed_input(naive["usage"]) / ours_billed
+    print(f"\ntarget: ours >= 7.5x cheaper than naive: {ratio_naive:.2f}x  {'OK' if ratio_naive >= 7.5 else 'MISSED'}")
+    if isinstance(llm, dict):
+        ratio_llm = billed_input(llm["usage"]) / ours_billed
+        print(f"target: ours below llm with caching: llm costs {ratio_llm:.2f}x ours  {'OK' if ratio_llm > 1 else 'MISSED'}")
+
+    if args.long:
+        print(f"\n{args.long}-turn session. 'progressive' is what tutor does for this document (outline +")
+        print("sections as they are taught); 'whole' forces the whole explainer into every request, for reference.")
+        runs = {}
+        for name, whole in (("progressive", False), ("whole", True)):
+            t0 = time.perf_counter()
+            runs[name] = r = asyncio.run(run_ours(doc, args.long, whole=whole))
+            print(f"  {name:<12} {r['calls']} calls, {r['summaries']} summaries, billed input {fmt(billed_input(r['usage']))}, "
+                  f"largest request after turn 30: {max(r['sizes'][30:]):,} bytes ({time.perf_counter() - t0:.1f} s)")
+        end = args.long
+        print(f"\n  {'turn':>5} {'progressive':>12} {'mean of 10':>11} {'whole':>8} {'mean of 10':>11}")
+        for t in sorted({t for t in (1, 10, 30, 50, 100, 150, 200, end) if t <= end}):
+            p, w = runs["progressive"]["per_turn"], runs["whole"]["per_turn"]
+            print(f"  {t:>5} {fmt(p[t]):>12} {fmt(window(p, t)):>11} {fmt(w[t]):>8} {fmt(window(w, t)):>11}")
+        for name in ("progressive", "whole"):
+            pt = runs[name]["per_turn"]
+            exact = pt[end] / pt[10]
+            mean = window(pt, end) / window(pt, 10)
+            half = end // 2
+            steady = sum(pt[half + 1 : end + 1]) / (end - half) / window(pt, 10)
+            print(f"target ({name}): turn {end} <= 1.2x turn 10: exact {exact:.2f}x {'OK' if exact <= 1.2 else 'MISSED'}; "
+                  f"10-turn means {mean:.2f}x {'OK' if mean <= 1.2 else 'MISSED'}; "
+                  f"mean of turns {half + 1}-{end} vs 1-10 {steady:.2f}x {'OK' if steady <= 1.2 else 'MISSED'}")
+        p, w = runs["progressive"]["per_turn"], runs["whole"]["per_turn"]
+        print(f"  progressive at turns {end // 2 + 1}-{end} averages {fmt(sum(p[end // 2 + 1:]) / (end - end // 2))} per turn; "
+              f"whole pays {fmt(window(w, 10))} per turn already at turns 1-10")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
