@@ -317,3 +317,131 @@ async def test_requests_stay_bounded_over_a_long_session(store_session, fake_api
     assert len(store.summaries(sid)) >= 5
     assert max(sizes[40:]) <= max(sizes[:30]) * 1.05
     assert sum(billed[70:]) / 10 <= 1.5 * sum(billed[10:20]) / 10
+
+
+# -- long explainers: outline + sections as they are taught ------------------------------
+
+TOPICS = ["pages", "journal", "wal", "readers", "writers", "checkpoints", "locking", "recovery", "vacuum", "pragmas"]
+
+
+def long_explainer():
+    specs = []
+    for i, t in enumerate(TOPICS):
+        filler = f"The {t} mechanism matters for durability and speed; the details follow. " * 60
+        specs.append({
+            "id": t,
+            "title": t.capitalize(),
+            "prerequisites": [TOPICS[i - 1]] if i else [],
+            "summary": f"What {t} are for.",
+            "text": f"Unique{t}marker opens the {t} section.\n\n{filler}\n\nThe {t} zebra{t} paragraph explains one corner case.",
+        })
+    return make_explainer(specs, title="SQLite internals")
+
+
+def all_text(system, messages) -> str:
+    return json.dumps(system) + json.dumps(messages)
+
+
+def test_short_explainers_are_sent_whole_and_long_ones_as_outline():
+    from tutor.engine.prompt import is_progressive
+
+    small, big = explainer(), long_explainer()
+    assert not is_progressive(small) and is_progressive(big)
+    system, _ = build_request(big, summary=None, states={}, current_concept=None, history=[], new_reader_text="")
+    outline = system[1]["text"]
+    assert system[1]["cache_control"] and big.source not in outline
+    for t in TOPICS:
+        assert f"- {t}: {t.capitalize()}" in outline and f"What {t} are for." in outline
+    assert "Uniquejournalmarker" not in outline
+
+
+def test_opening_attaches_the_first_section_with_its_own_breakpoint():
+    ex = long_explainer()
+    system, messages = build_request(ex, summary=None, states={}, current_concept="pages", history=[], new_reader_text="")
+    blocks = messages[-1]["content"]
+    assert blocks[0]["text"].startswith('<explainer_section concept="pages"') and "Uniquepagesmarker" in blocks[0]["text"]
+    assert blocks[0]["cache_control"] == {"type": "ephemeral"}
+    assert blocks[1]["text"].startswith("<reader_model>") and blocks[2]["text"] == OPENING
+    assert "Uniquejournalmarker" not in all_text(system, messages)
+    assert count_breakpoints(system, messages) == 2
+
+
+def test_tagged_concepts_and_the_next_one_get_their_sections_once():
+    ex = long_explainer()
+    history = [
+        Turn(role="tutor", text='Do you know pages? <state concept="pages" value="asked">q</state>'),
+        Turn(role="reader", text="yes"),
+        Turn(role="tutor", text='Good. <state concept="pages" value="known">said so</state> <state concept="nope" value="asked">x</state>'),
+    ]
+    system, messages = build_request(ex, summary=None, states={"pages": "known"}, current_concept="journal", history=history, new_reader_text="ok")
+    text = all_text(system, messages)
+    assert text.count("Uniquepagesmarker") == 1  # attached at the opening, never again
+    assert text.count("Uniquejournalmarker") == 1  # the next concept once pages is known
+    new_turn = messages[-1]["content"]
+    assert "Uniquejournalmarker" in new_turn[0]["text"] and new_turn[-1]["text"] == "ok"
+    assert "Uniquewalmarker" not in text
+
+
+def test_a_question_attaches_the_best_passage_not_the_whole_section():
+    ex = long_explainer()
+    history = [Turn(role="tutor", text='Do you know pages? <state concept="pages" value="asked">q</state>')]
+    _, messages = build_request(ex, summary=None, states={}, current_concept="pages", history=history,
+                                new_reader_text="what is the zebracheckpoints corner case?")
+    new_turn = messages[-1]["content"]
+    passages = [b["text"] for b in new_turn if b["text"].startswith("<explainer_passage")]
+    assert passages and 'concept="checkpoints"' in passages[0] and "zebracheckpoints" in passages[0]
+    assert "Uniquecheckpointsmarker" not in json.dumps(messages)  # not the whole section
+
+
+async def test_progressive_prefix_stays_cached_turn_after_turn(fake_api):
+    """Rebuilding the history gives byte-identical blocks: each turn reads all the last one cached."""
+    ex = long_explainer()
+    b = backend(fake_api)
+    history: list[Turn] = []
+    readers = ["", "yes", "no", "what is the zebrawal corner case?", "ok", "go on", "why?"]
+    replies = [
+        'I want to explain pages. Do you know files? <state concept="pages" value="asked">q</state>',
+        'Great. <state concept="pages" value="known">yes</state> Journal next? <state concept="journal" value="asked">q</state>',
+        'Then: the journal keeps old pages. <state concept="journal" value="explained">told</state>',
+        "That case is in the WAL section. " * 10,
+        'Check: what does the journal hold? <state concept="journal" value="asked">check</state>',
+        'Right. <state concept="journal" value="understood">answered</state>',
+        "Because of durability. " * 10,
+    ]
+    results = []
+    for reader, reply in zip(readers, replies):
+        system, messages = build_request(ex, summary=None, states={}, current_concept=None, history=history, new_reader_text=reader)
+        assert count_breakpoints(system, messages) <= 4
+        fake_api.enqueue(reply)
+        results.append(await b.stream(system=system, messages=messages))
+        if reader:
+            history.append(Turn(role="reader", text=reader))
+        history.append(Turn(role="tutor", text=reply))
+    for prev, r in zip(results, results[1:]):
+        assert r.cache_read_input_tokens == prev.cache_read_input_tokens + prev.cache_creation_input_tokens
+        assert r.input_tokens < 120  # only the reader-model block and the reader's text
+    assert max(r.cache_read_input_tokens + r.cache_creation_input_tokens + r.input_tokens for r in results) < len(ex.source) // 4
+
+
+async def test_progressive_compaction_carries_only_active_sections(tmp_path, fake_api):
+    ex = long_explainer()
+    store = Store.open(tmp_path / "p.db")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+    store.add_message(sid, "tutor", "x", raw='Pages? <state concept="pages" value="asked">q</state>')
+    store.add_message(sid, "reader", "yes")
+    store.add_message(sid, "tutor", "x", raw='<state concept="pages" value="known">y</state> <state concept="journal" value="asked">q</state>')
+    store.add_message(sid, "reader", "no")
+    store.add_message(sid, "tutor", "x", raw='<state concept="journal" value="explained">told</state>' + " more" * 200)
+    for i in range(6):
+        store.add_message(sid, "reader", f"fine {i} " * 40)
+        store.add_message(sid, "tutor", "words " * 200)
+    fake_api.enqueue("Covered: pages (known), journal (explained).")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=1000, keep_recent=4)
+    saved = store.latest_summary(sid).text
+    assert saved.endswith("[sections shown: journal]")  # pages is known: dropped
+    summary, turns = recent_history(store, sid)
+    system, messages = build_request(ex, summary=summary, states={"pages": "known"}, current_concept="journal", history=turns, new_reader_text="next")
+    assert "[sections shown" not in system[2]["text"]
+    assert "Covered: pages (known)" in system[2]["text"] and "Uniquejournalmarker" in system[2]["text"]
+    assert "Uniquepagesmarker" not in all_text(system, messages)
+    store.close()
