@@ -2,7 +2,7 @@
 
 Why this shape: every turn resends the explainer, so what never changes must come first
 and carry ``cache_control`` breakpoints, and what changes every turn must come last, or
-each turn would pay for the whole explainer again. The layout (at most 3 of the API's 4
+each turn would pay for the whole explainer again. The layout (at most the API's 4
 breakpoints)::
 
     system[0]  tutor rules + tag protocol, ends with the <feedback> request   (stable)
@@ -10,24 +10,27 @@ breakpoints)::
     system[2]  the memory summary (only after a compaction)                    BREAKPOINT 2
     messages   older turns, verbatim (reader -> user, tutor -> assistant, raw
                model text with its tags); the last history block carries      BREAKPOINT 3
-    last user  [reader-model state block, the reader's new text]               (changes every turn)
+    last user  [new explainer sections (long explainers only)                  BREAKPOINT 4
+                reader-model state block, the reader's new text]               (changes every turn)
 
 The reader-model state sits in the newest user turn, after the last breakpoint, so a
-state change never invalidates the cached prefix. Each turn appends two blocks, well
+state change never invalidates the cached prefix. Each turn appends a few blocks, well
 inside the API's 20-block lookback, so the previous turn's cache entry is always found.
 
-Long explainers (over FULL_EXPLAINER_MAX_TOKENS) are sent progressively. Even cached,
-the whole file is re-read on every turn at 0.1x, and over 30 turns that read alone costs
-more than four times the file; most turns need one section. So system[1] carries the
-outline (every concept's id, title, summary, section heading, prerequisites, plus the
-preamble), and a section's full text is attached, as an ``<explainer_section>`` block,
-to the first user message after it becomes relevant: the opening (the first concept),
-a concept the tutor named in a <state> tag (and, once it is known or understood, the
-next one in teaching order), or the best search hit for a reader's question. Which
-sections go where is a pure function of the history, so rebuilding the same history
-gives byte-identical blocks and the cache keeps working. When memory folds turns into a
-summary, the ids of the sections shown so far are recorded on the summary's last line
-(``[sections shown: a, b]``) and their text moves into the summary block.
+Long explainers (over FULL_EXPLAINER_MAX_TOKENS, ~40,000 characters) are sent
+progressively. Even cached, the whole file is re-read on every turn at 0.1x: over 30
+turns that is 1.25 + 30 x 0.1 = 4.25 times the file, which caps the saving against a
+naive client at ~7.3x however clever the rest is, and most turns need one section. So
+system[1] carries the outline (every concept's id, title, summary, section heading and
+lines, prerequisites, plus the preamble), and explainer text is attached to the first
+user message after it becomes relevant (``SectionPlanner``): the whole section of the
+first concept at the opening, of a concept the tutor names in a <state> tag, and of the
+next concept once one is known or understood; for a reader's question, the best
+matching passages only (search.py's BM25 index). What goes where is a pure function of
+the history, so rebuilding the same history gives byte-identical blocks and the cache
+keeps working. When memory folds turns into a summary, the ids of the sections still
+being taught are recorded on the summary's last line (``[sections shown: a, b]``) and
+their text moves into the summary block; the rest are covered by the summary.
 """
 
 from __future__ import annotations
