@@ -8,6 +8,7 @@ never the API key.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -307,3 +308,38 @@ async def test_server_text_cannot_inject_terminal_escapes(fake_api):
     fake_api.enqueue(http_error(400, "bad \x1b[31mred\x1b[0m [b]markup[/b]"))
     _, err = await run(backend(fake_api))
     assert "\x1b" not in str(err)
+
+
+async def test_base_url_from_environment(fake_api, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_api.url)
+    fake_api.enqueue("via env")
+    b = ClaudeBackend("claude-sonnet-test", api_key="test-key", max_retries=0)
+    assert (await b.stream(system=SYSTEM, messages=MSGS)).text == "via env"
+
+
+async def test_key_never_reaches_the_database(tmp_path, caplog):
+    """A whole Claude session, including a rejected key, leaves no trace of the key on disk."""
+    from engine_helpers import make_explainer
+
+    from tutor.engine.session import TutorSession
+    from tutor.store import Store
+
+    caplog.set_level(logging.DEBUG)
+    ex = make_explainer([{"id": "pages", "title": "Pages"}, {"id": "wal", "title": "WAL", "prerequisites": ["pages"]}])
+    db = tmp_path / "k.db"
+    with FakeAPI() as api:
+        api.enqueue(text('I want to explain WAL to you. Do you already know about pages? <state concept="pages" value="asked">q</state>'))
+        api.enqueue(http_error(401, f"invalid x-api-key {SECRET}"))
+        store = Store.open(db)
+        session = TutorSession.open(ex, store, backend=backend(api, api_key=SECRET))
+        events = [e async for e in session.start()]
+        events += [e async for e in session.reply("yes")]
+        await session.aclose()
+        store.close()
+    errors = [e for e in events if e.kind == "error"]
+    assert errors and errors[0].code == "auth" and SECRET not in errors[0].message
+    for f in tmp_path.iterdir():
+        assert SECRET.encode() not in f.read_bytes(), f
+    assert SECRET not in caplog.text
+    assert len(api.requests) == 2
+    assert all(SECRET not in json.dumps(r.body) for r in api.requests)  # only in the auth header
