@@ -505,7 +505,7 @@ OUTLINE_MAX_TOKENS = 4_000
 WRITE_MAX_TOKENS = 16_000
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
 
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -316,7 +316,7 @@ _STATUS_NOTE = {
 def render_report(rep: FeedbackReport) -> str:
     """Plain text for the terminal. Feedback text is untrusted: control characters are dropped."""
     version = f"current version {rep.content_hash[:8]}" if rep.content_hash else "the file does not load now"
-    out = [f"{_clean(rep.title)} ({rep.path}, {version})"]
+    out = [f"{_clean(rep.title)} ({_clean(rep.path)}, {version})"]
     if not rep.total and not any(g.stuck for g in rep.groups):
         out.append("No feedback yet. It appears here after readers use the tutor (or after `tutor feedback import`).")
         return "\n".join(out) + "\n"
@@ -376,7 +376,7 @@ def render_overview(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         out.append(
             f"  {r['items']:>4}  ({r['model']} tutor, {r['reader']} reader)  newest {_when(r['newest'])}  "
-            f"{_clean(r['title'])}  {r['path']}"
+            f"{_clean(r['title'])}  {_clean(r['path'])}"
         )
     return "\n".join(out) + "\n"
 
@@ -637,7 +637,9 @@ def _target_path(store, header: BundleHeader, for_file: str | None) -> tuple[str
 
     if for_file:
         return normalise_path(for_file), True
-    name = Path(header.file).name
+    # The name comes from someone else's file: no folders, and no control characters, which
+    # would otherwise be stored as a path and printed to the author's terminal.
+    name = _clean(Path(header.file.replace("\\", "/")).name).strip() or "explainer.md"
     rows = store._query("SELECT path FROM explainers ORDER BY last_seen DESC")
     for r in rows:
         if Path(r["path"]).name == name and not r["path"].startswith("bundle:"):

@@ -100,6 +100,7 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
     from pathlib import Path
 
     from tutor import feedback as fb
+    from tutor.compile import safe_terminal_text
     from tutor.errors import TutorError
 
     if for_file is not None and not Path(for_file).is_file():
@@ -110,9 +111,9 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
             res = fb.import_bundle(store, b, for_file=for_file)
             dup = f", {res.feedback_skipped} already here" if res.feedback_skipped else ""
             click.echo(
-                f"{b}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
+                f"{safe_terminal_text(b)}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
                 + (f", {res.transcripts_added} transcript(s)" if res.transcripts_added else "")
-                + f" -> {res.explainer_path}"
+                + f" -> {safe_terminal_text(res.explainer_path)}"
             )
     finally:
         store.close()

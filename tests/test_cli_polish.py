@@ -1,0 +1,59 @@
+"""Bugs found by using every non-app command from a shell, each pinned by a test.
+
+Real CLI (click runner through tutor.cli, or the installed entry point), real SQLite files,
+real explainer files; nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compile_helpers import run_cli
+from conftest import EXPLAINERS
+from tutor.explainer import load
+from tutor.store import Store
+
+WAL = EXPLAINERS / "sqlite-wal.md"
+
+
+def _has_control(text: str) -> bool:
+    """Terminal controls: C0 (but newline and tab), DEL, C1, and bidi overrides."""
+    return any(
+        (ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) <= 0x9F or ch in "\u202a\u202b\u202c\u202d\u202e"
+        for ch in text
+    )
+
+
+def _bundle_with_hostile_name(tmp_path: Path) -> Path:
+    """A bundle whose file name and title carry terminal escapes (a title-setting OSC)."""
+    db = tmp_path / "reader.db"
+    with Store.open(db) as store:
+        exp = load(WAL)
+        h = store.upsert_explainer(exp)
+        sid = store.create_session(h, exp.path, "offline")
+        store.add_feedback(sid, h, "pages", "Say the page size.", "reader")
+    r = run_cli(["feedback", "export", str(WAL), "-o", "-", "--db", str(db)])
+    assert r.exit_code == 0, r
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    for line in lines:
+        if "file" in line:
+            line["file"] = "\x1b]0;pwned\x07evil\x9b2J\u202e.md"
+    bundle = tmp_path / "evil.jsonl"
+    bundle.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    return bundle
+
+
+def test_feedback_import_never_prints_escapes_from_a_bundle_file_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bundle = _bundle_with_hostile_name(tmp_path)
+    r = run_cli(["feedback", "import", str(bundle), "--db", "a.db"])
+    assert r.exit_code == 0, r
+    assert not _has_control(r.stdout + r.stderr), r
+    assert "evil" in r.stdout and "no such file here" in r.stdout
+    overview = run_cli(["feedback", "--db", "a.db"])
+    assert overview.exit_code == 0 and "evil" in overview.stdout
+    assert not _has_control(overview.stdout), overview
+    as_json = run_cli(["feedback", "--json", "--db", "a.db"])
+    (row,) = json.loads(as_json.stdout)
+    assert not _has_control(row["path"])  # what was stored is clean too, not just what is shown
