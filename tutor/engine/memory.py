@@ -8,6 +8,13 @@ and saved with ``store.save_summary(sid, upto_seq, text)``. A request then carri
 rules + explainer + summary + reader model + the turns after ``upto_seq``, so its size
 stays bounded however long the session runs. Nothing is deleted: the log, the older
 summaries and the transcript export keep everything.
+
+The default budget (4,500 tokens, about 16 short exchanges after the 6 kept turns) is
+the cheapest cycle: between compactions each turn re-reads the growing history at 0.1x
+(about 0.1 x g x N / 2 per turn for N turns of g tokens), and each compaction costs one
+summary call plus rewriting the summary and the kept turns (C, ~3,000-4,500 billed
+tokens), so the per-turn overhead 0.05 g N + C / N is smallest near N = sqrt(20 C / g),
+about 16 turns of ~200 tokens. bench/bench_tokens.py measures it.
 """
 
 from __future__ import annotations
@@ -115,7 +122,7 @@ async def maybe_compact(
     backend: Any,
     explainer: Explainer,
     *,
-    budget_tokens: int = 6000,
+    budget_tokens: int = 4500,
     keep_recent: int = 6,
 ) -> bool:
     """Fold older turns into a new summary when the verbatim history passes the budget.

@@ -51,7 +51,7 @@ class TutorSession:
     """See the module docstring and docs/engine.md. Create with ``TutorSession.open``."""
 
     # Memory: fold older turns into a summary past this many history tokens (memory.py).
-    memory_budget_tokens = 6000
+    memory_budget_tokens = 4500  # ~16 short turns between compactions: the cheapest cycle (bench/bench_tokens.py)
     memory_keep_recent = 6
 
     def __init__(
