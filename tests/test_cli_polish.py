@@ -57,3 +57,32 @@ def test_feedback_import_never_prints_escapes_from_a_bundle_file_name(tmp_path, 
     as_json = run_cli(["feedback", "--json", "--db", "a.db"])
     (row,) = json.loads(as_json.stdout)
     assert not _has_control(row["path"])  # what was stored is clean too, not just what is shown
+
+
+def _one_session(db: Path) -> str:
+    r = run_cli(["open", str(WAL), "--plain", "--offline", "--db", str(db)], input="no\n\n")
+    assert r.exit_code == 0, r
+    with Store.open(db) as store:
+        return store.latest_session().id
+
+
+def test_export_into_a_folder_writes_the_default_name_there(tmp_path):
+    db = tmp_path / "t.db"
+    sid = _one_session(db)
+    out = tmp_path / "exports"
+    out.mkdir()
+    r = run_cli(["export", "--last", "-o", str(out), "-f", "html", "--db", str(db)])
+    assert r.exit_code == 0, r
+    (written,) = out.iterdir()
+    assert written.name.endswith(f"{sid[:8]}.html") and written.read_text().startswith("<!DOCTYPE html>")
+    assert str(written) in r.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_export_to_a_missing_folder_is_one_clear_line(tmp_path):
+    db = tmp_path / "t.db"
+    _one_session(db)
+    r = run_cli(["export", "--last", "-o", str(tmp_path / "no-such-dir" / "t.md"), "--db", str(db)])
+    assert r.exit_code == 1 and "no-such-dir" in r.stderr and "cannot write" in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))

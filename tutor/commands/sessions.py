@@ -215,7 +215,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
 @click.option("--last", is_flag=True, help="Export the most recently active session.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "json", "html"]), default=None,
               help="Output format (default: from the -o extension, else md).")
-@click.option("--output", "-o", "output", metavar="FILE", help="Write here ('-' for stdout).")
+@click.option("--output", "-o", "output", metavar="FILE", help="Write here (a folder: the default name in it; - for stdout).")
 @click.option("--include-feedback", is_flag=True, help="Include feedback for the author (left out by default).")
 @db_option
 def export(session_id: str | None, last: bool, fmt: str | None, output: str | None,
@@ -248,11 +248,15 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
         click.echo(text, nl=False)
         return
     target = Path(output) if output else Path(default_filename(row, fmt))
+    if target.is_dir():  # -o exports/ : the usual name, in that folder
+        target = target / default_filename(row, fmt)
+    tmp = target.with_name(target.name + ".part")
     try:
-        tmp = target.with_name(target.name + ".part")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
     except OSError as e:
+        if tmp.is_file():
+            tmp.unlink()
         raise TutorError(f"{target}: cannot write ({e.strerror or e})") from None
     click.echo(f"Wrote {target}", err=output is not None)
 
