@@ -71,12 +71,13 @@ def test_json_report(tmp_path):
 
 def test_several_files_one_bad_exits_1(tmp_path):
     good = write(tmp_path, "# Notes\n\ntext\n", "good.md")
-    r = run(str(good), str(tmp_path / "missing.md"), str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    r = run(str(good), str(tmp_path / "missing.md"), str(tmp_path / "empty"))
     assert r.exit_code == 1
     assert f"{good}: OK - Notes" in r.output
     assert "plain Markdown, 1 concept" in r.output
     assert f"{tmp_path / 'missing.md'}: no such file" in r.output
-    assert f"{tmp_path}: is a directory" in r.output
+    assert f"{tmp_path / 'empty'}: no Markdown files" in r.output
 
 
 def test_no_files_is_a_usage_error():

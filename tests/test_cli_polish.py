@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from compile_helpers import run_cli
 from conftest import EXPLAINERS
+from tutor.cli import cli
 from tutor.explainer import load
 from tutor.store import Store
 
@@ -86,3 +89,43 @@ def test_export_to_a_missing_folder_is_one_clear_line(tmp_path):
     assert r.exit_code == 1 and "no-such-dir" in r.stderr and "cannot write" in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2
     assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+
+
+def check(*args: str):
+    """`tutor check` as shipped: it ends with ctx.exit(code), so run it standalone."""
+    r = CliRunner().invoke(cli, ["check", *args], catch_exceptions=False)
+    return r
+
+
+def test_check_a_folder_checks_the_markdown_files_in_it(tmp_path):
+    folder = tmp_path / "explainers"
+    folder.mkdir()
+    (folder / "a.md").write_text(WAL.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "b.markdown").write_text("# Plain\n\ntext\n", encoding="utf-8")
+    (folder / "c.md").write_text("---\ntutor: 1\ntitle: [oops\n---\n", encoding="utf-8")
+    (folder / "notes.txt").write_text("not markdown", encoding="utf-8")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "d.md").write_text("# Deeper\n", encoding="utf-8")
+    r = check("-q", str(folder))
+    assert r.exit_code == 1, r
+    assert f"{folder / 'a.md'}: OK" in r.output and f"{folder / 'b.markdown'}: OK" in r.output
+    assert f"{folder / 'c.md'}:3:" in r.output
+    assert "notes.txt" not in r.output and "d.md" not in r.output
+    assert "3 files: 2 OK, 1 with errors" in r.output
+    data = json.loads(check("--json", str(folder)).stdout)
+    assert [Path(d["path"]).name for d in data] == ["a.md", "b.markdown", "c.md"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = check(str(empty))
+    assert r.exit_code == 1 and f"{empty}: no Markdown files" in r.output
+
+
+def test_check_expands_a_quoted_glob(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("one.md").write_text("# One\n", encoding="utf-8")
+    Path("two.md").write_text("# Two\n", encoding="utf-8")
+    r = check("-q", "*.md")
+    assert r.exit_code == 0, r
+    assert "one.md: OK - One" in r.output and "two.md: OK - Two" in r.output
+    r = check("*.markdown")
+    assert r.exit_code == 1 and "*.markdown: no files match" in r.output

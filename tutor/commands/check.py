@@ -14,6 +14,8 @@ import re
 
 import click
 
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
+_GLOB = re.compile(r"[*?[]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 SHOW_CONCEPTS = 40
 
@@ -21,6 +23,33 @@ SHOW_CONCEPTS = 40
 def safe(text: str) -> str:
     """Escape control characters (ESC, BEL, CR, C1...) so file text cannot steer the terminal."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+
+
+def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The files to check: a folder means the Markdown files directly in it (explainers/
+    holds explainers; its notes/ subfolder holds notes, not explainers), and a pattern the
+    shell did not expand (quoted, or a shell without globbing) is expanded here.
+    Returns (paths in order, [(argument, problem)] for arguments that name no file)."""
+    import glob
+    from pathlib import Path
+
+    paths: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for arg in args:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in MARKDOWN_SUFFIXES and f.is_file())
+            if not found:
+                problems.append((arg, f"no Markdown files ({', '.join('*' + s for s in MARKDOWN_SUFFIXES)}) in this folder"))
+            paths += found
+        elif not p.exists() and _GLOB.search(arg):
+            found = sorted(f for f in glob.glob(arg) if not Path(f).is_dir())
+            if not found:
+                problems.append((arg, "no files match this pattern"))
+            paths += found
+        else:
+            paths.append(arg)
+    return list(dict.fromkeys(paths)), problems
 
 
 def _words(ex) -> str:
@@ -91,14 +120,28 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     """Validate explainer files (or any Markdown file) and summarise them.
 
     Errors are printed as FILE:LINE: MESSAGE. Exit status is 0 when every file
-    is valid, 1 when any is not.
+    is valid, 1 when any is not. A FOLDER means the Markdown files in it.
+
+    \b
+    tutor check explainers/topic.md      summary, teaching order, warnings
+    tutor check explainers/              every Markdown file in the folder
+    tutor check -q --strict *.md         only problems; warnings fail too (CI)
+    tutor check --json FILE...           a report for scripts
     """
-    from tutor.errors import ExplainerError
+    from tutor.errors import ExplainerError, Problem
     from tutor.explainer import load
 
     failed = False
     reports = []
-    for i, path in enumerate(files):
+    paths, missing = expand(files)
+    for arg, message in missing:
+        failed = True
+        if as_json:
+            reports.append(_as_json(arg, None, ExplainerError([Problem(arg, None, message)])))
+        else:
+            click.echo(safe(f"{arg}: {message}"), err=True)
+    ok = errors = 0
+    for i, path in enumerate(paths):
         try:
             ex, err = load(path), None
         except ExplainerError as e:
@@ -111,9 +154,11 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
             click.echo()
         if err is not None:
             failed = True
+            errors += 1
             for p in err.problems:
                 click.echo(safe(str(p)), err=True)
             continue
+        ok += 1
         for line in _summary(ex, quiet):
             click.echo(safe(line))
         if ex.warnings:
@@ -124,5 +169,12 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
                 where = f"{p.file}:{p.line}" if p.line is not None else p.file
                 click.echo(safe(f"{where}: warning: {p.message}"))
     if as_json:
-        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2, default=str))
+        # One file named on the command line: one object; several, a folder or a pattern: a list.
+        single = len(files) == 1 and len(reports) == 1 and paths == list(files)
+        click.echo(json.dumps(reports[0] if single else reports, indent=2, default=str))
+    elif len(paths) > 1:
+        if not quiet:
+            click.echo()
+        bad = f", {errors} with errors" if errors else ""
+        click.echo(f"{len(paths)} files: {ok} OK{bad}")
     ctx.exit(1 if failed else 0)
