@@ -129,3 +129,18 @@ def test_check_expands_a_quoted_glob(tmp_path, monkeypatch):
     assert "one.md: OK - One" in r.output and "two.md: OK - Two" in r.output
     r = check("*.markdown")
     assert r.exit_code == 1 and "*.markdown: no files match" in r.output
+
+
+def test_offline_questions_about_question_titles_have_one_question_mark(tmp_path):
+    faq = tmp_path / "faq.md"
+    faq.write_text("# FAQ\n\n## What is a page?\n\nA block.\n\n## Why journal?\n\nCrashes.\n\n## Done!\n\nYes.\n", encoding="utf-8")
+    r = run_cli(["open", str(faq), "--plain", "--offline", "--db", str(tmp_path / "t.db")],
+                input="maybe later\nyes\n/know Done!\n/skip\n")
+    assert r.exit_code == 0, r
+    out = r.stdout
+    assert "Do you already know about What is a page? (yes" in out
+    assert "do you already know about What is a page? (Or ask" in out
+    assert "Next: Why journal? Do you already know about it?" in out
+    assert "Noted: you already know Done!" in out
+    for doubled in ("??", "?.", "!.", "!?"):
+        assert doubled not in out.replace("(yes / no / not sure)", ""), doubled

@@ -24,7 +24,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from tutor.engine.reader_model import ReaderModel, find_concept, in_sentence
+from tutor.engine.reader_model import ReaderModel, ending, find_concept, in_sentence
 from tutor.engine.search import SectionIndex, blocks
 from tutor.explainer import Concept, Explainer
 
@@ -164,7 +164,7 @@ class OfflineGuide:
             self._say(f"I want to explain {self.ex.title} to you, but you already know everything in it.")
             return self._finish_walk()
         c = self.ex.concept(first)
-        self._say(f"I want to explain {self.ex.title} to you. Do you already know about {c.title}? (yes / no / not sure)")
+        self._say(f"I want to explain {self.ex.title} to you. Do you already know about {ending(c.title, '?')} (yes / no / not sure)")
         self._ask(first, say=False)
         return self._end()
 
@@ -261,14 +261,14 @@ class OfflineGuide:
         c = self.ex.concept(self.concept)
         self.model.skipped.add(c.id)
         self._mark_visited(c.id)
-        self._say(f"Skipping {in_sentence(c.title)}.")
+        self._say(f"Skipping {ending(in_sentence(c.title), '.')}")
         self._advance()
 
     def _mark_known(self, concept_id: str, evidence: str = "") -> None:
         c = self.ex.concept(concept_id)
         self._set(c.id, "known", evidence or f"reader: I already know {in_sentence(c.title)}")
         self._mark_visited(c.id)
-        self._say(f"Noted: you already know {in_sentence(c.title)}.")
+        self._say(f"Noted: you already know {ending(in_sentence(c.title), '.')}")
         if self.concept == c.id or self.phase in ("start", "done"):
             self._advance()
         else:
@@ -291,13 +291,13 @@ class OfflineGuide:
         if answer == "yes":
             self._set(c.id, "known", f"reader: {raw}")
             self._mark_visited(c.id)
-            self._say(f"Good, then we skip {in_sentence(c.title)}.")
+            self._say(f"Good, then we skip {ending(in_sentence(c.title), '.')}")
             self._advance()
             return self._end()
         if answer in ("no", "unsure"):
             self._start_explaining(c, again=False)
             return self._end()
-        self._say(f"Please answer yes, no or not sure: do you already know about {in_sentence(c.title)}? (Or ask a question, or type 'skip'.)")
+        self._say(f"Please answer yes, no or not sure: do you already know about {ending(in_sentence(c.title), '?')} (Or ask a question, or type 'skip'.)")
         return self._end()
 
     def _on_check(self, raw: str, t: str) -> Step:
@@ -369,7 +369,7 @@ class OfflineGuide:
         if self.model.state(cid) == "unknown":
             self._set(cid, "asked", f"asked whether the reader knows {in_sentence(c.title)}")
         if say:
-            self._say(f"Next: {c.title}. Do you already know about it? (yes / no / not sure)")
+            self._say(f"Next: {ending(c.title, '.')} Do you already know about it? (yes / no / not sure)")
 
     def _start_explaining(self, c: Concept, *, again: bool, say_intro: bool = True) -> None:
         self.phase = "explain"
@@ -445,7 +445,7 @@ class OfflineGuide:
             return "We have been through everything. Ask a question, or type 'explain <topic>'."
         c = self.ex.concept(self.concept)
         if self.phase == "ask":
-            return f"Do you already know about {in_sentence(c.title)}? (yes / no / not sure)"
+            return f"Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)"
         if self.phase == "explain":
             return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
         if self.phase == "check":
@@ -475,7 +475,7 @@ class OfflineGuide:
         for key, label in labels:
             if groups[key]:
                 lines.append(f"- {label}: {', '.join(groups[key])}")
-        head = f"That's everything in {self.ex.title}." if final else "Where we are:"
+        head = f"That's everything in {ending(self.ex.title, '.')}" if final else "Where we are:"
         body = "\n".join(lines) if lines else "- Nothing covered yet."
         tail = (
             "\n\nAsk me anything about it, or type 'explain <topic>' to go over a section again."

@@ -109,6 +109,12 @@ def in_sentence(title: str) -> str:
     return title
 
 
+def ending(title: str, mark: str) -> str:
+    """A title at the end of a sentence or question: "Next: Why journal?" not "Why journal?.",
+    "know about What is a page?" not "What is a page??" (plain files have such headings)."""
+    return title if title.rstrip().endswith((".", "?", "!", "…")) else title + mark
+
+
 def _norm(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = re.sub(r"[`*_\"'“”‘’.,;:!?()\[\]]", " ", text)

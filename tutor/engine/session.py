@@ -35,7 +35,7 @@ from tutor.engine.events import (
     Usage,
 )
 from tutor.engine.offline import OfflineGuide, Step
-from tutor.engine.reader_model import DONE, STATES, ReaderModel, in_sentence
+from tutor.engine.reader_model import DONE, STATES, ReaderModel, ending, in_sentence
 from tutor.engine.search import SectionIndex
 from tutor.engine.tagfilter import Tag, TagFilter
 from tutor.errors import TutorError
@@ -271,7 +271,7 @@ class TutorSession:
     async def mark_known(self, concept_id: str) -> AsyncIterator[Event]:
         """The reader says "I already know X": recorded at once, then the tutor moves on."""
         c = self.explainer.concept(concept_id)
-        text = f"I already know {in_sentence(c.title)}."
+        text = f"I already know {ending(in_sentence(c.title), '.')}"
         if self.guide is not None:
             async with aclosing(self._reader_turn(text, f"/know {c.id}")) as inner:
                 async for ev in inner:
