@@ -367,6 +367,18 @@ def main(argv: list[str]) -> int:
             print(f"target ({name}): turn {end} <= 1.2x turn 10: exact {exact:.2f}x {'OK' if exact <= 1.2 else 'MISSED'}; "
                   f"10-turn means {mean:.2f}x {'OK' if mean <= 1.2 else 'MISSED'}; "
                   f"mean of turns {half + 1}-{end} vs 1-10 {steady:.2f}x {'OK' if steady <= 1.2 else 'MISSED'}")
+        sample = ROOT / "explainers" / "sqlite-wal.md"
+        if sample.exists():
+            # a normal-sized explainer (the whole file goes in every request) for the same check
+            r = asyncio.run(run_ours(sample, args.long))
+            pt = r["per_turn"]
+            half = end // 2
+            exact, mean = pt[end] / pt[10], window(pt, end) / window(pt, 10)
+            steady = sum(pt[half + 1 : end + 1]) / (end - half) / window(pt, 10)
+            print(f"target ({sample.name}, {len(sample.read_text()):,} chars, whole): turn {end} <= 1.2x turn 10: "
+                  f"exact {exact:.2f}x {'OK' if exact <= 1.2 else 'MISSED'}; 10-turn means {mean:.2f}x "
+                  f"{'OK' if mean <= 1.2 else 'MISSED'}; mean of turns {half + 1}-{end} vs 1-10 {steady:.2f}x "
+                  f"{'OK' if steady <= 1.2 else 'MISSED'}  ({r['summaries']} summaries)")
         p, w = runs["progressive"]["per_turn"], runs["whole"]["per_turn"]
         print(f"  progressive at turns {end // 2 + 1}-{end} averages {fmt(sum(p[end // 2 + 1:]) / (end - end // 2))} per turn; "
               f"whole pays {fmt(window(w, 10))} per turn already at turns 1-10")
