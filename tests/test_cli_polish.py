@@ -144,3 +144,64 @@ def test_offline_questions_about_question_titles_have_one_question_mark(tmp_path
     assert "Noted: you already know Done!" in out
     for doubled in ("??", "?.", "!.", "!?"):
         assert doubled not in out.replace("(yes / no / not sure)", ""), doubled
+
+
+def _pty_session(args: list[str], keys: list[bytes], tmp_path: Path) -> str:
+    """Run the installed CLI on a real pseudo-terminal, typing `keys` one line at a time."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    env.update(TERM="xterm", COLUMNS="100", LINES="40")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "tutor", *args], env)
+    out = b""
+
+    def pump(done, timeout: float = 20) -> None:
+        """Read what the program writes until done(out) or the timeout."""
+        nonlocal out
+        end = time.monotonic() + timeout
+        while not done(out) and time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the child exited and closed the terminal
+                    return
+                if not chunk:
+                    return
+                out += chunk
+
+    try:
+        pump(lambda o: o.endswith(b"> "))
+        for k in keys:
+            before = len(out)
+            os.write(fd, k)
+            pump(lambda o: b"Resume with" in o[before:] or (len(o) > before + len(k) and o.endswith(b"> ")))
+        pump(lambda o: b"Resume with" in o, timeout=10)
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return out.decode("utf-8", "replace")
+
+
+def test_plain_prompt_on_a_terminal_has_line_editing_and_no_stray_blank_lines(tmp_path):
+    db = tmp_path / "t.db"
+    left = b"\x1b[D"
+    out = _pty_session(
+        ["open", str(WAL), "--plain", "--offline", "--db", str(db)],
+        [b"/progrss" + left * 2 + b"e\r", b"what is a chckpoint" + left * 7 + b"e\x05?\r", b"/quit\r"],
+        tmp_path,
+    )
+    assert "Progress:" in out, out  # the edited command was understood
+    assert "Unknown command" not in out
+    with Store.open(db) as store:
+        msgs = store.messages(store.latest_session().id)
+    readers = [m.text for m in msgs if m.role == "reader"]
+    assert readers == ["what is a checkpoint?"], readers
+    # The reply starts on the line after the reader's Enter, not after an empty line.
+    assert "\r\n\r\nProgress:" not in out, repr(out)

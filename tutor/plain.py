@@ -116,6 +116,24 @@ class PlainUI:
         except KeyboardInterrupt:
             self.line("[interrupted: what arrived is saved; type /retry to ask again]")
 
+    def read_line(self) -> str:
+        """One line of input ('' at end of input). On a terminal, input() with readline gives
+        the reader line editing (arrow keys, Home/End) and this session's history, instead of
+        raw escape sequences in their answer."""
+        if not self.interactive:
+            return self.stdin.readline()
+        if self.stdin is sys.stdin and self.out is sys.stdout:
+            _enable_line_editing()
+            try:
+                return input("> ") + "\n"
+            except EOFError:
+                self.write("\n")
+                return ""
+        self.write("> ")
+        line = self.stdin.readline()
+        self._col0 = True  # the reader's Enter ended the prompt line
+        return line
+
     def _loop(self, runner: asyncio.Runner) -> int:
         if self.s.resumed and self.s.guide is None:
             last = self.s.last_tutor_message()
@@ -124,9 +142,7 @@ class PlainUI:
                 self.line(last)
         self._turn(runner, self.s.start())
         while True:
-            if self.interactive:
-                self.write("> ")
-            line = self.stdin.readline()
+            line = self.read_line()
             if line == "":
                 self.line(self.resume_hint())
                 return 0
@@ -165,6 +181,13 @@ class PlainUI:
                 self._turn(runner, self.s.retry())
             else:
                 self.line(f"Unknown command {cmd}. Type /help for the list.")
+
+
+def _enable_line_editing() -> None:
+    try:
+        import readline  # noqa: F401  (importing it is what turns editing on for input())
+    except ImportError:  # pragma: no cover - Windows without pyreadline: input() still works
+        pass
 
 
 def _isatty(f: Any) -> bool:
