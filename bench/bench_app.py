@@ -141,7 +141,7 @@ async def _resume_once(db: Path) -> tuple[float, float]:
         await pilot.pause()  # one refresh: painted and taking keys
         t_ready = time.perf_counter() - t0
         assert session.resumed
-        await app.action_quit()
+        await pilot.press("ctrl+q")
     return t_open, t_ready
 
 
@@ -248,7 +248,7 @@ async def app_stream(url: str, n_tokens: int, typing: bool) -> dict:
                 raise SystemExit("stream did not finish")
         await pilot.pause(0.2)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        await app.action_quit()
+        await pilot.press("ctrl+q")
     delays = [paints[w] - arrivals[w] for w in arrivals if w in paints]
     return {"delays": delays, "missing": len(arrivals) - len(delays), "cpu": cpu, "wall": wall, "keys": key_lat, "n": len(arrivals)}
 

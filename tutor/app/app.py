@@ -49,7 +49,7 @@ from tutor.engine.events import (
     Usage,
 )
 
-WINDOW = 50  # messages mounted at open; more are mounted on scroll-up, PAGE at a time
+WINDOW = 30  # messages mounted at open (fills any screen); more are mounted on scroll-up, PAGE at a time
 PAGE = 30
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 

@@ -119,7 +119,7 @@ class ReaderMessage(Static):
 
     DEFAULT_CSS = """
     ReaderMessage {
-        margin: 1 1 0 6;
+        margin: 0 1 1 6;
         padding: 0 1;
         background: $boost;
         border-left: wide $accent;
@@ -140,13 +140,11 @@ class TutorMessage(Markdown):
     DEFAULT_CSS = """
     TutorMessage {
         margin: 1 6 0 1;
-        padding: 0 1;
-        border-left: wide $success 60%;
+        padding: 0 1 0 2;
         background: transparent;
     }
-    TutorMessage > MarkdownBlock:last-child { margin-bottom: 0; }
     TutorMessage > MarkdownParagraph { margin: 0 0 1 0; }
-    TutorMessage.incomplete { border-left: wide $warning; }
+    TutorMessage.incomplete { border-left: wide $warning; padding-left: 1; }
     """
 
     def __init__(self, text: str = "", *, seq: int | None = None) -> None:
@@ -190,7 +188,8 @@ class DialoguePane(VerticalScroll):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if self.has_earlier and new_value <= 0 and old_value > 0:
+        # Only when the reader scrolled (anchor released), not when layout moves the view.
+        if self.has_earlier and new_value <= 0 and old_value > 0 and getattr(self, "_anchor_released", True):
             self.post_message(self.NeedEarlier())
 
     def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
