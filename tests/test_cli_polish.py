@@ -205,3 +205,42 @@ def test_plain_prompt_on_a_terminal_has_line_editing_and_no_stray_blank_lines(tm
     assert readers == ["what is a checkpoint?"], readers
     # The reply starts on the line after the reader's Enter, not after an empty line.
     assert "\r\n\r\nProgress:" not in out, repr(out)
+
+
+HELP_SCREENS = [[], ["open"], ["check"], ["compile"], ["feedback"], ["feedback", "export"], ["feedback", "import"],
+                ["feedback", "show"], ["sessions"], ["sessions", "rm"], ["search"], ["export"], ["where"]]
+
+
+def test_every_help_screen_is_light_complete_and_has_examples():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import io, sys, contextlib\n"
+        "from tutor.cli import main\n"
+        f"screens = {HELP_SCREENS!r}\n"
+        "for s in screens:\n"
+        "    sys.argv = ['tutor', *s, '--help']\n"
+        "    buf = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buf):\n"
+        "        try:\n            main()\n        except SystemExit:\n            pass\n"
+        "    print('=====', ' '.join(s)); print(buf.getvalue())\n"
+        "heavy = {'textual', 'anthropic', 'pydantic', 'yaml', 'markdown_it', 'sqlite_utils', 'httpx2', 'rich'}\n"
+        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stdout[-500:] + proc.stderr
+    screens = dict(part.split("\n", 1) for part in proc.stdout.split("===== ")[1:])
+    for name, text in screens.items():
+        commands = text.split("Commands:")[1] if "Commands:" in text else ""
+        assert not [ln for ln in commands.splitlines() if ln.rstrip().endswith("...")], f"tutor {name} --help truncates:\n{text}"
+        options = text.split("Options:")[1].split("Commands:")[0]
+        for line in options.splitlines():
+            opt = line.strip()
+            if opt.startswith("-"):
+                described = opt.split("  ", 1)[1].strip() if "  " in opt else "(wrapped)"
+                assert not described.startswith("["), f"tutor {name}: option without help: {opt}"
+        if name and name not in ("feedback show",):
+            assert f"tutor {name} " in text.split("Options:")[0], f"tutor {name} --help has no example:\n{text}"

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - only before the store module exists
 @click.option("--max-questions", type=click.IntRange(0, 20), default=6, show_default=True, help="Ask at most this many questions.")
 @click.option("--title", default=None, help="Explainer title (default: the notes' first heading).")
 @click.option("--author", default="", help="Author name for the front matter.")
-@click.option("--model", default=None, metavar="MODEL", help="Claude model (default: TUTOR_MODEL, then a current Sonnet).")
+@click.option("--model", default=None, metavar="MODEL", help="Claude model (default: $TUTOR_MODEL, then a current Sonnet).")
 @db_option
 def compile_cmd(
     notes: tuple[str, ...],
@@ -39,10 +39,14 @@ def compile_cmd(
 ) -> None:
     """Turn rough notes (Markdown or text files, or folders of them) into an explainer.
 
+    With a key, Claude drafts an outline, asks you about the gaps one question at
+    a time (answer, press Enter to skip, or type `stop`), then writes the explainer
+    in format v1. Without one, use --offline for a skeleton you fill in yourself.
+
     \b
-    With a key, Claude drafts an outline, asks you about the gaps one question at a time
-    (answer, press Enter to skip, or type `stop`), then writes the explainer in format v1.
-    Without one, use --offline for a skeleton you fill in yourself.
+    tutor compile notes/ -o explainers/topic.md             with Claude
+    tutor compile notes/*.md -o draft.md --offline          a skeleton, no key
+    tutor compile notes/ -o explainers/topic.md --resume    carry on after a break
     """
     from tutor import compile as comp
 

@@ -39,7 +39,7 @@ def _load(file: str):
     return load(file)
 
 
-@feedback.command("show")
+@feedback.command("show", short_help="Feedback on FILE, per section (the default).")
 @click.argument("file", required=False, type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @db_option
@@ -70,14 +70,19 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
         click.echo(fb.render_report(rep), nl=False)
 
 
-@feedback.command("export")
+@feedback.command("export", short_help="Write a bundle of FILE's feedback for its author.")
 @click.argument("file", type=click.Path(path_type=str))
 @click.option("-o", "--output", default=None, metavar="BUNDLE", help="Bundle file to write (default: NAME.feedback.jsonl; - for stdout).")
 @click.option("--with-transcripts", is_flag=True, help="Also include the session transcripts (off by default).")
 @click.option("--force", is_flag=True, help="Overwrite BUNDLE if it exists.")
 @db_option
 def export(file: str, output: str | None, with_transcripts: bool, force: bool, db: str | None) -> None:
-    """Write FILE's feedback and anonymous per-concept stats to a bundle for its author."""
+    """Write FILE's feedback and anonymous per-concept stats to a bundle for its author.
+
+    \b
+    tutor feedback export explainers/wal.md            writes wal.feedback.jsonl
+    tutor feedback export FILE -o - | gzip > b.gz      to stdout
+    """
     from tutor import feedback as fb
 
     exp = _load(file)
@@ -91,12 +96,17 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
         click.echo(f"wrote {res.path}: {res.feedback} feedback item(s), {res.stats} concept stat(s){extra}", err=True)
 
 
-@feedback.command("import")
+@feedback.command("import", short_help="Merge feedback bundles into this database.")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--for", "for_file", default=None, metavar="FILE", help="The explainer these bundles are about (default: found by file name).")
 @db_option
 def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> None:
-    """Merge feedback bundles into this database. Importing a bundle twice adds nothing."""
+    """Merge feedback bundles into this database. Importing a bundle twice adds nothing.
+
+    \b
+    tutor feedback import wal.feedback.jsonl           found by file name
+    tutor feedback import b1.jsonl b2.jsonl --for explainers/wal.md
+    """
     from pathlib import Path
 
     from tutor import feedback as fb

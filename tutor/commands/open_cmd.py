@@ -22,7 +22,17 @@ from tutor.commands._options import db_option
 @click.option("--plain", is_flag=True, help="Line-based dialogue on stdin/stdout (pipes, scripts, screen readers).")
 @db_option
 def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str | None, plain: bool, db: str | None) -> int:
-    """Open FILE with the tutor (resumes the last session on it, unless --new)."""
+    """Open FILE with the tutor (resumes the last session on it, unless --new).
+
+    FILE is an explainer or any Markdown file (its headings become the outline).
+
+    \b
+    tutor open explainers/sqlite-wal.md       the full-screen tutor
+    tutor open README.md --new                start afresh
+    tutor open FILE --resume 3f2a             a session by id prefix (tutor sessions)
+    tutor open FILE --plain                   line by line: screen readers, pipes
+    tutor open FILE --offline < answers.txt   scripted, no key needed
+    """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
     from tutor.engine.claude import ClaudeBackend, has_api_key

@@ -17,7 +17,13 @@ import click
 
 from tutor.commands._options import db_option
 from tutor.errors import TutorError
-from tutor.paths import db_location
+
+
+def db_location(db: str | None):
+    """tutor.paths.db_location, imported on use: it needs pydantic, which --help does not."""
+    from tutor.paths import db_location as locate
+
+    return locate(db)
 
 
 def _open_store(db: str | None, *, create: bool = False):
@@ -84,6 +90,7 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
     \b
     tutor sessions                      the 50 most recent
     tutor sessions --explainer FILE     sessions of one explainer
+    tutor sessions --all --json         every session, for scripts
     tutor sessions rm ID...             remove sessions (IDs may be unique prefixes)
     """
     if ctx.invoked_subcommand is not None:
@@ -137,7 +144,12 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
-    """Remove sessions (with their messages, reader model and feedback)."""
+    """Remove sessions (with their messages, reader model and feedback).
+
+    \b
+    tutor sessions rm 3f2a              asks first; an id prefix is enough
+    tutor sessions rm 3f2a 9c1e --yes   no question (scripts)
+    """
     store = _open_store(db)
     if store is None:
         raise TutorError(f"no sessions yet (database: {db_location(db).path})")
@@ -168,7 +180,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
 
 @click.command("search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N messages.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--rank", is_flag=True, help="Best matches first (default: newest first).")
 @db_option
@@ -177,6 +189,11 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
 
     Every word must occur; end a word with * to match a prefix (check*). Quotes,
     AND/OR/NOT and other search syntax are treated as plain words.
+
+    \b
+    tutor search checkpoint             messages that mention checkpoints
+    tutor search 'check*' wal --rank    best matches first
+    tutor search fsync --json           for scripts
     """
     from tutor.export import clean_text
     from tutor.store import SNIPPET_END, SNIPPET_START
@@ -223,6 +240,12 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
     """Export a session transcript as Markdown, JSON or a self-contained HTML page.
 
     SESSION_ID may be a unique prefix, as shown by `tutor sessions`.
+
+    \b
+    tutor export --last                 Markdown on stdout
+    tutor export 3f2a -o talk.html      a page to share (format from the extension)
+    tutor export --last -f html         written as tutor-<title>-<id>.html
+    tutor export 3f2a -f json -o -      everything, for scripts
     """
     from tutor.export import default_filename, export_session
 
@@ -267,7 +290,12 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
 @click.command("where")
 @db_option
 def where(db: str | None) -> None:
-    """Print the session database in use, and which rule chose it."""
+    """Print the session database in use, and which rule chose it.
+
+    \b
+    tutor where                         the database sessions go to
+    tutor where --db PATH               what --db PATH would use
+    """
     loc = db_location(db)
     click.echo(str(loc.path))
     click.echo(f"  chosen because: {loc.reason}")
