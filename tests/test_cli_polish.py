@@ -244,3 +244,25 @@ def test_every_help_screen_is_light_complete_and_has_examples():
                 assert not described.startswith("["), f"tutor {name}: option without help: {opt}"
         if name and name not in ("feedback show",):
             assert f"tutor {name} " in text.split("Options:")[0], f"tutor {name} --help has no example:\n{text}"
+
+
+def test_resume_hints_can_be_pasted_into_a_shell(tmp_path):
+    import shlex
+
+    folder = tmp_path / "my notes"
+    folder.mkdir()
+    doc = folder / "it's.md"
+    doc.write_text("# One\n\ntext\n", encoding="utf-8")
+    other = tmp_path / "other.md"
+    other.write_text("# Two\n\ntext\n", encoding="utf-8")
+    db = str(tmp_path / "t.db")
+    r = run_cli(["open", str(doc), "--plain", "--offline", "--db", db], input="no\n")
+    hint = r.stdout.strip().splitlines()[-1]
+    assert hint.startswith("Session saved. Resume with: ")
+    argv = shlex.split(hint.split(": ", 1)[1])
+    assert argv[:3] == ["tutor", "open", str(doc)] and argv[3] == "--resume"
+    # Resuming that session with another file points at the right command, quoted too.
+    r = run_cli(["open", str(other), "--plain", "--offline", "--db", db, "--resume", argv[4]])
+    assert r.exit_code == 1
+    run_line = [ln for ln in r.stderr.splitlines() if ln.startswith("Run: ")][0]
+    assert shlex.split(run_line[5:])[:3] == ["tutor", "open", str(doc)]

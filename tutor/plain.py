@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import sys
 from typing import Any, TextIO
 
@@ -76,7 +77,7 @@ class PlainUI:
         self.line()
 
     def resume_hint(self) -> str:
-        return f"Session saved. Resume with: tutor open {self.s.explainer.path} --resume {self.s.id[:8]}"
+        return f"Session saved. Resume with: tutor open {shlex.quote(str(self.s.explainer.path))} --resume {self.s.id[:8]}"
 
     def progress(self) -> str:
         rows = []

@@ -20,6 +20,7 @@ Details in docs/engine.md.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, suppress
@@ -106,7 +107,7 @@ class TutorSession:
             if row.explainer_path != normalise_path(explainer.path) and row.explainer_hash != h:
                 raise TutorError(
                     f"session {sid[:8]} is a session of {row.explainer_path}, not of {explainer.path}",
-                    hint=f"Run: tutor open {row.explainer_path} --resume {sid[:8]}",
+                    hint=f"Run: tutor open {shlex.quote(row.explainer_path)} --resume {sid[:8]}",
                 )
         elif not new:
             row = store.latest_open_session(explainer.path)
