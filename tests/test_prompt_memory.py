@@ -445,3 +445,60 @@ async def test_progressive_compaction_carries_only_active_sections(tmp_path, fak
     assert "Covered: pages (known)" in system[2]["text"] and "Uniquejournalmarker" in system[2]["text"]
     assert "Uniquepagesmarker" not in all_text(system, messages)
     store.close()
+
+
+# -- the property the cache relies on ------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_LONG = long_explainer()
+_SHORT = explainer()
+
+
+def _flat(messages: list[dict]) -> list[tuple[str, str]]:
+    return [(m["role"], b["text"]) for m in messages for b in m["content"]]
+
+
+_tag = st.builds(
+    lambda c, v: f'<state concept="{c}" value="{v}">e</state>',
+    st.sampled_from(TOPICS + ["unknown-id"]),
+    st.sampled_from(["asked", "known", "explained", "understood", "shaky"]),
+)
+_tutor = st.builds(lambda words, tags: " ".join(words) + " " + " ".join(tags),
+                   st.lists(st.sampled_from(["Right.", "Pages", "the WAL", "a checkpoint"]), min_size=1, max_size=3),
+                   st.lists(_tag, max_size=3))
+_reader = st.one_of(
+    st.sampled_from(["yes", "no", "not sure"]),
+    st.builds(lambda t: f"what is the zebra{t} corner case?", st.sampled_from(TOPICS)),
+    st.text(alphabet="abc ?<>", min_size=1, max_size=20),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.lists(st.tuples(_reader, _tutor), min_size=1, max_size=6), st.booleans())
+def test_each_request_extends_the_previous_one(long, exchanges, tutor_first):
+    """Request k+1 starts with exactly the blocks request k sent before its reader-model block.
+
+    That is what keeps every turn's cache entry readable by the next turn, in both layouts,
+    whatever the tags and questions were.
+    """
+    ex = _LONG if long else _SHORT
+    history: list[Turn] = [Turn(role="tutor", text="Opening. <state concept=\"pages\" value=\"asked\">q</state>")] if tutor_first else []
+    previous: list[tuple[str, str]] | None = None
+    for reader, tutor in exchanges:
+        system, messages = build_request(ex, summary=None, states={}, current_concept=None, history=history, new_reader_text=reader)
+        assert count_breakpoints(system, messages) <= 4
+        flat = _flat(messages)
+        if previous is not None:
+            assert flat[: len(previous)] == previous
+        state_at = next(i for i, (_, t) in enumerate(flat) if t.startswith("<reader_model>"))
+        previous = flat[:state_at]
+        if not reader.strip():
+            # an empty turn is not stored, so what it attached is not history: only the
+            # history part must carry over (the history never ends with an attachment)
+            while previous and previous[-1][1].startswith(("<explainer_section", "<explainer_passage")):
+                previous.pop()
+        if reader.strip():
+            history.append(Turn(role="reader", text=reader))
+        history.append(Turn(role="tutor", text=tutor))

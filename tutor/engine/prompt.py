@@ -262,7 +262,7 @@ class SectionPlanner:
         self.shown.extend(new)
         self.pending = []
         blocks = [_text_block(section_text(self.explainer, cid)) for cid in new]
-        if reader_text and not opening and _looks_like_question(reader_text):
+        if reader_text and _looks_like_question(reader_text):
             for hit in _search(self.explainer, reader_text):
                 key = hit.concept_id + "\x00" + hit.passage
                 if hit.concept_id in self.shown or key in self.passages:
@@ -367,7 +367,8 @@ def history_messages(history: list[Turn], *, planner: SectionPlanner | None = No
                 planner.after_tutor(turn.text)
             blocks = [_text_block(turn.text)]
         else:
-            blocks = (planner.for_user(turn.text) if planner else []) + [_text_block(turn.text)]
+            opening = not messages and first == OPENING  # a session whose first turn is the reader's
+            blocks = (planner.for_user(turn.text, opening=opening) if planner else []) + [_text_block(turn.text)]
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
