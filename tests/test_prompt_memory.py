@@ -476,8 +476,9 @@ _reader = st.one_of(
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.booleans(), st.lists(st.tuples(_reader, _tutor), min_size=1, max_size=6), st.booleans())
-def test_each_request_extends_the_previous_one(long, exchanges, tutor_first):
+@given(st.booleans(), st.lists(st.tuples(_reader, _tutor), min_size=1, max_size=6), st.booleans(),
+       st.sampled_from([None, "Covered: pages.", "Covered: pages.\n[sections shown: journal, nope]"]))
+def test_each_request_extends_the_previous_one(long, exchanges, tutor_first, summary):
     """Request k+1 starts with exactly the blocks request k sent before its reader-model block.
 
     That is what keeps every turn's cache entry readable by the next turn, in both layouts,
@@ -487,8 +488,10 @@ def test_each_request_extends_the_previous_one(long, exchanges, tutor_first):
     history: list[Turn] = [Turn(role="tutor", text="Opening. <state concept=\"pages\" value=\"asked\">q</state>")] if tutor_first else []
     previous: list[tuple[str, str]] | None = None
     for reader, tutor in exchanges:
-        system, messages = build_request(ex, summary=None, states={}, current_concept=None, history=history, new_reader_text=reader)
+        system, messages = build_request(ex, summary=summary, states={}, current_concept=None, history=history, new_reader_text=reader)
         assert count_breakpoints(system, messages) <= 4
+        if summary and long and "journal" in summary:
+            assert "Uniquejournalmarker" in system[2]["text"] and "[sections shown" not in system[2]["text"]
         flat = _flat(messages)
         if previous is not None:
             assert flat[: len(previous)] == previous
