@@ -266,3 +266,20 @@ def test_resume_hints_can_be_pasted_into_a_shell(tmp_path):
     assert r.exit_code == 1
     run_line = [ln for ln in r.stderr.splitlines() if ln.startswith("Run: ")][0]
     assert shlex.split(run_line[5:])[:3] == ["tutor", "open", str(doc)]
+
+
+def test_export_does_not_overwrite_a_file_without_force(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "t.db"
+    _one_session(db)
+    precious = tmp_path / "explainer.md"
+    precious.write_text("# My own work\n", encoding="utf-8")
+    r = run_cli(["export", "--last", "-o", str(precious), "--db", str(db)])
+    assert r.exit_code == 1 and f"{precious}: already exists" in r.stderr and "--force" in r.stderr
+    assert precious.read_text(encoding="utf-8") == "# My own work\n"
+    r = run_cli(["export", "--last", "-o", str(precious), "--force", "--db", str(db)])
+    assert r.exit_code == 0 and precious.read_text(encoding="utf-8").startswith("# How SQLite")
+    # The default name is ours: exporting the same session again just refreshes it.
+    for _ in range(2):
+        r = run_cli(["export", "--last", "-f", "html", "--db", str(db)])
+        assert r.exit_code == 0, r

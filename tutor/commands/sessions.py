@@ -234,9 +234,10 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
               help="Output format (default: from the -o extension, else md).")
 @click.option("--output", "-o", "output", metavar="FILE", help="Write here (a folder: the default name in it; - for stdout).")
 @click.option("--include-feedback", is_flag=True, help="Include feedback for the author (left out by default).")
+@click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")
 @db_option
 def export(session_id: str | None, last: bool, fmt: str | None, output: str | None,
-           include_feedback: bool, db: str | None) -> None:
+           include_feedback: bool, force: bool, db: str | None) -> None:
     """Export a session transcript as Markdown, JSON or a self-contained HTML page.
 
     SESSION_ID may be a unique prefix, as shown by `tutor sessions`.
@@ -273,6 +274,8 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
     target = Path(output) if output else Path(default_filename(row, fmt))
     if target.is_dir():  # -o exports/ : the usual name, in that folder
         target = target / default_filename(row, fmt)
+    elif output and target.exists() and not force:  # the default name is ours; -o FILE may be anything
+        raise TutorError(f"{target}: already exists", hint="Add --force to overwrite it, or choose another -o.")
     tmp = target.with_name(target.name + ".part")
     try:
         tmp.write_text(text, encoding="utf-8")
