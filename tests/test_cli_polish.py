@@ -7,6 +7,7 @@ real explainer files; nothing of ours is mocked.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -283,3 +284,24 @@ def test_export_does_not_overwrite_a_file_without_force(tmp_path, monkeypatch):
     for _ in range(2):
         r = run_cli(["export", "--last", "-f", "html", "--db", str(db)])
         assert r.exit_code == 0, r
+
+
+def test_sessions_table_stays_aligned_with_wide_titles(tmp_path):
+    import unicodedata
+
+    def cols(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1 for ch in text)
+
+    db = str(tmp_path / "t.db")
+    for name, title in [("jp", "日本語のテキスト処理と文字コードの基礎について詳しく学ぶための入門ガイド"),
+                        ("em", "Émoji 😀 guide"), ("pl", "Plain")]:
+        (tmp_path / f"{name}.md").write_text(f"# {title}\n\ntext\n", encoding="utf-8")
+        assert run_cli(["open", str(tmp_path / f"{name}.md"), "--plain", "--offline", "--db", db], input="no\n").exit_code == 0
+    r = run_cli(["sessions", "--db", db])
+    lines = r.stdout.splitlines()
+    header = lines[0]
+    for line in lines[1:]:
+        # STARTED starts in the same terminal column on every row, and the title is cut to fit.
+        start = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", line).start()
+        assert cols(line[:start]) == cols(header[: header.index("STARTED")]), r.stdout
+    assert "…" in r.stdout

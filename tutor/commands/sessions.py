@@ -43,11 +43,28 @@ def _local(iso: str) -> str:
         return iso
 
 
+def _cols(text: str) -> int:
+    """Terminal columns: CJK and emoji take two, combining marks none."""
+    import unicodedata
+
+    return sum(
+        2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1 for ch in text
+    )
+
+
 def _fit(text: str, width: int) -> str:
     from tutor.export import clean_text
 
     text = " ".join(clean_text(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if _cols(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        used += _cols(ch)
+        if used > width - 1:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
 
 
 def _squash(text: str) -> str:
@@ -58,10 +75,11 @@ def _squash(text: str) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    widths = [max([_cols(h)] + [_cols(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        out = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        pads = [" " * (widths[i] - _cols(c)) for i, c in enumerate(cells)]
+        out = [pads[i] + c if i in right else c + pads[i] for i, c in enumerate(cells)]
         return "  ".join(out).rstrip()
 
     return [line(headers)] + [line(r) for r in rows]
