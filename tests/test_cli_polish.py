@@ -305,3 +305,16 @@ def test_sessions_table_stays_aligned_with_wide_titles(tmp_path):
         start = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", line).start()
         assert cols(line[:start]) == cols(header[: header.index("STARTED")]), r.stdout
     assert "…" in r.stdout
+
+
+def test_export_header_counts_read_naturally(tmp_path):
+    db = tmp_path / "t.db"
+    with Store.open(db) as store:
+        exp = load(WAL)
+        h = store.upsert_explainer(exp)
+        sid = store.create_session(h, exp.path, "offline")
+        store.add_message(sid, "reader", "hello")
+    md = run_cli(["export", "--last", "--db", str(db)]).stdout
+    assert "- 1 reader turn, 1 message" in md, md
+    page = run_cli(["export", sid[:8], "-f", "html", "-o", "-", "--db", str(db)]).stdout
+    assert "1 reader turn" in page and "1 reader turns" not in page

@@ -125,6 +125,10 @@ def _when(iso: str) -> str:
         return iso
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _cost(usd: float) -> str:
     return f"${usd:.4f}" if usd else "$0"
 
@@ -161,7 +165,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- Session: `{s['id']}` ({s['mode']}, {s['status']})",
         f"- Explainer: `{clean_text(s['explainer_path'])}`",
         f"- Started {_when(s['started'])}, last active {_when(s['updated'])}",
-        f"- {s['turn_count']} reader turns, {s['message_count']} messages{_usage_note(s, ', ')}",
+        f"- {_n(s['turn_count'], 'reader turn')}, {_n(s['message_count'], 'message')}{_usage_note(s, ', ')}",
         "",
     ]
     for m in data["messages"]:
@@ -264,7 +268,7 @@ def to_html(data: dict[str, Any]) -> str:
         f"Session <code>{e(s['id'])}</code> · {e(s['mode'])} · {e(s['status'])}<br>",
         f"Explainer <code>{e(clean_text(s['explainer_path']))}</code><br>",
         f"Started {e(_when(s['started']))} · last active {e(_when(s['updated']))} · "
-        f"{int(s['turn_count'])} reader turns{e(_usage_note(s, ' · '))}",
+        f"{_n(int(s['turn_count']), 'reader turn')}{e(_usage_note(s, ' · '))}",
         "</p>",
     ]
     for m in data["messages"]:
