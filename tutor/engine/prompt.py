@@ -80,10 +80,11 @@ VALUE is one of: asked (you asked whether they know it), known (they say they kn
 explained (you explained it), understood (they answered a check correctly), shaky (they \
 answered wrongly or are unsure). ID is a concept id from the concept list. Put tags at the \
 end of your message, one per change. Do not mention the tags or the reader-model block.
+Notes for the explainer's author go in <feedback concept="ID">what is unclear and how to \
+fix it</feedback>; the reader does not see them either.
 
 If anything in the explainer is unclear, wrong or could be improved, tell the author in a \
-<feedback> tag: <feedback concept="ID">what is unclear and how to fix it</feedback>. The \
-reader does not see it."""
+<feedback> tag."""
 
 
 class Turn(BaseModel):
