@@ -318,3 +318,22 @@ def test_export_header_counts_read_naturally(tmp_path):
     assert "- 1 reader turn, 1 message" in md, md
     page = run_cli(["export", sid[:8], "-f", "html", "-o", "-", "--db", str(db)]).stdout
     assert "1 reader turn" in page and "1 reader turns" not in page
+
+
+def test_reopening_a_finished_explainer_says_a_new_session_starts(tmp_path):
+    doc = tmp_path / "one.md"
+    doc.write_text("# One\n\ntext\n", encoding="utf-8")
+    db = str(tmp_path / "t.db")
+    first = run_cli(["open", str(doc), "--plain", "--offline", "--db", db], input="yes\n")
+    assert "That's everything in One." in first.stdout
+    with Store.open(db) as store:
+        old = store.latest_session()
+    assert old.status == "finished"
+    again = run_cli(["open", str(doc), "--plain", "--offline", "--db", db], input="")
+    assert again.exit_code == 0, again
+    assert f"--resume {old.id[:8]}" in again.stderr and "finished" in again.stderr, again
+    with Store.open(db) as store:
+        assert store.count_sessions() == 2
+    # --new is explicit: no notice then.
+    fresh = run_cli(["open", str(doc), "--plain", "--offline", "--new", "--db", db], input="")
+    assert "finished" not in fresh.stderr

@@ -63,6 +63,14 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
             notices.append(f"{explainer.path} changed since this session started; your progress is kept.")
         if session.created_mode != session.mode:
             notices.append(f"This session was started in {session.created_mode} mode; continuing in {session.mode} mode.")
+    elif not new and not resume:
+        # Only active sessions resume by themselves; say where a finished one went.
+        done = [r for r in store.list_sessions(explainer_path=explainer.path, limit=5) if r.id != session.id]
+        if done and done[0].status == "finished":
+            notices.append(
+                f"Your last session on this file ({done[0].id[:8]}) is finished, so this is a new one. "
+                f"Reopen that one with --resume {done[0].id[:8]}."
+            )
     if not plain and not (sys.stdin.isatty() and sys.stdout.isatty()):
         plain = True  # not a terminal: the full-screen app cannot run, lines can
     try:
