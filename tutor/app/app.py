@@ -402,7 +402,7 @@ class TutorApp(App[None]):
         if not self.last_reply:
             self.notify("There is no reply to copy yet.", markup=False)
             return
-        how = actions.copy_text(self, self.last_reply)
+        how = actions.copy_text(self, clean(self.last_reply))  # what the reader saw, escapes neutralised
         if how is None:
             self.notify("Copy failed: the terminal and the system clipboard both refused.", severity="error", markup=False)
         else:
