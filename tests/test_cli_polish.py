@@ -337,3 +337,12 @@ def test_reopening_a_finished_explainer_says_a_new_session_starts(tmp_path):
     # --new is explicit: no notice then.
     fresh = run_cli(["open", str(doc), "--plain", "--offline", "--new", "--db", db], input="")
     assert "finished" not in fresh.stderr
+
+
+def test_db_with_a_trailing_slash_is_a_folder(tmp_path):
+    folder = tmp_path / "tutor-data"
+    r = run_cli(["where", "--db", str(folder) + "/"])
+    assert r.stdout.splitlines()[0] == str(folder / "tutor.db"), r
+    r = run_cli(["open", str(WAL), "--plain", "--offline", "--db", str(folder) + "/"], input="")
+    assert r.exit_code == 0, r
+    assert folder.is_dir() and (folder / "tutor.db").is_file()

@@ -31,7 +31,7 @@ def db_location(cli_value: str | os.PathLike[str] | None = None, *, cwd: Path | 
     cwd = Path.cwd() if cwd is None else cwd
     if cli_value not in (None, ""):
         p = Path(cli_value).expanduser()
-        if p.is_dir():
+        if p.is_dir() or str(cli_value).endswith(("/", os.sep)):  # "--db data/" means a folder
             p = p / DB_NAME
         return DbLocation(path=_absolute(p, cwd), rule="--db", reason="given with --db")
     home = os.environ.get("TUTOR_HOME", "").strip()
