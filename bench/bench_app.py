@@ -184,10 +184,14 @@ api.stop()
     return proc, url
 
 
-async def raw_sdk(url: str) -> list[tuple[str, float]]:
+async def raw_sdk(url: str, warmup: bool = False) -> list[tuple[str, float]]:
     import anthropic
 
     client = anthropic.AsyncAnthropic(api_key="test-key", base_url=url, max_retries=0)
+    if warmup:  # the server's first answer is the short opening
+        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
+            async for _ in stream.text_stream:
+                pass
     out: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=8000, messages=[{"role": "user", "content": "hi"}]) as stream:
@@ -242,6 +246,7 @@ async def app_stream(url: str, n_tokens: int, typing: bool) -> dict:
         while app.busy or not app.pane.children:  # the short opening turn (warms up the SDK)
             await asyncio.sleep(0.01)
         arrivals.clear()
+        paints.clear()
         app.input.text = "go on"
         await pilot.press("enter")
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -272,7 +277,12 @@ def bench_latency() -> None:
     n = 200
     proc, url = start_server_process(n, 0.01)
     try:
-        raw = asyncio.run(raw_sdk(url))
+        raw = asyncio.run(raw_sdk(url, warmup=True))
+    finally:
+        proc.stdin.close()
+        proc.wait(5)
+    proc, url = start_server_process(n, 0.01)
+    try:
         res = asyncio.run(app_stream(url, n, typing=False))
     finally:
         proc.stdin.close()

@@ -209,13 +209,13 @@ async def test_long_session_mounts_a_window_and_loads_earlier_on_scroll(db):
         assert any("answer number 149" in t for t in texts)
         assert not any("question number 0" == t for t in texts)
         assert app.pane.has_earlier
-        for _ in range(20):
+        for _ in range(20):  # the reader scrolls to the top, again and again
             app.pane.scroll_home(animate=False, immediate=True)
-            await pilot.pause(0.05)
-            app.pane.post_message(app.pane.NeedEarlier())
-            await pilot.pause(0.05)
+            await pilot.pause(0.1)
             if not app.pane.has_earlier:
                 break
+            app.pane.scroll_to(y=5, animate=False, immediate=True)  # scroll down a little first
+            await pilot.pause(0.05)
         texts = [t for _, t in dialogue(app)]
         assert texts[0] == "question number 0"
         assert not app.pane.has_earlier

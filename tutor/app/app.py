@@ -27,6 +27,7 @@ from textual.widgets import Footer, Markdown, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from tutor.app import actions
+from tutor.errors import TutorError
 from tutor.app.sanitize import clean, one_line
 from tutor.app.screens import ChoiceScreen, FeedbackScreen
 from tutor.app.widgets import (
@@ -272,6 +273,17 @@ class TutorApp(App[None]):
         except asyncio.CancelledError:
             stopped = True
             raise
+        except TutorError as exc:  # a user-level problem (store gone, bad concept): say it
+            self.notify(one_line(str(exc), 400), title="Tutor error", severity="error", timeout=15, markup=False)
+        except Exception as exc:  # noqa: BLE001 - a bug must not cost the reader the session
+            self.log.error(exc)
+            self.notify(
+                one_line(f"Something went wrong ({type(exc).__name__}: {exc}). Everything said so far is saved; press Ctrl+R or try again.", 400),
+                title="Unexpected error",
+                severity="error",
+                timeout=20,
+                markup=False,
+            )
         finally:
             if stream is not None:
                 await stream.stop()
