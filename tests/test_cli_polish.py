@@ -346,3 +346,13 @@ def test_db_with_a_trailing_slash_is_a_folder(tmp_path):
     r = run_cli(["open", str(WAL), "--plain", "--offline", "--db", str(folder) + "/"], input="")
     assert r.exit_code == 0, r
     assert folder.is_dir() and (folder / "tutor.db").is_file()
+
+
+def test_plain_know_and_explain_without_a_current_concept_say_what_to_type(tmp_path):
+    doc = tmp_path / "one.md"
+    doc.write_text("# One\n\ntext\n", encoding="utf-8")
+    r = run_cli(["open", str(doc), "--plain", "--offline", "--db", str(tmp_path / "t.db")], input="yes\n/explain\n/know\n")
+    assert r.exit_code == 0, r
+    after = r.stdout.split("> /explain", 1)[1]
+    assert "Usage: /explain TOPIC (one of: one)" in after
+    assert "Usage: /know TOPIC (one of: one)" in after.split("> /know", 1)[1]

@@ -163,11 +163,11 @@ class PlainUI:
             elif cmd == "/skip":
                 self._turn(runner, self.s.skip())
             elif cmd == "/know":
-                cid = self.concept_arg(arg, "/know") if arg.strip() else self.s.current_concept
+                cid = (None if arg.strip() else self.s.current_concept) or self.concept_arg(arg, "/know")
                 if cid:
                     self._turn(runner, self.s.mark_known(cid))
             elif cmd == "/explain":
-                cid = self.concept_arg(arg, "/explain") if arg.strip() else self.s.current_concept
+                cid = (None if arg.strip() else self.s.current_concept) or self.concept_arg(arg, "/explain")
                 if cid:
                     self._turn(runner, self.s.explain(cid))
             elif cmd == "/feedback":
