@@ -356,3 +356,22 @@ def test_plain_know_and_explain_without_a_current_concept_say_what_to_type(tmp_p
     after = r.stdout.split("> /explain", 1)[1]
     assert "Usage: /explain TOPIC (one of: one)" in after
     assert "Usage: /know TOPIC (one of: one)" in after.split("> /know", 1)[1]
+
+
+def test_an_imported_transcript_cannot_be_continued(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    doc = tmp_path / "wal.md"
+    doc.write_text(WAL.read_text(encoding="utf-8"), encoding="utf-8")
+    r = run_cli(["open", str(doc), "--plain", "--offline", "--db", "reader.db"], input="no\n/feedback too long\n")
+    assert r.exit_code == 0, r
+    r = run_cli(["feedback", "export", str(doc), "--with-transcripts", "-o", "b.jsonl", "--db", "reader.db"])
+    assert r.exit_code == 0, r
+    assert run_cli(["feedback", "import", "b.jsonl", "--db", "author.db"]).exit_code == 0
+    with Store.open(tmp_path / "author.db") as store:
+        (row,) = store.list_sessions()
+        before = len(store.messages(row.id))
+    assert row.mode == "imported"
+    r = run_cli(["open", str(doc), "--plain", "--offline", "--resume", row.id[:8], "--db", "author.db"], input="hello\n")
+    assert r.exit_code == 1 and "imported" in r.stderr and "tutor open" in r.stderr, r
+    with Store.open(tmp_path / "author.db") as store:
+        assert len(store.messages(row.id)) == before  # the reader's transcript is untouched
