@@ -375,3 +375,17 @@ def test_an_imported_transcript_cannot_be_continued(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "imported" in r.stderr and "tutor open" in r.stderr, r
     with Store.open(tmp_path / "author.db") as store:
         assert len(store.messages(row.id)) == before  # the reader's transcript is untouched
+
+
+def test_bidi_overrides_in_titles_do_not_reach_the_terminal(tmp_path):
+    doc = tmp_path / "bidi.md"
+    doc.write_text("# abc\u202edef\u2066x\n\nsome text\n", encoding="utf-8")
+    db = str(tmp_path / "t.db")
+    assert run_cli(["open", str(doc), "--plain", "--offline", "--db", db], input="no\n").exit_code == 0
+    outputs = [
+        run_cli(["sessions", "--db", db]).stdout,
+        run_cli(["search", "some", "--db", db]).stdout,
+        check(str(doc)).output,
+    ]
+    for out in outputs:
+        assert "abc" in out and not _has_control(out) and "\u2066" not in out, out

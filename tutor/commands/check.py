@@ -16,12 +16,13 @@ import click
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 _GLOB = re.compile(r"[*?[]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 SHOW_CONCEPTS = 40
 
 
 def safe(text: str) -> str:
-    """Escape control characters (ESC, BEL, CR, C1...) so file text cannot steer the terminal."""
+    """Escape control characters (ESC, BEL, CR, C1, bidi overrides...) so file text cannot
+    steer the terminal or reorder what is shown."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
 
 

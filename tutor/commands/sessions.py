@@ -52,10 +52,19 @@ def _cols(text: str) -> int:
     )
 
 
-def _fit(text: str, width: int) -> str:
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _terminal(text: str) -> str:
+    """Untrusted text for a terminal line: control characters visible, bidi overrides
+    (which would reorder the rest of the line on screen) dropped."""
     from tutor.export import clean_text
 
-    text = " ".join(clean_text(text).split())
+    return _BIDI.sub("", clean_text(text))
+
+
+def _fit(text: str, width: int) -> str:
+    text = " ".join(_terminal(text).split())
     if _cols(text) <= width:
         return text
     out, used = [], 0
@@ -69,9 +78,7 @@ def _fit(text: str, width: int) -> str:
 
 def _squash(text: str) -> str:
     """One line, control characters visible, runs of whitespace as one space."""
-    from tutor.export import clean_text
-
-    return re.sub(r"\s+", " ", clean_text(text))
+    return re.sub(r"\s+", " ", _terminal(text))
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
