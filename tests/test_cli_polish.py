@@ -389,3 +389,17 @@ def test_bidi_overrides_in_titles_do_not_reach_the_terminal(tmp_path):
     ]
     for out in outputs:
         assert "abc" in out and not _has_control(out) and "\u2066" not in out, out
+
+
+def test_load_errors_quoting_the_file_never_carry_terminal_escapes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # YAML's "\e" and "\a" escapes put ESC and BEL in a value without a raw control byte in the file.
+    Path("esc.md").write_text(
+        '---\ntutor: 1\ntitle: t\nconcepts:\n  - id: "bad\\e]0;pwn\\aid"\n    title: x\n    summary: s\n'
+        '    prerequisites: ["\\e[2Jgone"]\n  - id: ok\n    title: "y"\n    summary: s\n    extra\\u202e: 1\n---\n\n## x\n\n## y\n',
+        encoding="utf-8",
+    )
+    for args in (["open", "esc.md", "--plain", "--offline", "--db", "t.db"], ["feedback", "esc.md", "--db", "t.db"]):
+        r = run_cli(args, input="")
+        assert r.exit_code == 1 and "esc.md:5: concept id 'bad\\x1b]0;pwn\\x07id' is not valid" in r.stderr, r
+        assert not _has_control(r.stderr), r

@@ -691,8 +691,32 @@ def _teaching_order(decls: list[_ConceptIn]) -> tuple[list[int], list[str] | Non
 # --------------------------------------------------------------------------- load
 
 
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text: str) -> str:
+    """Control characters (ESC, BEL, C1, bidi overrides) as \\xNN / \\uNNNN: a problem message
+    quotes the file, and YAML escapes ("\\e") can put them there without a raw byte."""
+    return _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+
+
+def _shown(problems: list[Problem]) -> list[Problem]:
+    return [Problem(_visible(p.file), p.line, _visible(p.message)) for p in problems]
+
+
 def load(path: str | Path) -> Explainer:
-    """Load an explainer (format v1) or any plain Markdown file. Raises ExplainerError only."""
+    """Load an explainer (format v1) or any plain Markdown file. Raises ExplainerError only;
+    its problems (and the warnings) are safe to print: no control characters."""
+    try:
+        ex = _load(path)
+    except ExplainerError as e:
+        raise ExplainerError(_shown(e.problems)) from None
+    if ex.warnings:
+        ex.warnings = _shown(ex.warnings)
+    return ex
+
+
+def _load(path: str | Path) -> Explainer:
     p = Path(path)
     name = str(path)
     text, data = _read_text(p, name)
