@@ -388,9 +388,14 @@ class TutorApp(App[None]):
         title = self.explainer.concept(cid).title if cid else None
 
         def saved(text: str | None) -> None:
-            if text:
+            if not text:
+                return
+            try:
                 self.session.add_reader_feedback(text, cid)
-                self.notify("Saved. The author will see your note in `tutor feedback`.", title="Thank you", markup=False)
+            except TutorError as exc:
+                self.notify(one_line(str(exc), 300), title="Note not saved", severity="error", markup=False)
+                return
+            self.notify("Saved. The author will see your note in `tutor feedback`.", title="Thank you", markup=False)
 
         self.push_screen(FeedbackScreen(title), saved)
 

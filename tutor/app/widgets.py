@@ -83,6 +83,7 @@ class Outline(OptionList):
     DEFAULT_CSS = """
     Outline {
         width: 36;
+        max-width: 33%;
         text-wrap: nowrap;
         text-overflow: ellipsis;
         height: 1fr;
