@@ -93,6 +93,8 @@ class Outline(OptionList):
         background: $surface;
     }
     Outline:focus { border: none; border-right: vkey $accent; }
+    /* Unfocused, the cursor row is not highlighted: only ▸ marks where the tutor is. */
+    Outline:blur > .option-list--option-highlighted { background: transparent; }
     """
 
     def __init__(self, concepts: list[tuple[str, str]]) -> None:
