@@ -403,3 +403,12 @@ def test_load_errors_quoting_the_file_never_carry_terminal_escapes(tmp_path, mon
         r = run_cli(args, input="")
         assert r.exit_code == 1 and "esc.md:5: concept id 'bad\\x1b]0;pwn\\x07id' is not valid" in r.stderr, r
         assert not _has_control(r.stderr), r
+
+
+def test_search_for_nothing_searchable_says_so(tmp_path):
+    db = tmp_path / "t.db"
+    _one_session(db)
+    for query in ("", "  \t"):
+        r = run_cli(["search", query, "--db", str(db)])
+        assert r.exit_code == 1 and "no words to search for" in r.stderr, (query, r)
+    assert run_cli(["search", "pages", "--db", str(db)]).exit_code == 0

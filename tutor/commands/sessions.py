@@ -220,10 +220,11 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
     tutor search 'check*' wal --rank    best matches first
     tutor search fsync --json           for scripts
     """
-    from tutor.export import clean_text
     from tutor.store import SNIPPET_END, SNIPPET_START
 
     text = " ".join(query)
+    if not text.strip():
+        raise TutorError("no words to search for", hint="Search for words: tutor search checkpoint.")
     store = _open_store(db)
     hits = []
     if store is not None:
