@@ -178,7 +178,7 @@ async def test_resume_after_quitting(db, tmp_path):
         await pilot.press("ctrl+q")
 
     # The file changes: the app warns and goes on.
-    path.write_text(path.read_text().replace("fixed-size pages", "fixed-size pages (usually 4096 bytes)"))
+    path.write_text(path.read_text() + "\nOne more sentence at the end of the last section.\n")
     third = open_session(path, db)
     assert third.resumed and third.explainer_changed
     app3 = TutorApp(third)
