@@ -50,7 +50,7 @@ from tutor.engine.events import (
     Usage,
 )
 
-WINDOW = 30  # messages mounted at open (fills any screen); more are mounted on scroll-up, PAGE at a time
+WINDOW = 20  # messages mounted at open (more than a tall screen shows); more are mounted on scroll-up, PAGE at a time
 PAGE = 30
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 
