@@ -237,6 +237,12 @@ async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
         await pilot.press("enter")
         await wait_until(pilot, lambda: "word10" in last_tutor(app), 10, "some streamed words")
         assert app.busy
+        # sending while the reply streams is refused politely; the text stays in the input
+        app.input.text = "wait"
+        await pilot.press("enter")
+        assert app.input.text == "wait"
+        assert any("still replying" in str(n.message) for n in notifications(app))
+        app.input.text = ""
         await pilot.press("escape")
         await idle(pilot, app)
         shown = last_tutor(app)
@@ -535,3 +541,21 @@ async def test_quit_while_streaming_keeps_the_partial_reply(db, api):
     rows = session.store.messages(session.id)
     assert [r.text for r in rows if r.role == "reader"] == ["go on"]
     assert rows[-1].role == "tutor" and rows[-1].complete is False and "part5" in rows[-1].text
+
+
+async def test_links_in_replies_are_shown_not_opened(db, api, monkeypatch):
+    api.enqueue(text("See [the docs](https://example.com/wal) for more.", chunk_size=9))
+    opened: list[str] = []
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    monkeypatch.setattr(app, "open_url", lambda url, **kw: opened.append(url))  # a browser must never start
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        from textual.widgets._markdown import MarkdownParagraph
+
+        block = app.pane.query(TutorMessage).last().query(MarkdownParagraph).first()
+        await block.run_action("link('https://example.com/wal')")  # what a click on the link does
+        await pilot.pause(0.1)
+        notes = [n for n in notifications(app) if n.title == "Link (not opened)"]
+        assert notes and notes[-1].message == "https://example.com/wal"
+        assert opened == []
