@@ -85,8 +85,16 @@ def test_tutor_open_offline_in_tmux(tmux):
     tmux.wait_for("From § Pages and the database file")
     tmux.type("more")
     tmux.wait_for("Check 1 of 2")
-    tmux.type("More than one page changes: the table leaf and the index leaves.")
+    # a two-line answer: Ctrl+J adds a line in a real terminal, Enter sends
+    subprocess.run(["tmux", "send-keys", "-t", tmux.name, "-l", "More than one page changes:"], check=True)
+    time.sleep(0.3)  # a person pauses; a Ctrl+J glued to a burst of text was occasionally lost
+    tmux.keys("C-j")
+    tmux.type("the table leaf and the index leaves.")
     tmux.wait_for("(yes / no)")
+    time.sleep(0.3)
+    lines = tmux.screen().splitlines()
+    first = max(i for i, ln in enumerate(lines) if "More than one page changes:" in ln)
+    assert "the table leaf and the index leaves." in lines[first + 1], "\n".join(lines)
     tmux.type("yes")
     tmux.wait_for("Check 2 of 2")
     tmux.keys("C-n")  # skip the rest of this concept
