@@ -221,9 +221,13 @@ class ChatInput(TextArea):
     ChatInput:focus { border: round $accent; }
     """
 
+    # Shown in the footer; the keys themselves are handled in _on_key, not as priority
+    # bindings: a priority binding runs at once in the App, ahead of the characters still
+    # queued for this widget, so "text" + Enter typed fast (or pasted by tmux) would send
+    # an empty message and leave the text behind.
     BINDINGS = [
-        Binding("enter", "submit", "Send", show=True, priority=True),
-        Binding("shift+enter,ctrl+j", "newline", "New line", show=True, priority=True),
+        Binding("enter", "submit", "Send", show=True),
+        Binding("shift+enter,ctrl+j", "newline", "New line", show=True),
     ]
 
     class Submitted(Message):
@@ -242,6 +246,19 @@ class ChatInput(TextArea):
     def set_busy(self, busy: bool) -> None:
         self.set_class(busy, "-busy")
         self.border_subtitle = self.BUSY_HINT if busy else self.IDLE_HINT
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_submit()
+            return
+        if event.key in ("shift+enter", "ctrl+j"):
+            event.stop()
+            event.prevent_default()
+            self.action_newline()
+            return
+        await super()._on_key(event)
 
     def action_submit(self) -> None:
         self.post_message(self.Submitted(self, self.text))
