@@ -53,7 +53,7 @@ class ChoiceScreen(ModalScreen[str | None]):
 
 
 class FeedbackScreen(ModalScreen[str | None]):
-    """A note for the author. Ctrl+S (or Enter on an empty last line... no: Ctrl+S) saves."""
+    """A note for the author, written in a TextArea (Enter adds a line); Ctrl+S saves, Esc cancels."""
 
     DEFAULT_CSS = _css("FeedbackScreen") + """
     FeedbackScreen TextArea { height: 8; border: round $panel-lighten-2; }
@@ -61,7 +61,7 @@ class FeedbackScreen(ModalScreen[str | None]):
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "save", "Save note", priority=True),
+        Binding("ctrl+s", "save", "Save note"),  # not priority: it must come after the typed characters
     ]
 
     def __init__(self, concept_title: str | None) -> None:
