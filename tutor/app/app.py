@@ -163,7 +163,10 @@ class TutorApp(App[None]):
             else:
                 self.notify(one_line(note, 300), markup=False, timeout=8)
         if self.session.resumed:
-            await self.load_history()
+            try:
+                await self.load_history()
+            except Exception as exc:  # noqa: BLE001 - show the session anyway; the store keeps the history
+                self.notify(one_line(f"Earlier messages could not be shown: {exc}", 300), severity="error", markup=False)
             if not said_resume:
                 self.notify("Resumed your last session on this file. Use --new to start afresh.", title="Welcome back", markup=False)
             if self.session.explainer_changed and not said_changed:
