@@ -73,6 +73,8 @@ async def test_offline_session_from_open_to_end_of_outline(db):
                 finished = True
                 break
         assert finished, dialogue(app)[-4:]
+        await send(pilot, app, "what is a checkpoint?")  # questions still work after the end
+        assert sum(1 for k, t in dialogue(app) if k == "note" and "end of the outline" in t) == 1
         states = session.states()
         # The first concept was read and checked, the others were already known.
         assert states["pages"] in ("understood", "explained")

@@ -111,6 +111,7 @@ class TutorApp(App[None]):
         self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
         self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
         self.shown_seq = 0  # newest stored seq already in the pane
+        self.said_finished = False  # the end-of-outline note is shown once
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
         self.sub_title = session.mode
@@ -271,7 +272,8 @@ class TutorApp(App[None]):
                     errored = True
                     self.show_error(event, reader_text)
                 elif isinstance(event, TurnFinished):
-                    if event.finished:
+                    if event.finished and not self.said_finished:
+                        self.said_finished = True
                         await pane.mount(NoteMessage("That is the end of the outline. Ask anything, or press Ctrl+S to export the transcript."))
         except asyncio.CancelledError:
             stopped = True
