@@ -119,12 +119,17 @@ class Replies:
     def __call__(self, body: dict) -> str:
         last = last_user_text(body)
         if "Pause the tutoring for one message" in last:
+            # a summary that moves with the session (a constant one would be a cache hit at
+            # every compaction, which a real model's summary never is) and grows with what
+            # was covered, up to every concept: the instruction bounds it to 200 words
+            done = self.ids[: min(len(self.ids), self.n // 3)]
+            now = self.ids[self.n // 3 % len(self.ids)]
             return (
-                "Covered: " + ", ".join(self.ids[:4]) + ", in order; the last one is in progress.\n"
-                "What the reader knows: " + ", ".join(self.ids[:2]) + " (answered checks correctly).\n"
+                f"Covered (after {self.n} tutor replies): " + (", ".join(done) or "nothing yet") + f"; now on {now}.\n"
+                "What the reader knows: " + (", ".join(done) or "nothing yet") + " (answered checks correctly).\n"
                 "Struggled with: lazy continuation lines; tabs in list items.\n"
                 "Open questions: whether four-space indentation is always a code block. "
-                "Next: finish " + self.ids[min(4, len(self.ids) - 1)] + " and check it."
+                f"Next: finish {now} and check it."
             )
         # a tutor spends three replies on a concept: ask, explain, check; then moves on
         self.n += 1
@@ -300,12 +305,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-llm", action="store_true")
     ap.add_argument("--budget", type=int, help="memory budget in tokens (default: the session's)")
     ap.add_argument("--keep", type=int, default=6, help="turns kept verbatim at a compaction")
-    ap.add_argument("--sections-budget", type=int, help="memory.SECTIONS_BUDGET_TOKENS override")
     args = ap.parse_args(argv)
-    if args.sections_budget:
-        import tutor.engine.memory as memory
-
-        memory.SECTIONS_BUDGET_TOKENS = args.sections_budget
     global BUDGET
     if args.budget:
         BUDGET = (args.budget, args.keep)

@@ -218,13 +218,17 @@ async def test_compaction_folds_older_turns_into_a_stored_summary(store_session,
     # laid out like a tutor turn: same system blocks, verbatim history, breakpoint before the instruction
     tutor_system, _ = build_request(ex, summary=None, states={}, current_concept=None, history=[], new_reader_text="")
     assert req["system"] == tutor_system
+    # one breakpoint, on the block before the last tutor reply (what the last turn cached);
+    # the reply and the instruction follow as plain input
+    assert req["messages"][-2]["role"] == "assistant" and "tutor message 9" in req["messages"][-2]["content"][-1]["text"]
     blocks = [b for m in req["messages"] for b in m["content"]]
-    assert blocks[-2]["cache_control"] == {"type": "ephemeral"} and "cache_control" not in blocks[-1]
+    assert [i for i, b in enumerate(blocks) if "cache_control" in b] == [len(blocks) - 3]
     assert [m["role"] for m in req["messages"]][:2] == ["user", "assistant"]
     assert "reader message 0" in json.dumps(req["messages"]) and "<reader_model>" not in json.dumps(req["messages"])
     saved = store.latest_summary(sid)
     msgs = store.messages(sid)
     assert saved.upto_seq == msgs[-7].seq  # everything but the last 6 turns
+    assert len(saved.text) <= 1600
     summary, turns = recent_history(store, sid)
     assert summary.startswith("Covered: pages.") and len(turns) == 6
     assert len(store.messages(sid)) == 20  # the log keeps everything
@@ -269,19 +273,40 @@ async def test_a_second_compaction_folds_the_previous_summary(store_session, fak
 
 
 async def test_summary_call_reads_the_prefix_the_last_turn_cached(store_session, fake_api):
+    """As in a session: a tutor turn, its reply stored, the reader answers, then the compaction."""
     store, sid, _ = store_session
     ex = explainer(8000)
     b = backend(fake_api)
     add_turns(store, sid, 8)
+    store.add_message(sid, "reader", "what about readers?")
     summary, turns = recent_history(store, sid)
     system, messages = build_request(ex, summary=summary, states={}, current_concept="wal", history=turns[:-1], new_reader_text=turns[-1].text)
-    fake_api.enqueue("reply")
+    reply = "Readers see a snapshot: they read the WAL up to the last commit they saw. " * 3
+    fake_api.enqueue(reply)
     turn = await b.stream(system=system, messages=messages)
+    store.add_message(sid, "tutor", reply, raw=reply)
+    store.add_message(sid, "reader", "ok")
     fake_api.enqueue("Covered: pages.")
-    assert await maybe_compact(store, sid, b, ex, budget_tokens=500, keep_recent=4)
+    assert await maybe_compact(store, sid, b, ex, budget_tokens=500, keep_recent=2)
     usage = fake_api.requests[-1].usage
+    # everything the turn cached is read; only the reader's message it answered is written
+    # (the turn sent it after its last breakpoint); the reply and the instruction are input
     assert usage["cache_read_input_tokens"] == turn.cache_read_input_tokens + turn.cache_creation_input_tokens
-    assert usage["input_tokens"] < 300
+    assert usage["cache_creation_input_tokens"] < 30
+    assert usage["input_tokens"] < approx_tokens(reply) + 300
+    assert "ok" not in [bl["text"] for m in fake_api.requests[-1].body["messages"] for bl in m["content"]]
+
+
+def test_long_summaries_are_cut_at_a_line_end():
+    from tutor.engine.memory import SUMMARY_MAX_CHARS, truncate_summary
+
+    text = "\n".join(f"Covered: concept {i} with some detail about what the reader said." for i in range(100))
+    cut = truncate_summary(text)
+    assert len(cut) <= SUMMARY_MAX_CHARS + 10 and cut.endswith(" [...]")
+    assert cut[: -len(" [...]")] in text and text.startswith(cut[: -len(" [...]")])
+    assert cut[: -len(" [...]")].endswith("said.")
+    assert truncate_summary("  short  ") == "short"
+    assert len(truncate_summary("x" * 5000)) <= SUMMARY_MAX_CHARS + 10  # no line end nor space
 
 
 async def test_failed_summary_call_loses_nothing(store_session, fake_api):
@@ -438,7 +463,9 @@ async def test_progressive_compaction_carries_only_active_sections(tmp_path, fak
     fake_api.enqueue("Covered: pages (known), journal (explained).")
     assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=1000, keep_recent=4)
     saved = store.latest_summary(sid).text
-    assert saved.endswith("[sections shown: journal]")  # pages is known: dropped
+    # pages is known: dropped; journal is in progress: carried. The 4 kept turns end with a
+    # tutor reply, so replaying them attaches nothing (their sections were shown before).
+    assert saved.endswith("[sections shown: journal; quiet: 4]")
     summary, turns = recent_history(store, sid)
     system, messages = build_request(ex, summary=summary, states={"pages": "known"}, current_concept="journal", history=turns, new_reader_text="next")
     assert "[sections shown" not in system[2]["text"]

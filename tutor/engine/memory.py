@@ -21,27 +21,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from tutor.engine.prompt import Turn, build_request, is_progressive, sections_in_play, with_sections_marker
-from tutor.engine.prompt import history_tokens as prompt_history_tokens
+from tutor.engine.prompt import Turn, build_request, is_progressive, sections_due, sections_in_play, with_sections_marker
+from tutor.engine.prompt import history_tokens as request_history_tokens
 from tutor.explainer import Explainer
 
 INTERRUPTED = " [this reply was interrupted]"
-SUMMARY_MAX_TOKENS = 700
-# Long explainers attach sections to the history (prompt.py); fold when they pass this too,
-# so a long session does not pile up every section it ever touched.
-SECTIONS_BUDGET_TOKENS = 6_000
+SUMMARY_MAX_TOKENS = 600
+# The summary is resent (cached) every turn and rewritten at every compaction, so its
+# size must not grow with the session: the instruction asks for 200 words, the call is
+# capped at SUMMARY_MAX_TOKENS, and a longer answer is cut at a line end (truncate_summary).
+SUMMARY_MAX_CHARS = 1_600
+# Long explainers: past this fraction of the budget, compact at the next concept boundary
+# (when the next turn would attach a new section anyway: see prompt.sections_due).
+BOUNDARY_FRACTION = 0.5
 
 SUMMARY_INSTRUCTION = """\
 (A note from the tutoring software, not from the reader.) Pause the tutoring for one \
 message. The transcript above will be replaced by notes, so write the notes the tutor \
-needs to continue this session without it: plain text, at most 250 words, no XML tags, \
+needs to continue this session without it: plain text, at most 200 words, no XML tags, \
 exactly these four headings:
 Covered: the concepts discussed so far (by id), in order, and how far each got.
 What the reader knows: what they said they know or showed they understood, with brief evidence.
 Struggled with: wrong answers, confusions and misconceptions, by concept id.
 Open questions: questions the reader asked that are not yet answered, and what the tutor \
 was about to do next.
-Fold in the earlier summary if there is one; keep facts, drop pleasantries."""
+Fold in the earlier summary if there is one: keep what still matters for the rest of the \
+session, shorten older detail, and stay within 200 words however long the session has been; \
+keep facts, drop pleasantries."""
 
 
 def approx_tokens(text: str) -> int:
@@ -81,33 +87,58 @@ def history_tokens(turns: list[Turn]) -> int:
     return sum(approx_tokens(t.text) for t in turns)
 
 
+def truncate_summary(text: str, limit: int = SUMMARY_MAX_CHARS) -> str:
+    """Cut an over-long summary at the last line end (else word end) before ``limit``.
+
+    Defensive: the instruction asks for 200 words, but a summary that grew anyway would be
+    resent every turn and rewritten at every compaction, and fed into the next summary.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    at = cut.rfind("\n")
+    if at < limit // 2:
+        at = cut.rfind(" ")
+    return (cut[:at] if at > 0 else cut).rstrip() + " [...]"
+
+
 def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn]) -> tuple[list[dict], list[dict]]:
     """The summarisation call, laid out like a tutor turn so it reads the cached prefix.
 
     Same system blocks (rules, explainer, previous summary) and the same verbatim history
-    with the breakpoint on its last tutor block, then the instruction. The expensive part of the
-    request -- the explainer and the turns being folded -- is then billed as cache reads
-    (0.1x) instead of being sent again as fresh input.
+    up to the last tutor reply, with the breakpoint on that reply, then the instruction.
+    The expensive part of the request -- the explainer and the turns being folded -- is
+    then billed as cache reads (0.1x) instead of being sent again as fresh input. The
+    reader's newest message (and any section it would attach) is left out: it stays
+    verbatim after the summary, and sending it here would be uncached input for nothing.
     """
+    last_tutor = max((i for i, t in enumerate(turns) if t.role == "tutor"), default=-1)
+    history = turns[: last_tutor + 1]
     system, messages = build_request(
-        explainer, summary=previous, states={}, current_concept=None, history=turns, new_reader_text="x"
+        explainer, summary=previous, states={}, current_concept=None, history=history, new_reader_text="x"
     )
-    # build_request ended with the new turn's blocks (reader model, sections, text) after
-    # the history's breakpoint; replace them with the instruction
-    last = messages[-1]["content"]
-    cut = max((i + 1 for i, b in enumerate(last) if "cache_control" in b), default=0)
-    del last[cut:]
-    if not last:
-        messages.pop()
-    # The previous tutor turn cached the prefix up to the last tutor reply; the reader's
-    # newest message after it would be written to the cache for nothing (the next turn
-    # starts from the new summary), so the breakpoint goes back to the last tutor block.
-    assistants = [m for m in messages if m["role"] == "assistant"]
-    if assistants:
-        for m in messages:
-            for b in m["content"]:
-                b.pop("cache_control", None)
-        assistants[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    # build_request ended with the new turn's blocks (sections, reader model, text) after
+    # the history; replace them with the instruction
+    if history:
+        messages.pop()  # the history ends with a tutor reply, so the new turn is its own message
+    else:
+        last = messages[-1]["content"]
+        cut = max((i + 1 for i, b in enumerate(last) if "cache_control" in b), default=0)
+        del last[cut:]
+        if not last:
+            messages.pop()
+    # One breakpoint, on the last block before the last tutor reply: the previous tutor
+    # turn cached everything up to there, so the call reads it all. The reply itself is
+    # sent as plain input (1x) rather than written to a cache entry (1.25x) that no later
+    # request will read: the next turn starts from the new summary.
+    for m in messages:
+        for b in m["content"]:
+            b.pop("cache_control", None)
+    if len(messages) >= 2:
+        messages[-2]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    elif messages:
+        messages[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
     instruction = {"type": "text", "text": SUMMARY_INSTRUCTION}
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].append(instruction)
@@ -122,10 +153,15 @@ async def maybe_compact(
     backend: Any,
     explainer: Explainer,
     *,
-    budget_tokens: int = 4500,
-    keep_recent: int = 6,
+    budget_tokens: int = 3000,
+    keep_recent: int = 2,
 ) -> bool:
     """Fold older turns into a new summary when the verbatim history passes the budget.
+
+    The budget counts what the history costs in a request: the turns and, for long
+    explainers, the sections attached to them. After a compaction the request is rules +
+    explainer (or outline) + summary (+ the section in progress) + the kept turns, a size
+    that does not depend on how long the session has run.
 
     Returns True when a summary was saved. Raises the backend's BackendError if the
     summarisation call fails; nothing is lost then (the log is intact, the next turn
@@ -135,23 +171,26 @@ async def maybe_compact(
     turns = [t for _, t in rows]
     if len(rows) <= keep_recent:
         return False
-    over_turns = history_tokens(turns) > budget_tokens
-    over_sections = is_progressive(explainer) and (
-        prompt_history_tokens(explainer, previous, turns) - history_tokens(turns) > SECTIONS_BUDGET_TOKENS
-    )
-    if not (over_turns or over_sections):
+    used = request_history_tokens(explainer, previous, turns)
+    if used <= budget_tokens * BOUNDARY_FRACTION:
+        return False
+    if used <= budget_tokens and not sections_due(explainer, previous, turns):
         return False
     fold = rows[: len(rows) - keep_recent] if keep_recent > 0 else rows
+    kept = [t for _, t in rows[len(fold) :]]
     upto_seq = fold[-1][0]
-    # The summary is written from the whole verbatim history (it is cached anyway); the
-    # last ``keep_recent`` turns also stay verbatim after it.
-    system, messages = summary_request(explainer, previous, [t for _, t in rows])
+    # The summary is written from the whole verbatim history up to the last tutor reply
+    # (it is cached anyway); the last ``keep_recent`` turns also stay verbatim after it.
+    system, messages = summary_request(explainer, previous, turns)
     result = await backend.stream(system=system, messages=messages, max_tokens=SUMMARY_MAX_TOKENS, on_text=None)
-    text = result.text.strip()
+    text = truncate_summary(result.text)
     if not text:
         return False
     if is_progressive(explainer):
-        text = with_sections_marker(text, sections_in_play(explainer, previous, [t for _, t in fold]))
+        # Carry the section in progress; the kept turns up to the last tutor reply were
+        # answered already, so replaying them attaches nothing (prompt.parse_summary).
+        quiet = max((i + 1 for i, t in enumerate(kept) if t.role == "tutor"), default=0)
+        text = with_sections_marker(text, sections_in_play(explainer, previous, turns), quiet)
     if hasattr(store, "add_usage"):
         store.add_usage(
             session_id,

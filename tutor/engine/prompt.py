@@ -165,19 +165,40 @@ def section_text(explainer: Explainer, concept_id: str) -> str:
     )
 
 
-def split_summary(summary: str | None) -> tuple[str | None, list[str]]:
-    """(summary text without the marker line, ids of the sections shown before it)."""
+def parse_summary(summary: str | None) -> tuple[str | None, list[str], int]:
+    """(summary text without the marker line, ids of the sections it carries, quiet turns).
+
+    The marker line is ``[sections shown: a, b]`` or ``[sections shown: a, b; quiet: 3]``:
+    the first ``quiet`` turns after the summary were kept verbatim from before it, and
+    their tags and questions already had their sections attached in the old context, so
+    replaying them attaches nothing (``SectionPlanner.quiet``).
+    """
     if not summary:
-        return summary, []
+        return summary, [], 0
     lines = summary.rstrip().splitlines()
     if lines and lines[-1].startswith(SECTIONS_MARKER) and lines[-1].endswith("]"):
-        ids = [i.strip() for i in lines[-1][len(SECTIONS_MARKER) : -1].split(",") if i.strip()]
-        return "\n".join(lines[:-1]).rstrip(), ids
-    return summary, []
+        inner = lines[-1][len(SECTIONS_MARKER) : -1]
+        quiet = 0
+        ids_part, sep, rest = inner.partition(";")
+        if sep:
+            m = re.fullmatch(r"\s*quiet:\s*(\d{1,6})\s*", rest)
+            if m:
+                quiet = int(m.group(1))
+            else:
+                ids_part = inner
+        ids = [i.strip() for i in ids_part.split(",") if i.strip()]
+        return "\n".join(lines[:-1]).rstrip(), ids, quiet
+    return summary, [], 0
 
 
-def with_sections_marker(summary: str, ids: list[str]) -> str:
-    return summary.rstrip() + "\n" + SECTIONS_MARKER + ", ".join(ids) + "]"
+def split_summary(summary: str | None) -> tuple[str | None, list[str]]:
+    """(summary text without the marker line, ids of the sections shown before it)."""
+    body, ids, _ = parse_summary(summary)
+    return body, ids
+
+
+def with_sections_marker(summary: str, ids: list[str], quiet: int = 0) -> str:
+    return summary.rstrip() + "\n" + SECTIONS_MARKER + ", ".join(ids) + (f"; quiet: {quiet}" if quiet else "") + "]"
 
 
 def summary_text(summary: str) -> str:
@@ -233,10 +254,11 @@ class SectionPlanner:
     section is already there.
     """
 
-    def __init__(self, explainer: Explainer, shown: list[str]):
+    def __init__(self, explainer: Explainer, shown: list[str], quiet: int = 0):
         self.explainer = explainer
         self.order = [c.id for c in explainer.concepts]
         self.shown: list[str] = [i for i in shown if i in self.order]
+        self.quiet = quiet  # leading history turns that attach nothing (kept from before a summary)
         self.passages: set[str] = set()
         self.pending: list[str] = []
 
@@ -281,28 +303,51 @@ MAX_CARRIED_SECTIONS = 1
 def sections_in_play(explainer: Explainer, summary: str | None, history: list["Turn"]) -> list[str]:
     """Sections to carry into the next summary block when ``history`` is folded.
 
-    Only the sections of concepts still being taught -- whose latest <state> tag is asked,
-    explained or shaky -- at most the three most recent. Known and understood concepts
-    are covered by the summary; sections attached for a passing question are dropped. The
-    outline still lists them all, and a later question re-attaches one through search.
+    Only the section of the concept in progress: the latest one whose last <state> tag
+    is asked, explained or shaky (a section carried by ``summary`` counts as asked until
+    tagged again). Known and understood concepts are covered by the summary, and
+    sections attached for a passing question are dropped. The outline still lists them
+    all; the tutor naming one in a later <state> tag, or a question about it, attaches it
+    again. Carrying one section, not every section taught, is what keeps the request
+    after any compaction the same size however long the session has run.
     """
-    body, shown = split_summary(summary)
-    planner = SectionPlanner(explainer, shown)
-    history_messages(history, planner=planner, first=AFTER_SUMMARY if body else OPENING)
-    latest: dict[str, str] = {i: "asked" for i in shown}  # carried before: still active unless tagged since
+    _, shown, _ = parse_summary(summary)
+    order = {c.id for c in explainer.concepts}
+    latest: dict[str, str] = {i: "asked" for i in shown if i in order}
     for t in history:
         if t.role == "tutor":
             for cid, value in tagged_concepts(t.text):
-                latest.pop(cid, None)
-                latest[cid] = value  # re-insert: dict order = order of the latest tag
-    active = [i for i, v in latest.items() if v in ACTIVE_STATES and i in planner.shown]
+                if cid in order:
+                    latest.pop(cid, None)
+                    latest[cid] = value  # re-insert: dict order = order of the latest tag
+    active = [i for i, v in latest.items() if v in ACTIVE_STATES]
     return active[-MAX_CARRIED_SECTIONS:]
+
+
+def sections_due(explainer: Explainer, summary: str | None, history: list["Turn"]) -> list[str]:
+    """Sections the next reader message will attach because of the tutor's <state> tags.
+
+    Non-empty at a concept boundary (the tutor moved on to a concept whose section has
+    not been shown since the last summary): memory.py compacts there, so the section the
+    next turn must pay for anyway is the one the new summary block carries.
+    """
+    if not is_progressive(explainer):
+        return []
+    last_tutor = max((i for i, t in enumerate(history) if t.role == "tutor"), default=-1)
+    body, shown, quiet = parse_summary(summary)
+    planner = SectionPlanner(explainer, shown, quiet)
+    history_messages(history[: last_tutor + 1], planner=planner, first=AFTER_SUMMARY if body else OPENING)
+    due: list[str] = []
+    for cid in planner.pending:
+        if cid not in planner.shown and cid not in due:
+            due.append(cid)
+    return due
 
 
 def history_tokens(explainer: Explainer, summary: str | None, history: list["Turn"]) -> int:
     """Tokens the verbatim history costs in a request, attached sections included."""
-    body, shown = split_summary(summary)
-    planner = SectionPlanner(explainer, shown) if is_progressive(explainer) else None
+    body, shown, quiet = parse_summary(summary)
+    planner = SectionPlanner(explainer, shown, quiet) if is_progressive(explainer) else None
     messages = history_messages(history, planner=planner, first=AFTER_SUMMARY if body else OPENING)
     return sum(len(b["text"]) // 4 + 1 for m in messages for b in m["content"])
 
@@ -315,7 +360,10 @@ def state_block(explainer: Explainer, states: dict[str, str], current_concept: s
 
     Grouped by state (``understood: pages, wal``) rather than one line per concept, so it
     stays a few lines long even for an explainer with a hundred concepts; every concept
-    not named is unknown.
+    not named is unknown. A run of RUN_MIN or more concepts that are next to each other in
+    teaching order is written as a range (``from pages to vacuum (8 concepts)``): this
+    block is sent uncached with every turn, and late in a long session most concepts
+    share a state, so listing them one by one would make every late turn pay for it.
     """
     lines = ["<reader_model>"]
     if current_concept:
@@ -331,13 +379,34 @@ def state_block(explainer: Explainer, states: dict[str, str], current_concept: s
     for state in STATE_ORDER + tuple(sorted({v for v in states.values()} - set(STATE_ORDER) - {"unknown"})):
         group = [cid for cid in ids if states.get(cid) == state]
         if group:
-            lines.append(f"{state}: {', '.join(group)}")
+            lines.append(f"{state}: {_runs(ids, group)}")
             named.update(group)
     rest = [cid for cid in ids if cid not in named]
     if rest:
         lines.append("unknown: " + ("all other concepts" if named else "all concepts"))
     lines.append("</reader_model>")
     return "\n".join(lines)
+
+
+RUN_MIN = 4
+
+
+def _runs(order: list[str], group: list[str]) -> str:
+    """``a, b, from c to h (6 concepts), k``: runs of consecutive concepts in teaching order."""
+    pos = {cid: i for i, cid in enumerate(order)}
+    runs: list[list[str]] = []
+    for cid in group:  # group is in teaching order
+        if runs and pos[cid] == pos[runs[-1][-1]] + 1:
+            runs[-1].append(cid)
+        else:
+            runs.append([cid])
+    parts: list[str] = []
+    for run in runs:
+        if len(run) >= RUN_MIN:
+            parts.append(f"from {run[0]} to {run[-1]} ({len(run)} concepts)")
+        else:
+            parts.extend(run)
+    return ", ".join(parts)
 
 
 def _text_block(text: str, cache: bool = False) -> dict:
@@ -356,20 +425,24 @@ def history_messages(history: list[Turn], *, planner: SectionPlanner | None = No
     it. With a planner (long explainers), each user message gets its sections first.
     """
     messages: list[dict] = []
+    quiet = planner.quiet if planner else 0
+    n = 0
     for turn in history:
         if not turn.text.strip():
             continue
+        live = planner if planner and n >= quiet else None  # quiet turns attach nothing
+        n += 1
         role = "user" if turn.role == "reader" else "assistant"
         if not messages and role == "assistant":
-            attached = planner.for_user("", opening=first == OPENING) if planner else []
+            attached = live.for_user("", opening=first == OPENING) if live else []
             messages.append({"role": "user", "content": attached + [_text_block(first)]})
         if role == "assistant":
-            if planner:
-                planner.after_tutor(turn.text)
+            if live:
+                live.after_tutor(turn.text)
             blocks = [_text_block(turn.text)]
         else:
             opening = not messages and first == OPENING  # a session whose first turn is the reader's
-            blocks = (planner.for_user(turn.text, opening=opening) if planner else []) + [_text_block(turn.text)]
+            blocks = (live.for_user(turn.text, opening=opening) if live else []) + [_text_block(turn.text)]
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -388,7 +461,7 @@ def build_request(
 ) -> tuple[list[dict], list[dict]]:
     """(system, messages) for one tutor turn, with cache breakpoints as in the module doc."""
     progressive = is_progressive(explainer)
-    summary_body, shown = split_summary(summary)
+    summary_body, shown, quiet = parse_summary(summary)
     stable = outline_text(explainer) if progressive else explainer_text(explainer)
     system = [_text_block(rules_text()), _text_block(stable, cache=True)]
     if summary_body and summary_body.strip():
@@ -400,7 +473,7 @@ def build_request(
             )
         system.append(_text_block(block, cache=True))
 
-    planner = SectionPlanner(explainer, shown) if progressive else None
+    planner = SectionPlanner(explainer, shown, quiet) if progressive else None
     messages = history_messages(history, planner=planner, first=AFTER_SUMMARY if summary_body else OPENING)
     if messages:
         messages[-1]["content"][-1]["cache_control"] = dict(EPHEMERAL)
