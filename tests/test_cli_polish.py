@@ -147,11 +147,14 @@ def test_offline_questions_about_question_titles_have_one_question_mark(tmp_path
         assert doubled not in out.replace("(yes / no / not sure)", ""), doubled
 
 
-def _pty_session(args: list[str], keys: list[bytes], tmp_path: Path) -> str:
-    """Run the installed CLI on a real pseudo-terminal, typing `keys` one line at a time."""
+def _pty_session(args: list[str], keys: list[bytes], tmp_path: Path, *, prompt: bytes = b"> ",
+                 done: bytes = b"Resume with", status: list[int] | None = None) -> str:
+    """Run the installed CLI on a real pseudo-terminal, typing `keys` one line at a time
+    (each after the next `prompt`); the exit status goes into `status` if given."""
     import os
     import pty
     import select
+    import signal
     import sys
     import time
 
@@ -178,15 +181,28 @@ def _pty_session(args: list[str], keys: list[bytes], tmp_path: Path) -> str:
                 out += chunk
 
     try:
-        pump(lambda o: o.endswith(b"> "))
+        pump(lambda o: o.endswith(prompt))
         for k in keys:
             before = len(out)
-            os.write(fd, k)
-            pump(lambda o: b"Resume with" in o[before:] or (len(o) > before + len(k) and o.endswith(b"> ")))
-        pump(lambda o: b"Resume with" in o, timeout=10)
+            if k == b"\x03":  # Ctrl-C: the signal the terminal sends. A signal that lands between
+                time.sleep(0.3)  # Python's check and its read() is only seen at the next one: let
+                os.kill(pid, signal.SIGINT)  # the prompt's read start first, as a person would.
+            else:
+                os.write(fd, k)
+            pump(lambda o: done in o[before:] or (len(o) > before + len(k) and o.endswith(prompt)))
+        pump(lambda o: done in o, timeout=10)
+        pump(lambda o: False, timeout=0.3)  # anything after it
     finally:
-        os.waitpid(pid, 0)
+        end = time.monotonic() + 10
+        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < end:
+            pump(lambda o: False, timeout=0.1)
+        st = waited[1]
+        if waited[0] == 0:  # never leave a stuck child behind
+            os.kill(pid, signal.SIGKILL)
+            _, st = os.waitpid(pid, 0)
         os.close(fd)
+        if status is not None:
+            status.append(os.waitstatus_to_exitcode(st))
     return out.decode("utf-8", "replace")
 
 
@@ -412,3 +428,15 @@ def test_search_for_nothing_searchable_says_so(tmp_path):
         r = run_cli(["search", query, "--db", str(db)])
         assert r.exit_code == 1 and "no words to search for" in r.stderr, (query, r)
     assert run_cli(["search", "pages", "--db", str(db)]).exit_code == 0
+
+
+def test_ctrl_c_at_the_remove_question_is_an_interrupt_not_a_missing_answer(tmp_path):
+    db = tmp_path / "t.db"
+    sid = _one_session(db)
+    status: list[int] = []
+    out = _pty_session(["sessions", "rm", sid[:8], "--db", str(db)], [b"\x03"], tmp_path,
+                       prompt=b"[y/N]: ", done=b"Nothing removed", status=status)
+    assert "Nothing removed." in out and "no answer" not in out and "--yes" not in out, out
+    assert status == [130]
+    with Store.open(db) as store:
+        assert store.count_sessions() == 1

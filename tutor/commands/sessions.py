@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -189,8 +190,11 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
             noun = "session" if len(rows) == 1 else "sessions"
             try:
                 ok = click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False)
-            except click.exceptions.Abort:  # no answer (stdin closed or not a terminal)
+            except click.exceptions.Abort:  # Ctrl-C at a terminal, or no answer (stdin closed)
                 click.echo()
+                if sys.stdin.isatty():
+                    click.echo("Nothing removed.")
+                    raise SystemExit(130) from None
                 raise TutorError("nothing removed: no answer to the question",
                                  hint="Add --yes to remove without asking.") from None
             if not ok:
