@@ -440,3 +440,11 @@ def test_ctrl_c_at_the_remove_question_is_an_interrupt_not_a_missing_answer(tmp_
     assert status == [130]
     with Store.open(db) as store:
         assert store.count_sessions() == 1
+
+
+def test_ctrl_c_at_the_plain_prompt_says_goodbye_on_its_own_line(tmp_path):
+    db = tmp_path / "t.db"
+    status: list[int] = []
+    out = _pty_session(["open", str(WAL), "--plain", "--offline", "--db", str(db)], [b"\x03"], tmp_path, status=status)
+    assert status == [130]
+    assert "\r\nInterrupted. Session saved. Resume with: tutor open" in out and "> Interrupted" not in out, repr(out)

@@ -130,6 +130,9 @@ class PlainUI:
             except EOFError:
                 self.write("\n")
                 return ""
+            except KeyboardInterrupt:
+                self.write("\n")  # the goodbye goes on its own line, not after the prompt
+                raise
         self.write("> ")
         line = self.stdin.readline()
         self._col0 = True  # the reader's Enter ended the prompt line
