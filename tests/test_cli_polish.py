@@ -448,3 +448,17 @@ def test_ctrl_c_at_the_plain_prompt_says_goodbye_on_its_own_line(tmp_path):
     out = _pty_session(["open", str(WAL), "--plain", "--offline", "--db", str(db)], [b"\x03"], tmp_path, status=status)
     assert status == [130]
     assert "\r\nInterrupted. Session saved. Resume with: tutor open" in out and "> Interrupted" not in out, repr(out)
+
+
+def test_reading_feedback_creates_no_database(tmp_path):
+    db = tmp_path / "data" / "t.db"
+    r = run_cli(["feedback", "--db", str(db)])
+    assert r.exit_code == 0 and "No feedback yet." in r.stdout
+    assert run_cli(["feedback", "--json", "--db", str(db)]).stdout.strip() == "[]"
+    r = run_cli(["feedback", str(WAL), "--db", str(db)])
+    assert r.exit_code == 0 and "No feedback yet." in r.stdout and "How SQLite" in r.stdout, r
+    r = run_cli(["feedback", str(tmp_path / "missing.md"), "--db", str(db)])
+    assert r.exit_code == 1 and "no such file" in r.stderr
+    r = run_cli(["feedback", "export", str(WAL), "-o", str(tmp_path / "b.jsonl"), "--db", str(db)])
+    assert r.exit_code == 1 and "no sessions yet" in r.stderr and not (tmp_path / "b.jsonl").exists()
+    assert not db.exists() and not db.parent.exists()

@@ -46,10 +46,23 @@ def _load(file: str):
 def show(file: str | None, as_json: bool, db: str | None) -> None:
     """Show the feedback on FILE (or list every explainer with feedback)."""
     import json
+    import tempfile
+    from pathlib import Path
 
     from tutor import feedback as fb
+    from tutor.paths import db_path
 
-    store = fb.open_store(db)
+    scratch = None
+    if db_path(db).exists():
+        store = fb.open_store(db)
+    elif file is None:  # reading creates nothing: no database means no feedback
+        click.echo("[]" if as_json else "No feedback yet.")
+        return
+    else:  # FILE is still checked and summarised, against an empty throwaway database
+        from tutor.store import Store
+
+        scratch = tempfile.TemporaryDirectory()
+        store = Store.open(Path(scratch.name) / "empty.db")
     try:
         if file is None:
             rows = fb.overview(store)
@@ -64,6 +77,8 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
         rep = fb.build_report(store, exp)
     finally:
         store.close()
+        if scratch is not None:
+            scratch.cleanup()
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:
@@ -85,7 +100,12 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
     """
     from tutor import feedback as fb
 
+    from tutor.errors import TutorError
+    from tutor.paths import db_path
+
     exp = _load(file)
+    if not db_path(db).exists():
+        raise TutorError(f"no sessions yet (database: {db_path(db)})", hint=f"Nothing to send: nobody has opened {file} here.")
     store = fb.open_store(db)
     try:
         res = fb.export_bundle(store, exp, output or fb.default_bundle_name(exp), with_transcripts=with_transcripts, force=force)
