@@ -462,3 +462,33 @@ def test_reading_feedback_creates_no_database(tmp_path):
     r = run_cli(["feedback", "export", str(WAL), "-o", str(tmp_path / "b.jsonl"), "--db", str(db)])
     assert r.exit_code == 1 and "no sessions yet" in r.stderr and not (tmp_path / "b.jsonl").exists()
     assert not db.exists() and not db.parent.exists()
+
+
+def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "t.db"
+    sid = _one_session(db)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tutor", "open", str(WAL), "--plain", "--offline", "--db", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert "Welcome back" in first.stdout.readline()  # it holds the session now
+        with Store.open(db) as store:
+            before = len(store.messages(sid))
+        r = run_cli(["open", str(WAL), "--plain", "--offline", "--db", str(db)], input="no\n")
+        assert r.exit_code == 1 and f"session {sid[:8]} is open in another tutor" in r.stderr, r
+        assert "--new" in r.stderr
+        with Store.open(db) as store:
+            assert len(store.messages(sid)) == before
+        r = run_cli(["open", str(WAL), "--plain", "--offline", "--new", "--db", str(db)], input="")
+        assert r.exit_code == 0, r
+    finally:
+        first.communicate("", timeout=30)
+    assert first.returncode == 0
+    # Once the first tutor has quit, the session opens again.
+    r = run_cli(["open", str(WAL), "--plain", "--offline", "--resume", sid[:8], "--db", str(db)], input="")
+    assert r.exit_code == 0, r
