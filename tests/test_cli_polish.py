@@ -492,3 +492,15 @@ def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
     # Once the first tutor has quit, the session opens again.
     r = run_cli(["open", str(WAL), "--plain", "--offline", "--resume", sid[:8], "--db", str(db)], input="")
     assert r.exit_code == 0, r
+
+
+def test_plain_progress_is_numbered_and_numbers_name_concepts(tmp_path):
+    r = run_cli(["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "t.db")],
+                input="/progress\n/know 6\n/explain 2\n/explain 99\n")
+    assert r.exit_code == 0, r
+    out = r.stdout
+    assert " 1. asked      Pages and the database file [pages]  <- current" in out
+    assert " 6. unknown    Checkpoints [checkpoints]" in out
+    assert "Noted: you already know Checkpoints." in out
+    assert "From § The rollback journal:" in out
+    assert "/explain: no concept matches '99'" in out

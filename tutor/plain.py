@@ -26,7 +26,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 HELP = """\
 Type your answer and press Enter. Empty line: read on. Commands:
   /skip            skip the current concept
-  /know [TOPIC]    you already know a concept (id or title; default: the current one)
+  /know [TOPIC]    you already know a concept (id, title or number from /progress;
+                   default: the current one)
   /explain [TOPIC] explain a concept (again; default: the current one)
   /feedback TEXT   leave a note for the explainer's author
   /progress        what you know so far
@@ -81,14 +82,17 @@ class PlainUI:
 
     def progress(self) -> str:
         rows = []
-        for c in self.s.explainer.concepts:
+        for i, c in enumerate(self.s.explainer.concepts, 1):
             st = self.s.states()[c.id]
             mark = " (skipped)" if c.id in self.s.model.skipped else ""
             here = "  <- current" if c.id == self.s.current_concept else ""
-            rows.append(f"  {st:<10} {c.title} [{c.id}]{mark}{here}")
+            rows.append(f"  {i:>2}. {st:<10} {c.title} [{c.id}]{mark}{here}")
         return "Progress:\n" + "\n".join(rows)
 
     def concept_arg(self, arg: str, usage: str) -> str | None:
+        concepts = self.s.explainer.concepts
+        if arg.strip().isdigit() and 1 <= int(arg) <= len(concepts):  # a number from /progress
+            return concepts[int(arg) - 1].id
         cid = find_concept(self.s.explainer, arg) if arg.strip() else None
         if cid is None:
             ids = ", ".join(c.id for c in self.s.explainer.concepts)
