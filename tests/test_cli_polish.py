@@ -486,6 +486,11 @@ def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
             assert len(store.messages(sid)) == before
         r = run_cli(["open", str(WAL), "--plain", "--offline", "--new", "--db", str(db)], input="")
         assert r.exit_code == 0, r
+        # Nor is it removed from under the tutor that has it open.
+        r = run_cli(["sessions", "rm", sid[:8], "--yes", "--db", str(db)])
+        assert r.exit_code == 1 and f"session {sid[:8]} is open in another tutor" in r.stderr, r
+        with Store.open(db) as store:
+            assert store.count_sessions() == 2
     finally:
         first.communicate("", timeout=30)
     assert first.returncode == 0

@@ -6,38 +6,13 @@ tutor.engine.session, the dialogue to tutor.plain or the Textual app.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-from pathlib import Path
 
 import click
 
-from tutor.commands._options import db_option
+from tutor.commands._options import db_option, hold_session
 from tutor.errors import TutorError
-
-
-def _hold_session(db_file: Path, session_id: str) -> int | bool | None:
-    """Claim the session for this process, so two tutors never interleave one dialogue:
-    a POSIX record lock on one byte (chosen by the session id) of ``<db>.open``. The lock
-    goes with the process, so a crash or kill cannot leave it stuck.
-    Returns the descriptor to keep open, False when another process holds the session,
-    None when locking is not available here (then nothing is checked)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    try:
-        fd = os.open(db_file.with_name(db_file.name + ".open"), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return None
-    offset = int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-    except OSError:
-        os.close(fd)
-        return False
-    return fd
 
 
 @click.command("open")
@@ -84,7 +59,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         backend = ClaudeBackend(model)
     store = Store.open(db_path(db))
     session = TutorSession.open(explainer, store, backend=backend, session_id=resume, new=new)
-    hold = _hold_session(db_path(db), session.id)
+    hold = hold_session(db_path(db), session.id)
     if hold is False:
         store.close()
         raise TutorError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from datetime import datetime
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from tutor.commands._options import db_option
+from tutor.commands._options import db_option, hold_session
 from tutor.errors import TutorError
 
 
@@ -183,6 +184,14 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
         full = [store.resolve_session_id(i) for i in ids]  # all or nothing: check every id first
         full = list(dict.fromkeys(full))
         rows = [store.get_session(i) for i in full]
+        holds = [hold_session(db_location(db).path, i) for i in full]  # not from under a running tutor
+        for h in holds:
+            if isinstance(h, int):
+                os.close(h)  # (one close drops this process's locks on the file: the check is done)
+        busy = [i for i, h in zip(full, holds) if h is False]
+        if busy:
+            raise TutorError(f"session {busy[0][:8]} is open in another tutor; nothing removed",
+                             hint="Quit that tutor first, then remove the session.")
         if not yes:
             for r in rows:
                 title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
