@@ -509,3 +509,16 @@ def test_plain_progress_is_numbered_and_numbers_name_concepts(tmp_path):
     assert "Noted: you already know Checkpoints." in out
     assert "From § The rollback journal:" in out
     assert "/explain: no concept matches '99'" in out
+
+
+def test_open_sums_up_many_author_warnings_in_two_lines(tmp_path):
+    skeleton = tmp_path / "draft.md"
+    r = run_cli(["compile", "--offline", str(EXPLAINERS / "notes" / "git-objects"), "-o", str(skeleton)])
+    assert r.exit_code == 0, r
+    n = len(load(skeleton).warnings)
+    assert n > 3
+    r = run_cli(["open", str(skeleton), "--plain", "--offline", "--db", str(tmp_path / "t.db")], input="")
+    notes = [ln for ln in r.stderr.splitlines() if "draft.md" in ln]
+    assert len(notes) == 2, r.stderr
+    assert notes[0].startswith(f"{skeleton}:") and "has no check question" in notes[0]
+    assert f"and {n - 1} more warnings" in notes[1] and f"tutor check {skeleton}" in notes[1]

@@ -7,6 +7,7 @@ tutor.engine.session, the dialogue to tutor.plain or the Textual app.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import click
@@ -44,7 +45,11 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     from tutor.store import Store
 
     explainer = load(file)
-    notices: list[str] = [str(w) for w in explainer.warnings[:3]]
+    notices: list[str] = [str(w) for w in explainer.warnings[:1]]
+    if len(explainer.warnings) > 1:  # they are for the author: one, and where to see the rest
+        more = len(explainer.warnings) - 1
+        notices.append(f"{explainer.path}: and {more} more warning{'s' if more != 1 else ''} "
+                       f"(see them with: tutor check {shlex.quote(str(explainer.path))})")
     backend = None
     if offline:
         if model:
