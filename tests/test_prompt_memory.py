@@ -476,7 +476,7 @@ async def test_progressive_compaction_carries_only_active_sections(tmp_path, fak
 
 # -- the property the cache relies on ------------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _LONG = long_explainer()
@@ -506,10 +506,11 @@ _reader = st.one_of(
 @given(st.booleans(), st.lists(st.tuples(_reader, _tutor), min_size=1, max_size=6), st.booleans(),
        st.sampled_from([None, "Covered: pages.", "Covered: pages.\n[sections shown: journal, nope]"]))
 def test_each_request_extends_the_previous_one(long, exchanges, tutor_first, summary):
-    """Request k+1 starts with exactly the blocks request k sent before its reader-model block.
+    """Between two compactions (the summary fixed), request k+1 starts with exactly the
+    blocks request k sent before its reader-model block.
 
     That is what keeps every turn's cache entry readable by the next turn, in both layouts,
-    whatever the tags and questions were.
+    whatever the tags and questions were. Across compactions: the test below.
     """
     ex = _LONG if long else _SHORT
     history: list[Turn] = [Turn(role="tutor", text="Opening. <state concept=\"pages\" value=\"asked\">q</state>")] if tutor_first else []
@@ -532,3 +533,104 @@ def test_each_request_extends_the_previous_one(long, exchanges, tutor_first, sum
         if reader.strip():
             history.append(Turn(role="reader", text=reader))
         history.append(Turn(role="tutor", text=tutor))
+
+
+# -- the same property across compactions, through the real store, SDK and fake server ----
+
+_SUMMARY_REPLY = "Covered: pages, journal.\nWhat the reader knows: pages.\nStruggled with: wal.\nOpen questions: none."
+
+
+def _is_summary_call(body: dict) -> bool:
+    from tutor.engine.memory import SUMMARY_INSTRUCTION
+
+    return body["messages"][-1]["content"][-1]["text"] == SUMMARY_INSTRUCTION
+
+
+_API: list[FakeAPI] = []
+
+
+def _shared_api() -> FakeAPI:
+    """One server for every example (started once; a daemon thread): hypothesis runs many."""
+    if not _API:
+        _API.append(FakeAPI().start())
+    return _API[0]
+
+
+async def _drive_session(ex, exchanges, budget: int, keep: int) -> list[tuple[str, dict]]:
+    """Drive a session the way TutorSession does: store the reader's message, maybe compact,
+    build the request from the store, stream, store the reply. Returns ("turn"|"summary", body)."""
+    import tempfile
+    from pathlib import Path
+
+    from tutor.engine.memory import maybe_compact
+
+    replies = iter([t for _, t in exchanges])
+    api = _shared_api()
+    api.requests.clear()
+    with tempfile.TemporaryDirectory() as tmp:
+        api.handler = lambda body: _SUMMARY_REPLY if _is_summary_call(body) else next(replies)
+        store = Store.open(Path(tmp) / "p.db")
+        sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+        b = backend(api)
+        for i, (reader, _) in enumerate(exchanges):
+            if i:
+                store.add_message(sid, "reader", reader)
+                await maybe_compact(store, sid, b, ex, budget_tokens=budget, keep_recent=keep)
+            summary, turns = recent_history(store, sid)
+            history, new = (turns[:-1], turns[-1].text) if i else (turns, "")
+            system, messages = build_request(ex, summary=summary, states={}, current_concept=None, history=history, new_reader_text=new)
+            assert count_breakpoints(system, messages) <= 4
+            r = await b.stream(system=system, messages=messages)
+            store.add_message(sid, "tutor", r.text, raw=r.text)
+        await b.aclose()
+        store.close()
+        return [("summary" if _is_summary_call(q.body) else "turn", q.body) for q in api.requests]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(True, [("yes", '<state concept="pages" value="known">k</state>'), ("no", '<state concept="journal" value="explained">e</state>'),
+                ("what is the zebrawal corner case?", "Right."), ("ok", '<state concept="journal" value="understood">u</state>')], 300, 2)
+@given(st.booleans(), st.lists(st.tuples(_reader.filter(lambda r: r.strip()), _tutor), min_size=2, max_size=10),
+       st.sampled_from([300, 800, 100_000]), st.sampled_from([1, 2, 4]))
+def test_each_request_extends_the_previous_one_until_a_compaction(long, exchanges, budget, keep):
+    """The cache property, stated for a whole session with compactions:
+
+    - a turn's request starts with exactly the blocks (system and messages, up to its reader
+      model) that the previous turn's request sent, unless a compaction came between them;
+    - a summary call starts with exactly that prefix of the turn before it (so it reads it
+      all from the cache);
+    - right after a compaction the request may reset after the stable system blocks (rules,
+      explainer or outline), which never change; it then carries only the turns kept
+      verbatim, with no section or passage attached to them, and at most one section.
+    """
+    import asyncio
+
+    ex = _LONG if long else _SHORT
+    calls = asyncio.run(_drive_session(ex, exchanges, budget, keep))
+    prefix = None  # (system, flat messages up to the reader model) of the last turn
+    compacted = False
+    for kind, body in calls:
+        flat = _flat(body["messages"])
+        if kind == "summary":
+            assert prefix is not None
+            assert body["system"] == prefix[0] and flat[: len(prefix[1])] == prefix[1]
+            compacted = True
+            continue
+        if prefix is not None:
+            if compacted:
+                assert body["system"][:2] == prefix[0][:2]
+                history = flat[: len(flat) - len(body["messages"][-1]["content"])]
+                attached = [t for _, t in history if t.startswith(("<explainer_section", "<explainer_passage"))]
+                assert not attached  # the kept turns attach nothing
+                assert len([t for _, t in flat if t.startswith("<reader_model>")]) == 1
+                assert len(flat) <= keep + 6  # opener + kept turns + new sections/passages + reader model + text
+                assert json.dumps(body["system"]).count("<explainer_section concept=") <= 1
+            else:
+                assert body["system"] == prefix[0] and flat[: len(prefix[1])] == prefix[1]
+        state_at = next(i for i, (_, t) in enumerate(flat) if t.startswith("<reader_model>"))
+        prefix = (body["system"], flat[:state_at])
+        compacted = False
+    if budget == 100_000:
+        assert all(kind == "turn" for kind, _ in calls)
+    if long and budget == 300 and len(exchanges) >= 3:
+        assert any(kind == "summary" for kind, _ in calls)  # the reset case is exercised
