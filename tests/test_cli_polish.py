@@ -522,3 +522,12 @@ def test_open_sums_up_many_author_warnings_in_two_lines(tmp_path):
     assert len(notes) == 2, r.stderr
     assert notes[0].startswith(f"{skeleton}:") and "has no check question" in notes[0]
     assert f"and {n - 1} more warnings" in notes[1] and f"tutor check {skeleton}" in notes[1]
+
+
+def test_check_reads_standard_input_as_dash(tmp_path):
+    r = CliRunner().invoke(cli, ["check", "-"], input=WAL.read_text(encoding="utf-8"))
+    assert r.exit_code == 0 and r.output.startswith("-: OK - How SQLite's write-ahead log works"), r.output
+    r = CliRunner().invoke(cli, ["check", "-"], input="---\ntutor: 1\ntitle: [oops\n---\n")
+    assert r.exit_code == 1 and "-:3: invalid YAML" in r.output and "stdin.md" not in r.output, r.output
+    r = CliRunner().invoke(cli, ["check", "--json", "-"], input="# Plain\n\ntext\n")
+    assert json.loads(r.output)["path"] == "-"

@@ -43,6 +43,8 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
             if not found:
                 problems.append((arg, f"no Markdown files ({', '.join('*' + s for s in MARKDOWN_SUFFIXES)}) in this folder"))
             paths += found
+        elif arg == STDIN:
+            paths.append(arg)
         elif not p.exists() and _GLOB.search(arg):
             found = sorted(f for f in glob.glob(arg) if not Path(f).is_dir())
             if not found:
@@ -51,6 +53,34 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             paths.append(arg)
     return list(dict.fromkeys(paths)), problems
+
+
+STDIN = "-"
+
+
+def load_path(path: str):
+    """``load(path)``; ``-`` reads the explainer from standard input (editors, pipes) and
+    names it ``-`` in every message."""
+    from tutor.errors import ExplainerError, Problem
+    from tutor.explainer import load
+
+    if path != STDIN:
+        return load(path)
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    def renamed(problems: list, tmp: str) -> list:
+        return [Problem(STDIN if p.file == tmp else p.file, p.line, p.message.replace(tmp, STDIN)) for p in problems]
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = str(Path(d) / "stdin.md")
+        Path(tmp).write_bytes(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode())
+        try:
+            ex = load(tmp)
+        except ExplainerError as e:
+            raise ExplainerError(renamed(e.problems, tmp)) from None
+    return ex.model_copy(update={"path": STDIN, "warnings": renamed(ex.warnings, tmp)})
 
 
 def _words(ex) -> str:
@@ -128,9 +158,9 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     tutor check explainers/              every Markdown file in the folder
     tutor check -q --strict *.md         only problems; warnings fail too (CI)
     tutor check --json FILE...           a report for scripts
+    tutor check - < draft.md             from standard input (an editor, a pipe)
     """
     from tutor.errors import ExplainerError, Problem
-    from tutor.explainer import load
 
     failed = False
     reports = []
@@ -144,7 +174,7 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     ok = errors = 0
     for i, path in enumerate(paths):
         try:
-            ex, err = load(path), None
+            ex, err = load_path(path), None
         except ExplainerError as e:
             ex, err = None, e
         if as_json:
