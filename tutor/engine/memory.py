@@ -31,9 +31,11 @@ SUMMARY_MAX_TOKENS = 600
 # size must not grow with the session: the instruction asks for 200 words, the call is
 # capped at SUMMARY_MAX_TOKENS, and a longer answer is cut at a line end (truncate_summary).
 SUMMARY_MAX_CHARS = 1_600
-# Long explainers: past this fraction of the budget, compact at the next concept boundary
-# (when the next turn would attach a new section anyway: see prompt.sections_due).
-BOUNDARY_FRACTION = 0.5
+# Long explainers attach sections to the history, which count in the budget: past the
+# budget, compact at the next concept boundary (when the next turn would attach a new
+# section anyway, see prompt.sections_due, so carrying it costs nothing extra); past
+# HARD_FACTOR x the budget, compact at once.
+HARD_FACTOR = 2
 
 SUMMARY_INSTRUCTION = """\
 (A note from the tutoring software, not from the reader.) Pause the tutoring for one \
@@ -172,9 +174,9 @@ async def maybe_compact(
     if len(rows) <= keep_recent:
         return False
     used = request_history_tokens(explainer, previous, turns)
-    if used <= budget_tokens * BOUNDARY_FRACTION:
+    if used <= budget_tokens:
         return False
-    if used <= budget_tokens and not sections_due(explainer, previous, turns):
+    if is_progressive(explainer) and used <= budget_tokens * HARD_FACTOR and not sections_due(explainer, previous, turns):
         return False
     fold = rows[: len(rows) - keep_recent] if keep_recent > 0 else rows
     kept = [t for _, t in rows[len(fold) :]]
