@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events as tevents, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, OptionList, Static
+from textual.widgets import Footer, Markdown, OptionList, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from tutor.app import actions
@@ -70,11 +70,14 @@ class SectionView(VerticalScroll):
         padding: 0 1;
     }
     SectionView.-visible { display: block; }
+    SectionView:focus { border-left: vkey $accent; background-tint: $foreground 4%; }
     SectionView > #section-title { text-style: bold; color: $accent; margin: 1 0 0 0; }
+    SectionView > #section-lines { color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
         yield Static("", id="section-title", markup=False)
+        yield Static("", id="section-lines", markup=False)
         yield Markdown(None, id="section-body", parser_factory=safe_parser, open_links=False)
 
 
@@ -86,14 +89,17 @@ class TutorApp(App[None]):
     Screen { layout: vertical; }
     #main { height: 1fr; }
     #conversation { width: 1fr; }
+    /* Below 110 columns three panes leave each too narrow to read: the section takes the outline's place. */
+    Screen.-narrow.-section-open #outline { display: none; }
     """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("escape", "stop", "Stop reply", show=False),
         Binding("ctrl+r", "retry", "Retry"),
         Binding("ctrl+n", "skip", "Skip"),
         Binding("ctrl+g", "explain_again", "Again"),
         Binding("ctrl+o", "toggle_section", "Section"),
-        Binding("ctrl+f", "feedback", "Note to author"),
+        Binding("ctrl+f", "feedback", "Note"),
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+l", "copy_last", "Copy reply", show=False),
         Binding("ctrl+t", "next_theme", "Theme", show=False),
@@ -196,6 +202,12 @@ class TutorApp(App[None]):
                 break
         if widgets:
             await self.pane.mount_all(widgets)
+        if getattr(self.session, "can_retry", False):
+            # The last reader message never got a complete reply: same red bar as when it failed live.
+            for widget in reversed(widgets):
+                if isinstance(widget, ReaderMessage):
+                    widget.add_class("unanswered")
+                    break
         self.pane.scroll_end(animate=False, immediate=True)
 
     @on(DialoguePane.NeedEarlier)
@@ -246,6 +258,7 @@ class TutorApp(App[None]):
         parts: list[str] = []
         stopped = False
         errored = False
+        cut_note: str | None = None  # why the reply is incomplete, when it is
         events = make_events()
         self.input.set_busy(True)
         try:
@@ -271,7 +284,11 @@ class TutorApp(App[None]):
                 elif isinstance(event, ErrorEvent):
                     errored = True
                     self.show_error(event, reader_text)
+                    if message is not None:
+                        cut_note = "(cut off by the error above — the partial reply is kept; Ctrl+R retries)"
                 elif isinstance(event, TurnFinished):
+                    if message is not None and not event.complete and event.stop_reason == "max_tokens":
+                        cut_note = "(the reply reached its length limit — press Enter to hear the rest)"
                     if event.finished and not self.said_finished:
                         self.said_finished = True
                         await pane.mount(NoteMessage("That is the end of the outline. Ask anything, or press Ctrl+S to export the transcript."))
@@ -303,16 +320,23 @@ class TutorApp(App[None]):
                 if message is not None:
                     message.add_class("incomplete")
                 await pane.mount(NoteMessage("(stopped — the partial reply is kept)", classes="warning"))
-            elif not errored:
-                self.failed_text = None
+            else:
+                if cut_note is not None and message is not None:
+                    # Without this the cut reply looks finished once the notification fades.
+                    message.add_class("incomplete")
+                    await pane.mount(NoteMessage(cut_note, classes="warning"))
+                if not errored:
+                    self.failed_text = None
             self.refresh_outline()
             self.input.set_busy(False)
+            self.refresh_bindings()  # Retry shows in the footer only when there is something to retry
 
     def show_error(self, event: ErrorEvent, reader_text: str | None) -> None:
         message = one_line(event.message, 400)
         if event.retryable:
             message = f"{message}\n{RETRY_HINT}"
         self.notify(message, title=f"Tutor error ({event.code})", severity="error", timeout=15, markup=False)
+        self.refresh_bindings()
         if reader_text is not None:
             self.failed_text = reader_text
             if not self.input.text.strip():
@@ -346,13 +370,36 @@ class TutorApp(App[None]):
         await self.pane.mount(ReaderMessage(text))
         self.run_turn(lambda: self.session.reply(text), reader_text=text, echo=False)
 
+    def on_key(self, event: tevents.Key) -> None:
+        """Typing while the outline, dialogue or section has focus goes to the input: the
+        reader should never lose what they type because Tab moved the focus."""
+        if not event.is_printable or not event.character or len(self.screen_stack) > 1:
+            return
+        if self.focused is self.input or isinstance(self.focused, TextArea):
+            return
+        event.stop()
+        event.prevent_default()
+        self.input.focus()
+        self.input.insert(event.character)
+
     # -------------------------------------------------------------- actions
     def action_stop(self) -> None:
         if self.busy and self.turn_worker is not None:
             self.turn_worker.cancel()
 
+    def can_retry(self) -> bool:
+        return self.failed_text is not None or bool(getattr(self.session, "can_retry", False))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry":
+            return self.can_retry()  # hidden from the footer until a reply fails
+        return True
+
     def action_retry(self) -> None:
         if self.busy:
+            return
+        if not self.can_retry():
+            self.notify("There is nothing to retry: the last reply arrived in full.", markup=False, timeout=4)
             return
         text = self.failed_text
         if text is not None and self.input.text.strip() == text.strip():
@@ -377,15 +424,24 @@ class TutorApp(App[None]):
         view = self.query_one(SectionView)
         cid = concept_id or self.session.current_concept or (self.explainer.concepts[0].id if self.explainer.concepts else None)
         if view.has_class("-visible") and concept_id is None:
+            had_focus = view.has_focus_within
             view.remove_class("-visible")
+            self.screen.remove_class("-section-open")
+            if had_focus:  # else focus would land on whatever Textual picks, and typing would go nowhere
+                self.input.focus()
             return
         if cid is None:
             return
         concept = self.explainer.concept(cid)
         view.query_one("#section-title", Static).update(Content(one_line(concept.section.heading or concept.title, 100)))
+        view.query_one("#section-lines", Static).update(
+            Content(f"{Path(str(self.explainer.path)).name}, lines {concept.section.start_line}–{concept.section.end_line}")
+        )
         view.query_one("#section-body", Markdown).update(clean(concept.section.text))
-        view.border_title = f"lines {concept.section.start_line}-{concept.section.end_line}"
         view.add_class("-visible")
+        self.screen.add_class("-section-open")
+        if self.outline.has_focus and self.screen.has_class("-narrow"):
+            self.input.focus()  # the outline is about to be hidden
         view.scroll_home(animate=False)
 
     def action_feedback(self) -> None:

@@ -118,6 +118,10 @@ class Outline(OptionList):
         for cid, title in self.concepts:
             if old_states.get(cid) != self.states.get(cid) or cid in (old_current, current):
                 self.replace_option_prompt(cid, self._prompt(cid, title))
+        if current is not None and current != old_current and not self.has_focus:
+            # The cursor follows the tutor (it is invisible while unfocused), which keeps the
+            # current concept scrolled into view in a long outline and makes Tab, Enter act on it.
+            self.highlighted = self.get_option_index(current)
 
     def state_of(self, cid: str) -> str:
         return self.states.get(cid, "unknown")
@@ -129,6 +133,7 @@ class ReaderMessage(Static):
     DEFAULT_CSS = """
     ReaderMessage {
         margin: 0 1 1 6;
+        max-width: 100;
         padding: 0 1;
         background: $boost;
         border-left: wide $accent;
@@ -149,6 +154,7 @@ class TutorMessage(Markdown):
     DEFAULT_CSS = """
     TutorMessage {
         margin: 1 6 0 1;
+        max-width: 104;
         padding: 0 1 0 2;
         background: transparent;
     }
@@ -167,7 +173,8 @@ class NoteMessage(Static):
 
     DEFAULT_CSS = """
     NoteMessage {
-        margin: 0 1 0 3;
+        margin: 0 1 1 3;
+        max-width: 104;
         color: $text-muted;
         text-style: italic;
     }
@@ -186,6 +193,8 @@ class DialoguePane(VerticalScroll):
 
     DEFAULT_CSS = """
     DialoguePane { height: 1fr; padding: 0 0 1 0; background: $background; }
+    /* Focused (Tab), the pane scrolls with the arrow keys: say so with a tint and an accent scrollbar. */
+    DialoguePane:focus { background-tint: $foreground 4%; scrollbar-color: $accent 60%; }
     """
 
     class NeedEarlier(Message):
@@ -225,9 +234,11 @@ class ChatInput(TextArea):
     # bindings: a priority binding runs at once in the App, ahead of the characters still
     # queued for this widget, so "text" + Enter typed fast (or pasted by tmux) would send
     # an empty message and leave the text behind.
+    # Not in the footer: the input's own border says "Enter send · Shift+Enter new line",
+    # and the footer needs the room for the app's keys on an 80-column terminal.
     BINDINGS = [
-        Binding("enter", "submit", "Send", show=True),
-        Binding("shift+enter,ctrl+j", "newline", "New line", show=True),
+        Binding("enter", "submit", "Send", show=False),
+        Binding("shift+enter,ctrl+j", "newline", "New line", show=False),
     ]
 
     class Submitted(Message):

@@ -1,0 +1,184 @@
+"""Pilot tests for what a reader ran into using the app in a real terminal (QA pass):
+focus, the footer on 80 columns, the section view, long outlines, replies cut by errors.
+
+Real TutorSessions on real SQLite files; Claude is the real back end on tests/fake_api.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, wait_until
+from fake_api import FakeAPI, drop, text
+
+from tutor.app.app import TutorApp
+from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "tutor.db"
+
+
+@pytest.fixture
+def api():
+    with FakeAPI() as server:
+        yield server
+
+
+def footer_line(app) -> str:
+    return screen_text(app).rstrip("\n").splitlines()[-1]
+
+
+async def test_typing_while_another_pane_has_focus_goes_to_the_input(db):
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        app.outline.focus()
+        await pilot.press("n", "o")
+        assert app.input.text == "no" and app.focused is app.input
+        app.pane.focus()
+        await pilot.press("space", "!")
+        assert app.input.text == "no !"
+        # Section shown, focused with Tab, then hidden: focus must not stay on a hidden pane
+        # (it used to land on the outline or dialogue, and typed text went nowhere).
+        await pilot.press("ctrl+o")
+        app.query_one("#section").focus()
+        await pilot.pause(0.05)
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        assert app.focused is app.input
+        # Arrow keys still belong to the focused pane, not the input.
+        app.outline.focus()
+        before = app.outline.highlighted
+        await pilot.press("down")
+        assert app.outline.highlighted == (before or 0) + 1
+        assert app.input.text == "no !"
+
+
+async def test_footer_shows_every_key_on_80_columns_and_retry_only_when_useful(db, api):
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        footer = footer_line(app)
+        for key in ("^q Quit", "^n Skip", "^g Again", "^o Section", "^f Note", "^s Export", "^p palette"):
+            assert key in footer, f"{key!r} missing from the footer: {footer!r}"
+        assert "Retry" not in footer  # nothing failed
+        await pilot.press("ctrl+r")  # disabled: no "Tutor error (other)" any more
+        await pilot.pause(0.05)
+        assert not [n for n in notifications(app) if n.severity == "error"] and not app.busy
+        app.action_retry()  # what the palette's Retry command runs
+        note = await wait_until(pilot, lambda: [n for n in notifications(app) if "nothing to retry" in n.message], 5, "the notification")
+        assert note[0].severity == "information"
+
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), drop("Half a sen"))
+    app = TutorApp(open_session(SAMPLE, db.with_name("c.db"), backend=claude_backend(api)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        app.input.text = "what is a page?"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        await wait_until(pilot, lambda: "^r Retry" in footer_line(app), 5, "Retry in the footer")
+        assert "^s Export" in footer_line(app)
+
+
+async def test_section_view_shows_its_line_range_and_replaces_the_outline_when_narrow(db):
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.1)
+        concept = app.explainer.concept(app.session.current_concept)
+        shown = screen_text(app)
+        assert f"sqlite-wal.md, lines {concept.section.start_line}–{concept.section.end_line}" in shown
+        assert app.outline.display and app.outline.region.width > 0  # wide: three panes
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.1)
+        assert app.outline.region.width == 0  # narrow: the section takes the outline's place
+        assert app.pane.region.width >= 30
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.1)
+        assert app.outline.region.width > 0
+
+
+async def test_outline_keeps_the_current_concept_in_view(db, tmp_path):
+    path = tmp_path / "long.md"
+    path.write_text("\n\n".join(f"## Topic {i:02d}\n\nText about topic {i}." for i in range(1, 61)) + "\n", encoding="utf-8")
+    session = open_session(path, db)
+    app = TutorApp(session)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await idle(pilot, app)
+        for _ in range(40):
+            await pilot.press("ctrl+n")
+            await pilot.pause(0.02)
+            await idle(pilot, app)
+        current = session.current_concept
+        title = session.explainer.concept(current).title
+        assert title == "Topic 41"
+        await pilot.pause(0.1)
+        assert f"▸ ? {title}" in screen_text(app), "the current concept scrolled out of the outline"
+        # Tab to the outline: the cursor is already on the current concept.
+        app.outline.focus()
+        await pilot.pause(0.05)
+        assert app.outline.highlighted_option.id == current
+
+
+async def test_a_reply_cut_by_an_error_is_marked_incomplete(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), drop("A page is a fixed-size bl", chunk_size=5))
+    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        app.input.text = "what is a page?"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        cut = [w for w in app.pane.children if isinstance(w, TutorMessage)][-1]
+        assert cut.has_class("incomplete")
+        note = app.pane.children[-1]
+        assert isinstance(note, NoteMessage) and "cut off" in str(note.render())
+
+
+async def test_a_reply_cut_at_max_tokens_says_so(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), text("A page is a long story and", stop_reason="max_tokens"))
+    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        app.input.text = "tell me everything"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert [w for w in app.pane.children if isinstance(w, TutorMessage)][-1].has_class("incomplete")
+        assert "length limit" in str(app.pane.children[-1].render())
+
+
+async def test_resume_after_a_failed_reply_marks_it_and_offers_retry(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), drop(""))
+    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        app.input.text = "never answered"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+    api.enqueue(text("Welcome back.", chunk_size=8))
+    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        readers = [w for w in app.pane.children if isinstance(w, ReaderMessage)]
+        assert readers[-1].text == "never answered" and readers[-1].has_class("unanswered")
+        await wait_until(pilot, lambda: "^r Retry" in footer_line(app), 5, "Retry in the footer")
+
+
+async def test_messages_keep_a_readable_width_on_a_wide_terminal(db):
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await idle(pilot, app)
+        reply = [w for w in app.pane.children if isinstance(w, TutorMessage)][-1]
+        assert reply.region.width <= 104
+        assert app.pane.region.width > 120
