@@ -465,6 +465,7 @@ def test_reading_feedback_creates_no_database(tmp_path):
 
 
 def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
+    import os
     import subprocess
     import sys
     import time
@@ -487,8 +488,10 @@ def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
         r = run_cli(["open", str(WAL), "--plain", "--offline", "--new", "--db", str(db)], input="")
         assert r.exit_code == 0, r
         # Nor is it removed from under the tutor that has it open.
+        stdin_before = os.fstat(0)
         r = run_cli(["sessions", "rm", sid[:8], "--yes", "--db", str(db)])
         assert r.exit_code == 1 and f"session {sid[:8]} is open in another tutor" in r.stderr, r
+        assert os.fstat(0) == stdin_before  # only lock descriptors were closed
         with Store.open(db) as store:
             assert store.count_sessions() == 2
     finally:

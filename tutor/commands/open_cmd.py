@@ -101,5 +101,5 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         return 0
     finally:
         store.close()
-        if isinstance(hold, int):
+        if hold is not None and hold is not False:
             os.close(hold)  # releases the lock

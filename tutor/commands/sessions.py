@@ -186,7 +186,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
         rows = [store.get_session(i) for i in full]
         holds = [hold_session(db_location(db).path, i) for i in full]  # not from under a running tutor
         for h in holds:
-            if isinstance(h, int):
+            if h is not None and h is not False:
                 os.close(h)  # (one close drops this process's locks on the file: the check is done)
         busy = [i for i, h in zip(full, holds) if h is False]
         if busy:
