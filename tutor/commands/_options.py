@@ -23,7 +23,8 @@ def hold_session(db_file: Path, session_id: str) -> int | bool | None:
     a POSIX record lock on one byte (chosen by the session id) of ``<db>.open``. The lock
     goes with the process, so a crash or kill cannot leave it stuck.
     Returns the descriptor to keep open, False when another process holds the session,
-    None when locking is not available here (then nothing is checked)."""
+    None when locking is not available here (then nothing is checked). Test the result
+    with ``is False`` / ``is None``: False is also an int, and os.close(False) closes stdin."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
