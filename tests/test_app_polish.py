@@ -182,3 +182,15 @@ async def test_messages_keep_a_readable_width_on_a_wide_terminal(db):
         reply = [w for w in app.pane.children if isinstance(w, TutorMessage)][-1]
         assert reply.region.width <= 104
         assert app.pane.region.width > 120
+
+
+async def test_header_keeps_mode_and_cost_on_80_columns(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
+    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        await wait_until(pilot, lambda: app.header_bar.tokens > 0, 5, "usage in the header")
+        await pilot.pause(0.05)
+        header = screen_text(app).splitlines()[0]
+        assert header.lstrip().startswith("How SQLite")  # the title is shortened, not dropped
+        assert "claude:" in header and f"{app.header_bar.tokens:,} tokens" in header and "$" in header, header

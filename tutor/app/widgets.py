@@ -12,7 +12,7 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from textual import events
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Markdown, OptionList, Static, TextArea
@@ -42,8 +42,11 @@ def safe_parser() -> MarkdownIt:
     return MarkdownIt("gfm-like", {"html": False, "linkify": False})
 
 
-class HeaderBar(Static):
-    """Title, mode and the session's token/cost totals, on one line."""
+class HeaderBar(Horizontal):
+    """The title on the left; the mode and the session's token/cost totals on the right.
+
+    Two widgets, so that on a narrow terminal the title is shortened with an ellipsis
+    and the cost (what a Claude reader watches) stays on screen."""
 
     DEFAULT_CSS = """
     HeaderBar {
@@ -53,6 +56,8 @@ class HeaderBar(Static):
         color: $foreground;
         padding: 0 1;
     }
+    HeaderBar > #header-title { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    HeaderBar > #header-usage { width: auto; color: $text-muted; padding-left: 2; }
     """
 
     def __init__(self, title: str, mode: str) -> None:
@@ -62,6 +67,10 @@ class HeaderBar(Static):
         self.tokens = 0
         self.cost = 0.0
 
+    def compose(self):
+        yield Static(Content.styled(self.title_text, "bold"), id="header-title", markup=False)
+        yield Static("", id="header-usage", markup=False)
+
     def on_mount(self) -> None:
         self.refresh_bar()
 
@@ -70,11 +79,13 @@ class HeaderBar(Static):
         self.refresh_bar()
 
     def refresh_bar(self) -> None:
+        if not self.is_mounted:
+            return
         mode = "offline guided mode" if self.mode == "offline" else self.mode
-        parts: list[tuple[str, str] | str] = [(self.title_text, "bold"), "  ·  ", (mode, "$accent")]
+        parts: list[tuple[str, str] | str] = [(mode, "$accent")]
         if self.mode != "offline":
-            parts += ["  ·  ", (f"{self.tokens:,} tokens  ${self.cost:.4f}", "$text-muted")]
-        self.update(Content.assemble(*parts))
+            parts += ["  ·  ", f"{self.tokens:,} tokens  ${self.cost:.4f}"]
+        self.query_one("#header-usage", Static).update(Content.assemble(*parts))
 
 
 class Outline(OptionList):
