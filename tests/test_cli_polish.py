@@ -534,3 +534,11 @@ def test_check_reads_standard_input_as_dash(tmp_path):
     assert r.exit_code == 1 and "-:3: invalid YAML" in r.output and "stdin.md" not in r.output, r.output
     r = CliRunner().invoke(cli, ["check", "--json", "-"], input="# Plain\n\ntext\n")
     assert json.loads(r.output)["path"] == "-"
+
+
+def test_export_to_a_missing_folder_with_a_slash_writes_no_file_of_that_name(tmp_path):
+    db = tmp_path / "t.db"
+    _one_session(db)
+    r = run_cli(["export", "--last", "-o", str(tmp_path / "exports") + "/", "--db", str(db)])
+    assert r.exit_code == 1 and "exports/: no such folder" in r.stderr, r
+    assert not (tmp_path / "exports").exists()

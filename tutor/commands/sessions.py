@@ -313,6 +313,8 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
     target = Path(output) if output else Path(default_filename(row, fmt))
     if target.is_dir():  # -o exports/ : the usual name, in that folder
         target = target / default_filename(row, fmt)
+    elif output and output.endswith(("/", os.sep)):
+        raise TutorError(f"{output}: no such folder", hint="Create it first, or give a file name with -o.")
     elif output and target.exists() and not force:  # the default name is ours; -o FILE may be anything
         raise TutorError(f"{target}: already exists", hint="Add --force to overwrite it, or choose another -o.")
     tmp = target.with_name(target.name + ".part")
