@@ -194,3 +194,26 @@ async def test_header_keeps_mode_and_cost_on_80_columns(db, api):
         header = screen_text(app).splitlines()[0]
         assert header.lstrip().startswith("How SQLite")  # the title is shortened, not dropped
         assert "claude:" in header and f"{app.header_bar.tokens:,} tokens" in header and "$" in header, header
+
+
+async def test_a_note_to_the_author_closed_with_esc_is_kept_as_a_draft(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await idle(pilot, app)
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
+        await pilot.press(*"The diagram is")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ != "FeedbackScreen")
+        assert session.store.feedback(explainer_hash=session.explainer.content_hash) == []
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
+        await pilot.press(*" missing")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ != "FeedbackScreen")
+        fb = session.store.feedback(explainer_hash=session.explainer.content_hash)
+        assert [f.text for f in fb] == ["The diagram is missing"]
+        await pilot.press("ctrl+f")  # saved: the next note starts empty
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
+        assert app.screen.query_one("#note").text == ""

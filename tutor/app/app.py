@@ -118,6 +118,7 @@ class TutorApp(App[None]):
         self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
         self.shown_seq = 0  # newest stored seq already in the pane
         self.said_finished = False  # the end-of-outline note is shown once
+        self.note_draft = ""  # a note to the author closed with Esc, offered again by Ctrl+F
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
         self.sub_title = session.mode
@@ -448,17 +449,24 @@ class TutorApp(App[None]):
         cid = self.session.current_concept
         title = self.explainer.concept(cid).title if cid else None
 
+        screen = FeedbackScreen(title, draft=self.note_draft)
+
         def saved(text: str | None) -> None:
             if not text:
+                self.note_draft = screen.draft
+                if self.note_draft.strip():
+                    self.notify("Your note is kept as a draft: Ctrl+F to finish it.", markup=False, timeout=4)
                 return
             try:
                 self.session.add_reader_feedback(text, cid)
             except TutorError as exc:
+                self.note_draft = text  # keep it for another try
                 self.notify(one_line(str(exc), 300), title="Note not saved", severity="error", markup=False)
                 return
+            self.note_draft = ""
             self.notify("Saved. The author will see your note in `tutor feedback`.", title="Thank you", markup=False)
 
-        self.push_screen(FeedbackScreen(title), saved)
+        self.push_screen(screen, saved)
 
     def action_export(self) -> None:
         def chosen(fmt: str | None) -> None:

@@ -64,23 +64,30 @@ class FeedbackScreen(ModalScreen[str | None]):
         Binding("ctrl+s", "save", "Save note"),  # not priority: it must come after the typed characters
     ]
 
-    def __init__(self, concept_title: str | None) -> None:
+    def __init__(self, concept_title: str | None, draft: str = "") -> None:
         super().__init__()
         self.concept_title = concept_title
+        self.draft = draft  # Esc keeps what was typed here, so a half-written note is not lost
 
     def compose(self) -> ComposeResult:
         about = f" about “{one_line(self.concept_title, 60)}”" if self.concept_title else ""
         with Vertical():
             yield Label(Content(f"A note for the author{about}"), classes="title", markup=False)
             yield TextArea(id="note", soft_wrap=True, tab_behavior="focus")
-            yield Label("Ctrl+S save · Esc cancel — the author sees this in `tutor feedback`", classes="hint", markup=False)
+            yield Label("Ctrl+S save · Esc close (the draft is kept) — the author sees notes in `tutor feedback`", classes="hint", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#note", TextArea).focus()
+        note = self.query_one("#note", TextArea)
+        if self.draft:
+            note.text = self.draft
+            note.move_cursor(note.document.end)
+        note.focus()
 
     def action_save(self) -> None:
         text = self.query_one("#note", TextArea).text.strip()
+        self.draft = "" if text else self.draft
         self.dismiss(text or None)
 
     def action_cancel(self) -> None:
+        self.draft = self.query_one("#note", TextArea).text
         self.dismiss(None)
