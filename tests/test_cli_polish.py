@@ -542,3 +542,29 @@ def test_export_to_a_missing_folder_with_a_slash_writes_no_file_of_that_name(tmp
     r = run_cli(["export", "--last", "-o", str(tmp_path / "exports") + "/", "--db", str(db)])
     assert r.exit_code == 1 and "exports/: no such folder" in r.stderr, r
     assert not (tmp_path / "exports").exists()
+
+
+def test_author_outputs_treat_folders_as_folders_and_respect_the_umask(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    notes = str(EXPLAINERS / "notes" / "git-objects")
+    r = run_cli(["compile", "--offline", notes, "-o", "drafts/"])
+    assert r.exit_code == 1 and "drafts/: no such folder" in r.stderr and not Path("drafts").exists(), r
+    old = os.umask(0o022)
+    try:
+        r = run_cli(["compile", "--offline", notes, "-o", "draft.md"])
+        assert r.exit_code == 0, r
+        assert stat.S_IMODE(Path("draft.md").stat().st_mode) == 0o644  # an explainer is meant to be shared
+        db = tmp_path / "t.db"
+        _one_session(db)
+        r = run_cli(["feedback", "export", str(WAL), "-o", "bundles/", "--db", str(db)])
+        assert r.exit_code == 1 and "bundles/: no such folder" in r.stderr and not Path("bundles").exists(), r
+        Path("bundles").mkdir()
+        r = run_cli(["feedback", "export", str(WAL), "-o", "bundles", "--db", str(db)])
+        assert r.exit_code == 0, r
+        assert [p.name for p in Path("bundles").iterdir()] == ["sqlite-wal.feedback.jsonl"]
+        assert stat.S_IMODE(Path("bundles/sqlite-wal.feedback.jsonl").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

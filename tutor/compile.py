@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -419,6 +420,8 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
     out = Path(output)
     if out.is_dir():
         raise TutorError(f"{out}: is a folder", hint="give a file name: -o explainers/NAME.md")
+    if str(output).endswith(("/", os.sep)):  # Path() drops the slash that says "a folder"
+        raise TutorError(f"{output}: no such folder", hint="create it first, or give a file name: -o explainers/NAME.md")
     if notes and any(Path(n.path).resolve() == out.resolve() for n in notes):
         raise TutorError(f"{out}: is one of the notes; choose another output file")
     if out.exists() and not force:
@@ -434,6 +437,16 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+        # mkstemp makes the file private (0600); an explainer or a bundle is meant to be
+        # shared, so give it the mode any new file gets (0666 less the umask), or keep the
+        # mode of the file it replaces.
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -465,6 +466,11 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
 
     out = Path(output)
     if str(output) != "-":
+        if out.is_dir():  # -o bundles/ : the usual name, in that folder
+            out = out / default_bundle_name(explainer)
+            output = str(out)
+        elif str(output).endswith(("/", os.sep)):
+            raise TutorError(f"{output}: no such folder", hint="create it first, or give a file name with -o")
         if out.exists() and not force:
             raise TutorError(f"{out}: already exists", hint="use --force to overwrite it, or choose another -o")
         if not out.parent.exists():
