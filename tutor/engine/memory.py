@@ -9,12 +9,14 @@ rules + explainer + summary + reader model + the turns after ``upto_seq``, so it
 stays bounded however long the session runs. Nothing is deleted: the log, the older
 summaries and the transcript export keep everything.
 
-The default budget (4,500 tokens, about 16 short exchanges after the 6 kept turns) is
-the cheapest cycle: between compactions each turn re-reads the growing history at 0.1x
-(about 0.1 x g x N / 2 per turn for N turns of g tokens), and each compaction costs one
-summary call plus rewriting the summary and the kept turns (C, ~3,000-4,500 billed
-tokens), so the per-turn overhead 0.05 g N + C / N is smallest near N = sqrt(20 C / g),
-about 16 turns of ~200 tokens. bench/bench_tokens.py measures it.
+The default budget (3,000 tokens of history, sections attached to it included; 2 turns
+kept) makes a short cycle: between compactions each turn re-reads the growing history at
+0.1x (about 0.05 x g x N per turn over N turns of g tokens), and each compaction costs one
+summary call (the prefix read at 0.1x, the instruction and last reply as input) plus
+writing the new summary and the kept exchange at 1.25x. Since the rebase carries only a
+bounded summary, at most one section and one exchange, C is small (~1,000 billed tokens)
+and a cycle of ~8-15 turns is the cheapest; the request after any compaction has the same
+shape at turn 20 and at turn 2,000. bench/bench_tokens.py measures it (docs/fake-api.md).
 """
 
 from __future__ import annotations

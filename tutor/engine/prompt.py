@@ -28,9 +28,11 @@ first concept at the opening, of a concept the tutor names in a <state> tag, and
 next concept once one is known or understood; for a reader's question, the best
 matching passages only (search.py's BM25 index). What goes where is a pure function of
 the history, so rebuilding the same history gives byte-identical blocks and the cache
-keeps working. When memory folds turns into a summary, the ids of the sections still
-being taught are recorded on the summary's last line (``[sections shown: a, b]``) and
-their text moves into the summary block; the rest are covered by the summary.
+keeps working. When memory folds turns into a summary, the context is rebased: only the
+section of the concept in progress moves into the summary block (its id on the summary's
+last line, ``[sections shown: a; quiet: 1]``); the others are covered by the summary, and
+the kept turns replay without attaching anything (``quiet``), so the request after any
+compaction is bounded by a constant that does not depend on the turn number.
 """
 
 from __future__ import annotations
