@@ -111,7 +111,8 @@ def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn
     """The summarisation call, laid out like a tutor turn so it reads the cached prefix.
 
     Same system blocks (rules, explainer, previous summary) and the same verbatim history
-    up to the last tutor reply, with the breakpoint on that reply, then the instruction.
+    up to the last tutor reply, with one breakpoint on the block before that reply (what
+    the previous tutor turn cached), then the instruction.
     The expensive part of the request -- the explainer and the turns being folded -- is
     then billed as cache reads (0.1x) instead of being sent again as fresh input. The
     reader's newest message (and any section it would attach) is left out: it stays
