@@ -55,6 +55,15 @@ PAGE = 30
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 
 RETRY_HINT = "Press Ctrl+R to retry."
+# ErrorEvent.code -> words for the note under a reply the error cut (it outlives the notification)
+CUT_BY = {
+    "connection": "a dropped connection",
+    "stream_error": "an error from Claude",
+    "overloaded": "an overloaded API",
+    "rate_limit": "the rate limit",
+    "timeout": "a timeout",
+    "no_stop_reason": "a stream that ended early",
+}
 
 
 class SectionView(VerticalScroll):
@@ -71,7 +80,7 @@ class SectionView(VerticalScroll):
     }
     SectionView.-visible { display: block; }
     SectionView:focus { border-left: vkey $accent; background-tint: $foreground 4%; }
-    SectionView > #section-title { text-style: bold; color: $accent; margin: 1 0 0 0; }
+    SectionView > #section-title { text-style: bold; color: $text-accent; margin: 1 0 0 0; }
     SectionView > #section-lines { color: $text-muted; }
     """
 
@@ -286,7 +295,8 @@ class TutorApp(App[None]):
                     errored = True
                     self.show_error(event, reader_text)
                     if message is not None:
-                        cut_note = "(cut off by the error above — the partial reply is kept; Ctrl+R retries)"
+                        why = CUT_BY.get(event.code, "an error")
+                        cut_note = f"(cut off by {why} — the partial reply is kept" + ("; Ctrl+R retries)" if event.retryable else ")")
                 elif isinstance(event, TurnFinished):
                     if message is not None and not event.complete and event.stop_reason == "max_tokens":
                         cut_note = "(the reply reached its length limit — press Enter to hear the rest)"

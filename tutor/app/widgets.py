@@ -24,11 +24,11 @@ from tutor.app.sanitize import clean, one_line
 # outline reads on a monochrome terminal too.
 STATE_LOOK: dict[str, tuple[str, str, str]] = {
     "unknown": ("○", "$text-muted", "not yet"),
-    "asked": ("?", "$warning", "asked"),
-    "explained": ("◐", "$accent", "explained"),
-    "shaky": ("!", "$error", "shaky"),
-    "known": ("✓", "$success", "already knew"),
-    "understood": ("●", "bold $success", "understood"),
+    "asked": ("?", "$text-warning", "asked"),
+    "explained": ("◐", "$text-accent", "explained"),
+    "shaky": ("!", "$text-error", "shaky"),
+    "known": ("✓", "$text-success", "already knew"),
+    "understood": ("●", "bold $text-success", "understood"),
 }
 
 
@@ -82,7 +82,7 @@ class HeaderBar(Horizontal):
         if not self.is_mounted:
             return
         mode = "offline guided mode" if self.mode == "offline" else self.mode
-        parts: list[tuple[str, str] | str] = [(mode, "$accent")]
+        parts: list[tuple[str, str] | str] = [(mode, "$text-accent")]
         if self.mode != "offline":
             parts += ["  ·  ", f"{self.tokens:,} tokens  ${self.cost:.4f}"]
         self.query_one("#header-usage", Static).update(Content.assemble(*parts))
@@ -118,7 +118,7 @@ class Outline(OptionList):
     def _prompt(self, cid: str, title: str) -> Content:
         state = self.states.get(cid, "unknown")
         symbol, style, _ = STATE_LOOK.get(state, STATE_LOOK["unknown"])
-        marker = ("▸ ", "bold $accent") if cid == self.current else "  "
+        marker = ("▸ ", "bold $text-accent") if cid == self.current else "  "
         title_style = "bold" if cid == self.current else ""
         return Content.assemble(marker, (symbol, style), " ", (title, title_style))
 
@@ -189,7 +189,7 @@ class NoteMessage(Static):
         color: $text-muted;
         text-style: italic;
     }
-    NoteMessage.warning { color: $warning; }
+    NoteMessage.warning { color: $text-warning; }
     """
 
     def __init__(self, text: str, *, classes: str = "", seq: int | None = None) -> None:
