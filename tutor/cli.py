@@ -38,6 +38,16 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # A mistyped command gets a suggestion, like git's "did you mean".
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(args[0], list(COMMANDS), n=1, cutoff=0.6)
+            hint = f" Did you mean 'tutor {close[0]}'?" if close else ""
+            ctx.fail(f"No such command {args[0]!r}.{hint} See 'tutor --help'.")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Use the static help so listing commands imports nothing.
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -51,10 +61,14 @@ def cli() -> None:
     """tutor: explainers that teach themselves.
 
     \b
-    Readers:  tutor open explainers/sqlite-wal.md
+    Readers:  tutor open explainers/sqlite-wal.md     (any Markdown file works)
+              tutor sessions                          your sessions, newest first
+              tutor search checkpoint                 search every transcript
+              tutor export --last -o talk.html        md, json or html
     Authors:  tutor compile notes/ -o explainers/topic.md
               tutor check explainers/topic.md
               tutor feedback explainers/topic.md
+    Data:     tutor where                             the database in use
 
     Set ANTHROPIC_API_KEY to tutor with Claude; without it tutor runs an offline
     guided mode.
