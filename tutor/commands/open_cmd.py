@@ -99,8 +99,6 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
             return 1
         run_app(session, notices=notices)
         # Back on the normal screen: say where the session is, as --plain does.
-        import shlex
-
         click.echo(
             f"Session saved. Resume with: tutor open {shlex.quote(str(explainer.path))} --resume {session.id[:8]}"
         )
