@@ -27,11 +27,11 @@ class Tmux:
         self.name = f"tutor-test-{uuid.uuid4().hex[:8]}"
         self.home = home
 
-    def start(self, *args: str) -> None:
+    def start(self, *args: str, size: tuple[int, int] = (120, 40)) -> None:
         cmd = " ".join([str(TUTOR), *args])
         # `; sleep` keeps the pane after tutor exits, so its last screen (and any error) can be read.
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40",
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
              "-e", f"TUTOR_HOME={self.home}", "-e", "TERM=xterm-256color", "-c", str(ROOT),
              f"{cmd}; echo TUTOR-EXITED-$?; sleep 30"],
             check=True,
@@ -119,3 +119,24 @@ def test_tutor_open_offline_in_tmux(tmux):
     tmux.keys("C-q")
     tmux.wait_for("TUTOR-EXITED-0")
     assert len(sessions_json(tmux.home)) == 1
+
+
+def test_80x24_terminal_shows_every_key_and_typing_follows_the_reader(tmux):
+    """Found in a QA pass: on 80 columns the footer lost Note and Export, and after Tab
+    (focus on the outline or a hidden section) typed text went nowhere."""
+    tmux.start("open", str(SAMPLE), "--offline", size=(80, 24))
+    screen = tmux.wait_for("Pages and the database file?")
+    footer = screen.rstrip("\n").splitlines()[-1]
+    for key in ("^q Quit", "^n Skip", "^o Section", "^f Note", "^s Export", "^p palette"):
+        assert key in footer, footer
+    tmux.keys("Tab")  # focus leaves the input
+    tmux.type("no")  # still reaches the input, and Enter sends it
+    tmux.wait_for("(1/2. Press Enter")
+    tmux.keys("C-o")  # the section replaces the outline at this width
+    screen = tmux.wait_for("sqlite-wal.md, lines")
+    assert "○ The rollback journal" not in screen
+    tmux.keys("Tab", "Tab", "C-o")  # hide it while it may have focus
+    tmux.type("more")
+    tmux.wait_for("Check 1 of 2")
+    tmux.keys("C-q")
+    tmux.wait_for("TUTOR-EXITED-0")
