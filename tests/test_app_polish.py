@@ -217,3 +217,24 @@ async def test_a_note_to_the_author_closed_with_esc_is_kept_as_a_draft(db):
         await pilot.press("ctrl+f")  # saved: the next note starts empty
         await wait_until(pilot, lambda: app.screen.__class__.__name__ == "FeedbackScreen")
         assert app.screen.query_one("#note").text == ""
+
+
+async def test_page_up_and_down_in_the_input_scroll_the_dialogue(db):
+    app = TutorApp(open_session(SAMPLE, db))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await idle(pilot, app)
+        for answer in ("no", "", "x"):
+            app.input.text = answer
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+            await idle(pilot, app)
+        await pilot.pause(0.1)
+        bottom = app.pane.scroll_y
+        assert bottom > 0 and app.focused is app.input
+        app.input.text = "half-typed"
+        await pilot.press("pageup")
+        await wait_until(pilot, lambda: app.pane.scroll_y < bottom, 3, "the dialogue to scroll up")
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await wait_until(pilot, lambda: app.pane.scroll_y == app.pane.max_scroll_y, 3, "back at the bottom")
+        assert app.input.text == "half-typed" and app.focused is app.input
+        assert not app.pane._anchor_released  # back at the bottom: new text is followed again

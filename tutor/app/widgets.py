@@ -280,6 +280,15 @@ class ChatInput(TextArea):
             event.prevent_default()
             self.action_newline()
             return
+        if event.key in ("pageup", "pagedown"):
+            # The input is a few lines tall; Page Up/Down read back through the dialogue
+            # instead, so the reader need not Tab away from what they are typing.
+            pane = self.screen.query(DialoguePane).first(None) if self.is_attached else None
+            if pane is not None:
+                event.stop()
+                event.prevent_default()
+                pane.scroll_page_up() if event.key == "pageup" else pane.scroll_page_down()
+                return
         await super()._on_key(event)
 
     def action_submit(self) -> None:
