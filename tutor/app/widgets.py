@@ -287,7 +287,12 @@ class ChatInput(TextArea):
             if pane is not None:
                 event.stop()
                 event.prevent_default()
-                pane.scroll_page_up() if event.key == "pageup" else pane.scroll_page_down()
+                if event.key == "pageup":
+                    pane.scroll_page_up()
+                elif pane.scroll_y + pane.scrollable_content_region.height >= pane.max_scroll_y:
+                    pane.scroll_end()  # re-anchors: new text is followed again (scroll_to would release it)
+                else:
+                    pane.scroll_page_down()
                 return
         await super()._on_key(event)
 
