@@ -259,15 +259,18 @@ class ChatInput(TextArea):
             self.text = text
 
     def __init__(self) -> None:
-        super().__init__(id="input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        super().__init__(id="input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus", placeholder=self.IDLE_PLACEHOLDER)
         self.border_subtitle = self.IDLE_HINT
 
     IDLE_HINT = "Enter send · Shift+Enter new line"
     BUSY_HINT = "Esc stops the reply"
+    IDLE_PLACEHOLDER = "Answer, ask a question, or press Enter to read on"
+    BUSY_PLACEHOLDER = "The tutor is replying… you can type your next message"
 
     def set_busy(self, busy: bool) -> None:
         self.set_class(busy, "-busy")
         self.border_subtitle = self.BUSY_HINT if busy else self.IDLE_HINT
+        self.placeholder = self.BUSY_PLACEHOLDER if busy else self.IDLE_PLACEHOLDER
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
