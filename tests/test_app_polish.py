@@ -238,3 +238,15 @@ async def test_page_up_and_down_in_the_input_scroll_the_dialogue(db):
         await wait_until(pilot, lambda: app.pane.scroll_y == app.pane.max_scroll_y, 3, "back at the bottom")
         assert app.input.text == "half-typed" and app.focused is app.input
         assert not app.pane._anchor_released  # back at the bottom: new text is followed again
+
+
+async def test_outline_shows_the_heading_structure_of_a_plain_markdown_file(db, tmp_path):
+    path = tmp_path / "guide.md"
+    path.write_text("# Guide\n\nIntro.\n\n## Install\n\nRun it.\n\n### On Linux\n\napt.\n\n#### Deep\n\nx.\n\n## Use\n\nType.\n", encoding="utf-8")
+    app = TutorApp(open_session(path, db))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await idle(pilot, app)
+        outline = [ln.split("▕")[0].rstrip() for ln in screen_text(app).splitlines()[1:]]
+        col = {t: next(ln.index(t) for ln in outline if ln.endswith(" " + t)) for t in ("Guide", "Install", "On Linux", "Deep", "Use")}
+        assert col["Install"] == col["Guide"] + 2 == col["Use"]
+        assert col["On Linux"] == col["Guide"] + 4 == col["Deep"]  # two steps at most

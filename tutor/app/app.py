@@ -66,6 +66,17 @@ CUT_BY = {
 }
 
 
+def outline_depths(explainer: Any) -> dict[str, int]:
+    """Nesting of each concept for the outline, from its heading level: a plain Markdown
+    file (the CommonMark spec, a README) keeps its structure visible. At most two steps
+    of indentation, so titles keep their room in a 36-column outline."""
+    levels = {c.id: c.section.level for c in explainer.concepts}
+    if not levels or len(set(levels.values())) < 2:
+        return {}
+    top = min(levels.values())
+    return {cid: min(level - top, 2) for cid, level in levels.items()}
+
+
 class SectionView(VerticalScroll):
     """The current concept's section from the explainer, beside the dialogue."""
 
@@ -136,7 +147,7 @@ class TutorApp(App[None]):
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.explainer.title, self.session.mode)
         with Horizontal(id="main"):
-            yield Outline([(c.id, c.title) for c in self.explainer.concepts])
+            yield Outline([(c.id, c.title) for c in self.explainer.concepts], outline_depths(self.explainer))
             with Vertical(id="conversation"):
                 yield DialoguePane()
                 yield ChatInput()

@@ -108,8 +108,9 @@ class Outline(OptionList):
     Outline:blur > .option-list--option-highlighted { background: transparent; }
     """
 
-    def __init__(self, concepts: list[tuple[str, str]]) -> None:
+    def __init__(self, concepts: list[tuple[str, str]], depths: dict[str, int] | None = None) -> None:
         self.concepts = [(cid, one_line(title, 60)) for cid, title in concepts]
+        self.depths = depths or {}  # concept id -> nesting (0 = top), shown as indentation
         self.states: dict[str, str] = {}
         self.current: str | None = None
         super().__init__(*[Option(self._prompt(cid, t), id=cid) for cid, t in self.concepts], id="outline")
@@ -120,7 +121,8 @@ class Outline(OptionList):
         symbol, style, _ = STATE_LOOK.get(state, STATE_LOOK["unknown"])
         marker = ("▸ ", "bold $text-accent") if cid == self.current else "  "
         title_style = "bold" if cid == self.current else ""
-        return Content.assemble(marker, (symbol, style), " ", (title, title_style))
+        indent = "  " * self.depths.get(cid, 0)
+        return Content.assemble(indent, marker, (symbol, style), " ", (title, title_style))
 
     def update_states(self, states: dict[str, str], current: str | None) -> None:
         """Redraw only the rows whose symbol or marker changed."""
