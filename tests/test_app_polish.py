@@ -250,3 +250,30 @@ async def test_outline_shows_the_heading_structure_of_a_plain_markdown_file(db, 
         col = {t: next(ln.index(t) for ln in outline if ln.endswith(" " + t)) for t in ("Guide", "Install", "On Linux", "Deep", "Use")}
         assert col["Install"] == col["Guide"] + 2 == col["Use"]
         assert col["On Linux"] == col["Guide"] + 4 == col["Deep"]  # two steps at most
+
+
+async def test_open_section_follows_the_tutor_to_the_next_concept(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await idle(pilot, app)
+        first = session.current_concept
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        assert app.section_concept == first
+        await pilot.press("ctrl+n")  # skip: the tutor moves on
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        nxt = session.current_concept
+        assert nxt != first and app.section_concept == nxt
+        title = session.explainer.concept(nxt).section.heading
+        assert title in screen_text(app)
+        # A section picked in the outline (not the current one): Ctrl+O shows the current one, then hides.
+        app.action_toggle_section(first)
+        await pilot.pause(0.05)
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        assert app.section_concept == nxt and app.query_one("#section").has_class("-visible")
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        assert not app.query_one("#section").has_class("-visible")

@@ -139,6 +139,7 @@ class TutorApp(App[None]):
         self.shown_seq = 0  # newest stored seq already in the pane
         self.said_finished = False  # the end-of-outline note is shown once
         self.note_draft = ""  # a note to the author closed with Esc, offered again by Ctrl+F
+        self.section_concept: str | None = None  # the concept the section view shows
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
         self.sub_title = session.mode
@@ -370,7 +371,14 @@ class TutorApp(App[None]):
                 break
 
     def refresh_outline(self) -> None:
-        self.outline.update_states(self.session.states(), self.session.current_concept)
+        current = self.session.current_concept
+        moved = current != self.outline.current
+        self.outline.update_states(self.session.states(), current)
+        # An open section follows the tutor to the next concept (it was left on the old one).
+        if moved and current is not None and self.section_concept not in (None, current):
+            view = self.query_one(SectionView)
+            if view.has_class("-visible"):
+                self.action_toggle_section(current)
 
     # --------------------------------------------------------------- input
     @on(ChatInput.Submitted)
@@ -445,7 +453,7 @@ class TutorApp(App[None]):
     def action_toggle_section(self, concept_id: str | None = None) -> None:
         view = self.query_one(SectionView)
         cid = concept_id or self.session.current_concept or (self.explainer.concepts[0].id if self.explainer.concepts else None)
-        if view.has_class("-visible") and concept_id is None:
+        if view.has_class("-visible") and concept_id is None and self.section_concept in (cid, None):
             had_focus = view.has_focus_within
             view.remove_class("-visible")
             self.screen.remove_class("-section-open")
@@ -455,6 +463,7 @@ class TutorApp(App[None]):
         if cid is None:
             return
         concept = self.explainer.concept(cid)
+        self.section_concept = cid
         view.query_one("#section-title", Static).update(Content(one_line(concept.section.heading or concept.title, 100)))
         view.query_one("#section-lines", Static).update(
             Content(f"{Path(str(self.explainer.path)).name}, lines {concept.section.start_line}–{concept.section.end_line}")
