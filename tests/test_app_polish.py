@@ -92,19 +92,17 @@ async def test_section_view_shows_its_line_range_and_replaces_the_outline_when_n
         await pilot.press("ctrl+o")
         await pilot.pause(0.1)
         concept = app.explainer.concept(app.session.current_concept)
-        shown = screen_text(app)
-        assert f"sqlite-wal.md, lines {concept.section.start_line}–{concept.section.end_line}" in shown
+        lines = f"sqlite-wal.md, lines {concept.section.start_line}–{concept.section.end_line}"
+        await wait_until(pilot, lambda: lines in screen_text(app), 5, "the line range")
         assert app.outline.display and app.outline.region.width > 0  # wide: three panes
     app = TutorApp(open_session(SAMPLE, db))
     async with app.run_test(size=(80, 24)) as pilot:
         await idle(pilot, app)
         await pilot.press("ctrl+o")
-        await pilot.pause(0.1)
-        assert app.outline.region.width == 0  # narrow: the section takes the outline's place
+        await wait_until(pilot, lambda: app.outline.region.width == 0, 5, "the outline to give way")  # narrow
         assert app.pane.region.width >= 30
         await pilot.press("ctrl+o")
-        await pilot.pause(0.1)
-        assert app.outline.region.width > 0
+        await wait_until(pilot, lambda: app.outline.region.width > 0, 5, "the outline to come back")
 
 
 async def test_outline_keeps_the_current_concept_in_view(db, tmp_path):
@@ -121,8 +119,7 @@ async def test_outline_keeps_the_current_concept_in_view(db, tmp_path):
         current = session.current_concept
         title = session.explainer.concept(current).title
         assert title == "Topic 41"
-        await pilot.pause(0.1)
-        assert f"▸ ? {title}" in screen_text(app), "the current concept scrolled out of the outline"
+        await wait_until(pilot, lambda: f"▸ ? {title}" in screen_text(app), 5, "the current concept in view")
         # Tab to the outline: the cursor is already on the current concept.
         app.outline.focus()
         await pilot.pause(0.05)
@@ -265,9 +262,10 @@ async def test_open_section_follows_the_tutor_to_the_next_concept(db):
         await pilot.pause(0.05)
         await idle(pilot, app)
         nxt = session.current_concept
-        assert nxt != first and app.section_concept == nxt
+        assert nxt != first
+        await wait_until(pilot, lambda: app.section_concept == nxt, 5, "the section to follow")
         title = session.explainer.concept(nxt).section.heading
-        assert title in screen_text(app)
+        await wait_until(pilot, lambda: title in screen_text(app), 5, "the new section on screen")
         # A section picked in the outline (not the current one): Ctrl+O shows the current one, then hides.
         app.action_toggle_section(first)
         await pilot.pause(0.05)
