@@ -75,3 +75,21 @@ def test_find_concept():
     assert find_concept(ex, "checkpoints") == "checkpoint"
     assert find_concept(ex, "quantum chromodynamics") is None
     assert find_concept(ex, "") is None
+
+
+def test_find_concepts_prefers_ids_and_reports_ambiguity():
+    from conftest import EXPLAINERS
+    from tutor.engine.reader_model import find_concepts
+    from tutor.explainer import load
+
+    ex = load(EXPLAINERS / "sqlite-wal.md")
+    # "wal" starts two ids: ambiguous, never guessed (it used to pick wal-index by substring).
+    assert find_concepts(ex, "wal") == ["wal-file", "wal-index"]
+    assert find_concept(ex, "wal") is None
+    assert find_concept(ex, "wal file") == "wal-file"  # the words as an id
+    assert find_concept(ex, "the WAL file") == "wal-file"
+    assert find_concept(ex, "wal-index") == "wal-index"
+    assert find_concept(ex, "shm") == "wal-index"  # a word of one title
+    assert find_concept(ex, "journal") == "rollback-journal"
+    assert find_concepts(ex, "file") == ["pages", "wal-file", "wal-index"]
+    assert find_concepts(ex, "wal", strict=True) == []

@@ -24,7 +24,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from tutor.engine.reader_model import ReaderModel, ending, find_concept, in_sentence
+from tutor.engine.reader_model import ReaderModel, ending, find_concepts, in_sentence
 from tutor.engine.search import SectionIndex, blocks
 from tutor.explainer import Concept, Explainer
 
@@ -110,7 +110,9 @@ def chunks(text: str) -> list[str]:
     size = 0
     for b in blocks(text):
         is_heading = b.lstrip().startswith("#")
-        if cur and (is_heading or size + len(b) > CHUNK_CHARS or len(cur) >= CHUNK_BLOCKS):
+        # "... as follows:" introduces the block after it (a list, code): never part them.
+        introduced = bool(cur) and cur[-1].rstrip().endswith(":") and not is_heading
+        if cur and not introduced and (is_heading or size + len(b) > CHUNK_CHARS or len(cur) >= CHUNK_BLOCKS):
             pieces.append("\n\n".join(cur))
             cur, size = [], 0
         cur.append(b)
@@ -147,6 +149,8 @@ class OfflineGuide:
         self.piece = 0
         self.check = 0
         self.reexplain = False
+        self.check_missed = False  # a check of the current round was answered wrongly
+        self.presented: set[str] = set()  # concepts whose section was shown in this session
         self.visited: list[str] = []  # concepts walked through in this session, in order
         # Headings with nothing under them but subheadings (a plain file's "# Title") are
         # containers, not lessons: the walk passes over them, unless everything is empty.
@@ -196,14 +200,23 @@ class OfflineGuide:
         strict = self.phase in ("check", "grade")  # there, "I know that ..." is an answer
         m = _KNOW_RE.match(t)
         if m and m.group(1) not in _PRONOUNS and classify_yes_no(t) is None:
-            cid = find_concept(self.ex, m.group(1), strict=strict)
+            hits = find_concepts(self.ex, m.group(1), strict=strict)
+            if len(hits) > 1:
+                return self._which(m.group(1), hits, "I know")
+            cid = hits[0] if hits else None
             if cid is not None:
                 self._mark_known(cid, evidence=f"reader: {raw}")
                 return self._end()
         m = _EXPLAIN_RE.match(t)
         if m:
             target = m.group(1).strip()
-            cid = self.concept if target in _PRONOUNS else find_concept(self.ex, target, strict=strict)
+            if target in _PRONOUNS:
+                hits = [self.concept] if self.concept else []
+            else:
+                hits = find_concepts(self.ex, target, strict=strict)
+            if len(hits) > 1:
+                return self._which(m.group(1), hits, "explain")
+            cid = hits[0] if hits else None
             if cid is not None:
                 self._explain(cid)
                 return self._end()
@@ -279,7 +292,20 @@ class OfflineGuide:
         self.concept = c.id
         self.check = 0
         self.model.skipped.discard(c.id)
-        self._start_explaining(c, again=c.id in self.visited)
+        self._start_explaining(c, again=self.was_presented(c.id))
+
+    def was_presented(self, concept_id: str) -> bool:
+        """Whether the reader has already been shown this concept: this session's walk, or
+        (after a changed explainer restarted the walk) a state only reading it could give."""
+        return concept_id in self.presented or self.model.state(concept_id) in ("explained", "understood", "shaky")
+
+    def _which(self, wording: str, hits: list[str], verb: str) -> Step:
+        """An ambiguous name: ask which concept was meant instead of guessing."""
+        options = "; ".join(f"{self.ex.concept(h).title} ({verb} {h})" for h in hits)
+        self._say(f"\"{wording}\" could mean more than one section: {options}. Which one did you mean?")
+        if self.phase != "done":
+            self._say(self._pending_prompt())
+        return self._end(finished=self.phase == "done")
 
     # -- phases -----------------------------------------------------------------------------
     def _on_ask(self, raw: str, t: str) -> Step:
@@ -311,6 +337,7 @@ class OfflineGuide:
             return self._end()
         answer = q.answer.strip() or "(The explainer gives no reference answer for this question.)"
         if t in UNSURE:
+            self.check_missed = True
             self._set(c.id, "shaky", f"reader could not answer: {q.question}")
             self._say("No problem. Here is the explainer's answer:\n\n" + _quote(answer))
             self._misconceptions(q.misconceptions)
@@ -335,12 +362,17 @@ class OfflineGuide:
         if answer is None and looks_like_question(raw):
             return self._answer_question(raw)
         if answer == "yes":
-            self._set(c.id, "understood", f"reader answered the check correctly (self-graded): {q.question}")
+            # Understood only once the last check is answered and none of this round's was
+            # missed: one right answer out of two is not understanding yet.
+            if self.check + 1 >= len(c.checks) and not self.check_missed:
+                what = "the check" if len(c.checks) == 1 else f"all {len(c.checks)} checks"
+                self._set(c.id, "understood", f"reader answered {what} correctly (self-graded): {q.question}")
             self._say("Well done.")
             self.check += 1
             self._after_check(c)
             return self._end()
         if answer in ("no", "unsure"):
+            self.check_missed = True
             self._set(c.id, "shaky", f"reader's answer was wrong (self-graded): {q.question}")
             self._misconceptions(q.misconceptions)
             self._say("Let's go over it again.")
@@ -377,6 +409,7 @@ class OfflineGuide:
         self.pieces = chunks(c.section.text) or [c.summary or "(This section has no text of its own.)"]
         self.piece = 0
         self.reexplain = again
+        self.presented.add(c.id)
         if say_intro and again:
             self._say(f"Let's go over {in_sentence(c.title)} again.")
         self._show_piece(c)
@@ -406,6 +439,8 @@ class OfflineGuide:
 
     def _after_check(self, c: Concept, *, first: bool = False) -> None:
         if self.check < len(c.checks):
+            if self.check == 0:
+                self.check_missed = False  # a new round of this concept's checks
             self.phase = "check"
             total = len(c.checks)
             label = "Check" if total == 1 else f"Check {self.check + 1} of {total}"

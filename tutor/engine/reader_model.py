@@ -124,39 +124,61 @@ def _norm(text: str) -> str:
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "about", "how", "what", "is", "it", "its"}
 
 
-def find_concept(explainer: Explainer, text: str, *, strict: bool = False) -> str | None:
-    """Resolve a reader's way of naming a concept ("pages", "the WAL file", an id) to an id.
+def find_concepts(explainer: Explainer, text: str, *, strict: bool = False) -> list[str]:
+    """The concepts a reader's wording ("pages", "the WAL file", "wal", an id) could mean.
 
-    Exact id, then exact title, then a title containing the phrase (or the phrase containing
-    the title), then the best word overlap. None when nothing plausible matches.
-    ``strict``: exact id or title only (used while the reader is answering a check, where
-    "I know that pages are rewritten" is an answer, not a command).
+    One id: resolved. Several: ambiguous -- the caller asks which one rather than guess
+    ("wal" is both ``wal-file`` and ``wal-index``). Empty: nothing plausible.
+    Tiers, first that matches wins: exact id; exact title; the words as an id
+    ("wal file" -> ``wal-file``); an id starting with them; a title holding all of them as
+    words; a title containing the phrase (or the phrase the title); the best word overlap.
+    ``strict``: exact id or title only (used while the reader is answering a
+    check, where "I know that pages are rewritten" is an answer, not a command).
     """
     q = _norm(text)
     if not q:
-        return None
-    for c in explainer.concepts:
+        return []
+    concepts = explainer.concepts
+    for c in concepts:
         if q == c.id.casefold() or q.replace(" ", "-") == c.id.casefold():
-            return c.id
-    for c in explainer.concepts:
+            return [c.id]
+    for c in concepts:
         if q == _norm(c.title):
-            return c.id
+            return [c.id]
     if strict:
-        return None
-    for c in explainer.concepts:
-        t = _norm(c.title)
-        if len(q) >= 3 and (q in t or t in q):
-            return c.id
-    qwords = {w for w in q.split() if w not in _STOP}
+        return []
+    qwords = [w for w in re.split(r"[ -]+", q) if w and w not in _STOP]
     if not qwords:
-        return None
-    best, best_score = None, 0.0
-    for c in explainer.concepts:
-        twords = {w for w in _norm(c.title).split() if w not in _STOP} | set(c.id.split("-"))
-        overlap = len(qwords & twords)
-        if overlap == 0:
-            continue
-        score = overlap / len(qwords | twords)
-        if score > best_score:
-            best, best_score = c.id, score
-    return best if best_score >= 0.34 else None
+        return []
+    slug = "-".join(qwords)
+    for c in concepts:
+        if slug == c.id.casefold():
+            return [c.id]
+    hits = [c.id for c in concepts if c.id.casefold().startswith(slug + "-")]
+    if hits:
+        return hits
+    hits = [c.id for c in concepts if set(qwords) <= {w for w in re.split(r"[ -]+", _norm(c.title)) if w}]
+    if hits:
+        return hits
+    if len(q) >= 3:
+        hits = [c.id for c in concepts if q in _norm(c.title) or _norm(c.title) in q]
+        if hits:
+            return hits
+    qset = set(qwords)
+    scored: list[tuple[float, str]] = []
+    for c in concepts:
+        twords = {w for w in re.split(r"[ -]+", _norm(c.title)) if w and w not in _STOP} | set(c.id.split("-"))
+        overlap = len(qset & twords)
+        if overlap:
+            scored.append((overlap / len(qset | twords), c.id))
+    if not scored:
+        return []
+    best = max(score for score, _ in scored)
+    return [cid for score, cid in scored if score == best] if best >= 0.34 else []
+
+
+def find_concept(explainer: Explainer, text: str, *, strict: bool = False) -> str | None:
+    """The one concept a reader's wording names, or None when nothing or several match
+    (see ``find_concepts``: an ambiguous name is never guessed)."""
+    hits = find_concepts(explainer, text, strict=strict)
+    return hits[0] if len(hits) == 1 else None

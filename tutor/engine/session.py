@@ -242,7 +242,10 @@ class TutorSession:
             where = f" We were on {in_sentence(self.explainer.concept(c).title)}." if c else ""
             note = f"Welcome back.{where}"
             if self._retry_pending:
-                note += " Your last message did not get a complete reply; retry to send it again."
+                note += (
+                    " Your last message did not get a complete reply. To retry, send it again, or use"
+                    " Retry (Ctrl+R in the app, /retry in --plain)."
+                )
             yield TextDelta(text=note)
             yield TurnFinished(message_id=None)
             return
@@ -295,7 +298,9 @@ class TutorSession:
         """The reader asks for X (again)."""
         c = self.explainer.concept(concept_id)
         title = in_sentence(c.title)
-        text = f"Please explain {title} again." if self.model.state(c.id) != "unknown" else f"Please explain {title}."
+        # "again" only when the reader has actually been shown it (not merely asked about it).
+        shown = self.guide.was_presented(c.id) if self.guide is not None else self.model.state(c.id) in ("explained", "understood", "shaky")
+        text = f"Please explain {title} again." if shown else f"Please explain {title}."
         self.model.skipped.discard(c.id)
         if self.guide is None:
             self._current = c.id
