@@ -539,3 +539,26 @@ async def test_an_ambiguous_name_is_asked_about_not_guessed(tmp_path):
         assert s.guide.phase == "ask" and s.current_concept == "pages"
     ev = await turn(s, "explain the wal file")
     assert "From § The write-ahead log file" in text_of(ev) and s.current_concept == "wal-file"
+
+
+def test_plain_explain_with_an_ambiguous_name_asks_which(tmp_path):
+    """The real CLI: `/explain wal` lists wal-file and wal-index instead of picking one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "TUTOR_MODEL")}
+    r = subprocess.run(
+        [sys.executable, "-m", "tutor", "open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "t.db")],
+        input="/explain wal\n/explain wal-file\n", capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        "/explain: 'wal' could mean more than one concept: /explain wal-file (The write-ahead log file); "
+        "/explain wal-index (The wal-index and the -shm file). Which one?"
+    ) in r.stdout
+    assert "From § The wal-index" not in r.stdout
+    assert r.stdout.count("From § The write-ahead log file:") == 1  # only after naming it exactly
+    store = Store.open(tmp_path / "t.db")
+    reader = [m.raw for m in store.messages(store.latest_open_session(WAL).id) if m.role == "reader"]
+    assert reader == ["/explain wal-file"]

@@ -19,7 +19,7 @@ import sys
 from typing import Any, TextIO
 
 from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished
-from tutor.engine.reader_model import find_concept
+from tutor.engine.reader_model import find_concepts
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -93,7 +93,12 @@ class PlainUI:
         concepts = self.s.explainer.concepts
         if arg.strip().isdigit() and 1 <= int(arg) <= len(concepts):  # a number from /progress
             return concepts[int(arg) - 1].id
-        cid = find_concept(self.s.explainer, arg) if arg.strip() else None
+        hits = find_concepts(self.s.explainer, arg) if arg.strip() else []
+        if len(hits) > 1:  # "wal": wal-file or wal-index? Ask rather than guess.
+            options = "; ".join(f"{usage} {h} ({self.s.explainer.concept(h).title})" for h in hits)
+            self.line(f"{usage}: {arg.strip()!r} could mean more than one concept: {options}. Which one?")
+            return None
+        cid = hits[0] if hits else None
         if cid is None:
             ids = ", ".join(c.id for c in self.s.explainer.concepts)
             self.line(f"{usage}: no concept matches {arg!r}. Concepts: {ids}" if arg.strip() else f"Usage: {usage} TOPIC (one of: {ids})")
