@@ -43,7 +43,6 @@ from tutor.app.widgets import (
 )
 from tutor.engine.events import (
     ErrorEvent,
-    FeedbackCaptured,
     StateChanged,
     TextDelta,
     TurnFinished,
@@ -284,6 +283,7 @@ class TutorApp(App[None]):
         events = make_events()
         self.input.set_busy(True)
         try:
+            # FeedbackCaptured is stored by the engine and never shown, so it has no branch here.
             async for event in events:
                 if echo:
                     echo = False
@@ -299,8 +299,6 @@ class TutorApp(App[None]):
                     await stream.write(clean(event.text))
                 elif isinstance(event, StateChanged):
                     self.refresh_outline()
-                elif isinstance(event, FeedbackCaptured):
-                    pass  # stored by the engine; never shown in the dialogue
                 elif isinstance(event, Usage):
                     self.header_bar.set_usage(event.session_tokens, event.session_cost_usd)
                 elif isinstance(event, ErrorEvent):

@@ -17,8 +17,7 @@ import os
 import re
 from typing import Any, Awaitable, Callable, Iterable
 
-from pydantic import BaseModel
-
+from tutor.engine.events import TokenUsage
 from tutor.errors import TutorError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -122,15 +121,10 @@ def cost_usd(model: str, input_tokens: int, output_tokens: int, cache_write: int
 # Results and errors
 
 
-class StreamResult(BaseModel):
+class StreamResult(TokenUsage):
     text: str
     stop_reason: str | None
     complete: bool  # False when the model hit max_tokens
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cost_usd: float = 0.0
 
 
 class BackendError(TutorError):

@@ -32,13 +32,22 @@ class FeedbackCaptured(BaseModel):
     source: Literal["model", "reader"] = "model"
 
 
-class Usage(BaseModel):
-    kind: Literal["usage"] = "usage"
+class TokenUsage(BaseModel):
+    """One model call's usage and cost: what the back end reports and the Usage event carries."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float = 0.0
+
+    def usage(self) -> dict:
+        """Just these fields, to pass on to another TokenUsage or to the store."""
+        return {name: getattr(self, name) for name in TokenUsage.model_fields}
+
+
+class Usage(TokenUsage):
+    kind: Literal["usage"] = "usage"
     # session totals after this turn, for the header
     session_tokens: int = 0
     session_cost_usd: float = 0.0

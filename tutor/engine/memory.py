@@ -196,14 +196,13 @@ async def maybe_compact(
         # answered already, so replaying them attaches nothing (prompt.parse_summary).
         quiet = max((i + 1 for i, t in enumerate(kept) if t.role == "tutor"), default=0)
         text = with_sections_marker(text, sections_in_play(explainer, previous, turns), quiet)
-    if hasattr(store, "add_usage"):
-        store.add_usage(
-            session_id,
-            result.input_tokens,
-            result.output_tokens,
-            result.cache_creation_input_tokens,
-            result.cache_read_input_tokens,
-            result.cost_usd,
-        )
+    store.add_usage(
+        session_id,
+        result.input_tokens,
+        result.output_tokens,
+        result.cache_creation_input_tokens,
+        result.cache_read_input_tokens,
+        result.cost_usd,
+    )
     store.save_summary(session_id, upto_seq, text)
     return True

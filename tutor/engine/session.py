@@ -524,11 +524,7 @@ class TutorSession:
                     res.cost_usd,
                 )
                 yield Usage(
-                    input_tokens=res.input_tokens,
-                    output_tokens=res.output_tokens,
-                    cache_creation_input_tokens=res.cache_creation_input_tokens,
-                    cache_read_input_tokens=res.cache_read_input_tokens,
-                    cost_usd=res.cost_usd,
+                    **res.usage(),
                     session_tokens=row.total_tokens,
                     session_cost_usd=row.cost_usd,
                 )
