@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications, open_session, screen_text, wait_until
-from fake_api import FakeAPI, drop, hang, http_error, no_stop, stream_error, text
+from fake_api import drop, hang, http_error, no_stop, stream_error, text
+from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.app.app import TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
@@ -20,12 +21,6 @@ SIZE = (120, 40)
 @pytest.fixture
 def db(tmp_path):
     return tmp_path / "tutor.db"
-
-
-@pytest.fixture
-def api():
-    with FakeAPI() as server:
-        yield server
 
 
 def last_tutor(app) -> str:

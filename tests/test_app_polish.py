@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, wait_until
-from fake_api import FakeAPI, drop, text
+from fake_api import drop, text
+from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.app.app import TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
@@ -20,12 +21,6 @@ from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
 @pytest.fixture
 def db(tmp_path):
     return tmp_path / "tutor.db"
-
-
-@pytest.fixture
-def api():
-    with FakeAPI() as server:
-        yield server
 
 
 def footer_line(app) -> str:
@@ -126,8 +121,16 @@ async def test_outline_keeps_the_current_concept_in_view(db, tmp_path):
         assert app.outline.highlighted_option.id == current
 
 
-async def test_a_reply_cut_by_an_error_is_marked_incomplete(db, api):
-    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), drop("A page is a fixed-size bl", chunk_size=5))
+@pytest.mark.parametrize(
+    "second_reply, why",
+    [
+        (lambda: drop("A page is a fixed-size bl", chunk_size=5), "cut off"),
+        (lambda: text("A page is a long story and", stop_reason="max_tokens"), "length limit"),
+    ],
+    ids=["error", "max_tokens"],
+)
+async def test_a_cut_reply_is_marked_incomplete_and_says_why(db, api, second_reply, why):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), second_reply())
     app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
     async with app.run_test(size=(120, 36)) as pilot:
         await idle(pilot, app)
@@ -138,20 +141,7 @@ async def test_a_reply_cut_by_an_error_is_marked_incomplete(db, api):
         cut = [w for w in app.pane.children if isinstance(w, TutorMessage)][-1]
         assert cut.has_class("incomplete")
         note = app.pane.children[-1]
-        assert isinstance(note, NoteMessage) and "cut off" in str(note.render())
-
-
-async def test_a_reply_cut_at_max_tokens_says_so(db, api):
-    api.enqueue(text("Hello. Do you know pages?", chunk_size=8), text("A page is a long story and", stop_reason="max_tokens"))
-    app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
-    async with app.run_test(size=(120, 36)) as pilot:
-        await idle(pilot, app)
-        app.input.text = "tell me everything"
-        await pilot.press("enter")
-        await pilot.pause(0.05)
-        await idle(pilot, app)
-        assert [w for w in app.pane.children if isinstance(w, TutorMessage)][-1].has_class("incomplete")
-        assert "length limit" in str(app.pane.children[-1].render())
+        assert isinstance(note, NoteMessage) and why in str(note.render())
 
 
 async def test_resume_after_a_failed_reply_marks_it_and_offers_retry(db, api):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from app_helpers import claude_backend, idle, open_session, wait_until
-from fake_api import FakeAPI, http_error, text
+from fake_api import http_error, text
+from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.app.app import TutorApp
 
@@ -149,12 +150,6 @@ def test_outline_with_mixed_states(snap_compare, tmp_path, explainer):
         await pilot.pause(0.05)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-@pytest.fixture
-def api():
-    with FakeAPI() as server:
-        yield server
 
 
 def test_error_notification(snap_compare, tmp_path, api, explainer):

@@ -8,7 +8,8 @@ import json
 
 import pytest
 from engine_helpers import collect, text_of
-from fake_api import FakeAPI, drop, hang, http_error, no_stop, stream_error, text
+from fake_api import drop, hang, http_error, no_stop, stream_error, text
+from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.engine.claude import ClaudeBackend
 from tutor.engine.memory import SUMMARY_INSTRUCTION
@@ -20,12 +21,6 @@ from tutor.store import Store
 from conftest import EXPLAINERS
 
 WAL = EXPLAINERS / "sqlite-wal.md"
-
-
-@pytest.fixture
-def api():
-    with FakeAPI() as server:
-        yield server
 
 
 @pytest.fixture
