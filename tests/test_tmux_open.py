@@ -28,7 +28,9 @@ class Tmux:
         self.home = home
 
     def start(self, *args: str, size: tuple[int, int] = (120, 40)) -> None:
-        cmd = " ".join([str(TUTOR), *args])
+        # COLUMNS/LINES, when tmux's server environment carries them (seen under pytest:
+        # 80x24), override the pane's real size in Textual: drop them for the app.
+        cmd = " ".join(["env -u COLUMNS -u LINES", str(TUTOR), *args])
         # `; sleep` keeps the pane after tutor exits, so its last screen (and any error) can be read.
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
