@@ -66,6 +66,13 @@ def _check(db: Path, acked: list[str]) -> int:
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            # Killed before the first migration committed: an empty database is one of the
+            # two states the single migration transaction allows, and nothing was acked.
+            assert not acked, "messages were acknowledged but the database has no schema"
+            return 0
+        assert {"messages", "messages_fts", "sessions"} <= tables, f"half-migrated schema: {sorted(tables)}"
         conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
         texts = {r[0] for r in conn.execute("SELECT text FROM messages WHERE role = 'reader'")}
         for ack in acked:
@@ -98,7 +105,10 @@ def test_sigkill_50_times_loses_no_acknowledged_message(tmp_path):
         acked = _run_and_kill(db, run, rng)
         all_acked += acked
         if db.exists():
-            _check(db, acked)
+            try:
+                _check(db, acked)
+            except AssertionError as e:
+                raise AssertionError(f"run {run} (TUTOR_KILL_SEED={seed}): {e}") from e
     # Every acknowledged message of every run is still there at the end, and the store
     # itself opens the database fine and sees one resumed session holding all of them.
     assert len(all_acked) > KILLS, f"too few acks to mean anything (seed {seed})"
