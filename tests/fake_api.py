@@ -58,6 +58,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 30.0  # hang only
     output_tokens: int | None = None  # default: len(text) // 4 + 1
+    input_usage: dict[str, int] | None = None  # report this instead of the counted prompt (snapshots)
 
     @property
     def text(self) -> str:
@@ -87,11 +88,15 @@ def text(
     delay: float | list[float] = 0.0,
     stop_reason: str = "end_turn",
     output_tokens: int | None = None,
+    input_usage: dict[str, int] | None = None,
 ) -> Reply:
-    """A normal streamed reply, split into text_delta events."""
+    """A normal streamed reply, split into text_delta events.
+
+    ``input_usage`` fixes the reported input/cache figures, for tests (snapshots) that must
+    not change whenever the prompt's wording does."""
     if chunks is not None and not s:
         s = "".join(chunks)
-    return Reply("text", _chunk(s, chunk_size, chunks), delay, stop_reason, output_tokens=output_tokens)
+    return Reply("text", _chunk(s, chunk_size, chunks), delay, stop_reason, output_tokens=output_tokens, input_usage=input_usage)
 
 
 _ERROR_TYPES = {
@@ -333,6 +338,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         usage = api.cache.usage(body)
+        if reply.input_usage is not None:
+            usage = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, **reply.input_usage}
         rec.usage = dict(usage)
         out_tokens = reply.output_tokens if reply.output_tokens is not None else len(reply.text) // 4 + 1
         msg_id = f"msg_fake_{next(api.ids):06d}"

@@ -153,9 +153,10 @@ def test_outline_with_mixed_states(snap_compare, tmp_path, explainer):
 
 
 def test_error_notification(snap_compare, tmp_path, api, explainer):
-    api.enqueue(text("I want to explain the write-ahead log to you. Do you already know what a **page** is?", chunk_size=12))
+    api.enqueue(text("I want to explain the write-ahead log to you. Do you already know what a **page** is?", chunk_size=12,
+                     input_usage={"input_tokens": 1200}))  # fixed, so prompt edits don't move the header
     api.enqueue(http_error(429))
-    app = TutorApp(open_session(explainer, tmp_path / "t.db", backend=claude_backend(api, model="claude-sonnet-4-5")))
+    app = TutorApp(open_session(explainer, tmp_path / "t.db", backend=claude_backend(api, model="claude-sonnet-4-6")))
 
     async def run_before(pilot):
         await _ready(pilot)

@@ -62,6 +62,12 @@ def test_newest_sonnet_orders_by_version_and_skips_dates():
     assert newest_sonnet(["claude-sonnet-5", "claude-sonnet-4-6"]) == "claude-sonnet-5"
     assert newest_sonnet(["claude-sonnet-5", "claude-sonnet-5-5"]) == "claude-sonnet-5-5"
     assert newest_sonnet(["claude-haiku-4-5"]) == claude.FALLBACK_MODEL
+    assert newest_sonnet(["claude-sonnet-4-5", "claude-sonnet-4-6"], deprecated={"claude-sonnet-4-6"}) == "claude-sonnet-4-5"
+
+
+def test_default_model_is_not_one_the_sdk_deprecates():
+    assert claude.DEFAULT_MODEL not in claude.sdk_deprecated_models()
+    assert claude.FALLBACK_MODEL not in claude.sdk_deprecated_models()
 
 
 def test_resolve_model_order(monkeypatch):

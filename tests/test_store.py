@@ -87,7 +87,7 @@ def test_contract_round(store):
     e = store.get_explainer(h)
     assert e.title == "Worker explainer" and [c["id"] for c in e.concepts] == ["pages", "wal", "checkpoint"]
     assert Path(e.path).is_absolute()
-    sid = store.create_session(h, "docs/x.md", "claude:claude-sonnet-4-5")
+    sid = store.create_session(h, "docs/x.md", "claude:claude-sonnet-4-6")
     assert len(sid) == 32 and int(sid, 16) >= 0
     # found again by either spelling of the path
     assert store.latest_open_session(Path("docs/x.md").resolve()).id == sid

@@ -22,7 +22,7 @@ from tutor.errors import TutorError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 MODEL_ENV = "TUTOR_MODEL"
-FALLBACK_MODEL = "claude-sonnet-4-5"  # used only if the SDK's model list has no Sonnet alias
+FALLBACK_MODEL = "claude-sonnet-4-6"  # used only if the SDK's model list has no current Sonnet alias
 
 # USD per million tokens: (input, output). Cache writes cost 1.25x input (5-minute TTL),
 # cache reads 0.1x input. Matched by family name in the model id; unknown families are
@@ -42,10 +42,16 @@ TIMEOUT_DEFAULT = 60.0
 # Model choice
 
 
-def newest_sonnet(models: Iterable[str]) -> str:
-    """The newest ``claude-sonnet-*`` alias without a date suffix, by version number."""
+def newest_sonnet(models: Iterable[str], deprecated: Iterable[str] = ()) -> str:
+    """The newest ``claude-sonnet-*`` alias without a date suffix, by version number.
+
+    Models the SDK lists as deprecated are skipped: a default that warns on every call,
+    and stops working on its end-of-life date, is no default."""
+    skip = set(deprecated)
     best: tuple[tuple[int, ...], str] | None = None
     for m in models:
+        if m in skip:
+            continue
         match = re.fullmatch(r"claude-sonnet-(\d+(?:-\d+)*)", m)
         if not match:
             continue
@@ -70,13 +76,23 @@ def sdk_models() -> list[str]:
     return names
 
 
+def sdk_deprecated_models() -> set[str]:
+    """Ids the installed SDK warns about. ``anthropic._data`` is private, so its absence
+    in some SDK version only means nothing is skipped."""
+    try:
+        from anthropic._data import DEPRECATED_MODELS
+    except ImportError:
+        return set()
+    return set(DEPRECATED_MODELS)
+
+
 _default_model: str | None = None
 
 
 def default_model() -> str:
     global _default_model
     if _default_model is None:
-        _default_model = newest_sonnet(sdk_models())
+        _default_model = newest_sonnet(sdk_models(), sdk_deprecated_models())
     return _default_model
 
 
