@@ -101,11 +101,11 @@ def test_feedback_is_left_out_unless_asked_for(store):
 def test_markdown_reads_well_and_carries_no_terminal_escapes(store):
     sid = make_session(store)
     md = export_session(store, sid, "md")
-    assert md.startswith("# Pages <script>alert(1)</script> & [b]WAL[/b]\n")
+    assert md.startswith("# Pages &lt;script>alert(1)&lt;/script> & [b]WAL[/b]\n")  # a viewer shows the tag as text
     assert "## Reader" in md and "## Tutor" in md and "## Note" in md
     assert "> and the WAL?\n> second line" in md
     assert "_(This reply was interrupted and is incomplete.)_" in md
-    assert "| Pages | understood | explained <b>it</b> back |" in md
+    assert "| Pages | understood | explained &lt;b>it&lt;/b> back |" in md
     assert "\x1b" not in md and "\\x1b[31mred" in md
     assert "claude:claude-sonnet-test" in md and "$0.0123" in md
 

@@ -5,6 +5,8 @@
   export gives every text back byte for byte.
 - Property tests (hypothesis): any text, including control characters and lone surrogates,
   is stored, searched and exported without an error, and the HTML page shows it as text.
+- The Markdown export, parsed by a CommonMark parser with raw HTML on (what a Markdown
+  viewer does), holds no raw HTML: not for the corpus, not for generated tag soup.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store_workers import sample_explainer
-from tutor.export import clean_text, export_session, load_json_export, to_markdown, transcript_data
+from markdown_it import MarkdownIt
+
+from tutor.export import clean_text, export_session, inert_markdown, load_json_export, to_markdown, transcript_data
 from tutor.store import Store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -65,6 +69,20 @@ def _assert_inert(page: str) -> _Tags:
     return p
 
 
+_VIEWER = MarkdownIt("commonmark")  # raw HTML on, as in GitHub-style viewers before sanitizing
+
+
+def _raw_html(md: str) -> list[str]:
+    found = []
+    for tok in _VIEWER.parse(md):
+        if tok.type == "html_block":
+            found.append(tok.content)
+        for child in tok.children or []:
+            if child.type == "html_inline":
+                found.append(child.content)
+    return found
+
+
 def _new_store(dirpath: Path) -> tuple[Store, str]:
     store = Store.open(dirpath / "c.db")
     ex = sample_explainer("corpus.md")
@@ -91,7 +109,32 @@ def test_every_commonmark_example_exports_inert_html_and_exact_json(tmp_path):
     assert stored == expected
     md = to_markdown(transcript_data(store, sid))
     assert "\x1b" not in md and "\x00" not in md
+    assert sum(len(_raw_html(t)) for t in texts) > 50  # the corpus really holds raw HTML (94 pieces)
+    assert _raw_html(md) == []
     store.close()
+
+
+_SOUP = st.text(alphabet=st.sampled_from(list("<>/!?-`~ \n\t&;=\"'abpscriptdv:4*_[]()#|")), max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_SOUP)
+def test_inert_markdown_leaves_no_raw_html_and_keeps_html_free_text(text):
+    out = inert_markdown(text)
+    assert _raw_html(out) == []
+    if not _raw_html(text):
+        assert out == text  # nothing to defuse: the text is untouched
+    # only "<" is ever rewritten
+    assert out.replace("&lt;", "<") == text.replace("&lt;", "<")
+
+
+def test_inert_markdown_keeps_code_and_defuses_the_rest():
+    assert inert_markdown("use `<feedback>` tags, not <b>bold</b>") == "use `<feedback>` tags, not &lt;b>bold&lt;/b>"
+    assert inert_markdown("```\n<script>\n```\n<i>x</i>") == "```\n<script>\n```\n&lt;i>x&lt;/i>"
+    assert inert_markdown("a <http://example.com> link and 2 < 3") == "a <http://example.com> link and 2 < 3"
+    # An HTML block that turns into a paragraph pulls the indented line after it out of
+    # code and into the paragraph, so a second pass has to defuse that line too.
+    assert _raw_html(inert_markdown("<!-- c -->\n    <b>x</b>")) == []
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,8 @@ Every format starts from ``Store.session_dump`` (the JSON shape, documented in
 docs/database.md), so the three never disagree about what a session holds. Text from the
 reader or the model is untrusted: in HTML every piece is escaped (tutor replies go through
 markdown-it with raw HTML off), the page carries a Content-Security-Policy that forbids
-scripts and remote loads, and no format passes terminal control characters through.
+scripts and remote loads; in Markdown every ``<`` that a viewer would read as raw HTML is
+written ``&lt;`` (``inert_markdown``); no format passes terminal control characters through.
 """
 
 from __future__ import annotations
@@ -157,6 +158,76 @@ _ROLE_LABEL = {"reader": "Reader", "tutor": "Tutor", "system": "Note"}
 # -- Markdown ------------------------------------------------------------------------------
 
 
+_MD_HTML: Any = None  # a CommonMark parser with raw HTML on: it finds what a viewer would render
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
+
+
+def _raw_html_lines(text: str) -> tuple[bool, set[int]]:
+    """Does a CommonMark renderer see raw HTML in ``text``? And which lines are code blocks."""
+    global _MD_HTML
+    if _MD_HTML is None:
+        from markdown_it import MarkdownIt
+
+        _MD_HTML = MarkdownIt("commonmark")
+    found = False
+    code: set[int] = set()
+    for tok in _MD_HTML.parse(text):
+        if tok.type == "html_block" or (tok.children and any(c.type == "html_inline" for c in tok.children)):
+            found = True
+        elif tok.type in ("fence", "code_block") and tok.map:
+            code.update(range(tok.map[0], tok.map[1]))
+    return found, code
+
+
+def _escape_lt(run: str, keep_code_spans: bool) -> str:
+    if not keep_code_spans:
+        return run.replace("<", "&lt;")
+    out, pos = [], 0
+    for m in _CODE_SPAN.finditer(run):
+        out += [run[pos : m.start()].replace("<", "&lt;"), m.group()]
+        pos = m.end()
+    out.append(run[pos:].replace("<", "&lt;"))
+    return "".join(out)
+
+
+def inert_markdown(text: str) -> str:
+    """Rewrite Markdown so that no CommonMark viewer renders raw HTML from it.
+
+    Every ``<`` that would open a tag, comment or declaration becomes ``&lt;``, which a
+    viewer shows as ``<``. Code blocks and code spans are left alone (there ``&lt;`` would
+    show literally, and ``<`` is already text). Escaping can change the block structure
+    (an HTML block that becomes a paragraph swallows a following indented line), so the
+    result is parsed again until a parser finds no raw HTML; if keeping code spans stops
+    making progress, ``<`` is escaped everywhere outside code blocks, then everywhere.
+    """
+    if "<" not in text:
+        return text
+    keep_spans, everywhere = True, False
+    while True:
+        found, code = _raw_html_lines(text)
+        if not found:
+            return text
+        lines = text.split("\n")
+        out: list[str] = []
+        run: list[str] = []
+        for i, line in enumerate(lines):
+            if i in code and not everywhere:
+                if run:
+                    out.append(_escape_lt("\n".join(run), keep_spans))
+                    run = []
+                out.append(line)
+            else:
+                run.append(line)
+        if run:
+            out.append(_escape_lt("\n".join(run), keep_spans))
+        new = "\n".join(out)
+        if new == text:
+            if everywhere:  # cannot happen: with no "<" left there is no raw HTML
+                return text
+            keep_spans, everywhere = (False, False) if keep_spans else (False, True)
+        text = new
+
+
 def to_markdown(data: dict[str, Any]) -> str:
     s = data["session"]
     titles = _concept_titles(data)
@@ -194,7 +265,8 @@ def to_markdown(data: dict[str, Any]) -> str:
             body = clean_text(f["text"]).replace("\n", "\n  ")
             out.append(f"- ({f['source']}{clean_text(about)}) {body}")
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    # Raw HTML from the reader, the model or the explainer must stay text in any viewer.
+    return inert_markdown("\n".join(out).rstrip()) + "\n"
 
 
 # -- HTML ----------------------------------------------------------------------------------
