@@ -234,14 +234,23 @@ async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
         await pilot.press("enter")
         await wait_until(pilot, lambda: "word10" in last_tutor(app), 10, "some streamed words")
         assert app.busy
-        # sending while the reply streams is refused politely; the text stays in the input
+        # Enter while the reply streams queues one message; a second one is refused
+        # politely and stays in the input
         app.input.text = "wait"
         await pilot.press("enter")
-        assert app.input.text == "wait"
-        assert any("still replying" in str(n.message) for n in notifications(app))
-        app.input.text = ""
+        assert app.input.text == "" and app.queued is not None and app.queued.text == "wait"
+        assert "queued" in dialogue(app)[-1][1]
+        app.input.text = "and another"
+        await pilot.press("enter")
+        assert app.input.text == "and another"
+        assert any("already queued" in str(n.message) for n in notifications(app))
         await pilot.press("escape")
         await idle(pilot, app)
+        # Esc also cancels the queued message: it is back in the input, above what was there
+        await wait_until(pilot, lambda: app.queued is None and app.input.text == "wait\nand another", 5, "queued text back")
+        assert any("back in the input" in str(n.message) for n in notifications(app))
+        assert not any(isinstance(w, ReaderMessage) and w.text == "wait" for w in app.pane.children)
+        app.input.text = ""
         shown = last_tutor(app)
         assert "word10" in shown and "word399" not in shown
         notes = [w for w in app.pane.children if isinstance(w, NoteMessage)]
@@ -254,6 +263,36 @@ async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
     rows = [m for m in session.store.messages(session.id) if m.role == "tutor"]
     assert rows[-1].complete is False
     assert "word10" in rows[-1].text and "word399" not in rows[-1].text
+
+
+async def test_message_typed_during_a_reply_is_queued_and_sent_after_it(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
+    api.enqueue(text(chunks=[f"part{i} " for i in range(100)], delay=0.04))
+    api.enqueue(text("Right: a page is a fixed-size block."))
+    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.input.text = "no, explain pages"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "part5" in last_tutor(app), 10, "streaming")
+        app.input.text = "is a page 4096 bytes?"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
+        assert app.busy and "part99" not in last_tutor(app)
+        await wait_until(pilot, lambda: "fixed-size block" in last_tutor(app), 10, "the queued message's reply")
+        await idle(pilot, app)
+        kinds = dialogue(app)
+        # the queued message sits between the reply it waited for and its own answer
+        reader = [i for i, (k, t) in enumerate(kinds) if "is a page 4096 bytes?" in t]
+        assert len(reader) == 1 and "queued" not in kinds[reader[0]][1]
+        assert "part99" in kinds[reader[0] - 1][1] and "fixed-size block" in kinds[reader[0] + 1][1]
+    assert len(api.bodies) == 3
+    last = api.bodies[-1]["messages"][-1]["content"]
+    assert "is a page 4096 bytes?" in json.dumps(last)
+    rows = [(m.role, m.text) for m in session.store.messages(session.id)]
+    assert ("reader", "is a page 4096 bytes?") in rows
+    assert [r for r, _ in rows][-4:] == ["reader", "tutor", "reader", "tutor"]
 
 
 # ------------------------------------------------------------------ every error notification

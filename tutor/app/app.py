@@ -133,6 +133,8 @@ class TutorApp(App[None]):
         self.explainer = session.explainer
         self.turn_worker: Worker | None = None
         self.failed_text: str | None = None  # reader text whose reply failed (for Enter/Ctrl+R)
+        self.queued: ReaderMessage | None = None  # sent when the streaming reply ends well
+        self.turn_outcome = "ok"  # how the last turn ended: ok, stopped or error
         self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
         self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
         self.shown_seq = 0  # newest stored seq already in the pane
@@ -279,6 +281,7 @@ class TutorApp(App[None]):
         parts: list[str] = []
         stopped = False
         errored = False
+        crashed = False  # the turn ended in an exception, not an error event
         cut_note: str | None = None  # why the reply is incomplete, when it is
         events = make_events()
         self.input.set_busy(True)
@@ -317,8 +320,10 @@ class TutorApp(App[None]):
             stopped = True
             raise
         except TutorError as exc:  # a user-level problem (store gone, bad concept): say it
+            crashed = True
             self.notify(one_line(str(exc), 400), title="Tutor error", severity="error", timeout=15, markup=False)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the reader the session
+            crashed = True
             self.log.error(exc)
             self.notify(
                 one_line(f"Something went wrong ({type(exc).__name__}: {exc}). Everything said so far is saved; press Ctrl+R or try again.", 400),
@@ -337,6 +342,7 @@ class TutorApp(App[None]):
             if parts:
                 self.last_reply = "".join(parts)
             self.shown_seq = self.session.store.message_count(self.session.id)
+            self.turn_outcome = "stopped" if stopped else ("error" if errored or crashed else "ok")
             if stopped:
                 if message is not None:
                     message.add_class("incomplete")
@@ -351,6 +357,28 @@ class TutorApp(App[None]):
             self.refresh_outline()
             self.input.set_busy(False)
             self.refresh_bindings()  # Retry shows in the footer only when there is something to retry
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.turn_worker and event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED, WorkerState.ERROR):
+            if self.queued is not None:
+                self.call_later(self._release_queued)
+
+    async def _release_queued(self) -> None:
+        """Send the queued message after a good reply; after Esc or an error, hand it back."""
+        widget, self.queued = self.queued, None
+        if widget is None or self.busy:
+            return
+        if self.turn_outcome == "ok":
+            widget.set_queued(False)
+            self.pane.anchor()
+            self.run_turn(lambda: self.session.reply(widget.text), reader_text=widget.text, echo=False)
+            return
+        await widget.remove()
+        current = self.input.text
+        self.input.text = widget.text + ("\n" + current if current.strip() else "")
+        self.input.move_cursor(self.input.document.end)
+        why = "the reply was stopped" if self.turn_outcome == "stopped" else "the reply failed"
+        self.notify(f"Your queued message was not sent ({why}); it is back in the input.", markup=False)
 
     def show_error(self, event: ErrorEvent, reader_text: str | None) -> None:
         message = one_line(event.message, 400)
@@ -383,7 +411,17 @@ class TutorApp(App[None]):
     async def send(self, event: ChatInput.Submitted) -> None:
         text = event.text.strip()
         if self.busy:
-            self.notify("The tutor is still replying. Press Esc to stop it, then send.", severity="warning", markup=False)
+            # One message may wait for the reply to end, as in a chat; more would pile up
+            # answers to questions the tutor has not asked yet.
+            if not text:
+                self.notify("The tutor is still replying. Press Esc to stop it.", severity="warning", markup=False)
+            elif self.queued is not None:
+                self.notify("A message is already queued; it is sent when this reply ends. Esc stops the reply.",
+                            severity="warning", markup=False)
+            else:
+                self.input.clear()
+                self.queued = ReaderMessage(text, queued=True)
+                await self.pane.mount(self.queued)
             return
         if self.failed_text is not None and text == self.failed_text.strip():
             self.input.clear()

@@ -153,12 +153,23 @@ class ReaderMessage(Static):
         color: $foreground;
     }
     ReaderMessage.unanswered { border-left: wide $error; }
+    ReaderMessage.queued { border-left: wide $secondary; color: $text-muted; }
     """
 
-    def __init__(self, text: str, *, seq: int | None = None) -> None:
-        super().__init__(Content(clean(text)), markup=False)
+    QUEUED_NOTE = "queued: sent when this reply ends (Esc cancels)"
+
+    def __init__(self, text: str, *, seq: int | None = None, queued: bool = False) -> None:
         self.text = text
         self.seq = seq
+        super().__init__(self._content(queued), markup=False, classes="queued" if queued else "")
+
+    def _content(self, queued: bool) -> Content:
+        body = Content(clean(self.text))
+        return Content.assemble(body, "\n", (self.QUEUED_NOTE, "italic")) if queued else body
+
+    def set_queued(self, queued: bool) -> None:
+        self.set_class(queued, "queued")
+        self.update(self._content(queued))
 
 
 class TutorMessage(Markdown):
@@ -265,9 +276,9 @@ class ChatInput(TextArea):
         self.border_subtitle = self.IDLE_HINT
 
     IDLE_HINT = "Enter send · Shift+Enter new line"
-    BUSY_HINT = "Esc stops the reply"
+    BUSY_HINT = "Enter queues · Esc stops the reply"
     IDLE_PLACEHOLDER = "Answer, ask a question, or press Enter to read on"
-    BUSY_PLACEHOLDER = "The tutor is replying… you can type your next message"
+    BUSY_PLACEHOLDER = "The tutor is replying… type your next message; Enter queues it"
 
     def set_busy(self, busy: bool) -> None:
         self.set_class(busy, "-busy")
