@@ -517,6 +517,36 @@ async def test_skip_explain_again_export_copy_theme(db):
         assert app.theme != before
 
 
+async def test_chosen_theme_is_saved_and_used_by_the_next_session(db, tmp_path):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        default = app.theme
+        await pilot.press("ctrl+t", "ctrl+t")
+        chosen = app.theme
+        assert chosen != default
+        await wait_until(pilot, lambda: session.store.get_setting("theme") == chosen, 2, "theme saved")
+        # Textual's own theme picker (the palette) is saved the same way
+        app.theme = "nord"
+        await wait_until(pilot, lambda: session.store.get_setting("theme") == "nord", 2, "palette theme saved")
+    session.store.close()
+    # a new session, even on another file, opens in that theme
+    other = tmp_path / "other.md"
+    other.write_text("# Other\n\nText.\n", encoding="utf-8")
+    app2 = TutorApp(open_session(other, db, new=True))
+    async with app2.run_test(size=SIZE) as pilot:
+        await idle(pilot, app2)
+        assert app2.theme == "nord"
+    # a theme this Textual does not have is ignored, not an error
+    store = app2.session.store
+    store.set_setting("theme", "no-such-theme")
+    app3 = TutorApp(open_session(other, db))
+    async with app3.run_test(size=SIZE) as pilot:
+        await idle(pilot, app3)
+        assert app3.theme == default
+
+
 async def test_command_palette_lists_the_commands(db):
     session = open_session(SAMPLE, db)
     app = TutorApp(session)

@@ -279,6 +279,10 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
         assert [h.seq for h in store.search("pelicans")] == [1]  # old rows are in the new index
         store.add_message(sid, "tutor", "new reply")  # and the upgraded schema takes new writes
         assert store.get_session(sid).message_count == 4
+        assert store.get_setting("theme") is None  # m004: settings start empty, then work
+        store.set_setting("theme", "nord")
+        store.set_setting("theme", "gruvbox")
+        assert store.get_setting("theme") == "gruvbox"
         assert store.integrity_check() == "ok"
 
 

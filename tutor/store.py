@@ -447,6 +447,21 @@ def m003_authors(db: Database) -> None:
     _set_user_version(db, 3)
 
 
+@migrations(name="m004_settings")
+def m004_settings(db: Database) -> None:
+    """Reader preferences that outlive a session, such as the app's colour theme."""
+    db.executescript(
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        """
+    )
+    _set_user_version(db, 4)
+
+
 def section_hash(text: str) -> str:
     """A section's identity across versions: whitespace at line ends and blank lines around ignored."""
     norm = "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -1159,6 +1174,20 @@ class Store:
                 "feedback": [f.model_dump() for f in self.feedback(session_id=session_id)],
                 "summaries": [s.model_dump() for s in self.summaries(session_id)],
             }
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row["value"] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO settings (key, value, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                (key, _utf8(value), now_iso()),
+            )
 
     def integrity_check(self) -> str:
         row = self.conn.execute("PRAGMA integrity_check").fetchone()

@@ -20,6 +20,24 @@ def session_usage(session: Any) -> tuple[int, float]:
     return int(row.total_tokens), float(row.cost_usd)
 
 
+THEME_KEY = "theme"
+
+
+def saved_theme(session: Any) -> str | None:
+    """The theme the reader last chose (in any session), if the store has one."""
+    try:
+        return session.store.get_setting(THEME_KEY)
+    except Exception:  # noqa: BLE001 - a preference; never fail opening over it
+        return None
+
+
+def save_theme(session: Any, name: str) -> None:
+    try:
+        session.store.set_setting(THEME_KEY, name)
+    except Exception:  # noqa: BLE001 - e.g. a read-only database: the theme still changes now
+        pass
+
+
 def recent_messages(session: Any, window: int) -> list[Any]:
     """The newest ``window`` stored messages, oldest first (seq is 1.. per session)."""
     count = session.store.message_count(session.id)

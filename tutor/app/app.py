@@ -177,6 +177,7 @@ class TutorApp(App[None]):
         return self.turn_worker is not None and self.turn_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     async def on_mount(self) -> None:
+        self._restore_theme()
         self.pane.anchor()
         self.refresh_outline()
         tokens, cost = actions.session_usage(self.session)
@@ -565,6 +566,13 @@ class TutorApp(App[None]):
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
         self.notify(f"Theme: {self.theme}", markup=False, timeout=2)
+
+    def _restore_theme(self) -> None:
+        saved = actions.saved_theme(self.session)
+        if saved and saved in self.available_themes and saved != self.theme:
+            self.theme = saved
+        # Subscribe after applying it: Ctrl+T and Textual's own theme picker both save.
+        self.theme_changed_signal.subscribe(self, lambda theme: actions.save_theme(self.session, theme.name))
 
     async def action_quit(self) -> None:
         if self.busy and self.turn_worker is not None:
