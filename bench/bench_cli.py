@@ -92,6 +92,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs per command (median is reported)")
     ap.add_argument("--mb", type=float, default=10.0, help="size of the generated Markdown file")
     args = ap.parse_args()
+    from _bytecode import ensure_bytecode
+
+    ensure_bytecode()  # time an installed tutor, not source compiled at start-up
 
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.md"

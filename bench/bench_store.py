@@ -167,6 +167,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--sessions", type=int, default=SESSIONS)
     args = ap.parse_args()
+    from _bytecode import ensure_bytecode
+
+    ensure_bytecode()  # time an installed tutor, not source compiled at start-up
 
     OUT.mkdir(parents=True, exist_ok=True)
     db = OUT / f"store-{args.sessions}x{MESSAGES}.db"
