@@ -295,6 +295,25 @@ async def test_message_typed_during_a_reply_is_queued_and_sent_after_it(db, api)
     assert [r for r, _ in rows][-4:] == ["reader", "tutor", "reader", "tutor"]
 
 
+async def test_quitting_with_a_queued_message_hands_it_back_unsent(db, api):
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
+    api.enqueue(text(chunks=[f"part{i} " for i in range(200)], delay=0.03))
+    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.input.text = "no"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "part3" in last_tutor(app), 10, "streaming")
+        app.input.text = "queued, then quit"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
+        await pilot.press("ctrl+q")
+    assert app.return_value == "queued, then quit"  # `tutor open` prints it: never lost silently
+    assert "queued, then quit" not in [m.text for m in session.store.messages(session.id)]
+    assert len(api.bodies) == 2
+
+
 # ------------------------------------------------------------------ every error notification
 ERRORS = [
     ("auth", lambda: [http_error(401)], False),

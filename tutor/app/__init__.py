@@ -16,12 +16,13 @@ from typing import Any
 os.environ.setdefault("TEXTUAL_FPS", "120")
 
 
-def run_app(session: Any, notices: Iterable[str] = ()) -> None:
+def run_app(session: Any, notices: Iterable[str] = ()) -> str | None:
     """Run the reader app on ``session`` (a TutorSession) until the reader quits.
 
     ``notices`` are one-line messages shown as notifications at start (for example
-    "no API key: offline guided mode").
+    "no API key: offline guided mode"). Returns the text of a message that was still
+    queued behind a streaming reply when the reader quit (it was never sent), else None.
     """
     from tutor.app.app import TutorApp
 
-    TutorApp(session, notices).run()
+    return TutorApp(session, notices).run()

@@ -100,7 +100,7 @@ class SectionView(VerticalScroll):
         yield Markdown(None, id="section-body", parser_factory=safe_parser, open_links=False)
 
 
-class TutorApp(App[None]):
+class TutorApp(App[str | None]):
     """The reader app. ``session`` is a ``tutor.engine.session.TutorSession``."""
 
     TITLE = "tutor"
@@ -366,9 +366,10 @@ class TutorApp(App[None]):
 
     async def _release_queued(self) -> None:
         """Send the queued message after a good reply; after Esc or an error, hand it back."""
-        widget, self.queued = self.queued, None
-        if widget is None or self.busy:
+        widget = self.queued
+        if widget is None or self.busy:  # a turn the reader started first: it waits for that one
             return
+        self.queued = None
         if self.turn_outcome == "ok":
             widget.set_queued(False)
             self.pane.anchor()
@@ -575,6 +576,9 @@ class TutorApp(App[None]):
         self.theme_changed_signal.subscribe(self, lambda theme: actions.save_theme(self.session, theme.name))
 
     async def action_quit(self) -> None:
+        # A queued message was never stored: hand it to the shell (run_app returns it) so
+        # quitting mid-reply cannot silently drop something the reader saw as sent.
+        unsent, self.queued = (self.queued.text if self.queued is not None else None), None
         if self.busy and self.turn_worker is not None:
             self.turn_worker.cancel()
             try:
@@ -582,7 +586,7 @@ class TutorApp(App[None]):
             except Exception:
                 pass
         await self.close_session()
-        self.exit()
+        self.exit(unsent)
 
     async def close_session(self) -> None:
         if not self._closed:

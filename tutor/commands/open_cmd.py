@@ -97,7 +97,11 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         except ImportError as e:  # pragma: no cover - the app ships with tutor
             click.echo(f"tutor: the reader app is not available ({e}); use --plain.", err=True)
             return 1
-        run_app(session, notices=notices)
+        unsent = run_app(session, notices=notices)
+        if unsent:
+            from tutor.export import clean_text
+
+            click.echo(f"Not sent (it was queued when you quit): {clean_text(unsent)}", err=True)
         # Back on the normal screen: say where the session is, as --plain does.
         click.echo(
             f"Session saved. Resume with: tutor open {shlex.quote(str(explainer.path))} --resume {session.id[:8]}"
