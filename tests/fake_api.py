@@ -17,7 +17,8 @@ Usage::
 
 Each request pops one scripted reply from the queue (FIFO); when the queue is empty the
 ``handler`` callable (request body dict -> Reply or str) is asked, else a default text.
-Cache accounting follows the prefix rules in docs/fake-api.md (``cache_usage``).
+Cache accounting follows the prefix rules in docs/fake-api.md (``PromptCache``), with the
+5-minute and 1-hour TTLs on a clock that ``api.advance(seconds)`` moves forward.
 """
 
 from __future__ import annotations
@@ -174,6 +175,19 @@ class RecordedRequest:
 # Cache accounting
 
 
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+TTL_ORDER_MESSAGE = (
+    "A cache_control block with ttl='1h' cannot come after one with ttl='5m': blocks with a "
+    "longer ttl must come before blocks with a shorter ttl (tools, then system, then messages)."
+)
+
+
+def breakpoint_ttl(block: Any) -> str:
+    """'5m' or '1h' for a block with ``cache_control`` (the API's default is 5 minutes)."""
+    cc = block.get("cache_control") if isinstance(block, dict) else None
+    return str((cc or {}).get("ttl") or "5m")
+
+
 def _strip_cache_control(block: Any) -> Any:
     if isinstance(block, dict):
         return {k: _strip_cache_control(v) for k, v in block.items() if k != "cache_control"}
@@ -182,21 +196,23 @@ def _strip_cache_control(block: Any) -> Any:
     return block
 
 
-def flatten_blocks(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+def flatten_blocks(body: dict[str, Any], *, with_ttl: bool = False) -> list[tuple]:
     """The request as cacheable blocks in order tools -> system -> messages.
 
-    Returns (identity, tokens, has_breakpoint) per block. The identity is the canonical
-    JSON of the block without ``cache_control`` (moving a breakpoint does not change the
+    Returns (identity, tokens, has_breakpoint) per block, plus the breakpoint's TTL ('5m'
+    or '1h') when ``with_ttl``. The identity is the canonical JSON of the block without
+    ``cache_control`` (moving a breakpoint or changing its TTL does not change the
     content), plus its role for message blocks so identical text in another role differs.
     """
-    out: list[tuple[str, int, bool]] = []
+    out: list[tuple] = []
 
     def add(block: Any, role: str) -> None:
         bp = isinstance(block, dict) and "cache_control" in block
+        ttl = breakpoint_ttl(block) if bp else ""
         if isinstance(block, str):
             block = {"type": "text", "text": block}
         canon = json.dumps(_strip_cache_control(block), sort_keys=True, ensure_ascii=False)
-        out.append((role + ":" + canon, max(1, len(canon) // 4), bp))
+        out.append((role + ":" + canon, max(1, len(canon) // 4), bp) + ((ttl,) if with_ttl else ()))
 
     for tool in body.get("tools") or []:
         add(tool, "tool")
@@ -216,56 +232,109 @@ def flatten_blocks(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
     return out
 
 
+class CacheControlError(ValueError):
+    """A ttl the API does not know, or a 1h breakpoint after a 5m one: the API answers 400."""
+
+
+def check_cache_control(body: dict[str, Any]) -> None:
+    """Raise CacheControlError where the real API would refuse the request's breakpoints."""
+    ttls = [b[3] for b in flatten_blocks(body, with_ttl=True) if b[2]]
+    bad = [t for t in ttls if t not in TTL_SECONDS]
+    if bad:
+        raise CacheControlError(f"cache_control.ttl: Input should be '5m' or '1h' (got {bad[0]!r})")
+    if "1h" in ttls and "5m" in ttls and ttls.index("5m") < len(ttls) - 1 - ttls[::-1].index("1h"):
+        raise CacheControlError(TTL_ORDER_MESSAGE)
+
+
 class PromptCache:
     """Prefix cache with the documented rules (see docs/fake-api.md).
 
     - an entry is written at each ``cache_control`` breakpoint: the prefix up to and including it;
-    - a request reads the longest earlier entry ending at a block boundary at most 20 blocks
+    - a request reads the longest live entry ending at a block boundary at most 20 blocks
       before one of its breakpoints (the last one included) that is a byte-identical prefix;
     - a prefix under 1,024 tokens is neither written nor read;
+    - an entry lives 5 minutes, or 1 hour when its breakpoint says ``"ttl": "1h"``; a read
+      refreshes it and the shorter entries inside the prefix read (their content was used);
     - input_tokens = tokens after the read prefix that are not being written,
-      cache_creation = tokens newly written, cache_read = tokens read.
-    Entries are per model and never expire during a server's life.
+      cache_creation = tokens newly written (1h up to the last 1h breakpoint, 5m after it),
+      cache_read = tokens read.
+    ``clock`` is in seconds; ``advance`` moves it forward so tests can pause without sleeping.
     """
 
-    def __init__(self) -> None:
-        self.entries: set[str] = set()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.entries: dict[str, tuple[float, float]] = {}  # prefix key -> (ttl seconds, expires at)
         self.lock = threading.Lock()
+        self.clock = clock
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return self.clock() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.offset += seconds
+
+    def _live(self, key: str, now: float) -> bool:
+        entry = self.entries.get(key)
+        return entry is not None and entry[1] > now
 
     def usage(self, body: dict[str, Any]) -> dict[str, int]:
-        blocks = flatten_blocks(body)
+        """The three totals the API reports (``account`` adds the TTL breakdown)."""
+        u = self.account(body)
+        return {k: u[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+
+    def account(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Usage for one request, updating the cache; raises CacheControlError like the API's 400."""
+        blocks = flatten_blocks(body, with_ttl=True)
         model = str(body.get("model", ""))
         prefix_keys: list[str] = []  # key of prefix ending at block i
         cum_tokens: list[int] = []
         h = hashlib.sha256(model.encode())
         total = 0
-        for ident, tok, _bp in blocks:
+        for ident, tok, _bp, _ttl in blocks:
             h.update(b"\x00" + ident.encode())
             prefix_keys.append(h.copy().hexdigest())
             total += tok
             cum_tokens.append(total)
-        breakpoints = [i for i, (_, _, bp) in enumerate(blocks) if bp]
+        check_cache_control(body)
+        breakpoints = [i for i, b in enumerate(blocks) if b[2]]
+        ttls = [blocks[i][3] for i in breakpoints]
         with self.lock:
+            now = self.now()
             read_end = -1  # index of last block of the read prefix
             for b in breakpoints:
                 for j in range(b, max(-1, b - LOOKBACK_BLOCKS - 1), -1):
                     if j <= read_end:
                         break
-                    if cum_tokens[j] >= MIN_CACHEABLE_TOKENS and prefix_keys[j] in self.entries:
+                    if cum_tokens[j] >= MIN_CACHEABLE_TOKENS and self._live(prefix_keys[j], now):
                         read_end = j
                         break
             read = cum_tokens[read_end] if read_end >= 0 else 0
-            write_end = read_end
-            for b in breakpoints:
-                if cum_tokens[b] >= MIN_CACHEABLE_TOKENS:
-                    if b > write_end and prefix_keys[b] not in self.entries:
-                        write_end = b
-                    self.entries.add(prefix_keys[b])
+            for key in prefix_keys[: read_end + 1]:  # the hit refreshes what it used
+                if self._live(key, now):
+                    ttl = self.entries[key][0]
+                    self.entries[key] = (ttl, now + ttl)
+            # Billing as documented for mixed TTLs: read up to A (the hit), 1h writes from A to
+            # the last 1h breakpoint after it (B), 5m writes from B to the last breakpoint (C).
+            write_end = one_hour_end = read_end
+            for b, ttl_name in zip(breakpoints, ttls):
+                if cum_tokens[b] < MIN_CACHEABLE_TOKENS:
+                    continue
+                ttl = TTL_SECONDS[ttl_name]
+                if b > write_end and not self._live(prefix_keys[b], now):
+                    write_end = b
+                    if ttl_name == "1h":
+                        one_hour_end = b
+                old = self.entries.get(prefix_keys[b]) if self._live(prefix_keys[b], now) else None
+                ttl = max(ttl, old[0]) if old else ttl
+                self.entries[prefix_keys[b]] = (ttl, now + ttl)
             write = (cum_tokens[write_end] - read) if write_end > read_end else 0
+            write_1h = (cum_tokens[one_hour_end] - read) if one_hour_end > read_end else 0
         return {
             "input_tokens": total - read - write,
             "cache_creation_input_tokens": write,
             "cache_read_input_tokens": read,
+            "cache_creation": {"ephemeral_5m_input_tokens": write - write_1h, "ephemeral_1h_input_tokens": write_1h},
         }
 
 
@@ -324,6 +393,12 @@ class _Handler(BaseHTTPRequestHandler):
             rec.reply_kind = "http_error"
             self._send_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
             return
+        try:
+            check_cache_control(body)  # before a scripted reply is used up, as the API checks first
+        except CacheControlError as exc:
+            rec.reply_kind = "http_error"
+            self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": str(exc)}})
+            return
         reply = api.next_reply(body)
         rec.reply_kind = reply.kind
         if reply.kind == "http_error":
@@ -337,10 +412,10 @@ class _Handler(BaseHTTPRequestHandler):
             api.stopping.wait(reply.seconds)
             self.close_connection = True
             return
-        usage = api.cache.usage(body)
+        usage = api.cache.account(body)
         if reply.input_usage is not None:
             usage = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, **reply.input_usage}
-        rec.usage = dict(usage)
+        rec.usage = json.loads(json.dumps(usage))  # a copy, nested breakdown included
         out_tokens = reply.output_tokens if reply.output_tokens is not None else len(reply.text) // 4 + 1
         msg_id = f"msg_fake_{next(api.ids):06d}"
         model = body.get("model", "claude-fake")
@@ -434,13 +509,19 @@ class _Server(ThreadingHTTPServer):
 class FakeAPI:
     """The fake Messages API server. Start it as a context manager or with ``start()``."""
 
-    def __init__(self, *, require_key: str | None = None, default_text: str = "(fake reply)"):
+    def __init__(
+        self,
+        *,
+        require_key: str | None = None,
+        default_text: str = "(fake reply)",
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.requests: list[RecordedRequest] = []
         self.queue: deque[Reply] = deque()
         self.handler: Callable[[dict[str, Any]], Reply | str] | None = None
         self.require_key = require_key
         self.default_text = default_text
-        self.cache = PromptCache()
+        self.cache = PromptCache(clock)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.ids = itertools.count(1)
@@ -475,6 +556,10 @@ class FakeAPI:
         return f"http://{host}:{port}"
 
     # -- scripting
+    def advance(self, seconds: float) -> None:
+        """Move the cache's clock forward: a reader's pause, without sleeping."""
+        self.cache.advance(seconds)
+
     def enqueue(self, *replies: Reply | str) -> None:
         with self.lock:
             for r in replies:
@@ -498,17 +583,31 @@ class FakeAPI:
     def bodies(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests]
 
-    def total_usage(self) -> dict[str, int]:
-        tot = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    def total_usage(self) -> dict[str, Any]:
+        tot: dict[str, Any] = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        split = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
         for r in self.requests:
             for k in tot:
                 tot[k] += r.usage.get(k, 0)
+            w5, w1 = cache_writes(r.usage)
+            split["ephemeral_5m_input_tokens"] += w5
+            split["ephemeral_1h_input_tokens"] += w1
+        tot["cache_creation"] = split
         return tot
 
 
-def billed_input(usage: dict[str, int]) -> float:
-    """Billed-input tokens: input + 1.25 x cache writes + 0.1 x cache reads."""
-    return usage.get("input_tokens", 0) + 1.25 * usage.get("cache_creation_input_tokens", 0) + 0.1 * usage.get("cache_read_input_tokens", 0)
+def cache_writes(usage: dict[str, Any]) -> tuple[int, int]:
+    """(5-minute, 1-hour) cache-write tokens; without a breakdown every write is 5-minute."""
+    split = usage.get("cache_creation")
+    if isinstance(split, dict):
+        return int(split.get("ephemeral_5m_input_tokens") or 0), int(split.get("ephemeral_1h_input_tokens") or 0)
+    return int(usage.get("cache_creation_input_tokens") or 0), 0
+
+
+def billed_input(usage: dict[str, Any]) -> float:
+    """Billed-input tokens: input + 1.25 x 5m writes + 2 x 1h writes + 0.1 x cache reads."""
+    w5, w1 = cache_writes(usage)
+    return usage.get("input_tokens", 0) + 1.25 * w5 + 2 * w1 + 0.1 * usage.get("cache_read_input_tokens", 0)
 
 
 if pytest is not None:

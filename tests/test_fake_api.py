@@ -332,3 +332,133 @@ async def test_usage_reported_in_message_start_and_recorded(fake_api):
     assert fake_api.requests[1].usage["cache_read_input_tokens"] == usages[1].cache_read_input_tokens
     tot = fake_api.total_usage()
     assert billed_input(tot) == pytest.approx(tot["input_tokens"] + 1.25 * tot["cache_creation_input_tokens"] + 0.1 * tot["cache_read_input_tokens"])
+
+
+# -- cache lifetimes (5 minutes, 1 hour) ------------------------------------------------
+
+
+def bp1h(text_: str) -> dict:
+    return {"type": "text", "text": text_, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+
+
+def test_a_5m_entry_expires_after_5_minutes():
+    cache = PromptCache()
+    body = body_with([bp(big(8000))])
+    written = cache.usage(body)["cache_creation_input_tokens"]
+    cache.advance(299)
+    assert cache.usage(body)["cache_read_input_tokens"] == written
+    cache.advance(301)
+    again = cache.usage(body)
+    assert again["cache_read_input_tokens"] == 0 and again["cache_creation_input_tokens"] == written
+
+
+def test_a_hit_refreshes_the_entry_read():
+    cache = PromptCache()
+    body = body_with([bp(big(8000))])
+    written = cache.usage(body)["cache_creation_input_tokens"]
+    for _ in range(5):  # 20 minutes in all, never more than 4 without a hit
+        cache.advance(240)
+        assert cache.usage(body)["cache_read_input_tokens"] == written
+
+
+def test_a_hit_on_a_longer_prefix_refreshes_the_entries_inside_it():
+    cache = PromptCache()
+    short = body_with([bp1h(big(8000))])
+    long = body_with([bp1h(big(8000)), bp(big(8000, "y"))])
+    stable = cache.usage(short)["cache_creation_input_tokens"]
+    cache.usage(long)
+    for _ in range(20):  # 80 minutes of turns 4 minutes apart, each reading the long prefix
+        cache.advance(240)
+        assert cache.usage(long)["cache_creation_input_tokens"] == 0
+    cache.advance(30 * 60)  # the 5m entry is gone; the 1h one was kept alive by those reads
+    assert cache.usage(long)["cache_read_input_tokens"] == stable
+
+
+def test_after_a_30_minute_pause_1h_entries_are_read_and_5m_ones_rewritten():
+    cache = PromptCache()
+    body = body_with(
+        [{"type": "text", "text": "rules"}, bp1h(big(8000))],
+        [{"role": "user", "content": [bp(big(6000, "h"))]}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "q"}],
+    )
+    first = cache.account(body)
+    stable, history = first["cache_creation"]["ephemeral_1h_input_tokens"], first["cache_creation"]["ephemeral_5m_input_tokens"]
+    assert stable > 1900 and history > 1400 and first["cache_creation_input_tokens"] == stable + history
+    cache.advance(30 * 60)
+    later = cache.account(body)
+    assert later["cache_read_input_tokens"] == stable
+    assert later["cache_creation"] == {"ephemeral_5m_input_tokens": history, "ephemeral_1h_input_tokens": 0}
+    cache.advance(61 * 60)  # past the hour since that read: everything is written again
+    assert cache.account(body)["cache_creation"] == first["cache_creation"]
+
+
+def test_1h_writes_run_from_the_hit_to_the_last_1h_breakpoint():
+    """Mixed TTLs are billed as the API documents: read up to the hit, 1h writes up to the
+    last 1h breakpoint after it, 5m writes from there to the last breakpoint."""
+    cache = PromptCache()
+    a, b, c = big(8000, "a"), big(8000, "b"), big(8000, "c")
+    cache.usage(body_with([bp1h(a)]))
+    u = cache.account(body_with([bp1h(a), bp1h(b), bp(c)]))
+    assert u["cache_read_input_tokens"] > 1900
+    w1, w5 = u["cache_creation"]["ephemeral_1h_input_tokens"], u["cache_creation"]["ephemeral_5m_input_tokens"]
+    assert 1900 < w1 < 2100 and 1900 < w5 < 2100 and w1 + w5 == u["cache_creation_input_tokens"]
+
+
+@pytest.mark.parametrize(
+    "system, ok",
+    [
+        ([bp1h(big(8000)), bp(big(8000, "y"))], True),
+        ([bp(big(8000)), bp(big(8000, "y"))], True),
+        ([bp1h(big(8000)), bp1h(big(8000, "y"))], True),
+        ([bp(big(8000)), bp1h(big(8000, "y"))], False),
+        ([bp1h("a"), bp("b"), bp1h("c")], False),
+    ],
+)
+async def test_a_1h_breakpoint_after_a_5m_one_is_a_400(fake_api, system, ok):
+    fake_api.enqueue(text("scripted"))
+    c = client(fake_api, max_retries=0)
+    if ok:
+        r = await c.messages.create(model="m", max_tokens=5, system=system, messages=MSG)
+        assert r.content[0].text == "scripted"
+        return
+    with pytest.raises(anthropic.BadRequestError) as e:
+        await c.messages.create(model="m", max_tokens=5, system=system, messages=MSG)
+    assert e.value.status_code == 400 and e.value.type == "invalid_request_error"
+    assert "ttl='1h' cannot come after" in str(e.value)
+    assert len(fake_api.queue) == 1  # refused before a scripted reply was used up
+
+
+async def test_an_unknown_ttl_is_a_400(fake_api):
+    system = [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "2h"}}]
+    with pytest.raises(anthropic.BadRequestError, match="'5m' or '1h'"):
+        await client(fake_api, max_retries=0).messages.create(model="m", max_tokens=5, system=system, messages=MSG)
+
+
+async def test_the_ttl_breakdown_reaches_the_sdk_and_advance_pauses_the_server(fake_api):
+    system = [{"type": "text", "text": "rules"}, bp1h(big(8000))]
+    messages = [{"role": "user", "content": [bp(big(6000, "h"))]}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "q"}]
+    c = client(fake_api)
+    usages = []
+    for pause in (0, 20 * 60):
+        fake_api.advance(pause)
+        stream = await c.messages.create(model="m", max_tokens=5, system=system, messages=messages, stream=True)
+        async for ev in stream:
+            if ev.type == "message_start":
+                usages.append(ev.message.usage)
+    first, later = usages
+    assert first.cache_creation.ephemeral_1h_input_tokens > 1900
+    assert first.cache_creation.ephemeral_5m_input_tokens > 1400
+    assert first.cache_creation_input_tokens == first.cache_creation.ephemeral_1h_input_tokens + first.cache_creation.ephemeral_5m_input_tokens
+    assert later.cache_read_input_tokens == first.cache_creation.ephemeral_1h_input_tokens
+    assert later.cache_creation.ephemeral_5m_input_tokens == first.cache_creation.ephemeral_5m_input_tokens
+    assert later.cache_creation.ephemeral_1h_input_tokens == 0
+    rec = fake_api.requests[0].usage
+    assert billed_input(rec) == pytest.approx(
+        rec["input_tokens"] + 2 * first.cache_creation.ephemeral_1h_input_tokens
+        + 1.25 * first.cache_creation.ephemeral_5m_input_tokens
+    )
+    tot = fake_api.total_usage()
+    assert tot["cache_creation"]["ephemeral_5m_input_tokens"] == 2 * first.cache_creation.ephemeral_5m_input_tokens
+
+
+def test_billed_input_without_a_breakdown_treats_writes_as_5m():
+    assert billed_input({"input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000}) == 10 + 125 + 100
