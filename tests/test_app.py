@@ -314,6 +314,19 @@ async def test_quitting_with_a_queued_message_hands_it_back_unsent(db, api):
     assert len(api.bodies) == 2
 
 
+async def test_start_notes_go_into_the_dialogue_and_warnings_stay_toasts(db):
+    notes = ["No ANTHROPIC_API_KEY set: using the offline guided mode.", "x.md:7: concept 'a' has no check question"]
+    app = TutorApp(open_session(SAMPLE, db), notices=notes + ["x.md changed since this session started; your progress is kept."])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        shown = [t for k, t in dialogue(app)]
+        # above the tutor's first question, not over it
+        assert shown[:2] == notes and "Do you already know" in shown[2]
+        toasts = [str(n.message) for n in notifications(app)]
+        assert not any("ANTHROPIC_API_KEY" in t for t in toasts)
+        assert any("changed since" in t for t in toasts)
+
+
 # ------------------------------------------------------------------ every error notification
 ERRORS = [
     ("auth", lambda: [http_error(401)], False),

@@ -183,6 +183,7 @@ class TutorApp(App[str | None]):
         tokens, cost = actions.session_usage(self.session)
         self.header_bar.set_usage(tokens, cost)
         said_resume = said_changed = False
+        inline: list[str] = []
         for note in self.notices:
             low = note.lower()
             if "changed since" in low:
@@ -192,7 +193,9 @@ class TutorApp(App[str | None]):
                 said_resume = True
                 self.notify(one_line(note, 300), title="Welcome back", markup=False)
             else:
-                self.notify(one_line(note, 300), markup=False, timeout=8)
+                # Mode and explainer notes go into the dialogue, where they stay readable; a
+                # toast would cover the tutor's first question on an 80x24 terminal.
+                inline.append(note)
         if self.session.resumed:
             try:
                 await self.load_history()
@@ -208,6 +211,8 @@ class TutorApp(App[str | None]):
                     markup=False,
                     timeout=10,
                 )
+        if inline:
+            await self.pane.mount_all([NoteMessage(note) for note in inline])
         self.input.focus()
         self.shown_seq = self.session.store.message_count(self.session.id)
         self.run_turn(lambda: self.session.start())
