@@ -110,6 +110,13 @@ def test_cost_uses_family_prices_and_cache_factors():
     assert cost_usd("some-new-model", 1_000_000, 0) == pytest.approx(3.0)
 
 
+def test_1h_cache_writes_cost_twice_the_input_price():
+    # cache_write stays the total, so callers that know only the total price it all as 5m
+    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_write=1_000_000, cache_write_1h=1_000_000) == pytest.approx(6.0)
+    assert cost_usd("claude-sonnet-5-5", 0, 0, 1_000_000, 0, 400_000) == pytest.approx(0.6 * 3.75 + 0.4 * 6.0)
+    assert cost_usd("claude-haiku-4-5", 0, 0, cache_write=2_000_000, cache_write_1h=1_000_000) == pytest.approx(1.25 + 2.0)
+
+
 # -- streaming -------------------------------------------------------------------------
 
 
@@ -152,6 +159,28 @@ async def test_cache_usage_is_reported(fake_api):
     assert first.cache_creation_input_tokens > 2000 and first.cache_read_input_tokens == 0
     assert second.cache_read_input_tokens == first.cache_creation_input_tokens
     assert second.cost_usd < first.cost_usd
+
+
+async def test_cost_prices_the_ttl_breakdown_of_cache_writes(fake_api):
+    """1h writes at 2x, 5m writes at 1.25x, reads at 0.1x, as the usage's breakdown says."""
+    system = [
+        {"type": "text", "text": "rules"},
+        {"type": "text", "text": "x" * 10_000, "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+        {"type": "text", "text": "y" * 8_000, "cache_control": {"type": "ephemeral"}},
+    ]
+    b = backend(fake_api)
+    r = await b.stream(system=system, messages=MSGS)
+    split = fake_api.requests[-1].usage["cache_creation"]
+    w1, w5 = split["ephemeral_1h_input_tokens"], split["ephemeral_5m_input_tokens"]
+    assert w1 > 2000 and w5 > 1500 and r.cache_creation_input_tokens == w1 + w5
+    pin, pout = 3.0, 15.0  # claude-sonnet-test is priced as Sonnet
+    assert r.cost_usd == pytest.approx((r.input_tokens * pin + w5 * pin * 1.25 + w1 * pin * 2 + r.output_tokens * pout) / 1e6)
+
+
+async def test_usage_without_a_breakdown_prices_writes_as_5m(fake_api):
+    fake_api.enqueue(text("ok", input_usage={"input_tokens": 10, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 0}))
+    r = await backend(fake_api).stream(system=SYSTEM, messages=MSGS)
+    assert r.cost_usd == pytest.approx((10 * 3 + 1000 * 3 * 1.25 + r.output_tokens * 15) / 1e6)
 
 
 async def test_max_tokens_stop_is_marked_incomplete(fake_api):

@@ -24,8 +24,8 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 MODEL_ENV = "TUTOR_MODEL"
 FALLBACK_MODEL = "claude-sonnet-4-6"  # used only if the SDK's model list has no current Sonnet alias
 
-# USD per million tokens: (input, output). Cache writes cost 1.25x input (5-minute TTL),
-# cache reads 0.1x input. Matched by family name in the model id; unknown families are
+# USD per million tokens: (input, output). Cache writes cost 1.25x input with the 5-minute
+# TTL and 2x with the 1-hour TTL, cache reads 0.1x input. Matched by family name in the model id; unknown families are
 # priced as Sonnet. Documented in docs/fake-api.md ("Cost").
 PRICES: dict[str, tuple[float, float]] = {
     "haiku": (1.0, 5.0),
@@ -33,6 +33,7 @@ PRICES: dict[str, tuple[float, float]] = {
     "opus": (5.0, 25.0),
 }
 CACHE_WRITE_FACTOR = 1.25
+CACHE_WRITE_1H_FACTOR = 2.0
 CACHE_READ_FACTOR = 0.1
 
 TIMEOUT_DEFAULT = 60.0
@@ -123,11 +124,22 @@ def price_per_mtok(model: str) -> tuple[float, float]:
     return PRICES["sonnet"]
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int, cache_write: int = 0, cache_read: int = 0) -> float:
+def cost_usd(
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_write: int = 0,
+    cache_read: int = 0,
+    cache_write_1h: int = 0,
+) -> float:
+    """``cache_write`` is all cache writes (the usage's total); ``cache_write_1h`` the part of
+    them written with the 1-hour TTL, so a caller that only knows the total prices it as 5m."""
     pin, pout = price_per_mtok(model)
+    cache_write_1h = min(cache_write_1h, cache_write)
     return (
         input_tokens * pin
-        + cache_write * pin * CACHE_WRITE_FACTOR
+        + (cache_write - cache_write_1h) * pin * CACHE_WRITE_FACTOR
+        + cache_write_1h * pin * CACHE_WRITE_1H_FACTOR
         + cache_read * pin * CACHE_READ_FACTOR
         + output_tokens * pout
     ) / 1_000_000
@@ -324,6 +336,7 @@ class ClaudeBackend:
         parts: list[str] = []
         usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         stop_reason: str | None = None
+        write_1h = 0  # the usage's TTL breakdown; absent (older API or SDK) means all writes are 5m
         try:
             stream = await self._client.messages.create(
                 model=self.model,
@@ -339,6 +352,8 @@ class ClaudeBackend:
                         u = event.message.usage
                         for k in usage:
                             usage[k] = int(getattr(u, k, 0) or 0)
+                        split = getattr(u, "cache_creation", None)
+                        write_1h = int(getattr(split, "ephemeral_1h_input_tokens", 0) or 0)
                     elif etype == "content_block_delta":
                         if getattr(event.delta, "type", "") == "text_delta":
                             piece = event.delta.text
@@ -381,6 +396,7 @@ class ClaudeBackend:
                 usage["output_tokens"],
                 usage["cache_creation_input_tokens"],
                 usage["cache_read_input_tokens"],
+                write_1h,
             ),
             **usage,
         )
