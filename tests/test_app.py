@@ -222,17 +222,25 @@ async def test_long_session_mounts_a_window_and_loads_earlier_on_scroll(db):
 
 
 # ------------------------------------------------------------------ Esc stops a stream
-async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
+def streaming_app(db, api, chunks: list[str], delay: float):
+    """An app on a Claude session whose opening is short and whose next reply streams slowly."""
     api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
-    words = [f"word{i} " for i in range(400)]
-    api.enqueue(text(chunks=words, delay=0.02))
+    api.enqueue(text(chunks=chunks, delay=delay))
     session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
-    app = TutorApp(session)
+    return session, TutorApp(session)
+
+
+async def send_until_streaming(pilot, app, message: str, marker: str) -> None:
+    await idle(pilot, app)
+    app.input.text = message
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: marker in last_tutor(app), 10, f"streamed text up to {marker!r}")
+
+
+async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
+    session, app = streaming_app(db, api, [f"word{i} " for i in range(400)], 0.02)
     async with app.run_test(size=SIZE) as pilot:
-        await idle(pilot, app)
-        app.input.text = "tell me everything"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: "word10" in last_tutor(app), 10, "some streamed words")
+        await send_until_streaming(pilot, app, "tell me everything", "word10")
         assert app.busy
         # Enter while the reply streams queues one message; a second one is refused
         # politely and stays in the input
@@ -266,16 +274,10 @@ async def test_escape_stops_a_streaming_reply_and_keeps_the_partial(db, api):
 
 
 async def test_message_typed_during_a_reply_is_queued_and_sent_after_it(db, api):
-    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
-    api.enqueue(text(chunks=[f"part{i} " for i in range(100)], delay=0.04))
+    session, app = streaming_app(db, api, [f"part{i} " for i in range(100)], 0.04)
     api.enqueue(text("Right: a page is a fixed-size block."))
-    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
-    app = TutorApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await idle(pilot, app)
-        app.input.text = "no, explain pages"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: "part5" in last_tutor(app), 10, "streaming")
+        await send_until_streaming(pilot, app, "no, explain pages", "part5")
         app.input.text = "is a page 4096 bytes?"
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
@@ -296,15 +298,9 @@ async def test_message_typed_during_a_reply_is_queued_and_sent_after_it(db, api)
 
 
 async def test_quitting_with_a_queued_message_hands_it_back_unsent(db, api):
-    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
-    api.enqueue(text(chunks=[f"part{i} " for i in range(200)], delay=0.03))
-    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
-    app = TutorApp(session)
+    session, app = streaming_app(db, api, [f"part{i} " for i in range(200)], 0.03)
     async with app.run_test(size=SIZE) as pilot:
-        await idle(pilot, app)
-        app.input.text = "no"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: "part3" in last_tutor(app), 10, "streaming")
+        await send_until_streaming(pilot, app, "no", "part3")
         app.input.text = "queued, then quit"
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
@@ -625,15 +621,9 @@ def test_copy_says_when_it_failed(db):
 
 
 async def test_quit_while_streaming_keeps_the_partial_reply(db, api):
-    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
-    api.enqueue(text(chunks=[f"part{i} " for i in range(300)], delay=0.02))
-    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
-    app = TutorApp(session)
+    session, app = streaming_app(db, api, [f"part{i} " for i in range(300)], 0.02)
     async with app.run_test(size=SIZE) as pilot:
-        await idle(pilot, app)
-        app.input.text = "go on"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: "part5" in last_tutor(app), 10, "streamed parts")
+        await send_until_streaming(pilot, app, "go on", "part5")
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running, 10, "the app to exit")
     rows = session.store.messages(session.id)
