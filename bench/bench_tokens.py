@@ -6,7 +6,9 @@
 
 All three approaches run in the same process against the fake Messages API
 (tests/fake_api.py), which reports cache usage by the documented prefix rules
-(docs/fake-api.md). Billed input = input + 1.25 x cache writes + 0.1 x cache reads.
+(docs/fake-api.md). Billed input = input + 1.25 x 5-minute cache writes + 2 x 1-hour cache
+writes + 0.1 x cache reads. The paced-reader section replays the session with a reader's
+think times (``think_times``) and compares cache lifetimes (prompt.CACHE_TTL).
 
 - ours:  tutor's real TutorSession + ClaudeBackend (rules + explainer cached, history
          cached, reader model in the newest turn, LOG+SUMMARY compaction).
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -151,21 +154,25 @@ class Replies:
 # -- ours -----------------------------------------------------------------------------------
 
 
-async def run_ours(doc: Path, turns: int, *, whole: bool = False) -> dict:
-    """Our session; ``whole`` forces the whole-explainer layout (no outline + sections)."""
+async def run_ours(doc: Path, turns: int, *, whole: bool = False, pace: list[float] | None = None,
+                   ttl: dict[str, str] | None = None) -> dict:
+    """Our session; ``whole`` forces the whole-explainer layout (no outline + sections);
+    ``pace`` is the reader's think time in seconds before each reader turn; ``ttl`` replaces
+    prompt.CACHE_TTL (the cache lifetime of each breakpoint) for this run."""
     import tutor.engine.prompt as prompt
-    from tutor.engine.claude import ClaudeBackend
 
-    saved = prompt.FULL_EXPLAINER_MAX_TOKENS
+    saved = prompt.FULL_EXPLAINER_MAX_TOKENS, prompt.CACHE_TTL
     if whole:
         prompt.FULL_EXPLAINER_MAX_TOKENS = 10**9
+    if ttl is not None:
+        prompt.CACHE_TTL = ttl
     try:
-        return await _run_ours(doc, turns)
+        return await _run_ours(doc, turns, pace)
     finally:
-        prompt.FULL_EXPLAINER_MAX_TOKENS = saved
+        prompt.FULL_EXPLAINER_MAX_TOKENS, prompt.CACHE_TTL = saved
 
 
-async def _run_ours(doc: Path, turns: int) -> dict:
+async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None) -> dict:
     from tutor.engine.claude import ClaudeBackend
     from tutor.explainer import load
     from tutor.store import Store
@@ -195,6 +202,8 @@ async def _run_ours(doc: Path, turns: int) -> dict:
             driver = "build_request + maybe_compact (TutorSession not available)"
             turn = await _direct_driver(explainer, store, backend)
         for i in range(turns + 1):
+            if pace and i > 0:
+                api.advance(pace[i - 1])  # the reader reads and thinks before answering
             before = len(api.requests)
             await turn(i)
             new = api.requests[before:]
@@ -364,11 +373,68 @@ def long_report(doc: Path, end: int) -> None:
           f"whole pays {fmt(window(runs['whole']['per_turn'], 10))} per turn at turns 1-10")
 
 
+# -- a reader who reads and thinks ------------------------------------------------------------
+
+PACE_SEEDS = (1, 2, 3, 4, 5)
+LONG_PAUSE_P = 0.1
+FIVE_MIN = {"stable": "5m", "summary": "5m", "history": "5m", "sections": "5m"}
+TTL_VARIANTS = {  # values may only go from 1h to 5m in prompt order (the API's rule)
+    "a: all 5m": FIVE_MIN,
+    "b: stable 1h": {**FIVE_MIN, "stable": "1h"},
+    "c: stable+summary 1h": {**FIVE_MIN, "stable": "1h", "summary": "1h"},
+    "d: all 1h": {k: "1h" for k in FIVE_MIN},
+}
+
+
+def think_times(n: int, seed: int) -> list[float]:
+    """Seconds between a tutor reply and the reader's next message, deterministic per seed.
+
+    With probability 0.9 a reading-and-typing time, triangular on 20 s - 3 min with its mode
+    at 40 s (mean 80 s: a ~600-character reply read and a short answer typed); with
+    probability 0.1 a pause, uniform on 6-25 min (re-reading the section, a call, a coffee).
+    A 30-turn session then lasts about an hour, with about three pauses past the 5-minute TTL.
+    """
+    rng = random.Random(seed)
+    return [rng.uniform(360, 1500) if rng.random() < LONG_PAUSE_P else rng.triangular(20, 180, 40) for _ in range(n)]
+
+
+def paced_report(doc: Path, turns: int, naive_billed: float) -> None:
+    print(f"\nPaced reader: the same {turns}-turn session with think times between turns ({len(PACE_SEEDS)} seeds;")
+    print("mostly 20 s-3 min, 1 in 10 a pause of 6-25 min; the fake server's clock is moved forward, nothing sleeps).")
+    for seed in PACE_SEEDS:
+        t = think_times(turns, seed)
+        print(f"  seed {seed}: {sum(t) / 60:.0f} min in all, {sum(x > 300 for x in t)} pauses over 5 min "
+              f"({', '.join(f'{x / 60:.0f}' for x in t if x > 300)} min)")
+    sample = ROOT / "explainers" / "sqlite-wal.md"
+    docs = [(f"{doc.name} (progressive)", doc, naive_billed)]
+    if sample.exists():
+        ids = [c.id for c in __import__("tutor.explainer", fromlist=["load"]).load(sample).concepts]
+        docs.append((f"{sample.name} (whole)", sample, billed_input(asyncio.run(run_naive(sample, turns, ids))["usage"])))
+    for title, path, naive in docs:
+        print(f"\n  {title}: billed input, opening + {turns} turns; naive (no cache, pauses cost it nothing) {fmt(naive)}")
+        print(f"  {'ttl policy':<22} {'unpaced':>9} {'paced mean':>11} {'min':>9} {'max':>9} {'vs a paced':>10} "
+              f"{'naive/unpaced':>13} {'naive/paced':>11}")
+        base = None
+        for name, ttl in TTL_VARIANTS.items():
+            unpaced = billed_input(asyncio.run(run_ours(path, turns, ttl=ttl))["usage"])
+            paced = [billed_input(asyncio.run(run_ours(path, turns, pace=think_times(turns, seed), ttl=ttl))["usage"])
+                     for seed in PACE_SEEDS]
+            mean = sum(paced) / len(paced)
+            base = base or mean
+            print(f"  {name:<22} {fmt(unpaced):>9} {fmt(mean):>11} {fmt(min(paced)):>9} {fmt(max(paced)):>9} "
+                  f"{mean / base:>9.2f}x {naive / unpaced:>12.2f}x {naive / mean:>10.2f}x")
+    import tutor.engine.prompt as prompt
+
+    chosen = next((n for n, t in TTL_VARIANTS.items() if t == prompt.CACHE_TTL), str(prompt.CACHE_TTL))
+    print(f"  tutor's policy (prompt.CACHE_TTL): {chosen}")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=30)
     ap.add_argument("--long", type=int, default=200)
     ap.add_argument("--no-llm", action="store_true")
+    ap.add_argument("--no-paced", action="store_true", help="skip the paced-reader TTL comparison")
     ap.add_argument("--budget", type=int, help="memory budget in tokens (default: the session's)")
     ap.add_argument("--keep", type=int, default=6, help="turns kept verbatim at a compaction")
     args = ap.parse_args(argv)
@@ -382,7 +448,7 @@ def main(argv: list[str]) -> int:
     explainer = load(doc)
     ids = [c.id for c in explainer.concepts]
     print(f"document: {doc.relative_to(ROOT)} ({len(doc.read_text()):,} characters, {len(ids)} concepts)")
-    print(f"session: opening turn + {args.turns} reader turns; billed input = input + 1.25 x cache write + 0.1 x cache read\n")
+    print(f"session: opening turn + {args.turns} reader turns; billed input = input + 1.25 x 5m write + 2 x 1h write + 0.1 x cache read\n")
 
     t0 = time.perf_counter()
     ours = asyncio.run(run_ours(doc, args.turns))
@@ -393,12 +459,13 @@ def main(argv: list[str]) -> int:
     rows = [("ours (tutor)", ours), ("naive (no cache)", naive)]
     if isinstance(llm, dict):
         rows.append(("llm -c -o cache 1", llm))
-    print(f"{'approach':<20} {'calls':>5} {'input':>10} {'cache write':>12} {'cache read':>12} {'billed input':>13} {'vs ours':>8}")
+    print(f"{'approach':<20} {'calls':>5} {'input':>10} {'cache write':>12} {'of it 1h':>9} {'cache read':>12} {'billed input':>13} {'vs ours':>8}")
     ours_billed = billed_input(ours["usage"])
     for name, r in rows:
         u = r["usage"]
         b = billed_input(u)
         print(f"{name:<20} {r['calls']:>5} {fmt(u['input_tokens']):>10} {fmt(u['cache_creation_input_tokens']):>12} "
+              f"{fmt(u['cache_creation']['ephemeral_1h_input_tokens']):>9} "
               f"{fmt(u['cache_read_input_tokens']):>12} {fmt(b):>13} {b / ours_billed:>7.2f}x")
     if not isinstance(llm, dict):
         print(f"llm: {llm}")
@@ -410,6 +477,8 @@ def main(argv: list[str]) -> int:
         ratio_llm = billed_input(llm["usage"]) / ours_billed
         print(f"target: ours below llm with caching: llm costs {ratio_llm:.2f}x ours  {'OK' if ratio_llm > 1 else 'MISSED'}")
 
+    if not args.no_paced:
+        paced_report(doc, args.turns, billed_input(naive["usage"]))
     if args.long:
         long_report(doc, args.long)
     return 0
