@@ -374,6 +374,54 @@ async def test_compaction_keeps_requests_bounded(api, db, explainer):
     assert max(sizes[5:]) < 2 * min(sizes[5:]) + 20000
 
 
+async def test_a_20_minute_pause_still_reads_the_explainer_from_the_cache(api, db, explainer):
+    """Rules + explainer carry a 1-hour breakpoint, the history a 5-minute one: a reader who
+    thinks for 20 minutes between turns pays 0.1x for the explainer and rewrites only the
+    history; the stored cost prices 1h writes at 2x, 5m writes at 1.25x and reads at 0.1x."""
+    from tutor.engine.claude import price_per_mtok
+
+    api.enqueue(text(OPENING))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    opening = api.requests[-1].usage
+    stable = opening["cache_creation"]["ephemeral_1h_input_tokens"]
+    assert stable > 5000  # rules + the whole sqlite-wal explainer, written once for the hour
+    for i in range(3):
+        api.advance(20 * 60)
+        api.enqueue(text(f"Reply {i}. " + "Pages are the unit of I/O in the database file. " * 30))
+        await collect(s.reply(f"answer {i}: a page is a fixed-size block of the file"))
+        u = api.requests[-1].usage
+        assert u["cache_read_input_tokens"] == stable  # the explainer, read after the pause
+        assert u["cache_creation"]["ephemeral_1h_input_tokens"] == 0
+        assert u["cache_creation"]["ephemeral_5m_input_tokens"] > 0  # the history, expired, rewritten
+    pin, pout = price_per_mtok(s.backend.model)
+    tutor = [m for m in s.store.messages(s.id) if m.role == "tutor"]
+    assert len(tutor) == len(api.requests) == 4
+    for m, req in zip(tutor, api.requests):
+        split = req.usage["cache_creation"]
+        assert m.cache_creation_input_tokens == split["ephemeral_5m_input_tokens"] + split["ephemeral_1h_input_tokens"]
+        expected = (m.input_tokens * pin + split["ephemeral_5m_input_tokens"] * pin * 1.25
+                    + split["ephemeral_1h_input_tokens"] * pin * 2 + m.cache_read_input_tokens * pin * 0.1
+                    + m.output_tokens * pout) / 1e6
+        assert m.cost_usd == pytest.approx(expected)
+    assert s.store.get_session(s.id).cost_usd == pytest.approx(sum(m.cost_usd for m in tutor))
+
+
+async def test_with_5_minute_breakpoints_only_a_20_minute_pause_rewrites_the_explainer(api, db, explainer, monkeypatch):
+    """Why the stable block gets the 1-hour TTL: without it the same pause costs a rewrite."""
+    import tutor.engine.prompt as prompt
+
+    monkeypatch.setattr(prompt, "CACHE_TTL", {k: "5m" for k in prompt.CACHE_TTL})
+    api.enqueue(text(OPENING), text("Reply."))
+    s = open_session(explainer, db, api)
+    await collect(s.start())
+    written = api.requests[-1].usage["cache_creation_input_tokens"]
+    api.advance(20 * 60)
+    await collect(s.reply("yes"))
+    u = api.requests[-1].usage
+    assert u["cache_read_input_tokens"] == 0 and u["cache_creation_input_tokens"] >= written
+
+
 async def test_reader_message_is_durable_before_the_model_is_called(api, db, explainer):
     import sqlite3
 

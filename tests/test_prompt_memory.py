@@ -70,7 +70,8 @@ def test_layout_stable_first_state_last():
     system, messages = build_request(ex, summary=None, states={"pages": "asked"}, current_concept="pages",
                                      history=history, new_reader_text="what is a page?")
     assert system[0]["text"] == rules_text() and "cache_control" not in system[0]
-    assert system[1]["cache_control"] == {"type": "ephemeral"}
+    # the stable block lives an hour (readers pause longer than 5 minutes), the rest 5 minutes
+    assert system[1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     assert ex.source in system[1]["text"]
     assert "- wal: The WAL file" in system[1]["text"] and "builds on: pages" in system[1]["text"]
     assert len(system) == 2  # no summary yet

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tutor.engine.prompt import Turn, build_request, is_progressive, sections_due, sections_in_play, with_sections_marker
+from tutor.engine.prompt import Turn, build_request, cache_control, is_progressive, sections_due, sections_in_play, with_sections_marker
 from tutor.engine.prompt import history_tokens as request_history_tokens
 from tutor.explainer import Explainer
 
@@ -141,9 +141,9 @@ def summary_request(explainer: Explainer, previous: str | None, turns: list[Turn
         for b in m["content"]:
             b.pop("cache_control", None)
     if len(messages) >= 2:
-        messages[-2]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        messages[-2]["content"][-1]["cache_control"] = cache_control("history")
     elif messages:
-        messages[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        messages[-1]["content"][-1]["cache_control"] = cache_control("history")
     instruction = {"type": "text", "text": SUMMARY_INSTRUCTION}
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].append(instruction)

@@ -6,7 +6,7 @@ each turn would pay for the whole explainer again. The layout (at most the API's
 breakpoints)::
 
     system[0]  tutor rules + tag protocol, ends with the <feedback> request   (stable)
-    system[1]  the explainer: concept list + the whole file text               BREAKPOINT 1
+    system[1]  the explainer: concept list + the whole file text               BREAKPOINT 1, 1h
     system[2]  the memory summary (only after a compaction)                    BREAKPOINT 2
     messages   older turns, verbatim (reader -> user, tutor -> assistant, raw
                model text with its tags); the last history block carries      BREAKPOINT 3
@@ -33,6 +33,26 @@ section of the concept in progress moves into the summary block (its id on the s
 last line, ``[sections shown: a; quiet: 1]``); the others are covered by the summary, and
 the kept turns replay without attaching anything (``quiet``), so the request after any
 compaction is bounded by a constant that does not depend on the turn number.
+
+Cache lifetimes (CACHE_TTL). Readers read and think, often more than 5 minutes between
+turns, and a 5-minute entry is gone by then: the next turn re-writes the whole prefix at
+1.25x. So the stable blocks (rules + explainer or outline, breakpoint 1) are written with
+``"ttl": "1h"`` (2x once, then 0.1x for as long as the session goes on with pauses under an
+hour); the summary, history and sections keep the 5-minute TTL (the API wants the longer
+TTL first, which this order gives). Measured with bench/bench_tokens.py's paced reader
+(30 turns, think times mostly 20 s-3 min and one in ten a 6-25 min pause, 5 seeds), billed
+input per session, unpaced / paced mean:
+
+    policy                    60,000-char spec (outline)   sqlite-wal.md (whole file)
+    a  all 5m                 35,214 / 45,307              45,145 / 70,538
+    b  stable 1h (chosen)     36,120 / 42,601  (-6%)       50,798 / 53,655  (-24%)
+    c  stable + summary 1h    38,592 / 42,868              50,908 / 53,664
+    d  all 1h                 47,385 / 47,385              54,324 / 54,324
+
+b costs 0.75 x the stable prefix once (+3% and +12.5% when nobody pauses) and saves a
+1.25x rewrite of it at every pause past 5 minutes: one pause pays for it. c also pays 2x
+for every new summary, which is rewritten at each compaction; d pays 2x for every turn's
+new history, which is more than the rewrites it saves.
 """
 
 from __future__ import annotations
@@ -45,6 +65,10 @@ from pydantic import BaseModel
 from tutor.explainer import Explainer
 
 EPHEMERAL = {"type": "ephemeral"}
+# Cache lifetime of each breakpoint, in prompt order. The API refuses a 1h breakpoint after
+# a 5m one, so the values may only go from "1h" to "5m" down this list. Why these values:
+# see the module docstring ("Cache lifetimes"); memory.py's summary call uses "history".
+CACHE_TTL: dict[str, str] = {"stable": "1h", "summary": "5m", "history": "5m", "sections": "5m"}
 
 OPENING = "(The reader has just opened the explainer and is waiting for you to begin.)"
 CONTINUE = "(The reader has not written anything new; continue where you left off.)"
@@ -411,10 +435,17 @@ def _runs(order: list[str], group: list[str]) -> str:
     return ", ".join(parts)
 
 
-def _text_block(text: str, cache: bool = False) -> dict:
+def cache_control(part: str) -> dict:
+    """The breakpoint for one part of the prompt (a CACHE_TTL key). 5-minute breakpoints
+    stay the bare ``{"type": "ephemeral"}`` the API defaults to."""
+    ttl = CACHE_TTL[part]
+    return dict(EPHEMERAL) if ttl == "5m" else {**EPHEMERAL, "ttl": ttl}
+
+
+def _text_block(text: str, cache: str | None = None) -> dict:
     block: dict = {"type": "text", "text": text}
     if cache:
-        block["cache_control"] = dict(EPHEMERAL)
+        block["cache_control"] = cache_control(cache)
     return block
 
 
@@ -465,7 +496,7 @@ def build_request(
     progressive = is_progressive(explainer)
     summary_body, shown, quiet = parse_summary(summary)
     stable = outline_text(explainer) if progressive else explainer_text(explainer)
-    system = [_text_block(rules_text()), _text_block(stable, cache=True)]
+    system = [_text_block(rules_text()), _text_block(stable, cache="stable")]
     if summary_body and summary_body.strip():
         block = summary_text(summary_body)
         if progressive and shown:
@@ -473,12 +504,12 @@ def build_request(
             block += "\n\nExplainer sections shown earlier in the session:\n" + "\n\n".join(
                 section_text(explainer, i) for i in valid
             )
-        system.append(_text_block(block, cache=True))
+        system.append(_text_block(block, cache="summary"))
 
     planner = SectionPlanner(explainer, shown, quiet) if progressive else None
     messages = history_messages(history, planner=planner, first=AFTER_SUMMARY if summary_body else OPENING)
     if messages:
-        messages[-1]["content"][-1]["cache_control"] = dict(EPHEMERAL)
+        messages[-1]["content"][-1]["cache_control"] = cache_control("history")
 
     text = new_reader_text.strip()
     opening = not messages and not summary_body
@@ -488,7 +519,7 @@ def build_request(
     if sections:
         # newly attached sections stay in the history from now on: cache them right away
         # (4th breakpoint) instead of paying for them once uncached and then writing them
-        sections[-1]["cache_control"] = dict(EPHEMERAL)
+        sections[-1]["cache_control"] = cache_control("sections")
     new_blocks = sections + [_text_block(state_block(explainer, states, current_concept)), _text_block(text)]
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].extend(new_blocks)
