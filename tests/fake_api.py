@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -504,6 +505,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     api: "FakeAPI"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (a cancelled turn, a `hang` reply timing out) can break the
+        # pipe anywhere, also in a JSON error reply; that is the test's point, not news.
+        # Anything else is a bug in the fake server and is still printed.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeAPI:
