@@ -10,7 +10,7 @@ from engine_helpers import collect, make_explainer, text_of
 from conftest import CORPUS, EXPLAINERS
 from tutor.engine.events import StateChanged, TextDelta, TurnFinished
 from tutor.engine.offline import OfflineGuide, chunks, classify_yes_no, looks_like_question
-from tutor.engine.reader_model import ReaderModel
+from tutor.engine.reader_model import ReaderModel, in_sentence
 from tutor.engine.search import SectionIndex, blocks
 from tutor.engine.session import TutorSession
 from tutor.errors import ExplainerError
@@ -60,7 +60,7 @@ async def test_full_walk_of_a_sample_finishes_with_a_summary(tmp_path, name):
     turns = await walk(s)
     opening = text_of(turns[0])
     first = ex.concepts[0]
-    assert opening.startswith(f"I want to explain {ex.title} to you. Do you already know about {first.title}?")
+    assert opening.startswith(f"I want to explain {in_sentence(ex.title)} to you. Do you already know about {in_sentence(first.title)}?")
     last = turns[-1]
     assert last[-1].finished, "the walk must end"
     assert f"That's everything in {ex.title}" in text_of(last)

@@ -32,7 +32,7 @@ def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
     r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "yes\nno\n")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert out.startswith("I want to explain How SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
+    assert out.startswith("I want to explain how SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
     assert "> yes\nGood, then we skip Pages and the database file." in out
     assert "> no\nFrom § The rollback journal:" in out
     assert "Session saved. Resume with: tutor open" in out and "--resume" in out

@@ -93,3 +93,15 @@ def test_find_concepts_prefers_ids_and_reports_ambiguity():
     assert find_concept(ex, "journal") == "rollback-journal"
     assert find_concepts(ex, "file") == ["pages", "wal-file", "wal-index"]
     assert find_concepts(ex, "wal", strict=True) == []
+
+
+def test_titles_read_well_mid_sentence():
+    from tutor.engine.reader_model import in_sentence
+
+    assert in_sentence("The rollback journal") == "the rollback journal"
+    assert in_sentence("How SQLite's write-ahead log works") == "how SQLite's write-ahead log works"
+    assert in_sentence("What is a page?") == "what is a page?"
+    # names and acronyms keep their capitals: a wrong lower case reads worse than a title's
+    assert in_sentence("Unicode and UTF-8") == "Unicode and UTF-8"
+    assert in_sentence("The WAL file") == "The WAL file"
+    assert in_sentence("Whom to ask") == "Whom to ask"

@@ -165,10 +165,10 @@ class OfflineGuide:
         self._begin(seq)
         first = self._next()
         if first is None:
-            self._say(f"I want to explain {self.ex.title} to you, but you already know everything in it.")
+            self._say(f"I want to explain {in_sentence(self.ex.title)} to you, but you already know everything in it.")
             return self._finish_walk()
         c = self.ex.concept(first)
-        self._say(f"I want to explain {self.ex.title} to you. Do you already know about {ending(c.title, '?')} (yes / no / not sure)")
+        self._say(f"I want to explain {in_sentence(self.ex.title)} to you. Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)")
         self._ask(first, say=False)
         return self._end()
 
