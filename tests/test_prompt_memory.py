@@ -13,7 +13,7 @@ import pytest
 from engine_helpers import make_explainer
 from fake_api import FakeAPI, billed_input, fake_api, http_error  # noqa: F401
 from tutor.engine.claude import BackendError, ClaudeBackend
-from tutor.engine.memory import INTERRUPTED, approx_tokens, maybe_compact, recent_history
+from tutor.engine.memory import INTERRUPTED, SUMMARY_INSTRUCTION, approx_tokens, maybe_compact, recent_history
 from tutor.engine.prompt import OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
 from tutor.store import Store
 
@@ -220,10 +220,12 @@ async def test_compaction_folds_older_turns_into_a_stored_summary(store_session,
     tutor_system, _ = build_request(ex, summary=None, states={}, current_concept=None, history=[], new_reader_text="")
     assert req["system"] == tutor_system
     # one breakpoint, on the block before the last tutor reply (what the last turn cached);
-    # the reply and the instruction follow as plain input
-    assert req["messages"][-2]["role"] == "assistant" and "tutor message 9" in req["messages"][-2]["content"][-1]["text"]
+    # the reply is one of the 6 turns kept verbatim, so it is left out, and the instruction
+    # follows as plain input
+    assert "tutor message 9" not in json.dumps(req["messages"])
+    assert req["messages"][-1]["role"] == "user" and "reader message 9" in req["messages"][-1]["content"][-2]["text"]
     blocks = [b for m in req["messages"] for b in m["content"]]
-    assert [i for i, b in enumerate(blocks) if "cache_control" in b] == [len(blocks) - 3]
+    assert [i for i, b in enumerate(blocks) if "cache_control" in b] == [len(blocks) - 2]
     assert [m["role"] for m in req["messages"]][:2] == ["user", "assistant"]
     assert "reader message 0" in json.dumps(req["messages"]) and "<reader_model>" not in json.dumps(req["messages"])
     saved = store.latest_summary(sid)
@@ -234,6 +236,31 @@ async def test_compaction_folds_older_turns_into_a_stored_summary(store_session,
     assert summary.startswith("Covered: pages.") and len(turns) == 6
     assert len(store.messages(sid)) == 20  # the log keeps everything
     assert store.get_session(sid).output_tokens > 0  # the summary call is billed to the session
+
+
+async def test_summary_call_sends_the_last_reply_only_when_it_is_folded(store_session, fake_api):
+    """A reply kept verbatim after the summary need not be in it (~150 uncached tokens per
+    compaction); a folded one must, or nothing would carry it."""
+    store, sid, ex = store_session
+    add_turns(store, sid, 6)
+    store.add_message(sid, "reader", "the newest reader message")
+    fake_api.enqueue("Covered: pages.")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=300, keep_recent=2)
+    kept = json.dumps(fake_api.requests[-1].body["messages"])
+    assert "tutor message 5" not in kept and "reader message 5" in kept and "tutor message 4" in kept
+    _, turns = recent_history(store, sid)
+    assert [t.text[:15] for t in turns] == ["tutor message 5", "the newest read"]
+
+    add_turns(store, sid, 6)
+    store.add_message(sid, "reader", "another reader message")
+    fake_api.enqueue("Covered: pages, wal.")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=300, keep_recent=1)
+    folded = fake_api.requests[-1].body["messages"]
+    assert folded[-2]["role"] == "assistant" and folded[-2]["content"][-1]["text"].startswith("tutor message 5")
+    assert [b["text"][:40] for b in folded[-1]["content"]] == [SUMMARY_INSTRUCTION[:40]]
+    assert "another reader message" not in json.dumps(folded)
+    _, turns = recent_history(store, sid)
+    assert [t.text for t in turns] == ["another reader message"]
 
 
 async def test_after_compaction_the_request_is_smaller_and_keeps_summary_and_reader_model(store_session, fake_api):
@@ -419,6 +446,36 @@ def test_a_question_attaches_the_best_passage_not_the_whole_section():
     assert "Uniquecheckpointsmarker" not in json.dumps(messages)  # not the whole section
 
 
+async def test_passages_go_with_the_question_only_and_are_billed_once_as_input(fake_api):
+    """A passage is sent after the reader model, uncached, and the next turn does not replay
+    it: it is paid once at 1x instead of written at 1.25x and re-read every later turn."""
+    from tutor.engine.prompt import history_tokens
+
+    ex = long_explainer()
+    b = backend(fake_api)
+    question = "what is the zebracheckpoints corner case?"
+    history = [Turn(role="tutor", text='Do you know pages? <state concept="pages" value="asked">q</state>')]
+    system, messages = build_request(ex, summary=None, states={}, current_concept="pages", history=history, new_reader_text=question)
+    new_turn = [bl["text"] for bl in messages[-1]["content"]]
+    at_model = next(i for i, t in enumerate(new_turn) if t.startswith("<reader_model>"))
+    at_passage = next(i for i, t in enumerate(new_turn) if t.startswith("<explainer_passage"))
+    assert at_model < at_passage < len(new_turn) - 1 and new_turn[-1] == question
+    assert all("cache_control" not in bl for bl in messages[-1]["content"][at_model:])
+    fake_api.enqueue("That corner case is covered later. " * 5)
+    first = await b.stream(system=system, messages=messages)
+
+    history += [Turn(role="reader", text=question), Turn(role="tutor", text="That corner case is covered later. " * 5)]
+    system, messages = build_request(ex, summary=None, states={}, current_concept="pages", history=history, new_reader_text="ok")
+    assert "zebracheckpoints corner case." not in json.dumps(messages)  # the passage is gone, the question stays
+    assert question in json.dumps(messages)
+    fake_api.enqueue("Good.")
+    second = await b.stream(system=system, messages=messages)
+    # the second turn reads exactly what the first cached: the passage was never written
+    assert second.cache_read_input_tokens == first.cache_read_input_tokens + first.cache_creation_input_tokens
+    plain = [Turn(role="reader", text="x" * len(question)) if t.text == question else t for t in history]
+    assert history_tokens(ex, None, history) == history_tokens(ex, None, plain)  # nor counted by memory
+
+
 async def test_progressive_prefix_stays_cached_turn_after_turn(fake_api):
     """Rebuilding the history gives byte-identical blocks: each turn reads all the last one cached."""
     ex = long_explainer()
@@ -445,7 +502,7 @@ async def test_progressive_prefix_stays_cached_turn_after_turn(fake_api):
         history.append(Turn(role="tutor", text=reply))
     for prev, r in zip(results, results[1:]):
         assert r.cache_read_input_tokens == prev.cache_read_input_tokens + prev.cache_creation_input_tokens
-        assert r.input_tokens < 120  # only the reader-model block and the reader's text
+        assert r.input_tokens < 120  # only the reader-model block, the reader's text and a short passage
     assert max(r.cache_read_input_tokens + r.cache_creation_input_tokens + r.input_tokens for r in results) < len(ex.source) // 4
 
 
@@ -472,6 +529,68 @@ async def test_progressive_compaction_carries_only_active_sections(tmp_path, fak
     assert "[sections shown" not in system[2]["text"]
     assert "Covered: pages (known)" in system[2]["text"] and "Uniquejournalmarker" in system[2]["text"]
     assert "Uniquepagesmarker" not in all_text(system, messages)
+    store.close()
+
+
+async def test_a_section_due_is_no_reason_to_compact(tmp_path, fake_api):
+    """At a concept boundary the next turn attaches the next section, or the new summary
+    carries it: paid either way. A short history must not be folded just because that
+    section is large; a history over the budget without it is."""
+    from tutor.engine.prompt import section_text, sections_due
+
+    ex = long_explainer()
+    section = approx_tokens(section_text(ex, "journal"))
+    store = Store.open(tmp_path / "p.db")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+    store.add_message(sid, "tutor", "x", raw='Pages? <state concept="pages" value="asked">q</state>')
+    store.add_message(sid, "reader", "yes")
+    store.add_message(sid, "tutor", "x", raw='<state concept="pages" value="known">y</state> <state concept="journal" value="asked">q</state>')
+    store.add_message(sid, "reader", "no")
+    summary, turns = recent_history(store, sid)
+    assert sections_due(ex, summary, turns) == ["journal"]
+    from tutor.engine.prompt import history_tokens
+
+    used = history_tokens(ex, summary, turns)
+    budget = used - section // 2  # over the budget only with the section due counted
+    assert used - section < budget < used
+    assert not await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=budget, keep_recent=2)
+    assert not fake_api.requests
+
+    fake_api.enqueue("Covered: pages (known); journal next.")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=used - section - 1, keep_recent=2)
+    assert store.latest_summary(sid).text.endswith("[sections shown: journal; quiet: 1]")
+    store.close()
+
+
+async def test_a_carried_section_whose_concept_is_done_counts_toward_the_budget(tmp_path, fake_api):
+    """The summary block's section is re-read every turn like the history; once its concept
+    is understood, the next compaction drops it, so it counts as what folding would save."""
+    from tutor.engine.memory import foldable_tokens
+    from tutor.engine.prompt import history_tokens, section_text, sections_due
+
+    ex = long_explainer()
+    section = approx_tokens(section_text(ex, "journal"))
+    store = Store.open(tmp_path / "p.db")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+    store.add_message(sid, "tutor", "x", raw='Journal? <state concept="journal" value="asked">q</state>')
+    store.add_message(sid, "reader", "no")
+    store.save_summary(sid, store.messages(sid)[-1].seq, "Covered: pages (known).\n[sections shown: journal; quiet: 0]")
+    store.add_message(sid, "tutor", "x", raw='<state concept="journal" value="explained">told</state>')
+    store.add_message(sid, "reader", "ok")
+    summary, turns = recent_history(store, sid)
+    in_progress = foldable_tokens(ex, summary, turns, sections_due(ex, summary, turns))
+    assert in_progress == history_tokens(ex, summary, turns)  # journal still taught: not foldable
+
+    store.add_message(sid, "tutor", "x", raw='<state concept="journal" value="understood">right</state>')
+    store.add_message(sid, "reader", "next")
+    summary, turns = recent_history(store, sid)
+    assert sections_due(ex, summary, turns) == ["wal"]
+    done = foldable_tokens(ex, summary, turns, ["wal"])
+    assert done == history_tokens(ex, summary, turns) - approx_tokens(section_text(ex, "wal")) + section
+    budget = done - section // 2  # over it only with the done section counted
+    fake_api.enqueue("Covered: pages (known), journal (understood).")
+    assert await maybe_compact(store, sid, backend(fake_api), ex, budget_tokens=budget, keep_recent=2)
+    assert store.latest_summary(sid).text.endswith("[sections shown: wal; quiet: 1]")
     store.close()
 
 
@@ -542,8 +661,6 @@ _SUMMARY_REPLY = "Covered: pages, journal.\nWhat the reader knows: pages.\nStrug
 
 
 def _is_summary_call(body: dict) -> bool:
-    from tutor.engine.memory import SUMMARY_INSTRUCTION
-
     return body["messages"][-1]["content"][-1]["text"] == SUMMARY_INSTRUCTION
 
 
@@ -633,5 +750,5 @@ def test_each_request_extends_the_previous_one_until_a_compaction(long, exchange
         compacted = False
     if budget == 100_000:
         assert all(kind == "turn" for kind, _ in calls)
-    if long and budget == 300 and len(exchanges) >= 3:
+    if long and budget == 300 and 2 * (len(exchanges) - 1) > keep:  # more turns than it keeps
         assert any(kind == "summary" for kind, _ in calls)  # the reset case is exercised

@@ -272,12 +272,12 @@ def _looks_like_question(text: str) -> bool:
 
 
 class SectionPlanner:
-    """Decides what explainer text to attach to each user message. Pure: same history, same plan.
+    """Decides what explainer sections to attach to each user message. Pure: same history, same plan.
 
     Whole sections for the concepts being taught (the opening's first concept, concepts
-    the tutor names in <state> tags, and the next one once a concept is done); for a
-    reader's question, only the best matching passages (a paragraph each), unless their
-    section is already there.
+    the tutor names in <state> tags, and the next one once a concept is done). Passages
+    for a reader's question are not part of the plan: they go with the newest message
+    only (``passages_for``), so the history never carries them.
     """
 
     def __init__(self, explainer: Explainer, shown: list[str], quiet: int = 0):
@@ -285,7 +285,6 @@ class SectionPlanner:
         self.order = [c.id for c in explainer.concepts]
         self.shown: list[str] = [i for i in shown if i in self.order]
         self.quiet = quiet  # leading history turns that attach nothing (kept from before a summary)
-        self.passages: set[str] = set()
         self.pending: list[str] = []
 
     def after_tutor(self, raw: str) -> None:
@@ -299,8 +298,8 @@ class SectionPlanner:
                 if nxt:
                     self.pending.append(nxt)
 
-    def for_user(self, reader_text: str, *, opening: bool = False) -> list[dict]:
-        """The blocks to put before this user message's text."""
+    def for_user(self, *, opening: bool = False) -> list[dict]:
+        """The section blocks to put before this user message's text."""
         wanted = list(self.pending)
         if opening and self.order:
             wanted.insert(0, self.order[0])
@@ -310,15 +309,25 @@ class SectionPlanner:
                 new.append(cid)
         self.shown.extend(new)
         self.pending = []
-        blocks = [_text_block(section_text(self.explainer, cid)) for cid in new]
-        if reader_text and _looks_like_question(reader_text):
-            for hit in _search(self.explainer, reader_text):
-                key = hit.concept_id + "\x00" + hit.passage
-                if hit.concept_id in self.shown or key in self.passages:
-                    continue
-                self.passages.add(key)
-                blocks.append(_text_block(passage_text(hit.concept_id, hit.heading, hit.passage)))
-        return blocks
+        return [_text_block(section_text(self.explainer, cid)) for cid in new]
+
+    def passages_for(self, reader_text: str) -> list[dict]:
+        """For a reader's question, the best matching passages of sections not shown yet.
+
+        Sent with the newest message only, after the reader model (uncached, 1x once), and
+        not replayed in the history: kept there they would be written at 1.25x, re-read at
+        0.1x every later turn and count toward the memory budget, so compactions came more
+        often (bench/bench_tokens.py: 26 -> 18 summaries in 200 turns, see docs/fake-api.md).
+        The tutor's answer, which is history, carries what it drew from them; a follow-up
+        question retrieves them again.
+        """
+        if not reader_text or not _looks_like_question(reader_text):
+            return []
+        return [
+            _text_block(passage_text(hit.concept_id, hit.heading, hit.passage))
+            for hit in _search(self.explainer, reader_text)
+            if hit.concept_id not in self.shown
+        ]
 
 
 DONE_STATES = ("known", "understood")
@@ -467,7 +476,7 @@ def history_messages(history: list[Turn], *, planner: SectionPlanner | None = No
         n += 1
         role = "user" if turn.role == "reader" else "assistant"
         if not messages and role == "assistant":
-            attached = live.for_user("", opening=first == OPENING) if live else []
+            attached = live.for_user(opening=first == OPENING) if live else []
             messages.append({"role": "user", "content": attached + [_text_block(first)]})
         if role == "assistant":
             if live:
@@ -475,7 +484,7 @@ def history_messages(history: list[Turn], *, planner: SectionPlanner | None = No
             blocks = [_text_block(turn.text)]
         else:
             opening = not messages and first == OPENING  # a session whose first turn is the reader's
-            blocks = (live.for_user(turn.text, opening=opening) if live else []) + [_text_block(turn.text)]
+            blocks = (live.for_user(opening=opening) if live else []) + [_text_block(turn.text)]
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -515,12 +524,15 @@ def build_request(
     opening = not messages and not summary_body
     if not text:
         text = CONTINUE if messages else (OPENING if opening else AFTER_SUMMARY)
-    sections = planner.for_user(new_reader_text.strip(), opening=opening) if planner else []
+    sections = planner.for_user(opening=opening) if planner else []
     if sections:
         # newly attached sections stay in the history from now on: cache them right away
         # (4th breakpoint) instead of paying for them once uncached and then writing them
         sections[-1]["cache_control"] = cache_control("sections")
-    new_blocks = sections + [_text_block(state_block(explainer, states, current_concept)), _text_block(text)]
+    # passages are for this message only: after the reader model, like it uncached and not
+    # part of the history the next turn replays (SectionPlanner.passages_for)
+    passages = planner.passages_for(new_reader_text.strip()) if planner else []
+    new_blocks = sections + [_text_block(state_block(explainer, states, current_concept))] + passages + [_text_block(text)]
     if messages and messages[-1]["role"] == "user":
         messages[-1]["content"].extend(new_blocks)
     else:
