@@ -9,13 +9,15 @@ rules + explainer + summary + reader model + the turns after ``upto_seq``, so it
 stays bounded however long the session runs. Nothing is deleted: the log, the older
 summaries and the transcript export keep everything.
 
-The default budget (3,000 tokens of history, sections attached to it included; 2 turns
-kept) makes a short cycle: between compactions each turn re-reads the growing history at
-0.1x (about 0.05 x g x N per turn over N turns of g tokens), and each compaction costs one
-summary call (the prefix read at 0.1x, the instruction and last reply as input) plus
-writing the new summary and the kept exchange at 1.25x. Since the rebase carries only a
-bounded summary, at most one section and one exchange, C is small (~1,000 billed tokens)
-and a cycle of ~8-15 turns is the cheapest; the request after any compaction has the same
+The default budget (3,000 tokens of what a compaction would drop, ``foldable_tokens``:
+the history with the sections attached to it, not the section due next, plus a carried
+section whose concept is done; 2 turns kept) makes a short cycle: between compactions each
+turn re-reads the growing history at 0.1x (about 0.05 x g x N per turn over N turns of g
+tokens), and each compaction costs one summary call (the prefix read at 0.1x, the
+instruction as input) plus writing the new summary and the kept exchange at 1.25x. Since
+the rebase carries only a bounded summary, at most one section and one exchange, C is
+small (~1,000 billed tokens) and a cycle of ~8-12 turns is the cheapest (budgets of
+2,500-5,000 measured: 3,000 is the lowest); the request after any compaction has the same
 shape at turn 20 and at turn 2,000. bench/bench_tokens.py measures it (docs/fake-api.md).
 """
 
@@ -46,7 +48,7 @@ SUMMARY_MAX_CHARS = 1_600
 # Long explainers attach sections to the history, which count in the budget: past the
 # budget, compact at the next concept boundary (when the next turn would attach a new
 # section anyway, see prompt.sections_due, so carrying it costs nothing extra); past
-# HARD_FACTOR x the budget, compact at once.
+# HARD_FACTOR x the budget, compact at once. What counts: foldable_tokens.
 HARD_FACTOR = 2
 
 SUMMARY_INSTRUCTION = """\

@@ -11,7 +11,8 @@ breakpoints)::
     messages   older turns, verbatim (reader -> user, tutor -> assistant, raw
                model text with its tags); the last history block carries      BREAKPOINT 3
     last user  [new explainer sections (long explainers only)                  BREAKPOINT 4
-                reader-model state block, the reader's new text]               (changes every turn)
+                reader-model state block, search passages for a question
+                (long explainers only), the reader's new text]                 (changes every turn)
 
 The reader-model state sits in the newest user turn, after the last breakpoint, so a
 state change never invalidates the cached prefix. Each turn appends a few blocks, well
@@ -25,11 +26,14 @@ system[1] carries the outline (every concept's id, title, summary, section headi
 lines, prerequisites, plus the preamble), and explainer text is attached to the first
 user message after it becomes relevant (``SectionPlanner``): the whole section of the
 first concept at the opening, of a concept the tutor names in a <state> tag, and of the
-next concept once one is known or understood; for a reader's question, the best
-matching passages only (search.py's BM25 index). What goes where is a pure function of
-the history, so rebuilding the same history gives byte-identical blocks and the cache
-keeps working. When memory folds turns into a summary, the context is rebased: only the
-section of the concept in progress moves into the summary block (its id on the summary's
+next concept once one is known or understood. A reader's question gets the best matching
+passages (search.py's BM25 index) with that message only: after the reader model,
+uncached, and not replayed in the history, so a passage costs 1x once instead of a 1.25x
+write plus a 0.1x read at every later turn and a share of the memory budget. What goes
+where is a pure function of the history, so rebuilding the same history gives
+byte-identical blocks and the cache keeps working. When memory folds turns into a
+summary, the context is rebased: only the section of the concept in progress (or, with
+none in progress, the one due next) moves into the summary block (its id on the summary's
 last line, ``[sections shown: a; quiet: 1]``); the others are covered by the summary, and
 the kept turns replay without attaching anything (``quiet``), so the request after any
 compaction is bounded by a constant that does not depend on the turn number.
@@ -44,10 +48,10 @@ TTL first, which this order gives). Measured with bench/bench_tokens.py's paced 
 input per session, unpaced / paced mean:
 
     policy                    60,000-char spec (outline)   sqlite-wal.md (whole file)
-    a  all 5m                 35,214 / 45,307              45,145 / 70,538
-    b  stable 1h (chosen)     36,120 / 42,601  (-6%)       50,798 / 53,655  (-24%)
-    c  stable + summary 1h    38,592 / 42,868              50,908 / 53,664
-    d  all 1h                 47,385 / 47,385              54,324 / 54,324
+    a  all 5m                 31,857 / 39,885              45,015 / 70,408
+    b  stable 1h (chosen)     32,763 / 37,179  (-7%)       50,668 / 53,525  (-24%)
+    c  stable + summary 1h    33,645 / 37,349              50,778 / 53,534
+    d  all 1h                 41,157 / 41,157              54,194 / 54,194
 
 b costs 0.75 x the stable prefix once (+3% and +12.5% when nobody pauses) and saves a
 1.25x rewrite of it at every pause past 5 minutes: one pause pays for it. c also pays 2x

@@ -52,7 +52,7 @@ class TutorSession:
     """See the module docstring and docs/engine.md. Create with ``TutorSession.open``."""
 
     # Memory: fold older turns into a summary past this many history tokens (memory.py).
-    memory_budget_tokens = 3000  # history tokens (turns + attached sections) before a compaction (bench/bench_tokens.py)
+    memory_budget_tokens = 3000  # history tokens a compaction would drop (memory.foldable_tokens) before one (bench/bench_tokens.py)
     memory_keep_recent = 2  # the last tutor reply and the reader's answer to it stay verbatim
 
     def __init__(
