@@ -100,7 +100,7 @@ def test_titles_read_well_mid_sentence():
 
     assert in_sentence("The rollback journal") == "the rollback journal"
     assert in_sentence("How SQLite's write-ahead log works") == "how SQLite's write-ahead log works"
-    assert in_sentence("What is a page?") == "what is a page?"
+    assert in_sentence("What is a page?") == "What is a page?"  # a question, quoted as a title
     # names and acronyms keep their capitals: a wrong lower case reads worse than a title's
     assert in_sentence("Unicode and UTF-8") == "Unicode and UTF-8"
     assert in_sentence("The WAL file") == "The WAL file"

@@ -106,13 +106,15 @@ _QUESTION_WORDS = ("How ", "What ", "Why ", "When ", "Where ", "Which ", "Who ")
 
 def in_sentence(title: str) -> str:
     """A title placed mid-sentence: "skip The rollback journal" reads as "skip the rollback
-    journal", "explain How SQLite's log works" as "explain how SQLite's log works". Other
+    journal", "explain How SQLite's log works" as "explain how SQLite's log works" (a
+    question such as "What is a page?" stays as written, like a quoted title). Other
     capitals stay: the first word may be a name (Unicode, Git) and a wrong lower case reads
     worse than a title's capital."""
     for article in ("The ", "A ", "An "):
         if title.startswith(article) and len(title) > len(article) and not title[len(article)].isupper():
             return article.lower() + title[len(article):]
-    if title.startswith(_QUESTION_WORDS):
+    if title.startswith(_QUESTION_WORDS) and not title.rstrip().endswith("?"):
+        # "How X works" is a clause; "What is a page?" is a question quoted as a title.
         return title[0].lower() + title[1:]
     return title
 
