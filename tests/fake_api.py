@@ -372,7 +372,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
     def do_GET(self) -> None:  # noqa: N802
-        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "fake API: POST /v1/messages only"}})
+        api = self.server.api
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/v1/models/") and api.max_input_tokens is not None:
+            model = path.rsplit("/", 1)[-1]
+            # The Models API's ModelInfo (GET /v1/models/{id}); GETs are not in `requests`.
+            self._send_json(200, {
+                "type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z",
+                "lifecycle": "active", "max_input_tokens": api.max_input_tokens, "max_tokens": 64_000,
+            })
+            return
+        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": f"fake API: no GET {path}"}})
 
     def do_POST(self) -> None:  # noqa: N802
         api = self.server.api
@@ -530,6 +540,9 @@ class FakeAPI:
         self.handler: Callable[[dict[str, Any]], Reply | str] | None = None
         self.require_key = require_key
         self.default_text = default_text
+        # What GET /v1/models/{id} reports as the input window; None: that endpoint is a 404
+        # (a proxy without the Models API), so callers must fall back.
+        self.max_input_tokens: int | None = 200_000
         self.cache = PromptCache(clock)
         self.lock = threading.Lock()
         self.stopping = threading.Event()

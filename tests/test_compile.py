@@ -172,7 +172,26 @@ def test_notes_too_long_for_the_context_fail_before_sending(fake_api, tmp_path):
     r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], env=claude_env(fake_api, tmp_path / "home"))
     assert r.exit_code == 1
     assert "huge.md: the notes are about" in r.stderr and "tokens" in r.stderr and "Split the notes" in r.stderr
+    assert "about 180,000 tokens" in r.stderr  # the 200k window the Models API reported, less room for the answer
     assert fake_api.requests == []
+
+
+def test_the_context_limit_is_the_models_own(fake_api, tmp_path):
+    """The window comes from the Models API (GET /v1/models/{id}): notes too long for a
+    200k model go through on a 1M one; without that endpoint tutor assumes 200k."""
+    notes = tmp_path / "big.md"
+    notes.write_text("# Big\n\n" + ("word " * 200_000), encoding="utf-8")  # ~250k tokens
+    env = claude_env(fake_api, tmp_path / "home")
+    fake_api.max_input_tokens = 1_000_000
+    fake_api.enqueue(OUTLINE_REPLY, explainer_reply())
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md"), "--no-questions"], env=env)
+    assert r.exit_code == 0, r
+    assert len(fake_api.requests) == 2
+
+    fake_api.max_input_tokens = None  # a proxy without the Models API: 404
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "y.md"), "--no-questions"], env=env)
+    assert r.exit_code == 1 and "about 180,000 tokens" in r.stderr and "Split the notes" in r.stderr
+    assert len(fake_api.requests) == 2  # nothing more was sent
 
 
 def test_prompt_too_long_from_the_api_is_a_clear_error(fake_api, notes, tmp_path):

@@ -13,6 +13,7 @@ This module never imports textual; the Claude pipeline imports anthropic only th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -513,7 +514,7 @@ def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Pat
 
 # --------------------------------------------------------------------------- Claude compile
 
-CONTEXT_TOKENS = 200_000  # the Messages API context window of current Sonnet models
+CONTEXT_TOKENS = 200_000  # assumed when the Models API does not say (model_context_tokens)
 OUTLINE_MAX_TOKENS = 4_000
 WRITE_MAX_TOKENS = 16_000
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
@@ -707,6 +708,23 @@ def ensure_preamble(text: str) -> str:
 
 def estimate_tokens(*texts: str) -> int:
     return sum(len(t) for t in texts) // CHARS_PER_TOKEN + 1
+
+
+def model_context_tokens(make) -> int:
+    """The model's input window as the Models API states it, else CONTEXT_TOKENS."""
+    backend = make()
+    ask = getattr(backend, "context_tokens", None)
+
+    async def go() -> int | None:
+        try:
+            return await ask() if ask is not None else None
+        finally:
+            try:
+                await backend.aclose()
+            except Exception:  # closing a client must never hide the real outcome
+                pass
+
+    return asyncio.run(go()) or CONTEXT_TOKENS
 
 
 def check_context(notes: list[NoteFile], model: str, *, context_tokens: int = CONTEXT_TOKENS) -> int:
@@ -926,7 +944,6 @@ def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int,
     blocking code, where Ctrl-C interrupts at once (inside a running loop the first
     Ctrl-C would only cancel the task at the next await).
     """
-    import asyncio
 
     async def go():
         be = make_backend()
@@ -973,9 +990,9 @@ def compile_with_claude(
             hint="Set it to compile with Claude, or run with --offline for a skeleton you fill in yourself.",
         )
     model_name = resolve_model(model)
-    est = check_context(notes, model_name)
     ui = ui or TerminalUI()
     make = backend_factory or (lambda: ClaudeBackend(model_name))
+    est = check_context(notes, model_name, context_tokens=model_context_tokens(make))
     store = Store.open(db_path(db))
     try:
         st = find_unfinished(store, out)

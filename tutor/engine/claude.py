@@ -319,6 +319,17 @@ class ClaudeBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
+    async def context_tokens(self) -> int | None:
+        """The model's input window from the Models API, or None when it cannot be had
+        (an old SDK, a proxy without /v1/models, a network error): callers then assume a
+        default. A 1M-token model must not be refused notes a 200k one could not read."""
+        try:
+            info = await self._client.models.retrieve(self.model, timeout=min(self.timeout, 10.0))
+        except Exception:  # noqa: BLE001 - a missing number is not worth failing over
+            return None
+        value = getattr(info, "max_input_tokens", None)
+        return value if isinstance(value, int) and value > 0 else None
+
     async def stream(
         self,
         *,
