@@ -391,6 +391,13 @@ def long_explainer():
     return make_explainer(specs, title="SQLite internals")
 
 
+def long_session(tmp_path):
+    """A long (progressive) explainer with a Claude session on a fresh store."""
+    ex = long_explainer()
+    store = Store.open(tmp_path / "p.db")
+    return ex, store, store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+
+
 def all_text(system, messages) -> str:
     return json.dumps(system) + json.dumps(messages)
 
@@ -507,9 +514,7 @@ async def test_progressive_prefix_stays_cached_turn_after_turn(fake_api):
 
 
 async def test_progressive_compaction_carries_only_active_sections(tmp_path, fake_api):
-    ex = long_explainer()
-    store = Store.open(tmp_path / "p.db")
-    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
+    ex, store, sid = long_session(tmp_path)
     store.add_message(sid, "tutor", "x", raw='Pages? <state concept="pages" value="asked">q</state>')
     store.add_message(sid, "reader", "yes")
     store.add_message(sid, "tutor", "x", raw='<state concept="pages" value="known">y</state> <state concept="journal" value="asked">q</state>')
@@ -538,10 +543,8 @@ async def test_a_section_due_is_no_reason_to_compact(tmp_path, fake_api):
     section is large; a history over the budget without it is."""
     from tutor.engine.prompt import section_text, sections_due
 
-    ex = long_explainer()
+    ex, store, sid = long_session(tmp_path)
     section = approx_tokens(section_text(ex, "journal"))
-    store = Store.open(tmp_path / "p.db")
-    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
     store.add_message(sid, "tutor", "x", raw='Pages? <state concept="pages" value="asked">q</state>')
     store.add_message(sid, "reader", "yes")
     store.add_message(sid, "tutor", "x", raw='<state concept="pages" value="known">y</state> <state concept="journal" value="asked">q</state>')
@@ -568,10 +571,8 @@ async def test_a_carried_section_whose_concept_is_done_counts_toward_the_budget(
     from tutor.engine.memory import foldable_tokens
     from tutor.engine.prompt import history_tokens, section_text, sections_due
 
-    ex = long_explainer()
+    ex, store, sid = long_session(tmp_path)
     section = approx_tokens(section_text(ex, "journal"))
-    store = Store.open(tmp_path / "p.db")
-    sid = store.create_session(store.upsert_explainer(ex), ex.path, "claude:test")
     store.add_message(sid, "tutor", "x", raw='Journal? <state concept="journal" value="asked">q</state>')
     store.add_message(sid, "reader", "no")
     store.save_summary(sid, store.messages(sid)[-1].seq, "Covered: pages (known).\n[sections shown: journal; quiet: 0]")
