@@ -19,6 +19,7 @@ text delta as the SDK hands it over, and an app subclass timestamps each paint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import select
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,8 +160,9 @@ def bench_resume(runs: int) -> None:
 
 
 # ------------------------------------------------------------------ 3/4. streaming
-def start_server_process(n_tokens: int, delay: float) -> tuple[subprocess.Popen, str]:
-    """The fake API in its own process, answering every request with n_tokens words."""
+@contextlib.contextmanager
+def server_process(n_tokens: int, delay: float) -> Iterator[str]:
+    """The fake API in its own process, answering every request with n_tokens words; yields its URL."""
     code = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT / 'tests')!r})
@@ -180,8 +183,11 @@ sys.stdin.read()
 api.stop()
 """
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    url = proc.stdout.readline().strip()
-    return proc, url
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.stdin.close()  # the server stops at end of input
+        proc.wait(5)
 
 
 async def raw_sdk(url: str, warmup: bool = False) -> list[tuple[str, float]]:
@@ -275,18 +281,10 @@ async def app_stream(url: str, n_tokens: int, typing: bool) -> dict:
 
 def bench_latency() -> None:
     n = 200
-    proc, url = start_server_process(n, 0.01)
-    try:
+    with server_process(n, 0.01) as url:
         raw = asyncio.run(raw_sdk(url, warmup=True))
-    finally:
-        proc.stdin.close()
-        proc.wait(5)
-    proc, url = start_server_process(n, 0.01)
-    try:
+    with server_process(n, 0.01) as url:
         res = asyncio.run(app_stream(url, n, typing=False))
-    finally:
-        proc.stdin.close()
-        proc.wait(5)
     gaps = [b[1] - a[1] for a, b in zip(raw, raw[1:])]
     worst = max(range(len(res["delays"])), key=res["delays"].__getitem__) if res["delays"] else -1
     d = sorted(res["delays"])
@@ -299,12 +297,8 @@ def bench_latency() -> None:
 
 def bench_cpu() -> None:
     n = 1000 if QUICK else 4000
-    proc, url = start_server_process(n, 0.01)
-    try:
+    with server_process(n, 0.01) as url:
         res = asyncio.run(app_stream(url, n, typing=True))
-    finally:
-        proc.stdin.close()
-        proc.wait(5)
     k = sorted(res["keys"])
     print(f"4. CPU while a {n}-token reply streams at 100 tokens/s (server in another process)")
     print(f"   wall {res['wall']:.1f} s, app process CPU {res['cpu']:.2f} s = {100 * res['cpu'] / res['wall']:.0f}% of one core")
