@@ -85,5 +85,13 @@ async def idle(pilot: Any, app: Any, timeout: float = 10.0) -> None:
     await pilot.pause(0.05)
 
 
+async def send(pilot: Any, app: Any, text: str, timeout: float = 10.0) -> None:
+    """Type ``text`` into the input, press Enter and wait for the turn to finish."""
+    app.input.text = text
+    await pilot.press("enter")
+    await pilot.pause(0.05)
+    await idle(pilot, app, timeout)
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)

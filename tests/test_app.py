@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications, open_session, screen_text, wait_until
+from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications, open_session, screen_text, send, wait_until
 from fake_api import drop, hang, http_error, no_stop, stream_error, text
 from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
@@ -26,13 +26,6 @@ def db(tmp_path):
 def last_tutor(app) -> str:
     msgs = [t for k, t in dialogue(app) if k == "tutor"]
     return msgs[-1] if msgs else ""
-
-
-async def send(pilot, app, text: str, timeout: float = 10.0) -> None:
-    app.input.text = text
-    await pilot.press("enter")
-    await pilot.pause(0.05)
-    await idle(pilot, app, timeout)
 
 
 def answer_for(prompt: str, first: bool) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, wait_until
+from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, send, wait_until
 from fake_api import drop, text
 from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
@@ -72,10 +72,7 @@ async def test_footer_shows_every_key_on_80_columns_and_retry_only_when_useful(d
     app = TutorApp(open_session(SAMPLE, db.with_name("c.db"), backend=claude_backend(api)))
     async with app.run_test(size=(80, 24)) as pilot:
         await idle(pilot, app)
-        app.input.text = "what is a page?"
-        await pilot.press("enter")
-        await pilot.pause(0.05)
-        await idle(pilot, app)
+        await send(pilot, app, "what is a page?")
         await wait_until(pilot, lambda: "^r Retry" in footer_line(app), 5, "Retry in the footer")
         assert "^s Export" in footer_line(app)
 
@@ -134,10 +131,7 @@ async def test_a_cut_reply_is_marked_incomplete_and_says_why(db, api, second_rep
     app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
     async with app.run_test(size=(120, 36)) as pilot:
         await idle(pilot, app)
-        app.input.text = "what is a page?"
-        await pilot.press("enter")
-        await pilot.pause(0.05)
-        await idle(pilot, app)
+        await send(pilot, app, "what is a page?")
         cut = [w for w in app.pane.children if isinstance(w, TutorMessage)][-1]
         assert cut.has_class("incomplete")
         note = app.pane.children[-1]
@@ -149,10 +143,7 @@ async def test_resume_after_a_failed_reply_marks_it_and_offers_retry(db, api):
     app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
     async with app.run_test(size=(120, 36)) as pilot:
         await idle(pilot, app)
-        app.input.text = "never answered"
-        await pilot.press("enter")
-        await pilot.pause(0.05)
-        await idle(pilot, app)
+        await send(pilot, app, "never answered")
     api.enqueue(text("Welcome back.", chunk_size=8))
     app = TutorApp(open_session(SAMPLE, db, backend=claude_backend(api)))
     async with app.run_test(size=(120, 36)) as pilot:
@@ -211,10 +202,7 @@ async def test_page_up_and_down_in_the_input_scroll_the_dialogue(db):
     async with app.run_test(size=(100, 24)) as pilot:
         await idle(pilot, app)
         for answer in ("no", "", "x"):
-            app.input.text = answer
-            await pilot.press("enter")
-            await pilot.pause(0.05)
-            await idle(pilot, app)
+            await send(pilot, app, answer)
         await pilot.pause(0.1)
         bottom = app.pane.scroll_y
         assert bottom > 0 and app.focused is app.input

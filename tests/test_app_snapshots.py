@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_helpers import claude_backend, idle, open_session, wait_until
+from app_helpers import claude_backend, idle, open_session, send, wait_until
 from fake_api import http_error, text
 from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
@@ -109,20 +109,12 @@ async def _ready(pilot) -> None:
     await idle(pilot, app)
 
 
-async def _say(pilot, words: str) -> None:
-    app = pilot.app
-    app.input.text = words
-    await pilot.press("enter")
-    await pilot.pause(0.05)
-    await idle(pilot, app)
-
-
 def test_main_screen(snap_compare, tmp_path, explainer):
     app = TutorApp(open_session(explainer, tmp_path / "t.db"))
 
     async def run_before(pilot):
         await _ready(pilot)
-        await _say(pilot, "no")
+        await send(pilot, pilot.app, "no")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
@@ -136,7 +128,7 @@ def test_outline_with_mixed_states(snap_compare, tmp_path, explainer):
         # write-ahead log file: read, its check wrong -> shaky (current)
         # readers and snapshots: asked (current)
         for words in ("no", "a guess", "yes", "another guess", "yes", "yes", "no", "a guess", "no"):
-            await _say(pilot, words)
+            await send(pilot, pilot.app, words)
         # checkpoints: known, from the outline menu
         app.outline.focus()
         app.outline.highlighted = 4
@@ -160,7 +152,7 @@ def test_error_notification(snap_compare, tmp_path, api, explainer):
 
     async def run_before(pilot):
         await _ready(pilot)
-        await _say(pilot, "Not really, what is a page?")
+        await send(pilot, pilot.app, "Not really, what is a page?")
         await wait_until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
         await pilot.pause(0.3)  # the toast's fade-in
 
