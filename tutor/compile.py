@@ -26,6 +26,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
+from tutor.engine.events import TokenUsage
 from tutor.errors import Problem, TutorError
 
 MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
@@ -900,20 +901,7 @@ class CompileResult(BaseModel):
     cost_usd: float = 0.0
 
 
-class _Usage:
-    def __init__(self) -> None:
-        self.i = self.o = self.cr = self.cw = 0
-        self.cost = 0.0
-
-    def add(self, r) -> None:
-        self.i += r.input_tokens
-        self.o += r.output_tokens
-        self.cr += r.cache_read_input_tokens
-        self.cw += r.cache_creation_input_tokens
-        self.cost += r.cost_usd
-
-
-async def _call(backend, ui, label: str, system, messages, max_tokens: int, usage: _Usage, notes_est: int):
+async def _call(backend, ui, label: str, system, messages, max_tokens: int, usage: TokenUsage, notes_est: int):
     from tutor.engine.claude import BackendError
 
     got = [0]
@@ -937,7 +925,7 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
     return result
 
 
-def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int, usage: _Usage, est: int):
+def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int, usage: TokenUsage, est: int):
     """One model call in its own event loop, with a fresh client closed afterwards.
 
     Each call gets its own ``asyncio.run`` so the questions in between run in plain
@@ -1018,7 +1006,7 @@ def compile_with_claude(
 
 
 def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, questions, max_questions, title, author):
-    usage = _Usage()
+    usage = TokenUsage()  # all calls of this compile
     # Step 1: the outline (skipped when resuming a compile that has one).
     if st.outline is None:
         system, messages = outline_request(notes, max_questions=max_questions if questions else 0)
@@ -1082,11 +1070,11 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         repaired=repaired,
         answered=sum(q.status == "answered" for q in st.questions),
         skipped=sum(q.status == "skipped" for q in st.questions),
-        input_tokens=usage.i,
-        output_tokens=usage.o,
-        cache_read_tokens=usage.cr,
-        cache_write_tokens=usage.cw,
-        cost_usd=usage.cost,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_input_tokens,
+        cache_write_tokens=usage.cache_creation_input_tokens,
+        cost_usd=usage.cost_usd,
     )
     ui.info(
         f"wrote {out}: {res.concepts} concept(s)"
@@ -1094,6 +1082,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         + (f"; {gaps} gap(s) marked [GAP: ...] for you to fill" if gaps else "")
     )
     ui.info(
-        f"tokens: {usage.i:,} in, {usage.cw:,} cache write, {usage.cr:,} cache read, {usage.o:,} out; about ${usage.cost:.4f}"
+        f"tokens: {usage.input_tokens:,} in, {usage.cache_creation_input_tokens:,} cache write, "
+        f"{usage.cache_read_input_tokens:,} cache read, {usage.output_tokens:,} out; about ${usage.cost_usd:.4f}"
     )
     return res

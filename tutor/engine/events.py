@@ -45,6 +45,11 @@ class TokenUsage(BaseModel):
         """Just these fields, to pass on to another TokenUsage or to the store."""
         return {name: getattr(self, name) for name in TokenUsage.model_fields}
 
+    def add(self, other: "TokenUsage") -> None:
+        """Count another call's usage into this one (a running total over several calls)."""
+        for name in TokenUsage.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 class Usage(TokenUsage):
     kind: Literal["usage"] = "usage"
