@@ -374,6 +374,34 @@ async def test_compaction_keeps_requests_bounded(api, db, explainer):
     assert max(sizes[5:]) < 2 * min(sizes[5:]) + 20000
 
 
+async def test_a_failed_summary_call_does_not_cost_the_reader_the_turn(api, db, explainer):
+    """The summary call is housekeeping: when it fails (529 after retries) the turn goes on
+    with the longer history, and the next turn tries to compact again."""
+    api.enqueue(text(OPENING))
+    s = open_session(explainer, db, api)
+    s.memory_budget_tokens = 300
+    await collect(s.start())
+    for question in ("tell me about pages", "and the journal?"):  # history now over the budget
+        api.enqueue(text("A long answer about pages and journals. " * 20))
+        await collect(s.reply(question))
+    overloaded = {"on": True, "refused": 0}  # every summary call (and the SDK's retries) gets a 529
+
+    def handler(body):
+        if is_summary_call(body) and overloaded["on"]:
+            overloaded["refused"] += 1
+            return http_error(529)
+        return text("Covered: pages." if is_summary_call(body) else "Pages are fixed-size blocks.")
+
+    api.handler = handler
+    events = await collect(s.reply("and then?"))
+    assert overloaded["refused"] >= 1 and not any(isinstance(e, ErrorEvent) for e in events)
+    assert events[-1].complete and "fixed-size blocks" in text_of(events)
+    assert s.store.latest_summary(s.id) is None  # nothing folded, nothing lost
+    overloaded["on"] = False
+    await collect(s.reply("go on"))
+    assert s.store.latest_summary(s.id) is not None  # the next turn compacted
+
+
 async def test_a_20_minute_pause_still_reads_the_explainer_from_the_cache(api, db, explainer):
     """Rules + explainer carry a 1-hour breakpoint, the history a 5-minute one: a reader who
     thinks for 20 minutes between turns pays 0.1x for the explainer and rewrites only the
