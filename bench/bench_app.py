@@ -97,11 +97,11 @@ def bench_first_paint(runs: int) -> None:
     hello_py = Path(home) / "hello.py"
     hello_py.write_text(HELLO)
     hello, tutor = [], []
-    for i in range(runs):
+    for _i in range(runs):
         hello.append(first_paint([sys.executable, str(hello_py)], b"Hello, world", env))
         tutor.append(first_paint([str(BIN / "tutor"), "open", str(SAMPLE), "--offline", "--new"], b"write-ahead log works", env))
     h, t = statistics.median(hello), statistics.median(tutor)
-    print("1. first paint (real process in a 120x40 pty, median of %d)" % runs)
+    print(f"1. first paint (real process in a 120x40 pty, median of {runs})")
     print(f"   bare Textual hello-world     {ms(h)}")
     print(f"   tutor open --offline         {ms(t)}   ratio {t / h:.2f}x   target <= 600 ms: {'OK' if t <= 0.6 else 'MISSED'}")
 

@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +45,7 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from fake_api import FakeAPI, billed_input, text  # noqa: E402
+from fake_api import FakeAPI, billed_input  # noqa: E402
 
 BUDGET: tuple[int, int] | None = None  # --budget/--keep override the session's memory settings
 CORPUS_DOC = ROOT.parent / "shared" / "corpus" / "commonmark-spec.md"
@@ -96,7 +95,7 @@ def make_document() -> Path:
         parts, n = [], 0
         while sum(map(len, parts)) < DOC_CHARS - 2000:
             n += 1
-            parts.append(f"## Topic {n}\n\n" + ("A paragraph about topic %d, with enough words to read like prose. " % n) * 20 + "\n\n")
+            parts.append(f"## Topic {n}\n\n" + (f"A paragraph about topic {n}, with enough words to read like prose. ") * 20 + "\n\n")
         cut = "# Generated document\n\n" + "".join(parts)
     path.write_text(cut, encoding="utf-8")
     return path
@@ -354,7 +353,7 @@ def long_report(doc: Path, end: int) -> None:
     print(f"  {'1-10':>9}" + "".join(f" {fmt(window(runs[n]['per_turn'], 10)):>12} {'':>10}" for n in names))
     print(f"  {f'{half + 1}-{end}':>9}" + "".join(
         f" {fmt(sum(runs[n]['per_turn'][half + 1:]) / (end - half)):>12} {'':>10}" for n in names))
-    print(f"  compactions in turns 1-10: " + ", ".join(f"{n} {sum(runs[n]['compacted'][1:11])}" for n in names))
+    print("  compactions in turns 1-10: " + ", ".join(f"{n} {sum(runs[n]['compacted'][1:11])}" for n in names))
     print(f"\ntarget: the per-turn cost at turn {end} at most 1.2x that at turn 10 (exact turn; 10-turn means;")
     print(f"mean of turns {half + 1}-{end} vs 1-10):")
     for n in names:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["fake_api"]  # the fake Messages API server and its fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPLAINERS = ROOT / "explainers"

@@ -31,9 +31,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 try:  # the fixture is a convenience for tests; benchmarks import this module without pytest
     import pytest
@@ -345,7 +346,7 @@ class PromptCache:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
@@ -514,7 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    api: "FakeAPI"
+    api: FakeAPI
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a cancelled turn, a `hang` reply timing out) can break the
@@ -551,7 +552,7 @@ class FakeAPI:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
-    def start(self) -> "FakeAPI":
+    def start(self) -> FakeAPI:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.api = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -565,7 +566,7 @@ class FakeAPI:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeAPI":
+    def __enter__(self) -> FakeAPI:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -636,6 +637,11 @@ if pytest is not None:
 
     @pytest.fixture
     def fake_api():
-        """A started FakeAPI; import this fixture into a test module to use it."""
+        """A started FakeAPI (this module is a pytest plugin, registered in conftest.py)."""
         with FakeAPI() as api:
             yield api
+
+    @pytest.fixture
+    def api(fake_api):
+        """The same server under the short name most tests use."""
+        return fake_api

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications, open_session, screen_text, send, wait_until
-from fake_api import drop, hang, http_error, no_stop, stream_error, text
-from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
-
 from tutor.app.app import TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+
+from app_helpers import (
+    SAMPLE,
+    claude_backend,
+    dialogue,
+    idle,
+    notifications,
+    open_session,
+    screen_text,
+    send,
+    wait_until,
+)
+from fake_api import drop, hang, http_error, no_stop, stream_error, text
 
 SIZE = (120, 40)
 
@@ -524,7 +533,7 @@ async def test_skip_explain_again_export_copy_theme(db):
             await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ChoiceScreen")
             idx = ["md", "html", "json"].index(fmt)
             await pilot.press(*(["down"] * idx), "enter")
-            await wait_until(pilot, lambda: any(f"({fmt})" in n.title for n in notifications(app)), 5, f"export notice {[(n.title, n.message) for n in notifications(app)]}")
+            await wait_until(pilot, lambda: any(f"({fmt})" in n.title for n in notifications(app)), 5, f"export notice {[(n.title, n.message) for n in notifications(app)]}")  # noqa: B023 (called at once)
             note = [n for n in notifications(app) if f"({fmt})" in n.title][-1]
             path = Path(note.message)
             assert path.exists() and path.suffix == f".{fmt}"

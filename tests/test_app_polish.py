@@ -6,16 +6,13 @@ Real TutorSessions on real SQLite files; Claude is the real back end on tests/fa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, send, wait_until
-from fake_api import drop, text
-from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.app.app import TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+
+from app_helpers import SAMPLE, claude_backend, idle, notifications, open_session, screen_text, send, wait_until
+from fake_api import drop, text
 
 
 @pytest.fixture

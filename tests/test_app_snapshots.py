@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from tutor.app.app import TutorApp
+
 from app_helpers import claude_backend, idle, open_session, send, wait_until
 from fake_api import http_error, text
-from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
-
-from tutor.app.app import TutorApp
 
 SIZE = (120, 36)
 

@@ -8,9 +8,10 @@ import sys
 
 from click.testing import CliRunner
 
+from tutor.cli import cli
+
 from conftest import EXPLAINERS, ROOT
 from explainer_helpers import v1, write
-from tutor.cli import cli
 
 FRONT = """
 tutor: 1

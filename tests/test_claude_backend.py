@@ -17,13 +17,21 @@ import typing
 import anthropic
 import pytest
 
-from fake_api import FakeAPI, drop, fake_api, hang, http_error, no_stop, prompt_too_long, stream_error, text  # noqa: F401
 from tutor.engine import claude
-from tutor.engine.claude import BackendError, ClaudeBackend, StreamResult, cost_usd, has_api_key, newest_sonnet, resolve_model
+from tutor.engine.claude import (
+    BackendError,
+    ClaudeBackend,
+    StreamResult,
+    cost_usd,
+    has_api_key,
+    newest_sonnet,
+    resolve_model,
+)
 from tutor.engine.events import ErrorEvent
 from tutor.errors import TutorError
 
 from conftest import ROOT
+from fake_api import FakeAPI, drop, hang, http_error, no_stop, prompt_too_long, stream_error, text
 
 SECRET = "sk-ant-api03-SECRET-do-not-print-0123456789"
 SYSTEM = [{"type": "text", "text": "You are a tutor."}]
@@ -354,10 +362,10 @@ async def test_base_url_from_environment(fake_api, monkeypatch):
 
 async def test_key_never_reaches_the_database(tmp_path, caplog):
     """A whole Claude session, including a rejected key, leaves no trace of the key on disk."""
-    from engine_helpers import make_explainer
-
     from tutor.engine.session import TutorSession
     from tutor.store import Store
+
+    from engine_helpers import make_explainer
 
     caplog.set_level(logging.DEBUG)
     ex = make_explainer([{"id": "pages", "title": "Pages"}, {"id": "wal", "title": "WAL", "prerequisites": ["pages"]}])

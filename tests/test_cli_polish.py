@@ -12,11 +12,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from compile_helpers import run_cli
-from conftest import EXPLAINERS
 from tutor.cli import cli
 from tutor.explainer import load
 from tutor.store import Store
+
+from compile_helpers import run_cli
+from conftest import EXPLAINERS
 
 WAL = EXPLAINERS / "sqlite-wal.md"
 
@@ -189,7 +190,7 @@ def _pty_session(args: list[str], keys: list[bytes], tmp_path: Path, *, prompt: 
                 os.kill(pid, signal.SIGINT)  # the prompt's read start first, as a person would.
             else:
                 os.write(fd, k)
-            pump(lambda o: done in o[before:] or (len(o) > before + len(k) and o.endswith(prompt)))
+            pump(lambda o: done in o[before:] or (len(o) > before + len(k) and o.endswith(prompt)))  # noqa: B023 (called at once)
         pump(lambda o: done in o, timeout=10)
         pump(lambda o: False, timeout=0.3)  # anything after it
     finally:
@@ -468,7 +469,6 @@ def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
     import os
     import subprocess
     import sys
-    import time
 
     db = tmp_path / "t.db"
     sid = _one_session(db)

@@ -6,14 +6,14 @@ repaired; still invalid -> draft + errors saved beside the target; resume; long 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest
 
-from compile_helpers import OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
-from fake_api import FakeAPI, fake_api, http_error, prompt_too_long, text  # noqa: F401
 from tutor.explainer import load
+
+from compile_helpers import OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
+from fake_api import http_error, prompt_too_long, text
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compile_helpers import NOTES_WAL, run_cli, run_tutor
-from conftest import CORPUS, EXPLAINERS
 from tutor.compile import collect_notes, offline_skeleton, validate_text
 from tutor.errors import TutorError
 from tutor.explainer import load
+
+from compile_helpers import NOTES_WAL, run_cli, run_tutor
+from conftest import CORPUS, EXPLAINERS
 
 SAMPLE_NOTES = sorted(p for p in (EXPLAINERS / "notes").iterdir() if p.is_dir()) if (EXPLAINERS / "notes").is_dir() else []
 

@@ -7,18 +7,17 @@ import asyncio
 import json
 
 import pytest
-from engine_helpers import collect, text_of
-from fake_api import drop, hang, http_error, no_stop, stream_error, text
-from fake_api import fake_api as api  # noqa: F401  (the shared fixture)
 
 from tutor.engine.claude import ClaudeBackend
-from tutor.engine.memory import SUMMARY_INSTRUCTION
 from tutor.engine.events import ErrorEvent, FeedbackCaptured, StateChanged, TextDelta, TurnFinished, Usage
+from tutor.engine.memory import SUMMARY_INSTRUCTION
 from tutor.engine.session import TutorSession
 from tutor.explainer import load
 from tutor.store import Store
 
 from conftest import EXPLAINERS
+from engine_helpers import collect, text_of
+from fake_api import drop, hang, http_error, no_stop, stream_error, text
 
 WAL = EXPLAINERS / "sqlite-wal.md"
 
@@ -358,7 +357,7 @@ async def test_compaction_keeps_requests_bounded(api, db, explainer):
         def handler(body):
             if is_summary_call(body):
                 return text("Covered: pages.\nWhat the reader knows: pages (SUMMARY-MARK).\nStruggled with: none.\nOpen questions: none.")
-            return text(long_reply + f'<state concept="pages" value="explained">turn {i}</state>')
+            return text(long_reply + f'<state concept="pages" value="explained">turn {i}</state>')  # noqa: B023 (called in this iteration)
         api.handler = handler
         await collect(s.reply(f"question {i}: tell me more"))
         body = api.bodies[-1]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import EXPLAINERS
 from tutor.engine.search import SectionIndex, blocks, passages, query_terms
 from tutor.explainer import load
+
+from conftest import EXPLAINERS
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ import hashlib
 
 import pytest
 
-from explainer_helpers import v1, write
-from conftest import EXPLAINERS
 from tutor.errors import ExplainerError
 from tutor.explainer import AI_PREAMBLE, FORMAT_VERSION, load, slugify
+
+from conftest import EXPLAINERS
+from explainer_helpers import v1, write
 
 FRONT = """
 tutor: 1

@@ -13,10 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CORPUS
-from explainer_helpers import write
 from tutor.errors import ExplainerError, TutorError
 from tutor.explainer import Explainer, load
+
+from conftest import CORPUS
+from explainer_helpers import write
 
 
 def problems(path) -> list[tuple[int | None, str]]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from store_workers import sample_explainer
 from tutor.errors import TutorError
 from tutor.export import (
     CSP,
@@ -18,10 +17,10 @@ from tutor.export import (
     export_session,
     load_json_export,
     strip_feedback,
-    to_html,
-    transcript_data,
 )
 from tutor.store import Store
+
+from store_workers import sample_explainer
 
 HOSTILE_READER = (
     "<script>document.title='PWNED'</script> is this </textarea> [bold]markup[/bold]?"

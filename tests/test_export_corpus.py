@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from store_workers import sample_explainer
 from markdown_it import MarkdownIt
 
 from tutor.export import clean_text, export_session, inert_markdown, load_json_export, to_markdown, transcript_data
 from tutor.store import Store
+
+from store_workers import sample_explainer
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 ACTIVE_TAGS = {"script", "img", "iframe", "frame", "object", "embed", "form", "input", "textarea",

@@ -20,7 +20,6 @@ from fake_api import (
     PromptCache,
     billed_input,
     drop,
-    fake_api,  # noqa: F401 - fixture
     flatten_blocks,
     hang,
     http_error,

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from compile_helpers import run_cli
-from fake_api import FakeAPI, fake_api, text  # noqa: F401
 from tutor.engine.claude import ClaudeBackend
 from tutor.engine.session import TutorSession
 from tutor.explainer import load
 from tutor.feedback import session_key
 from tutor.store import Store
+
+from compile_helpers import run_cli
+from fake_api import FakeAPI, text
 
 EXPLAINER = """\
 ---

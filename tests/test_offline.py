@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from engine_helpers import collect, make_explainer, text_of
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import CORPUS, EXPLAINERS
-from tutor.engine.events import StateChanged, TextDelta, TurnFinished
+from tutor.engine.events import StateChanged, TurnFinished
 from tutor.engine.offline import OfflineGuide, chunks, classify_yes_no, looks_like_question
 from tutor.engine.reader_model import ReaderModel, in_sentence
 from tutor.engine.search import SectionIndex, blocks
@@ -16,6 +16,9 @@ from tutor.engine.session import TutorSession
 from tutor.errors import ExplainerError
 from tutor.explainer import load
 from tutor.store import Store
+
+from conftest import CORPUS, EXPLAINERS
+from engine_helpers import collect, make_explainer, text_of
 
 WAL = EXPLAINERS / "sqlite-wal.md"
 
@@ -264,7 +267,7 @@ async def test_reader_feedback_is_stored(tmp_path):
     s.add_reader_feedback("Typo in the second paragraph.", concept_id="wal-file")
     rows = s.store.feedback(explainer_hash=ex.content_hash)
     assert [(r.concept_id, r.source) for r in rows] == [("pages", "reader"), ("wal-file", "reader")]
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (any refusal will do)
         s.add_reader_feedback("   ")
 
 
@@ -330,9 +333,6 @@ async def test_resume_after_the_file_changed(tmp_path):
     n = open_offline(load(md), db, new=True)
     assert not n.resumed and n.states()["cats"] == "unknown"
 
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 READER_LINES = ["yes", "no", "not sure", "", "more", "skip", "what is a frame?", "I know checkpoints",
                 "explain pages again", "progress", "help", "my answer is pages", "y", "n", "?", "banana",
@@ -450,7 +450,7 @@ async def test_explain_says_again_only_when_it_was_shown_before(tmp_path):
         ev = await collect(s.explain(cid))
         reader = [m for m in s.store.messages(s.id) if m.role == "reader"][-1]
         assert reader.text == f"Please explain {title}." and reader.raw == f"/explain {cid}"
-        assert "again" not in text_of(ev) and f"From § " in text_of(ev)
+        assert "again" not in text_of(ev) and "From § " in text_of(ev)
     ev = await turn(s, "explain pages")  # typed: shown once now, so "again" is right
     assert "Let's go over Pages and the database file again." in text_of(ev)
     await collect(s.explain("pages"))
@@ -507,9 +507,10 @@ async def test_a_line_ending_in_a_colon_stays_with_what_it_introduces(tmp_path):
 
 
 async def test_welcome_back_says_how_to_retry_in_each_front_end(tmp_path):
-    from fake_api import FakeAPI, http_error, text as api_text
-
     from tutor.engine.claude import ClaudeBackend
+
+    from fake_api import FakeAPI, http_error
+    from fake_api import text as api_text
 
     ex = load(WAL)
     with FakeAPI() as api:

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
-from fake_api import FakeAPI, http_error, text
 
-from conftest import EXPLAINERS, ROOT
 from tutor.cli import cli
 from tutor.store import Store
+
+from conftest import EXPLAINERS, ROOT
+from fake_api import FakeAPI, http_error, text
 
 WAL = EXPLAINERS / "sqlite-wal.md"
 TUTOR = [sys.executable, "-m", "tutor"]

@@ -10,12 +10,13 @@ import json
 
 import pytest
 
-from engine_helpers import make_explainer
-from fake_api import FakeAPI, billed_input, fake_api, http_error  # noqa: F401
 from tutor.engine.claude import BackendError, ClaudeBackend
 from tutor.engine.memory import INTERRUPTED, SUMMARY_INSTRUCTION, approx_tokens, maybe_compact, recent_history
 from tutor.engine.prompt import OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
 from tutor.store import Store
+
+from engine_helpers import make_explainer
+from fake_api import FakeAPI, billed_input, http_error
 
 FEEDBACK_LINE = "If anything in the explainer is unclear, wrong or could be improved, tell the author in a <feedback> tag"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine_helpers import make_explainer
 from tutor.engine.reader_model import STATES, ReaderModel, find_concept
+
+from engine_helpers import make_explainer
 
 SPECS = [
     {"id": "pages", "title": "Pages and the database file"},
@@ -78,9 +79,10 @@ def test_find_concept():
 
 
 def test_find_concepts_prefers_ids_and_reports_ambiguity():
-    from conftest import EXPLAINERS
     from tutor.engine.reader_model import find_concepts
     from tutor.explainer import load
+
+    from conftest import EXPLAINERS
 
     ex = load(EXPLAINERS / "sqlite-wal.md")
     # "wal" starts two ids: ambiguous, never guessed (it used to pick wal-index by substring).

@@ -63,7 +63,7 @@ def test_sample_shape(path):
             assert q.misconceptions and all(m.strip() for m in q.misconceptions), (c.id, q.question)
         # Tied by an explicit heading attribute, so renaming a title never unties it.
         heading_line = ex.source.splitlines()[c.section.start_line - 1]
-        assert heading_line.rstrip().endswith("{#%s}" % c.id), heading_line
+        assert heading_line.rstrip().endswith(f"{{#{c.id}}}"), heading_line
         assert len(c.section.text.split()) >= 100, f"{c.id}: section too thin"
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from store_workers import sample_explainer
 from tutor.cli import main
 from tutor.store import Store
+
+from store_workers import sample_explainer
 
 
 def run(capsys, monkeypatch, *args: str, stdin: str = "") -> tuple[int, str, str]:

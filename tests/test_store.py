@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from store_workers import sample_explainer
 from tutor.errors import StoreError
 from tutor.paths import db_location, db_path
 from tutor.store import KNOWN_MIGRATIONS, SCHEMA_VERSION, Store, fts_query, migrations
+
+from store_workers import sample_explainer
 
 
 @pytest.fixture

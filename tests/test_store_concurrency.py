@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from store_workers import sample_explainer
 from tutor.store import KNOWN_MIGRATIONS, SCHEMA_VERSION, Store
+
+from store_workers import sample_explainer
 
 WORKER = Path(__file__).with_name("store_workers.py")
 TURNS = 500

@@ -295,7 +295,7 @@ def _split_file(note: NoteFile, md: MarkdownIt, *, first: bool) -> tuple[str | N
             intro_title = "Overview" if file_title or first else stem_title
         chunks.append(_Chunk(title=intro_title, lines=intro_lines, source=f"{note.path}:{intro_start + 1}"))
 
-    for k, (lvl, start, end, inline) in enumerate(cuts):
+    for k, (_lvl, start, end, inline) in enumerate(cuts):
         stop = cuts[k + 1][1] if k + 1 < len(cuts) else len(lines)
         raw, attr = _heading_text(inline)
         chunks.append(
@@ -348,7 +348,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
     md = MarkdownIt("commonmark")
     chunks: list[_Chunk] = []
     doc_title: str | None = None
-    for i, note in enumerate(notes):
+    for _i, note in enumerate(notes):
         file_title, file_chunks = _split_file(note, md, first=(doc_title is None))
         if doc_title is None and file_title:
             doc_title = file_title

@@ -7,7 +7,7 @@ known -- and exits 1. Anything that is not a ``TutorError`` is a bug.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,7 @@ TRANSCRIPT_VERSION = 1
 
 def now_iso() -> str:
     """UTC timestamps as ISO 8601 text with microseconds: sortable as plain strings."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def normalise_path(path: str | Path) -> str:
@@ -222,7 +222,7 @@ class MigrationList:
     def names(self) -> list[str]:
         return [n for n, _, _ in self.steps]
 
-    def real(self) -> "Migrations":
+    def real(self) -> Migrations:
         if self._real is None:
             from sqlite_utils.migrations import Migrations
 
@@ -540,7 +540,7 @@ class Store:
         self._lock = threading.RLock()
 
     @property
-    def db(self) -> "Database":
+    def db(self) -> Database:
         """A sqlite-utils view of the same connection (for migrations and ad-hoc use)."""
         if self._db is None:
             from sqlite_utils import Database
@@ -551,7 +551,7 @@ class Store:
     # -- opening --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True) -> "Store":
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
         Raises StoreError, never a raw sqlite3 error: a file that is not a database, a
@@ -672,7 +672,7 @@ class Store:
         with self._lock:
             self.conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

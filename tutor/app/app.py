@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from textual import events as tevents, on, work
+from textual import events as tevents
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -28,7 +29,6 @@ from textual.widgets import Footer, Markdown, OptionList, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from tutor.app import actions
-from tutor.errors import TutorError
 from tutor.app.sanitize import clean, one_line
 from tutor.app.screens import ChoiceScreen, FeedbackScreen
 from tutor.app.widgets import (
@@ -49,6 +49,7 @@ from tutor.engine.events import (
     TurnFinished,
     Usage,
 )
+from tutor.errors import TutorError
 
 WINDOW = 20  # messages mounted at open (more than a tall screen shows); more are mounted on scroll-up, PAGE at a time
 PAGE = 30

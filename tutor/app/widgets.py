@@ -266,7 +266,7 @@ class ChatInput(TextArea):
     ]
 
     class Submitted(Message):
-        def __init__(self, input: "ChatInput", text: str) -> None:
+        def __init__(self, input: ChatInput, text: str) -> None:
             super().__init__()
             self.input = input
             self.text = text

@@ -99,7 +99,6 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
     tutor feedback export FILE -o - | gzip > b.gz      to stdout
     """
     from tutor import feedback as fb
-
     from tutor.errors import TutorError
     from tutor.paths import db_path
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from tutor.engine.events import TokenUsage
 from tutor.errors import TutorError
@@ -386,7 +387,7 @@ class ClaudeBackend:
         except BackendError:
             raise
         except _CallbackError as wrapped:
-            raise wrapped.error
+            raise wrapped.error from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clear BackendError
             raise map_exception(exc, partial="".join(parts), timeout=self.timeout, key=self._key) from None
         text = "".join(parts)

@@ -8,7 +8,7 @@ ErrorEvent followed by TurnFinished(complete=False).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,7 +45,7 @@ class TokenUsage(BaseModel):
         """Just these fields, to pass on to another TokenUsage or to the store."""
         return {name: getattr(self, name) for name in TokenUsage.model_fields}
 
-    def add(self, other: "TokenUsage") -> None:
+    def add(self, other: TokenUsage) -> None:
         """Count another call's usage into this one (a running total over several calls)."""
         for name in TokenUsage.model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -74,6 +74,6 @@ class ErrorEvent(BaseModel):
 
 
 Event = Annotated[
-    Union[TextDelta, StateChanged, FeedbackCaptured, Usage, TurnFinished, ErrorEvent],
+    TextDelta | StateChanged | FeedbackCaptured | Usage | TurnFinished | ErrorEvent,
     Field(discriminator="kind"),
 ]

@@ -339,7 +339,7 @@ ACTIVE_STATES = ("asked", "explained", "shaky")
 MAX_CARRIED_SECTIONS = 1
 
 
-def sections_in_play(explainer: Explainer, summary: str | None, history: list["Turn"]) -> list[str]:
+def sections_in_play(explainer: Explainer, summary: str | None, history: list[Turn]) -> list[str]:
     """Sections to carry into the next summary block when ``history`` is folded.
 
     Only the section of the concept in progress: the latest one whose last <state> tag
@@ -363,7 +363,7 @@ def sections_in_play(explainer: Explainer, summary: str | None, history: list["T
     return active[-MAX_CARRIED_SECTIONS:]
 
 
-def sections_due(explainer: Explainer, summary: str | None, history: list["Turn"]) -> list[str]:
+def sections_due(explainer: Explainer, summary: str | None, history: list[Turn]) -> list[str]:
     """Sections the next reader message will attach because of the tutor's <state> tags.
 
     Non-empty at a concept boundary (the tutor moved on to a concept whose section has
@@ -383,7 +383,7 @@ def sections_due(explainer: Explainer, summary: str | None, history: list["Turn"
     return due
 
 
-def history_tokens(explainer: Explainer, summary: str | None, history: list["Turn"]) -> int:
+def history_tokens(explainer: Explainer, summary: str | None, history: list[Turn]) -> int:
     """Tokens the verbatim history costs in a request, attached sections included."""
     body, shown, quiet = parse_summary(summary)
     planner = SectionPlanner(explainer, shown, quiet) if is_progressive(explainer) else None

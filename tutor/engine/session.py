@@ -94,7 +94,7 @@ class TutorSession:
         backend: Any = None,
         session_id: str | None = None,
         new: bool = False,
-    ) -> "TutorSession":
+    ) -> TutorSession:
         """Resume ``session_id`` (a unique prefix is enough), else the latest active session
         for this file unless ``new``, else start a new one."""
         from tutor.store import normalise_path
