@@ -44,7 +44,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     from tutor.paths import db_path
     from tutor.store import Store
 
-    explainer = load(file)
+    explainer = load(file, outline_on_error=True)
     notices: list[str] = [str(w) for w in explainer.warnings[:1]]
     if len(explainer.warnings) > 1:  # they are for the author: one, and where to see the rest
         more = len(explainer.warnings) - 1
