@@ -35,6 +35,11 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     tutor open FILE --resume 3f2a             a session by id prefix (tutor sessions)
     tutor open FILE --plain                   line by line: screen readers, pipes
     tutor open FILE --offline < answers.txt   scripted, no key needed
+
+    Exit status: 0 saved and ended; 1 a user error (a file that cannot be
+    read, a session open elsewhere); 2 bad options; 3 with --plain, the
+    session ended on a failed reply (bad key, API overloaded, no
+    connection); 130 interrupted.
     """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
