@@ -233,3 +233,16 @@ def test_html_in_headless_chromium_shows_hostile_text_and_runs_no_script(store, 
     assert "</textarea>" in visible
     assert "[bold]markup[/bold]" in visible
     assert "The WAL is" in visible and "and the WAL?" in visible
+
+
+def test_html_renders_markdown_tables_like_the_app(store, tmp_path):
+    """9.3: the grapheme table of explainers/unicode-utf8.md was a paragraph of pipes."""
+    ex = sample_explainer("t.md")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "offline")
+    reply = ("| Code points | Bytes |\n|---|---|\n| U+0000 to U+007F | 1 |\n| <b>x</b> | ~~old~~ |\n")
+    store.add_message(sid, "tutor", reply, raw=reply, complete=True)
+    p = _inspect(export_session(store, sid, "html"))
+    tags = [t for t, _ in p.tags]
+    assert tags.count("th") >= 2 and tags.count("td") >= 4 and "s" in tags
+    assert "<b>x</b>" in "".join(p.text)  # raw HTML in a cell stays text
+    assert "|---|" not in "".join(p.text)

@@ -312,9 +312,9 @@ def _markdown_html(text: str) -> str:
     shown as text. Images are off too (they could only be remote loads)."""
     global _MD
     if _MD is None:
-        from markdown_it import MarkdownIt
+        from tutor.explainer import new_markdown
 
-        _MD = MarkdownIt("commonmark", {"html": False}).disable("image")
+        _MD = new_markdown().disable("image")
     return _MD.render(clean_text(text))
 
 
