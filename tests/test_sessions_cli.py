@@ -225,3 +225,12 @@ def test_database_from_a_newer_tutor_is_a_clear_cli_error(capsys, monkeypatch, d
         code, out, err = run(capsys, monkeypatch, *cmd, "--db", str(db))
         assert code == 1 and "written by a newer tutor" in err and "Upgrade tutor" in err, (cmd, err)
         assert len(err.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("cmd", [("search", "checkpoint"), ("sessions",)])
+def test_a_huge_limit_is_capped_not_a_traceback(capsys, monkeypatch, db, cmd):
+    """16.5: --limit 99999999999999999999 overflowed SQLite's 64-bit integer."""
+    seed(db, n=2)
+    code, out, err = run(capsys, monkeypatch, *cmd, "--limit", "99999999999999999999", "--db", str(db))
+    assert code == 0 and ("checkpoint" in out if cmd[0] == "search" else "Pages & WAL" in out)
+    assert "OverflowError" not in out + err

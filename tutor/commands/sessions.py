@@ -103,11 +103,15 @@ def _file_hash(path: str) -> str | None:
 
 # -- tutor sessions ------------------------------------------------------------------------
 
+# Any --limit above this is taken as "all of them": SQLite's LIMIT is a 64-bit integer and
+# 99999999999999999999 overflowed it with a traceback (16.5).
+LIMIT = click.IntRange(min=1, max=1_000_000, clamp=True)
+
 
 @click.group("sessions", invoke_without_command=True)
 @click.option("--explainer", "explainer", metavar="FILE", help="Only sessions of this explainer file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per session).")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="How many to show.")
+@click.option("--limit", "-n", type=LIMIT, default=50, show_default=True, help="How many to show.")
 @click.option("--all", "show_all", is_flag=True, help="Show every session.")
 @db_option
 @click.pass_context
@@ -218,7 +222,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
 
 @click.command("search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N messages.")
+@click.option("--limit", "-n", type=LIMIT, default=20, show_default=True, help="Show at most N messages.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--rank", is_flag=True, help="Best matches first (default: newest first).")
 @db_option
