@@ -347,7 +347,7 @@ def _reference_parser():
     if not _REF:
         from tutor.explainer import new_markdown
 
-        _REF.append(new_markdown().disable(["normalize", "inline", "text_join"]))
+        _REF.append(new_markdown(html=True).disable(["normalize", "inline", "text_join"]))
     return _REF[0]
 
 

@@ -563,9 +563,9 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
 
         click.echo(data, nl=False)
     else:
-        from tutor.compile import write_atomic
+        from tutor.files import atomic_write
 
-        write_atomic(out, data)
+        atomic_write(out, data)
     return ExportResult(path=str(output), feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes))
 
 

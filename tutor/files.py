@@ -47,3 +47,53 @@ def safe_read_bytes(path: str | Path, limit: int, *, what: str = "file") -> byte
     if len(data) > limit:
         raise TutorError(f"{p}: more than {limit:,} bytes is too big for a {what}")
     return data
+
+
+def atomic_write(path: str | Path, text: str, *, overwrite: bool = True) -> None:
+    """Write ``text`` to ``path`` so that a crash never leaves half a file, and so that a
+    planted name cannot redirect the write (16.2).
+
+    The temp file is created by ``mkstemp`` (O_EXCL, a random name, in the target folder), so
+    a symlink planted at a predictable ``T.part`` is never followed. The target itself must be
+    absent or a regular file: a symlink, device node, FIFO or folder is refused, never
+    replaced and never written through. ``overwrite=False`` refuses an existing file.
+    Policy refusals are TutorErrors; I/O failures stay OSErrors for the caller to word."""
+    import tempfile
+
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise TutorError(f"{p}: is a symbolic link; tutor does not write through links",
+                             hint="Remove the link or choose another output path.")
+        if stat.S_ISDIR(st.st_mode):
+            raise TutorError(f"{p}: is a directory", hint="Give a file name for the output.")
+        if not stat.S_ISREG(st.st_mode):
+            raise TutorError(f"{p}: not a regular file (a device, pipe or socket); tutor will not replace it",
+                             hint="Choose another output path.")
+        if not overwrite:
+            raise TutorError(f"{p}: already exists", hint="Add --force to overwrite it, or choose another -o.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        # mkstemp makes the file private (0600); an explainer, export or bundle is meant to
+        # be shared, so give it the mode any new file gets (0666 less the umask), or keep
+        # the mode of the file it replaces.
+        if st is not None:
+            mode = stat.S_IMODE(st.st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -315,19 +315,19 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
         click.echo(text, nl=False)
         return
     target = Path(output) if output else Path(default_filename(row, fmt))
-    if target.is_dir():  # -o exports/ : the usual name, in that folder
+    try:
+        is_dir = target.is_dir()
+    except OSError as e:  # a name over 255 bytes (ENAMETOOLONG) is not "no such file" to pathlib
+        raise TutorError(f"{target}: cannot write ({e.strerror or e})", hint="Choose a shorter -o name.") from None
+    if is_dir:  # -o exports/ : the usual name, in that folder
         target = target / default_filename(row, fmt)
     elif output and output.endswith(("/", os.sep)):
         raise TutorError(f"{output}: no such folder", hint="Create it first, or give a file name with -o.")
-    elif output and target.exists() and not force:  # the default name is ours; -o FILE may be anything
-        raise TutorError(f"{target}: already exists", hint="Add --force to overwrite it, or choose another -o.")
-    tmp = target.with_name(target.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+    from tutor.files import atomic_write
+
+    try:  # the default name is ours; -o FILE may be anything, so only --force replaces it
+        atomic_write(target, text, overwrite=force or not output)
     except OSError as e:
-        if tmp.is_file():
-            tmp.unlink()
         raise TutorError(f"{target}: cannot write ({e.strerror or e})") from None
     click.echo(f"Wrote {target}", err=output is not None)
 
