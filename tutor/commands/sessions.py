@@ -8,7 +8,6 @@ strings with control characters made visible -- never through a markup renderer.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -145,7 +144,9 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
             d = r.model_dump()
             d["total_tokens"] = r.total_tokens
             out.append(d)
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        from tutor.export import json_text
+
+        click.echo(json_text(out))
         return
     if not rows:
         what = f" for {explainer}" if explainer else ""
@@ -249,7 +250,9 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
             hits = store.search(text, limit=limit, order="rank" if rank else "newest")
     if as_json:
         out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        from tutor.export import json_text
+
+        click.echo(json_text(out))
         return
     if not hits:
         click.echo(f"No messages match {text!r}.")
