@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -443,28 +442,10 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a crash never leaves half an explainer behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        # mkstemp makes the file private (0600); an explainer or a bundle is meant to be
-        # shared, so give it the mode any new file gets (0666 less the umask), or keep the
-        # mode of the file it replaces.
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Compile output goes through the one atomic writer (tutor.files.atomic_write)."""
+    from tutor.files import atomic_write
+
+    atomic_write(path, text)
 
 
 def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:

@@ -425,17 +425,27 @@ def _read_text(path: Path, name: str) -> tuple[str, bytes]:
 _md = None
 
 
+def new_markdown(*, html: bool = False) -> Any:
+    """THE markdown-it setup for explainer text, shared by the loader and the HTML export:
+    CommonMark plus GFM tables and strikethrough (as the app draws them), no linkify (a bare
+    URL stays text). Raw HTML is off, so a tag in untrusted text renders as text; only the
+    loader, which finds block structure and never renders, passes ``html=True`` so that a
+    heading inside ``<div>`` is not a section (as in any CommonMark viewer and in compile's
+    skeleton check). A new instance each call: callers disable rules on their own copy."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": html, "linkify": False}).enable(["table", "strikethrough"])
+
+
 def _markdown():
     """A block-only CommonMark parser (inline parsing is done per heading, on demand)."""
     global _md
     if _md is None:
         import logging
 
-        from markdown_it import MarkdownIt
-
         # "normalize" only turns CR/CRLF into LF and NUL into U+FFFD: load() has already
         # done the first and refuses the second, so skip a pass over the whole text.
-        _md = MarkdownIt("commonmark").disable(["normalize", "inline", "text_join"], ignoreInvalid=True)
+        _md = new_markdown(html=True).disable(["normalize", "inline", "text_join"], ignoreInvalid=True)
         _dispatch_block_rules(_md)
         # Every block rule calls LOGGER.debug() on entry: ~6 calls per line, a fifth of
         # the parse time on big files. Unless someone really asked for markdown-it debug

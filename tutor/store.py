@@ -462,6 +462,24 @@ def m004_settings(db: Database) -> None:
     _set_user_version(db, 4)
 
 
+@migrations(name="m005_fts_stemming")
+def m005_fts_stemming(db: Database) -> None:
+    """Search matches word forms ("checkpoint" finds "checkpoints"): the index is rebuilt
+    with the porter stemmer over unicode61. The m002 triggers name the table, so they
+    keep working once it is recreated under the same name."""
+    db.executescript(
+        """
+        DROP TABLE IF EXISTS messages_fts;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='messages', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        """
+    )
+    _set_user_version(db, 5)
+
+
 def section_hash(text: str) -> str:
     """A section's identity across versions: whitespace at line ends and blank lines around ignored."""
     norm = "\n".join(line.rstrip() for line in text.strip().splitlines())

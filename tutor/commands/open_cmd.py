@@ -43,6 +43,8 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
+    if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
+        raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
     from tutor.engine.claude import ClaudeBackend, has_api_key
     from tutor.engine.session import TutorSession
     from tutor.explainer import load
