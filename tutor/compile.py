@@ -179,6 +179,9 @@ def _heading_text(inline: str) -> tuple[str, str | None]:
     return text, None
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
 def _first_sentence(markdown: str, limit: int = 160) -> str:
     """The first sentence of the first paragraph-like line, for a DRAFT summary."""
     for block in re.split(r"\n\s*\n", markdown):
@@ -186,8 +189,10 @@ def _first_sentence(markdown: str, limit: int = 160) -> str:
         if not line or line.startswith(("#", "```", "~~~", "<", "|", ">", "    ")):
             continue
         line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
-        m = re.search(r"(.+?[.!?])(\s|$)", line)
-        sentence = m.group(1) if m else line
+        # A sentence ends at . ! or ? before white space or the end. One character class per
+        # position keeps this linear: the old lazy `(.+?[.!?])` was quadratic on punctuation-free text.
+        m = _SENTENCE_END.search(line, 1)
+        sentence = line[: m.end()] if m else line
         if len(sentence) > limit:
             sentence = sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
         return sentence
@@ -316,16 +321,16 @@ def _subheadings(lines: list[str], md: MarkdownIt) -> list:
 
 
 def _plain_heading(inline: str) -> str:
-    """Heading text as the loader compares it: inline Markdown stripped, spaces normalised."""
-    md = MarkdownIt("commonmark")
-    parts: list[str] = []
-    for tok in md.parseInline(inline):
-        for child in tok.children or []:
-            if child.type in ("text", "code_inline", "html_inline", "image"):
-                parts.append(child.content)
-            elif child.type in ("softbreak", "hardbreak"):
-                parts.append(" ")
-    return " ".join("".join(parts).split())
+    """Heading text as the loader compares it (the loader's own function, so the two agree)."""
+    from tutor.explainer import plain_heading_text
+
+    return plain_heading_text(inline)
+
+
+def _block_parser() -> MarkdownIt:
+    """Block structure only: headings and fences are all the skeleton needs, and markdown-it's
+    inline link rule is quadratic on text such as a long run of `[` (issue 16)."""
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -345,7 +350,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
     order, check questions are left empty, and DRAFT markers show what the author must
     still write. The notes' text is copied verbatim: nothing is invented.
     """
-    md = MarkdownIt("commonmark")
+    md = _block_parser()
     chunks: list[_Chunk] = []
     doc_title: str | None = None
     for _i, note in enumerate(notes):

@@ -519,12 +519,15 @@ def _make_dispatcher(named: list[tuple[str, Any]]) -> Any:
 
 
 _inline_md = None
+_MAX_INLINE_HEADING = 2000  # characters; longer headings are taken literally
 
 
-def _heading_text(raw: str) -> str:
+def plain_heading_text(raw: str) -> str:
     """The plain text of a heading's inline Markdown (emphasis, code, links stripped)."""
     global _inline_md
-    if not any(ch in raw for ch in "*_`[]<>\\&!"):
+    if len(raw) > _MAX_INLINE_HEADING or not any(ch in raw for ch in "*_`[]<>\\&!"):
+        # markdown-it's link rule is quadratic on a long run of `[`: a heading that long is
+        # not prose, so it is shown as written rather than parsed.
         return " ".join(raw.split())
     if _inline_md is None:
         from markdown_it import MarkdownIt
@@ -563,7 +566,7 @@ class _Heading:
                 # heading this long is not a title anyway.
                 self._text = " ".join(self.raw[:MAX_HEADING_INLINE].split())
             else:
-                self._text = _heading_text(self.raw)
+                self._text = plain_heading_text(self.raw)
         return self._text
 
 
@@ -1042,7 +1045,7 @@ def _load_v1(
     by_title: dict[str, str] = {}
     for c in unique:
         # Compare like heading text: "The `WAL` file" matches "## The `WAL` file".
-        by_title.setdefault(_norm(_heading_text(c.title)), c.id)
+        by_title.setdefault(_norm(plain_heading_text(c.title)), c.id)
     tagged: list[tuple[_Heading, str | None]] = []
     for h in heads:
         cid: str | None = None
