@@ -176,6 +176,9 @@ def render_page(ex: Explainer, raw_name: str, url: str | None = None) -> str:
         out.append(f'<p class="meta"><strong>For:</strong> {e(ex.audience)}</p>')
     if ex.author:
         out.append(f'<p class="meta"><strong>By:</strong> {e(ex.author)}</p>')
+    if ex.feedback:
+        href = ex.feedback if ex.feedback.startswith(("http://", "https://")) else "mailto:" + ex.feedback
+        out.append(f'<p class="meta"><strong>Feedback:</strong> <a href="{e(href)}">{e(ex.feedback)}</a></p>')
     out += [
         '<section class="box" id="interactive"><h2>Learn this interactively</h2>',
         "<p>Let a tutor find out what you already know and teach you the rest:</p>",
