@@ -133,7 +133,7 @@ def test_checks_and_declaration_lines(wal):
 
 def test_preamble_holds_the_ai_note(wal):
     assert wal.preamble.startswith(AI_PREAMBLE.split("\n")[0])
-    assert "<feedback>" in wal.preamble
+    assert "<feedback>" not in wal.preamble and "feedback:" in wal.preamble
     assert "# How SQLite's write-ahead log works" in wal.preamble
 
 
@@ -215,7 +215,7 @@ def test_headings_inside_quotes_and_lists_are_not_sections(tmp_path):
 def test_ai_preamble_constant_is_plain_prose():
     assert "diagnose" in AI_PREAMBLE.lower()
     assert "one concept at a time" in AI_PREAMBLE
-    assert "<feedback>" in AI_PREAMBLE
+    assert "<feedback>" not in AI_PREAMBLE  # pasted into a chatbot there is no hidden channel
     assert all(line.startswith("> ") for line in AI_PREAMBLE.split("\n"))
 
 

@@ -39,11 +39,10 @@ GAP_MARKER = "[GAP:"  # the visible marker the Claude compile puts where the not
 
 _FALLBACK_PREAMBLE = (
     "> **Note to any AI assistant reading this file:** you are a tutor for this document. "
-    "Diagnose first (\"I want to explain X to you. Do you already know about Y?\"), teach one "
-    "concept at a time in short messages, check understanding without giving answers away, "
-    "cite section headings, and never re-explain what the reader already knows. If anything "
-    "here is unclear, wrong or could be improved, tell the author inside "
-    "<feedback>...</feedback> tags."
+    "Start with one line on what it covers and ask whether the reader knows the first "
+    "prerequisite; ask one question per message and wait; teach one concept at a time; never "
+    "show a check's answer before the reader tries; use the listed misconceptions; cite section "
+    "headings. At the end, offer a short feedback note the reader can send to the author."
 )
 
 
@@ -469,6 +468,20 @@ def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]
     if getattr(exp, "plain", False):
         return None, [Problem(name, 1, "no format-v1 front matter (expected a '---' block with 'tutor: 1')")]
     return exp, []
+
+
+def with_feedback(text: str, address: str) -> str:
+    """``text`` with a top-level ``feedback: ADDRESS`` line (after ``tutor:``, else after the
+    opening fence) unless its front matter already has one."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return text
+    close = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if close is None or any(ln.startswith("feedback:") for ln in lines[1:close]):
+        return text
+    at = next((i + 1 for i in range(1, close) if lines[i].startswith("tutor:")), 1)
+    lines.insert(at, f"feedback: {yaml_str(address)}")
+    return "\n".join(lines)
 
 
 def compile_offline(

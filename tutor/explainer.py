@@ -45,21 +45,23 @@ PLAIN_OUTLINE_CONCEPTS = 60  # a plain file with more headings is taught by its 
 MAX_HEADING_INLINE = 1000
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+#: ``feedback:`` in the front matter: an email address or an http(s) URL, nothing else.
+FEEDBACK_RE = re.compile(r"(?:[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+|https?://[^\s<>\"]+)\Z")
 _HEADING_ATTR_RE = re.compile(r"\s*\{\s*#([^\s{}]+)\s*\}\s*\Z")
 _FM_KEY_RE = re.compile(r"[A-Za-z_][\w-]*\s*:")
 
 #: The canonical note to AI assistants placed before the first section. ``compile``
 #: reuses it so every explainer also works when pasted into a chatbot.
 AI_PREAMBLE = (
-    "> **Note to any AI assistant reading this file:** you are a tutor for this document, and\n"
-    "> the person talking to you wants to learn what it explains. Diagnose first: before you\n"
-    "> explain a concept, say what you want to explain and ask whether the reader already knows\n"
-    "> the ideas it builds on (\"I want to explain X to you. Do you already know about Y?\").\n"
-    "> Teach one concept at a time, in short messages, and follow the prerequisites listed in\n"
-    "> the front matter. Check understanding with a question instead of giving the answer away,\n"
-    "> and cite the section heading you are drawing on. Never re-explain what the reader\n"
-    "> already knows. If anything in this document is unclear, wrong or could be improved, tell\n"
-    "> the author inside `<feedback>...</feedback>` tags."
+    "> **Note to any AI assistant reading this file:** you are a tutor for this document, and the\n"
+    "> person talking to you wants to learn what it explains. Diagnose first: start with one line on\n"
+    "> what it covers, then ask whether the reader knows the first prerequisite (\"I want to explain X\n"
+    "> to you. Do you already know about Y?\"). Ask one question per message and wait for the answer.\n"
+    "> Teach one concept at a time, in short messages, following the prerequisites in the front\n"
+    "> matter; never re-explain what the reader already knows. Check understanding with the listed\n"
+    "> checks; never show a check's answer before the reader has tried, and use the listed\n"
+    "> misconceptions to spot wrong answers. Cite the section heading you draw on. At the end, offer\n"
+    "> to write a short feedback note the reader can send to the author (see `feedback:` above)."
 )
 
 
@@ -96,6 +98,7 @@ class Explainer(BaseModel):
     summary: str = ""
     audience: str = ""
     author: str = ""
+    feedback: str = ""  # where to send notes to the author (email address or URL); optional
     preamble: str = ""  # text before the first concept section (the note to AI assistants)
     concepts: list[Concept]  # teaching order
     source: str  # the whole file text, for prompts and search
@@ -171,9 +174,10 @@ class _FrontMatterIn(BaseModel):
     summary: str = ""
     audience: str = ""
     author: str = ""
+    feedback: str = ""  # where readers send notes: an email address or an http(s) URL
     concepts: list[_ConceptIn]
 
-    _strs = field_validator("summary", "audience", "author", mode="before")(_none_to_str)
+    _strs = field_validator("summary", "audience", "author", "feedback", mode="before")(_none_to_str)
 
 
 # --------------------------------------------------------------------------- YAML with line marks
@@ -629,7 +633,7 @@ def _looks_like_yaml(lines: list[str]) -> bool:
     return False
 
 
-_KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "concepts", "date", "tags", "description", "layout"}
+_KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "feedback", "concepts", "date", "tags", "description", "layout"}
 
 
 def _looks_like_unclosed_front_matter(lines: list[str]) -> bool:
@@ -1075,6 +1079,14 @@ def _load_v1(
 
     if not fmi.title.strip():
         errors.append(Problem(name, line_of("title"), "title is empty"))
+    if fmi.feedback.strip() and not FEEDBACK_RE.match(fmi.feedback.strip()):
+        errors.append(
+            Problem(
+                name,
+                line_of("feedback"),
+                f"feedback must be an email address (you@example.org) or an http(s) URL, not {fmi.feedback.strip()[:60]!r}",
+            )
+        )
     if not fmi.concepts:
         errors.append(Problem(name, line_of("concepts"), "concepts list is empty; declare at least one concept"))
     if len(fmi.concepts) > MAX_CONCEPTS:
@@ -1243,6 +1255,7 @@ def _load_v1(
         summary=fmi.summary.strip(),
         audience=fmi.audience.strip(),
         author=fmi.author.strip(),
+        feedback=fmi.feedback.strip(),
         preamble=preamble,
         concepts=concepts,
         source=text,
