@@ -250,6 +250,23 @@ class _Chunk(BaseModel):
     attr_id: str | None = None
     lines: list[str]
     source: str  # "notes/a.md:12" for the DRAFT note
+    planning: bool = False  # the author's notes to self (TODO, plan, order): never a concept
+
+
+# Headings that plan the explainer rather than teach: "TODO", "Order (rough)", "notes to self",
+# "Open questions", a file titled "... - plan". Matched on the whole heading (issue 9.8).
+_PLANNING = re.compile(
+    r"(?i)^\W*(?:todo|to-?do|to do|fixme|tbd|plan|planning|outline|order|structure|notes?(?: to (?:self|me))?|"
+    r"concepts|open questions|questions for me|ideas|scratch|later|misc)\b[^a-z0-9]*(?:\(?rough\)?|list|s)?\W*$"
+)
+_PLANNING_SUFFIX = re.compile(r"(?i)\s*(?:[-–—:|]\s*|\()(?:[a-z]+ ?[+&] ?)?(?:plan|planning|outline|notes|draft)\)?\s*$")
+
+
+def is_planning(title: str) -> bool:
+    """A heading that is a note to self, or a title like "SQLite WAL explainer - plan"."""
+    if len(title) > 200:  # not a planning heading; and keeps both patterns linear
+        return False
+    return bool(_PLANNING.match(title) or _PLANNING_SUFFIX.search(title))
 
 
 def _split_file(note: NoteFile, md: MarkdownIt, *, first: bool) -> tuple[str | None, list[_Chunk]]:
@@ -300,7 +317,8 @@ def _split_file(note: NoteFile, md: MarkdownIt, *, first: bool) -> tuple[str | N
             intro_title = file_title
         else:
             intro_title = "Overview" if file_title or first else stem_title
-        chunks.append(_Chunk(title=intro_title, lines=intro_lines, source=f"{note.path}:{intro_start + 1}"))
+        planning = file_title is not None and is_planning(file_title)  # "who:/goal:" under "X - plan"
+        chunks.append(_Chunk(title=intro_title, lines=intro_lines, source=f"{note.path}:{intro_start + 1}", planning=planning))
 
     for k, (_lvl, start, end, inline) in enumerate(cuts):
         stop = cuts[k + 1][1] if k + 1 < len(cuts) else len(lines)
@@ -312,6 +330,7 @@ def _split_file(note: NoteFile, md: MarkdownIt, *, first: bool) -> tuple[str | N
                 attr_id=attr,
                 lines=render(end, stop),
                 source=f"{note.path}:{start + 1}",
+                planning=is_planning(_plain_heading(raw)),
             )
         )
     return file_title, chunks
@@ -360,8 +379,15 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         if doc_title is None and file_title:
             doc_title = file_title
         chunks.extend(file_chunks)
+    left_out = [ch for ch in chunks if ch.planning]
+    if len(left_out) < len(chunks):
+        chunks = [ch for ch in chunks if not ch.planning]
+    else:  # nothing but planning: a skeleton of it beats none
+        left_out = []
     if not chunks:
         raise TutorError(f"{notes[0].path}: the notes are empty")
+    if doc_title and _PLANNING_SUFFIX.search(doc_title):
+        doc_title = _PLANNING_SUFFIX.sub("", doc_title) or doc_title
     doc_title = title or doc_title or humanise(Path(notes[0].path).stem)
 
     ids: set[str] = set()
@@ -412,6 +438,17 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         f"questions in the front matter, fill the sections marked {DRAFT}, then remove "
         f"the {DRAFT} markers.",
     ]
+    if left_out:
+        # Notes to self are not concepts, but they are the author's words (audience, goal,
+        # order): kept verbatim before the first section, headings as bold lines.
+        doc += ["", f"> **{DRAFT}:** your planning notes, kept for you and not taught as concepts; use them, then delete them up to the first section."]
+        for ch in left_out:
+            doc += ["", f"**{ch.title}** ({ch.source})", ""]
+            fence = False
+            for ln in _trim(ch.lines):
+                if ln.lstrip().startswith(("```", "~~~")):
+                    fence = not fence
+                doc.append(f"**{ln.lstrip('#').strip()}**" if not fence and ln.startswith("#") else ln)
     for cid, _, heading, _, lines in concepts:
         doc += ["", f"## {heading} {{#{cid}}}", ""]
         if lines:

@@ -118,8 +118,10 @@ def _words(ex) -> str:
 def _summary(ex, quiet: bool) -> list[str]:
     kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
     n = len(ex.concepts)
+    drafts = sum(1 for w in ex.warnings if w.message.startswith("DRAFT marker left"))
+    status = f"DRAFT, not ready for readers ({drafts} DRAFT marker{'s' if drafts != 1 else ''} left)" if drafts else "OK"
     out = [
-        f"{ex.path}: OK - {ex.title}",
+        f"{ex.path}: {status} - {ex.title}",
         f"  {kind}, {n} concept{'s' if n != 1 else ''}, {_words(ex)}",
     ]
     if quiet:

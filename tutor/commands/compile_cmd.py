@@ -74,7 +74,7 @@ def compile_cmd(
         out, exp = comp.compile_offline(list(notes), output, force=force, title=title, author=author)
         add_feedback()
         n = len(exp.concepts)
-        click.echo(f"wrote {out}: {n} concept{'s' if n != 1 else ''} (skeleton with DRAFT markers; `tutor check {out}` passes)")
+        click.echo(f"wrote {out}: {n} concept{'s' if n != 1 else ''} (a skeleton: `tutor check {out}` lists the DRAFT markers left to write)")
         return
     comp.compile_with_claude(
         list(notes),
