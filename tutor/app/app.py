@@ -369,7 +369,7 @@ class TutorApp(App[str | None]):
                 if not errored:
                     self.failed_text = None
             self.refresh_outline()
-            self.input.set_busy(False)
+            self.input.set_busy(False, self.session.input_hint())
             self.refresh_bindings()  # Retry shows in the footer only when there is something to retry
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -258,7 +258,7 @@ class ChatInput(TextArea):
     # bindings: a priority binding runs at once in the App, ahead of the characters still
     # queued for this widget, so "text" + Enter typed fast (or pasted by tmux) would send
     # an empty message and leave the text behind.
-    # Not in the footer: the input's own border says "Enter send · Shift+Enter new line",
+    # Not in the footer: the input's own border says "Enter send · Ctrl+J new line",
     # and the footer needs the room for the app's keys on an 80-column terminal.
     BINDINGS = [
         Binding("enter", "submit", "Send", show=False),
@@ -275,15 +275,19 @@ class ChatInput(TextArea):
         super().__init__(id="input", soft_wrap=True, show_line_numbers=False, tab_behavior="focus", placeholder=self.IDLE_PLACEHOLDER)
         self.border_subtitle = self.IDLE_HINT
 
-    IDLE_HINT = "Enter send · Shift+Enter new line"
+    IDLE_HINT = "Enter send · Ctrl+J new line"  # Shift+Enter never reaches an app inside tmux
     BUSY_HINT = "Enter queues · Esc stops the reply"
     IDLE_PLACEHOLDER = "Answer, ask a question, or press Enter to read on"
+    idle_placeholder = IDLE_PLACEHOLDER
     BUSY_PLACEHOLDER = "The tutor is replying… type your next message; Enter queues it"
 
-    def set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool, idle_placeholder: str | None = None) -> None:
+        """``idle_placeholder``: what the tutor waits for now (the session's input hint)."""
+        if idle_placeholder:
+            self.idle_placeholder = idle_placeholder
         self.set_class(busy, "-busy")
         self.border_subtitle = self.BUSY_HINT if busy else self.IDLE_HINT
-        self.placeholder = self.BUSY_PLACEHOLDER if busy else self.IDLE_PLACEHOLDER
+        self.placeholder = self.BUSY_PLACEHOLDER if busy else self.idle_placeholder
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":

@@ -68,10 +68,18 @@ def normalise(text: str) -> str:
     return " ".join(t.split())
 
 
+# A hedge at the start makes the whole answer "not sure": "kind of, I've heard of it".
+_UNSURE_START = re.compile(
+    r"^(?:kind of|kinda|sort of|sorta|a bit|a little|maybe|somewhat|partly|vaguely|not really sure|"
+    r"i think so|i guess|i've heard of it|i have heard of it|heard of it|i've heard|not sure|"
+    r"i'm not sure|im not sure|more or less)\b"
+)
+
+
 def classify_yes_no(text: str) -> str | None:
     """'yes', 'no', 'unsure' or None, for answers like "yeah", "nope", "not sure", "?"."""
     t = normalise(text)
-    if t in UNSURE or t.endswith(" not sure") or t.startswith("not sure"):
+    if t in UNSURE or t.endswith(" not sure") or _UNSURE_START.match(t):
         return "unsure"
     if t.endswith("?") and t.rstrip("?").strip():  # "yes?" is a hesitant yes, not a question
         t = t.rstrip("?").strip()
@@ -185,6 +193,19 @@ class OfflineGuide:
         self._say(f"I want to explain {topic} to you. {ask} (yes / no / not sure)")
         self._ask(first, say=False)
         return self._end()
+
+    def input_hint(self) -> str:
+        """What the reader can type now, for the input's placeholder: at a yes/no question or a
+        check, Enter alone does nothing useful, so the hint must not say "press Enter"."""
+        if self.phase == "ask":
+            return "Answer yes, no or not sure, or ask a question"
+        if self.phase == "check":
+            return "Type your answer to the check question"
+        if self.phase == "grade":
+            return "Did your answer match? yes, partly or no"
+        if self.phase == "done":
+            return "Ask about anything in the explainer, or press Ctrl+Q to quit"
+        return "Ask a question, or press Enter to read on"
 
     def resume_note(self, seq: int | None = None) -> Step:
         """A short "welcome back" that repeats what we were waiting for."""

@@ -206,6 +206,12 @@ class TutorSession:
             return self._current
         return self.model.next_concept()
 
+    def input_hint(self) -> str:
+        """A short line for the reader's input box: what typing (or Enter alone) does now."""
+        if self.guide is not None:
+            return self.guide.input_hint()
+        return "Reply to the tutor, or ask a question"
+
     @property
     def can_retry(self) -> bool:
         return self._retry_pending
