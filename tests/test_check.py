@@ -139,3 +139,37 @@ def test_loader_and_check_never_import_textual_or_anthropic():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_draft_markers_are_warnings_with_their_lines_and_fail_strict(tmp_path):
+    front = FRONT.replace("summary: First.", "summary: 'DRAFT: first.'")
+    path = write(tmp_path, v1(front, BODY.replace("alpha text here", "alpha DRAFT text")))
+    r = run(str(path))
+    assert r.exit_code == 0, r.output
+    lines = path.read_text().splitlines()
+    for n in (i for i, line in enumerate(lines, 1) if "DRAFT" in line):
+        assert f"{path}:{n}: warning: DRAFT marker left in" in r.output
+    assert run("--strict", str(path)).exit_code == 1
+    # A lower-case word or a longer one is prose, not the marker.
+    clean = write(tmp_path, v1(FRONT.replace("First.", "A draft of DRAFTS."), BODY), "clean.md")
+    assert "DRAFT marker" not in run(str(clean)).output
+
+
+def test_offline_skeleton_is_visibly_not_ready(tmp_path):
+    """Issue 9 item 8: `tutor check` no longer silently passes a `compile --offline` skeleton."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Topic\n\n## One\n\nfirst part\n\n## Two\n\nsecond part\n")
+    out = tmp_path / "x.md"
+    assert CliRunner().invoke(cli, ["compile", str(notes), "--offline", "-o", str(out)]).exit_code == 0
+    r = run(str(out))
+    assert r.exit_code == 0 and "warning: DRAFT marker left in" in r.output, r.output
+    assert run("--strict", str(out)).exit_code == 1
+    data = json.loads(run("--json", str(out)).output)
+    assert any("DRAFT marker" in w["message"] for w in data["warnings"])
+
+
+def test_samples_have_no_lint_findings():
+    samples = sorted(str(p) for p in EXPLAINERS.glob("*.md"))
+    r = run("--strict", "-q", *samples)
+    assert r.exit_code == 0 and "warning" not in r.output, r.output

@@ -189,6 +189,7 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     tutor check https://example.org/x.md a published explainer
     """
     from tutor.errors import ExplainerError, Problem
+    from tutor.eval.lint import lint
 
     failed = False
     reports = []
@@ -205,6 +206,8 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
             ex, err = load_path(path), None
         except ExplainerError as e:
             ex, err = None, e
+        if ex is not None:
+            ex = ex.model_copy(update={"warnings": [*ex.warnings, *lint(ex)]})
         if as_json:
             reports.append(_as_json(path, ex, err))
             failed |= err is not None or (strict and bool(ex.warnings))

@@ -1,0 +1,1 @@
+"""Measuring teaching: explainer lint now; simulated readers and metrics (issue 12) later."""
