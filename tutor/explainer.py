@@ -40,7 +40,6 @@ MAX_FRONT_MATTER_BYTES = 512 * 1024
 MAX_YAML_DEPTH = 50
 #: More concepts than this cannot be taught; the file is refused with a clear error.
 MAX_CONCEPTS = 5000
-DRAFT_MARKER = re.compile(r"\bDRAFT\b:")  # as the offline skeleton writes it: "DRAFT:" or "**DRAFT:**"
 PLAIN_OUTLINE_CONCEPTS = 60  # a plain file with more headings is taught by its top levels
 #: Headings longer than this are not inline-parsed for their title text.
 MAX_HEADING_INLINE = 1000
@@ -1229,11 +1228,6 @@ def _load_v1(
             warnings.append(Problem(name, decl_line.get(c.id), f"concept '{c.id}' has no summary"))
         if not sections[c.id].text.strip():
             warnings.append(Problem(name, sections[c.id].start_line, f"section for concept '{c.id}' is empty"))
-    # Leftover DRAFT markers (the offline skeleton writes them): the file loads, but it is
-    # not finished, and `tutor check` must say so line by line (issue 9.8).
-    for i, line in enumerate(lines):
-        if DRAFT_MARKER.search(line):
-            warnings.append(Problem(name, i + 1, "DRAFT marker left: write this part, then remove the marker"))
     close_line = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
     preamble = _section_text(lines, close_line, first_concept_head if first_concept_head is not None else close_line)
     if "<feedback>" not in preamble and "feedback" not in preamble.lower():
