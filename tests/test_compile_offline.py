@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,3 +189,50 @@ def test_any_notes_give_a_valid_skeleton(tmp_path_factory, files):
     exp, problems = validate_text(offline_skeleton(notes), "x.md")
     assert problems == []
     assert len({c.id for c in exp.concepts}) == len(exp.concepts) >= 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 1_000_000, "[a](" * 200_000, "word " * 200_000, "\n".join(["## " + "[" * 100_000, "text"])],
+    ids=["brackets", "open-links", "no-sentence-end", "bracket-heading"],
+)
+def test_skeleton_is_linear_on_adversarial_notes(tmp_path, body):
+    """1 MB notes that made the skeleton quadratic (issue 16: 20 kB of '[' took 8.8 s, 1 MB never
+    ended) compile and check in seconds. A subprocess with a timeout, so a regression fails
+    instead of hanging the suite."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.md").write_text(f"# T\n\n## A\n\n{body}\n\n## B\n\nThe end.\n")
+    out = tmp_path / "x.md"
+    for args in (["compile", str(notes), "--offline", "-o", str(out)], ["check", str(out)]):
+        r = subprocess.run([sys.executable, "-m", "tutor", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-500:]
+
+
+def test_skeleton_leaves_out_the_authors_planning_headings(tmp_path):
+    """Issue 9.8: TODO, plan and 'Order (rough)' headings were reader-facing concepts chained
+    as prerequisites. They are kept for the author before the first section, and a title
+    like 'X explainer - plan' loses its suffix."""
+    out = tmp_path / "wal.md"
+    assert run_tutor(["compile", str(EXPLAINERS / "notes" / "sqlite-wal"), "--offline", "-o", str(out)]).returncode == 0
+    ex = load(out)
+    titles = [c.title.casefold() for c in ex.concepts]
+    assert not {"todo", "order (rough)", "overview"} & set(titles), titles
+    assert ex.title == "SQLite WAL explainer"
+    text = out.read_text()
+    assert "your planning notes, kept for you" in text and "**TODO** (" in text and "01-outline.md:21)" in text
+    assert ex.concepts[0].prerequisites == []  # no longer chained after the plan
+
+
+def test_check_says_a_skeleton_is_a_draft(tmp_path):
+    """Issue 9.8: `tutor check` passed a skeleton whose summaries all start with DRAFT:. Each
+    marker is a warning with its line, the first line says DRAFT, and --strict fails it."""
+    out = tmp_path / "wal.md"
+    assert run_tutor(["compile", str(EXPLAINERS / "notes" / "sqlite-wal"), "--offline", "-o", str(out)]).returncode == 0
+    r = run_tutor(["check", str(out)])
+    assert r.returncode == 0 and "DRAFT, not ready for readers" in r.stdout.splitlines()[0]
+    assert f"{out}:4: warning: DRAFT marker left" in r.stdout  # the summary line of the front matter
+    assert run_tutor(["check", "--strict", str(out)]).returncode == 1
+    for sample in EXPLAINERS.glob("*.md"):
+        r = run_tutor(["check", str(sample)])
+        assert "DRAFT" not in r.stdout + r.stderr

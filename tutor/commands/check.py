@@ -43,7 +43,7 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
             if not found:
                 problems.append((arg, f"no Markdown files ({', '.join('*' + s for s in MARKDOWN_SUFFIXES)}) in this folder"))
             paths += found
-        elif arg == STDIN:
+        elif arg == STDIN or arg.lower().startswith(("http://", "https://")):  # a URL is not a glob
             paths.append(arg)
         elif not p.exists() and _GLOB.search(arg):
             found = sorted(f for f in glob.glob(arg) if not Path(f).is_dir())
@@ -64,6 +64,8 @@ def load_path(path: str):
     from tutor.errors import ExplainerError, Problem
     from tutor.explainer import load
 
+    if path.lower().startswith(("http://", "https://")):
+        return _load_url(path)
     if path != STDIN:
         return load(path)
     import sys
@@ -83,6 +85,29 @@ def load_path(path: str):
     return ex.model_copy(update={"path": STDIN, "warnings": renamed(ex.warnings, tmp)})
 
 
+def _load_url(url: str):
+    """Download ``url`` (kept in the data home, as ``tutor open URL`` does) and name it by
+    its URL in every message."""
+    from tutor.errors import ExplainerError, Problem, TutorError
+    from tutor.explainer import load
+    from tutor.fetch import fetch
+    from tutor.paths import db_path
+
+    try:
+        tmp = str(fetch(url, db_path(None).parent).path)
+    except TutorError as e:
+        raise ExplainerError([Problem(url, None, str(e).replace("\n", " ").removeprefix(f"{url}: "))]) from None
+
+    def renamed(problems: list) -> list:
+        return [Problem(url if p.file == tmp else p.file, p.line, p.message.replace(tmp, url)) for p in problems]
+
+    try:
+        ex = load(tmp)
+    except ExplainerError as e:
+        raise ExplainerError(renamed(e.problems)) from None
+    return ex.model_copy(update={"path": url, "warnings": renamed(ex.warnings)})
+
+
 def _words(ex) -> str:
     body = ex.body_word_count
     if body == ex.word_count:
@@ -93,8 +118,10 @@ def _words(ex) -> str:
 def _summary(ex, quiet: bool) -> list[str]:
     kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
     n = len(ex.concepts)
+    drafts = sum(1 for w in ex.warnings if w.message.startswith("DRAFT marker left"))
+    status = f"DRAFT, not ready for readers ({drafts} DRAFT marker{'s' if drafts != 1 else ''} left)" if drafts else "OK"
     out = [
-        f"{ex.path}: OK - {ex.title}",
+        f"{ex.path}: {status} - {ex.title}",
         f"  {kind}, {n} concept{'s' if n != 1 else ''}, {_words(ex)}",
     ]
     if quiet:
@@ -159,6 +186,7 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     tutor check -q --strict *.md         only problems; warnings fail too (CI)
     tutor check --json FILE...           a report for scripts
     tutor check - < draft.md             from standard input (an editor, a pipe)
+    tutor check https://example.org/x.md a published explainer
     """
     from tutor.errors import ExplainerError, Problem
 

@@ -45,7 +45,6 @@ def _load(file: str):
 @db_option
 def show(file: str | None, as_json: bool, db: str | None) -> None:
     """Show the feedback on FILE (or list every explainer with feedback)."""
-    import json
     import tempfile
     from pathlib import Path
 
@@ -67,7 +66,9 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
         if file is None:
             rows = fb.overview(store)
             if as_json:
-                click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+                from tutor.export import json_text
+
+                click.echo(json_text(rows))
             else:
                 click.echo(fb.render_overview(rows), nl=False)
             return

@@ -204,7 +204,7 @@ class TagFilter:
                     self._line += "<"
                     i += 1
                     continue
-                kind, name, attrs, self_closing, end = res  # type: ignore[misc]
+                kind, name, attrs, self_closing, end = res
                 at_start = self._line.strip() == ""
                 i = end
                 if kind == "close":  # a stray closing tag: never meant for the reader
