@@ -357,7 +357,21 @@ async def test_error_notifications_keep_text_and_retry(db, api, code, replies, r
         assert app.input.text == "What is a [bold]page[/]?"
         readers = [w for w in app.pane.children if isinstance(w, ReaderMessage)]
         assert readers[-1].has_class("unanswered")
+        # Issue 9.1: a note in the dialogue says what happened and outlives the toast.
+        app.clear_notifications()
+        await pilot.pause(0.05)
+        notes = [w.text for w in app.pane.children if isinstance(w, NoteMessage)]
+        assert notes and ("No reply:" in notes[-1] or "cut off by" in notes[-1]), notes
+        assert ("Ctrl+R" in notes[-1]) == retryable, notes[-1]
+        assert "No reply:" in screen_text(app) or "cut off by" in screen_text(app)
         if not retryable:
+            assert "ANTHROPIC_API_KEY" in notes[-1]  # what to do
+            # No Retry where it cannot help: not in the footer, and Ctrl+R sends nothing.
+            assert not app.check_action("retry", ())
+            sent = len(api.requests)
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            assert len(api.requests) == sent and not app.busy
             return
         api.enqueue(text("A page is a fixed-size block.", chunk_size=6))
         await pilot.press("ctrl+r")
@@ -369,6 +383,20 @@ async def test_error_notifications_keep_text_and_retry(db, api, code, replies, r
         # the message was stored once, not once per attempt
         stored = [m.text for m in session.store.messages(session.id) if m.role == "reader"]
         assert stored.count("What is a [bold]page[/]?") == 1
+
+
+@pytest.mark.parametrize("status", [401, 529])
+async def test_a_failed_first_reply_leaves_a_note_not_a_blank_chat(db, api, status):
+    api.enqueue(*[http_error(status)] * 3)
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.clear_notifications()
+        await pilot.pause(0.05)
+        notes = [w.text for w in app.pane.children if isinstance(w, NoteMessage)]
+        assert any(n.startswith("No reply:") and f"({status})" in n for n in notes), notes
+        assert app.can_retry() == (status == 529)
 
 
 async def test_enter_on_failed_text_retries_instead_of_duplicating(db, api):

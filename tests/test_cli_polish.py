@@ -477,6 +477,7 @@ def test_one_session_is_not_driven_by_two_tutors_at_once(tmp_path):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
+        assert "Type /help" in first.stdout.readline() and first.stdout.readline() == "\n"  # title, blank line
         assert "Welcome back" in first.stdout.readline()  # it holds the session now
         with Store.open(db) as store:
             before = len(store.messages(sid))

@@ -17,6 +17,8 @@ from fake_api import FakeAPI, http_error, text
 
 WAL = EXPLAINERS / "sqlite-wal.md"
 TUTOR = [sys.executable, "-m", "tutor"]
+# What --plain prints first: the title and where help is (issue 9.15).
+WAL_HEADER = "How SQLite's write-ahead log works. Type /help for the commands, /quit to leave.\n\n"
 
 
 def run(args, input_text, env_extra=None, cwd=None, timeout=60):
@@ -32,7 +34,7 @@ def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
     r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "yes\nno\n")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert out.startswith("I want to explain how SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
+    assert out.startswith(WAL_HEADER + "I want to explain how SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
     assert "> yes\nGood, then we skip Pages and the database file." in out
     assert "> no\nFrom § The rollback journal:" in out
     assert "Session saved. Resume with: tutor open" in out and "--resume" in out
@@ -48,7 +50,7 @@ def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
     r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "\n")
     assert r.returncode == 0
     assert "Resuming session" in r.stderr
-    assert r.stdout.startswith("Welcome back. We are reading § The rollback journal (part 1 of 2).")
+    assert r.stdout.startswith(WAL_HEADER + "Welcome back. We are reading § The rollback journal (part 1 of 2).")
     assert "(§ The rollback journal, continued)" in r.stdout
 
 
@@ -125,7 +127,7 @@ def test_plain_with_claude_against_the_fake_api(tmp_path):
         r = run(["open", str(WAL), "--plain", "--db", str(db)], "yes\nno\n/retry\n", env_extra=env)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert out.startswith("I want to explain the WAL to you. Do you already know about pages?")
+    assert out.startswith(WAL_HEADER + "I want to explain the WAL to you. Do you already know about pages?")
     assert "Good. Next: the journal?" in out
     assert "<state" not in out and "<feedback" not in out and "fine" not in out
     assert "[error]" in out and "Type /retry" in out
@@ -227,3 +229,53 @@ def test_a_session_that_ends_on_a_failed_reply_exits_3(tmp_path):
         r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "c.db")], "/retry\n", env_extra=env)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "Do you know about pages?" in r.stdout and "failed reply" not in r.stderr
+
+
+# -- Markdown as plain text (issue 9.15) ---------------------------------------------------
+
+MARKDOWN_REPLY = (
+    "A **page** is a fixed-size block; the `-wal` file holds *frames*.\n"
+    "Each frame is a page plus a\n`24-byte` header, see [the docs](https://sqlite.org/wal.html).\n\n"
+    "## Steps\n\n1. copy the page\n2. sync it\n\n"
+    "| mode | file |\n|---|---|\n| DELETE | `-journal` |\n\n"
+    "```sql\nPRAGMA journal_mode=WAL;\n```\n"
+    "Plain words stream as they arrive and \\*stars\\* stay."
+)
+MARKDOWN_PLAIN = (
+    "A page is a fixed-size block; the -wal file holds frames.\n"
+    "Each frame is a page plus a\n24-byte header, see the docs (https://sqlite.org/wal.html).\n\n"
+    "Steps\n\n1. copy the page\n2. sync it\n\n"
+    "mode | file\nDELETE | -journal\n\n"
+    "    PRAGMA journal_mode=WAL;\n\n"
+    "Plain words stream as they arrive and *stars* stay."
+)
+
+
+def test_streamed_markdown_prints_as_plain_text_whatever_the_chunking():
+    from tutor.plain import PlainMarkdown, markdown_to_text
+
+    assert markdown_to_text(MARKDOWN_REPLY) == MARKDOWN_PLAIN
+    for step in (1, 2, 3, 7, 16, len(MARKDOWN_REPLY)):
+        md = PlainMarkdown()
+        out = "".join(md.feed(MARKDOWN_REPLY[i : i + step]) for i in range(0, len(MARKDOWN_REPLY), step)) + md.close()
+        assert out == MARKDOWN_PLAIN, step
+    # Prose is let out word by word, before its line ends; markup waits for its block.
+    md = PlainMarkdown()
+    assert md.feed("Plain prose here") == "Plain prose"
+    assert md.feed(" and **bo") == " here and"
+    assert md.feed("ld** too.\n\nNext") == " bold too.\n"
+    assert md.close() == "\nNext"
+
+
+def test_plain_mode_prints_the_title_help_and_no_markdown_syntax(tmp_path):
+    with FakeAPI() as api:
+        api.enqueue(text("Do you know about **pages**?", chunk_size=3), text(MARKDOWN_REPLY, chunk_size=5))
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "t.db")], "no\n", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(WAL_HEADER + "Do you know about pages?\n")
+    assert MARKDOWN_PLAIN in r.stdout
+    # The offline guide quotes the explainer's own Markdown (`PRAGMA journal_mode=DELETE`).
+    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "o.db")], "yes\nno\n")
+    assert "rollback journal (PRAGMA journal_mode=DELETE)." in r.stdout
+    assert "`" not in r.stdout and "**" not in r.stdout

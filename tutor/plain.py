@@ -8,15 +8,24 @@ file cannot drive the terminal.
 
 End of input (Ctrl-D, or the end of a pipe) and ``/quit`` end the session cleanly: it
 is saved after every message anyway, and we say how to resume it.
+
+The tutor's Markdown is printed as plain text (no ``**``, backticks or ``#``): a screen
+reader would read every asterisk aloud. ``PlainMarkdown`` renders it line by line as it
+streams, with markdown-it, so the reader still hears the reply as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shlex
 import sys
+from functools import lru_cache
 from typing import Any, TextIO
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
 
 from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished
 from tutor.engine.reader_model import find_concepts
@@ -46,6 +55,176 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+# -- Markdown to plain text ----------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    # html off: "<b>" in a reply is text to read, not markup to drop. Tables and ~~strike~~
+    # as the app shows them.
+    return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def _inline_text(node: SyntaxTreeNode) -> str:
+    parts: list[str] = []
+    for child in node.children:
+        t = child.type
+        if t in ("text", "code_inline", "html_inline"):
+            parts.append(child.content)
+        elif t in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif t == "image":
+            parts.append(_inline_text(child) or "image")
+        elif t == "link":
+            label = _inline_text(child)
+            href = str(child.attrs.get("href", ""))
+            # The address is part of what the reader needs, unless the label already is it.
+            parts.append(label if not href or href in (label, "mailto:" + label) else f"{label} ({href})")
+        else:  # em, strong, s: the words without their markers
+            parts.append(_inline_text(child))
+    return "".join(parts)
+
+
+def _indent(text: str, first: str, rest: str) -> str:
+    lines = text.split("\n")
+    return "\n".join([first + lines[0]] + [(rest + ln) if ln else ln for ln in lines[1:]])
+
+
+def _block_text(node: SyntaxTreeNode) -> str:
+    t = node.type
+    if t in ("paragraph", "heading"):
+        return _inline_text(node.children[0]) if node.children else ""
+    if t in ("fence", "code_block"):
+        return _indent(node.content.rstrip("\n"), "    ", "    ")
+    if t == "hr":
+        return "* * *"
+    if t == "blockquote":
+        return _indent(_blocks_text(node.children), "  ", "  ")
+    if t in ("bullet_list", "ordered_list"):
+        start = int(node.attrs.get("start", 1) or 1)
+        tight = all(p.hidden for item in node.children for p in item.children if p.type == "paragraph")
+        items = []
+        for k, item in enumerate(node.children):
+            marker = f"{start + k}. " if t == "ordered_list" else "- "
+            body = _blocks_text(item.children, sep="\n" if tight else "\n\n")
+            items.append(_indent(body, marker, " " * len(marker)))
+        return ("\n" if tight else "\n\n").join(items)
+    if t == "table":
+        rows = [row for section in node.children for row in section.children]
+        return "\n".join(" | ".join(_inline_text(cell.children[0]) if cell.children else "" for cell in row.children) for row in rows)
+    if t == "html_block":
+        return node.content.rstrip("\n")
+    return _blocks_text(node.children)
+
+
+def _blocks_text(nodes: list[SyntaxTreeNode], sep: str = "\n\n") -> str:
+    return sep.join(b for b in (_block_text(n) for n in nodes) if b)
+
+
+def markdown_to_text(md: str) -> str:
+    """Markdown as plain text for a terminal or a screen reader: the words, code as is
+    (code blocks indented four spaces), list markers and link addresses kept."""
+    return _blocks_text(SyntaxTreeNode(_parser().parse(md)).children)
+
+
+_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_INLINE_SPECIAL = re.compile(r"[*_`\[\]~<>&\\!|]")
+_SPACES_BEFORE_NL = re.compile(r"[ \t]+\n")
+
+
+class PlainMarkdown:
+    """Streamed Markdown to plain text.
+
+    Text is rendered a block at a time (the lines up to a blank line), because emphasis
+    and code spans run over the hard-wrapped lines of an explainer; code fences are
+    printed line by line, indented. So that prose still streams, the words of a block
+    are let out as they arrive for as long as it is plain prose: every line starts with
+    a letter and nothing could be markup. Once something could be, the rest of the
+    block waits for its end and is rendered then."""
+
+    def __init__(self) -> None:
+        self._buf = ""  # the current line, not yet ended
+        self._block: list[str] = []  # the current block's complete lines
+        self._fence: str | None = None  # inside a code fence: its backticks/tildes
+        self._sent = ""  # what was let out of the current block as plain words
+        self._printed = False  # anything printed yet: the next block is set off by a blank line
+        self._started = False  # the current block (or fence) has printed its blank line
+        self._fence_blanks = 0  # blank lines in a fence, printed once a line follows them
+
+    def feed(self, text: str) -> str:
+        self._buf += text
+        out: list[str] = []
+        while "\n" in self._buf:
+            line, self._buf = self._buf.split("\n", 1)
+            out.append(self._line(line))
+        if self._fence is None:
+            out.append(self._words())
+        return "".join(out)
+
+    def close(self) -> str:
+        """The rest: the last line (it has no newline) and its block."""
+        out = self._line(self._buf) if self._buf else ""
+        self._buf = ""
+        return (out + self._end_block()).rstrip("\n")
+
+    def _start(self, text: str) -> str:
+        """``text`` opens the current block: after an earlier block, a blank line first."""
+        if not text:
+            return ""
+        sep = "\n" if self._printed and not self._started else ""
+        self._printed = self._started = True
+        return sep + text
+
+    def _words(self) -> str:
+        text = "\n".join(self._block + [self._buf])
+        # Up to the end of the last whole word: what follows it may still change.
+        cut = max(text.rfind(" "), text.rfind("\n"))
+        head = _SPACES_BEFORE_NL.sub("\n", text[:cut].rstrip(" \n")) if cut > 0 else ""
+        if len(head) <= len(self._sent) or _INLINE_SPECIAL.search(head):
+            return ""
+        if not all(ln[:1].isalpha() for ln in head.split("\n")):
+            return ""  # a list, heading, quote or table: wait for the block's end
+        piece = head[len(self._sent) :]
+        self._sent = head
+        return self._start(piece)
+
+    def _end_block(self) -> str:
+        block, self._block = self._block, []
+        sent, self._sent = self._sent, ""
+        out = ""
+        if block:
+            rendered = markdown_to_text("\n".join(block))
+            if sent:  # the words already out are the rendering's start (plain prose renders as is)
+                rendered = rendered[len(os.path.commonprefix([sent, rendered])) :]
+            out = self._start(rendered)
+            if out or sent:
+                out += "\n"
+        self._started = False
+        return out
+
+    def _line(self, line: str) -> str:
+        m = _FENCE_RE.match(line)
+        if self._fence is not None:
+            if m and m.group(1)[0] == self._fence[0] and len(m.group(1)) >= len(self._fence) and not line[m.end() :].strip():
+                self._fence = None
+                self._started = False
+                self._fence_blanks = 0
+                return ""
+            if not line.strip():
+                self._fence_blanks += 1
+                return ""
+            blanks, self._fence_blanks = "\n" * self._fence_blanks, 0
+            return self._start(blanks + "    " + line + "\n")
+        if m and not (m.group(1)[0] == "`" and "`" in line[m.end() :]):
+            out = self._end_block()  # a fence may interrupt a paragraph
+            self._fence = m.group(1)
+            return out
+        if not line.strip():
+            return self._end_block()
+        self._block.append(line)
+        return ""
+
+
 class PlainUI:
     def __init__(self, session: Any, stdin: TextIO, stdout: TextIO, stderr: TextIO):
         self.s = session
@@ -54,6 +233,7 @@ class PlainUI:
         self.err = stderr
         self.interactive = _isatty(stdin) and _isatty(stdout)
         self._col0 = True
+        self._md = PlainMarkdown()
         self.last_failed: str | None = None  # the error of the last turn, if it failed
 
     def write(self, text: str) -> None:
@@ -72,18 +252,26 @@ class PlainUI:
     async def show(self, events: Any) -> None:
         """Print one turn's events as they arrive."""
         self.last_failed = None
+        self._md = PlainMarkdown()
         async for ev in events:
             if isinstance(ev, TextDelta):
-                self.write(ev.text)
+                self.write(self._md.feed(ev.text))
             elif isinstance(ev, ErrorEvent):
+                self.flush_markdown()
                 self.last_failed = ev.message
                 self.line(f"[error] {ev.message}")
                 if ev.retryable:
                     self.line("Type /retry to send your message again.")
             elif isinstance(ev, TurnFinished):
+                self.flush_markdown()
                 if not ev.complete and ev.stop_reason == "max_tokens":
                     self.line("[the reply was cut off at the length limit]")
+        self.flush_markdown()
         self.line()
+
+    def flush_markdown(self) -> None:
+        """Print the rest of the reply held back for rendering (its last line)."""
+        self.write(self._md.close())
 
     def finish(self) -> int:
         """Say goodbye; the exit status tells a script whether the last reply failed."""
@@ -142,6 +330,7 @@ class PlainUI:
         try:
             runner.run(self.show(events))
         except KeyboardInterrupt:
+            self.flush_markdown()
             self.line("[interrupted: what arrived is saved; type /retry to ask again]")
 
     def read_line(self) -> str:
@@ -166,11 +355,15 @@ class PlainUI:
         return line
 
     def _loop(self, runner: asyncio.Runner) -> int:
+        # Orientation first, for a screen reader above all: what is open, how to get help.
+        self.line(f"{markdown_to_text(self.s.explainer.title) or self.s.explainer.path}. "
+                  "Type /help for the commands, /quit to leave.")
+        self.line()
         if self.s.resumed and self.s.guide is None:
             last = self.s.last_tutor_message()
             if last:
                 self.line("Last from the tutor:")
-                self.line(last)
+                self.line(markdown_to_text(last))
         self._turn(runner, self.s.start())
         while True:
             line = self.read_line()

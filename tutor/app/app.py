@@ -142,6 +142,7 @@ class TutorApp(App[str | None]):
         self.shown_seq = 0  # newest stored seq already in the pane
         self.said_finished = False  # the end-of-outline note is shown once
         self.note_draft = ""  # a note to the author closed with Esc, offered again by Ctrl+F
+        self.retry_blocked: str | None = None  # why retrying the last failure cannot help (401/403)
         self.section_concept: str | None = None  # the concept the section view shows
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
@@ -296,6 +297,8 @@ class TutorApp(App[str | None]):
         errored = False
         crashed = False  # the turn ended in an exception, not an error event
         cut_note: str | None = None  # why the reply is incomplete, when it is
+        error_note: str | None = None  # why there is no reply at all (outlives the toast)
+        self.retry_blocked = None
         events = make_events()
         self.input.set_busy(True)
         try:
@@ -324,6 +327,8 @@ class TutorApp(App[str | None]):
                     if message is not None:
                         why = CUT_BY.get(event.code, "an error")
                         cut_note = f"(cut off by {why} — the partial reply is kept" + ("; Ctrl+R retries)" if event.retryable else ")")
+                    else:
+                        error_note = f"No reply: {one_line(event.message, 400)}" + (f" {RETRY_HINT}" if event.retryable else "")
                 elif isinstance(event, TurnFinished):
                     if message is not None and not event.complete and event.stop_reason == "max_tokens":
                         cut_note = "(the reply reached its length limit — press Enter to hear the rest)"
@@ -335,10 +340,12 @@ class TutorApp(App[str | None]):
             raise
         except TutorError as exc:  # a user-level problem (store gone, bad concept): say it
             crashed = True
+            error_note = f"Tutor error: {one_line(str(exc), 400)}"
             self.notify(one_line(str(exc), 400), title="Tutor error", severity="error", timeout=15, markup=False)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the reader the session
             crashed = True
             self.log.error(exc)
+            error_note = f"Something went wrong ({type(exc).__name__}). Everything said so far is saved; press Ctrl+R or try again."
             self.notify(
                 one_line(f"Something went wrong ({type(exc).__name__}: {exc}). Everything said so far is saved; press Ctrl+R or try again.", 400),
                 title="Unexpected error",
@@ -366,6 +373,10 @@ class TutorApp(App[str | None]):
                     # Without this the cut reply looks finished once the notification fades.
                     message.add_class("incomplete")
                     await pane.mount(NoteMessage(cut_note, classes="warning"))
+                if error_note is not None:
+                    # A toast fades; without this the failed turn leaves a blank chat or an
+                    # unanswered message and no word of why.
+                    await pane.mount(NoteMessage(error_note, classes="warning"))
                 if not errored:
                     self.failed_text = None
             self.refresh_outline()
@@ -399,6 +410,8 @@ class TutorApp(App[str | None]):
         message = one_line(event.message, 400)
         if event.retryable:
             message = f"{message}\n{RETRY_HINT}"
+        else:  # a rejected key or a refused request: sending it again cannot help
+            self.retry_blocked = event.message
         self.notify(message, title=f"Tutor error ({event.code})", severity="error", timeout=15, markup=False)
         self.refresh_bindings()
         if reader_text is not None:
@@ -440,7 +453,7 @@ class TutorApp(App[str | None]):
             return
         if self.failed_text is not None and text == self.failed_text.strip():
             self.input.clear()
-            self.action_retry()
+            self._retry()  # sent again on purpose (even after a 401: the reader's call)
             return
         self.input.clear()
         self.failed_text = None
@@ -469,6 +482,8 @@ class TutorApp(App[str | None]):
             self.turn_worker.cancel()
 
     def can_retry(self) -> bool:
+        if self.retry_blocked is not None:
+            return False
         return self.failed_text is not None or bool(getattr(self.session, "can_retry", False))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -479,9 +494,16 @@ class TutorApp(App[str | None]):
     def action_retry(self) -> None:
         if self.busy:
             return
+        if self.retry_blocked is not None:
+            self.notify(one_line(f"Retrying cannot help: {self.retry_blocked}", 400), markup=False, timeout=8)
+            return
         if not self.can_retry():
             self.notify("There is nothing to retry: the last reply arrived in full.", markup=False, timeout=4)
             return
+        self._retry()
+
+    def _retry(self) -> None:
+        """Resend the message whose reply failed (the engine does not store it again)."""
         text = self.failed_text
         if text is not None and self.input.text.strip() == text.strip():
             self.input.clear()
