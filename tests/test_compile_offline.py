@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,3 +189,21 @@ def test_any_notes_give_a_valid_skeleton(tmp_path_factory, files):
     exp, problems = validate_text(offline_skeleton(notes), "x.md")
     assert problems == []
     assert len({c.id for c in exp.concepts}) == len(exp.concepts) >= 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 1_000_000, "[a](" * 200_000, "word " * 200_000, "\n".join(["## " + "[" * 100_000, "text"])],
+    ids=["brackets", "open-links", "no-sentence-end", "bracket-heading"],
+)
+def test_skeleton_is_linear_on_adversarial_notes(tmp_path, body):
+    """1 MB notes that made the skeleton quadratic (issue 16: 20 kB of '[' took 8.8 s, 1 MB never
+    ended) compile and check in seconds. A subprocess with a timeout, so a regression fails
+    instead of hanging the suite."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.md").write_text(f"# T\n\n## A\n\n{body}\n\n## B\n\nThe end.\n")
+    out = tmp_path / "x.md"
+    for args in (["compile", str(notes), "--offline", "-o", str(out)], ["check", str(out)]):
+        r = subprocess.run([sys.executable, "-m", "tutor", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-500:]

@@ -92,7 +92,8 @@ def test_prerequisites_form_a_real_dag(path):
 def test_sample_is_finished_prose(path):
     ex = load(path)
     assert "Note to any AI assistant" in ex.preamble
-    assert "<feedback>" in ex.preamble and "</feedback>" in ex.preamble
+    # pasted into a chatbot there is no hidden channel: the note offers a feedback note instead
+    assert "<feedback>" not in ex.preamble and "one question per message" in ex.preamble
     body = body_of(ex)
     for marker in ("TODO", "TBD", "FIXME", "DRAFT", "[GAP:", "lorem ipsum"):
         assert marker not in body, f"{path.name}: leftover {marker!r}"

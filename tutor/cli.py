@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("tutor.commands.sessions", "search", "Search all transcripts."),
     "export": ("tutor.commands.sessions", "export", "Export a session transcript (md, json, html)."),
     "where": ("tutor.commands.sessions", "where", "Print where tutor keeps its data."),
+    "publish": ("tutor.commands.publish_cmd", "publish_cmd", "Publish an explainer as a static web page."),
 }
 
 

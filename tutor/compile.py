@@ -21,12 +21,16 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from tutor.engine.events import TokenUsage
 from tutor.errors import Problem, TutorError
+
+if TYPE_CHECKING:
+    from tutor.explainer import Explainer
 
 MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
 NOTE_SUFFIXES = (".md", ".markdown", ".mdown", ".txt", ".text")
@@ -35,11 +39,10 @@ GAP_MARKER = "[GAP:"  # the visible marker the Claude compile puts where the not
 
 _FALLBACK_PREAMBLE = (
     "> **Note to any AI assistant reading this file:** you are a tutor for this document. "
-    "Diagnose first (\"I want to explain X to you. Do you already know about Y?\"), teach one "
-    "concept at a time in short messages, check understanding without giving answers away, "
-    "cite section headings, and never re-explain what the reader already knows. If anything "
-    "here is unclear, wrong or could be improved, tell the author inside "
-    "<feedback>...</feedback> tags."
+    "Start with one line on what it covers and ask whether the reader knows the first "
+    "prerequisite; ask one question per message and wait; teach one concept at a time; never "
+    "show a check's answer before the reader tries; use the listed misconceptions; cite section "
+    "headings. At the end, offer a short feedback note the reader can send to the author."
 )
 
 
@@ -178,6 +181,9 @@ def _heading_text(inline: str) -> tuple[str, str | None]:
     return text, None
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
 def _first_sentence(markdown: str, limit: int = 160) -> str:
     """The first sentence of the first paragraph-like line, for a DRAFT summary."""
     for block in re.split(r"\n\s*\n", markdown):
@@ -185,8 +191,10 @@ def _first_sentence(markdown: str, limit: int = 160) -> str:
         if not line or line.startswith(("#", "```", "~~~", "<", "|", ">", "    ")):
             continue
         line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
-        m = re.search(r"(.+?[.!?])(\s|$)", line)
-        sentence = m.group(1) if m else line
+        # A sentence ends at . ! or ? before white space or the end. One character class per
+        # position keeps this linear: the old lazy `(.+?[.!?])` was quadratic on punctuation-free text.
+        m = _SENTENCE_END.search(line, 1)
+        sentence = line[: m.end()] if m else line
         if len(sentence) > limit:
             sentence = sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
         return sentence
@@ -315,16 +323,16 @@ def _subheadings(lines: list[str], md: MarkdownIt) -> list:
 
 
 def _plain_heading(inline: str) -> str:
-    """Heading text as the loader compares it: inline Markdown stripped, spaces normalised."""
-    md = MarkdownIt("commonmark")
-    parts: list[str] = []
-    for tok in md.parseInline(inline):
-        for child in tok.children or []:
-            if child.type in ("text", "code_inline", "html_inline", "image"):
-                parts.append(child.content)
-            elif child.type in ("softbreak", "hardbreak"):
-                parts.append(" ")
-    return " ".join("".join(parts).split())
+    """Heading text as the loader compares it (the loader's own function, so the two agree)."""
+    from tutor.explainer import plain_heading_text
+
+    return plain_heading_text(inline)
+
+
+def _block_parser() -> MarkdownIt:
+    """Block structure only: headings and fences are all the skeleton needs, and markdown-it's
+    inline link rule is quadratic on text such as a long run of `[` (issue 16)."""
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -344,7 +352,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
     order, check questions are left empty, and DRAFT markers show what the author must
     still write. The notes' text is copied verbatim: nothing is invented.
     """
-    md = MarkdownIt("commonmark")
+    md = _block_parser()
     chunks: list[_Chunk] = []
     doc_title: str | None = None
     for _i, note in enumerate(notes):
@@ -395,7 +403,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         prev = cid
     fm.append("---")
 
-    body: list[str] = [
+    doc: list[str] = [
         "",
         ai_preamble(),
         "",
@@ -405,12 +413,12 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         f"the {DRAFT} markers.",
     ]
     for cid, _, heading, _, lines in concepts:
-        body += ["", f"## {heading} {{#{cid}}}", ""]
+        doc += ["", f"## {heading} {{#{cid}}}", ""]
         if lines:
-            body += lines
+            doc += lines
         else:
-            body.append(f"> **{DRAFT}:** the notes say nothing here yet; write this section.")
-    return "\n".join(fm + body) + "\n"
+            doc.append(f"> **{DRAFT}:** the notes say nothing here yet; write this section.")
+    return "\n".join(fm + doc) + "\n"
 
 
 # --------------------------------------------------------------------------- output
@@ -439,7 +447,7 @@ def write_atomic(path: Path, text: str) -> None:
     atomic_write(path, text)
 
 
-def validate_text(text: str, name: str) -> tuple[object | None, list[Problem]]:
+def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:
     """Run the real loader on ``text`` (written to a temp file named like the target).
 
     Returns (explainer, []) when valid, else (None, problems) with lines as the loader
@@ -462,15 +470,29 @@ def validate_text(text: str, name: str) -> tuple[object | None, list[Problem]]:
     return exp, []
 
 
+def with_feedback(text: str, address: str) -> str:
+    """``text`` with a top-level ``feedback: ADDRESS`` line (after ``tutor:``, else after the
+    opening fence) unless its front matter already has one."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return text
+    close = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if close is None or any(ln.startswith("feedback:") for ln in lines[1:close]):
+        return text
+    at = next((i + 1 for i in range(1, close) if lines[i].startswith("tutor:")), 1)
+    lines.insert(at, f"feedback: {yaml_str(address)}")
+    return "\n".join(lines)
+
+
 def compile_offline(
     notes_paths: list[str | Path], output: str | Path, *, force: bool = False, title: str | None = None, author: str = ""
-) -> tuple[Path, object]:
+) -> tuple[Path, Explainer]:
     """``tutor compile --offline``: write the skeleton and prove it loads."""
     notes = collect_notes(notes_paths)
     out = check_target(output, force=force, notes=notes)
     text = offline_skeleton(notes, title=title, author=author)
     exp, problems = validate_text(text, str(out))
-    if problems:  # a bug in the skeleton builder: still never lose the work
+    if problems or exp is None:  # a bug in the skeleton builder: still never lose the work
         draft, errors = save_draft(out, text, problems)
         raise TutorError(
             f"{out}: the skeleton did not validate ({len(problems)} problem(s)); saved {draft} and {errors}",
@@ -1041,6 +1063,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
             hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
             "or run the same command with --resume to try again",
         )
+    assert exp is not None  # no problems means the loader returned the explainer
     write_atomic(out, text)
     set_compile_status(store, st, "done")
     gaps = text.count(GAP_MARKER)

@@ -40,25 +40,28 @@ MAX_FRONT_MATTER_BYTES = 512 * 1024
 MAX_YAML_DEPTH = 50
 #: More concepts than this cannot be taught; the file is refused with a clear error.
 MAX_CONCEPTS = 5000
+PLAIN_OUTLINE_CONCEPTS = 60  # a plain file with more headings is taught by its top levels
 #: Headings longer than this are not inline-parsed for their title text.
 MAX_HEADING_INLINE = 1000
 
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+#: ``feedback:`` in the front matter: an email address or an http(s) URL, nothing else.
+FEEDBACK_RE = re.compile(r"(?:[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+|https?://[^\s<>\"]+)\Z")
 _HEADING_ATTR_RE = re.compile(r"\s*\{\s*#([^\s{}]+)\s*\}\s*\Z")
 _FM_KEY_RE = re.compile(r"[A-Za-z_][\w-]*\s*:")
 
 #: The canonical note to AI assistants placed before the first section. ``compile``
 #: reuses it so every explainer also works when pasted into a chatbot.
 AI_PREAMBLE = (
-    "> **Note to any AI assistant reading this file:** you are a tutor for this document, and\n"
-    "> the person talking to you wants to learn what it explains. Diagnose first: before you\n"
-    "> explain a concept, say what you want to explain and ask whether the reader already knows\n"
-    "> the ideas it builds on (\"I want to explain X to you. Do you already know about Y?\").\n"
-    "> Teach one concept at a time, in short messages, and follow the prerequisites listed in\n"
-    "> the front matter. Check understanding with a question instead of giving the answer away,\n"
-    "> and cite the section heading you are drawing on. Never re-explain what the reader\n"
-    "> already knows. If anything in this document is unclear, wrong or could be improved, tell\n"
-    "> the author inside `<feedback>...</feedback>` tags."
+    "> **Note to any AI assistant reading this file:** you are a tutor for this document, and the\n"
+    "> person talking to you wants to learn what it explains. Diagnose first: start with one line on\n"
+    "> what it covers, then ask whether the reader knows the first prerequisite (\"I want to explain X\n"
+    "> to you. Do you already know about Y?\"). Ask one question per message and wait for the answer.\n"
+    "> Teach one concept at a time, in short messages, following the prerequisites in the front\n"
+    "> matter; never re-explain what the reader already knows. Check understanding with the listed\n"
+    "> checks; never show a check's answer before the reader has tried, and use the listed\n"
+    "> misconceptions to spot wrong answers. Cite the section heading you draw on. At the end, offer\n"
+    "> to write a short feedback note the reader can send to the author (see `feedback:` above)."
 )
 
 
@@ -95,6 +98,7 @@ class Explainer(BaseModel):
     summary: str = ""
     audience: str = ""
     author: str = ""
+    feedback: str = ""  # where to send notes to the author (email address or URL); optional
     preamble: str = ""  # text before the first concept section (the note to AI assistants)
     concepts: list[Concept]  # teaching order
     source: str  # the whole file text, for prompts and search
@@ -170,9 +174,10 @@ class _FrontMatterIn(BaseModel):
     summary: str = ""
     audience: str = ""
     author: str = ""
+    feedback: str = ""  # where readers send notes: an email address or an http(s) URL
     concepts: list[_ConceptIn]
 
-    _strs = field_validator("summary", "audience", "author", mode="before")(_none_to_str)
+    _strs = field_validator("summary", "audience", "author", "feedback", mode="before")(_none_to_str)
 
 
 # --------------------------------------------------------------------------- YAML with line marks
@@ -192,7 +197,7 @@ def _yaml_loader_class():
     class Loader(yaml.SafeLoader):
         _depth = 0
 
-        def compose_node(self, parent, index):  # type: ignore[override]
+        def compose_node(self, parent, index):
             event = self.peek_event()
             line = event.start_mark.line if event.start_mark else None
             if isinstance(event, yaml.AliasEvent):
@@ -529,12 +534,15 @@ def _make_dispatcher(named: list[tuple[str, Any]]) -> Any:
 
 
 _inline_md = None
+_MAX_INLINE_HEADING = 2000  # characters; longer headings are taken literally
 
 
-def _heading_text(raw: str) -> str:
+def plain_heading_text(raw: str) -> str:
     """The plain text of a heading's inline Markdown (emphasis, code, links stripped)."""
     global _inline_md
-    if not any(ch in raw for ch in "*_`[]<>\\&!"):
+    if len(raw) > _MAX_INLINE_HEADING or not any(ch in raw for ch in "*_`[]<>\\&!"):
+        # markdown-it's link rule is quadratic on a long run of `[`: a heading that long is
+        # not prose, so it is shown as written rather than parsed.
         return " ".join(raw.split())
     if _inline_md is None:
         from markdown_it import MarkdownIt
@@ -573,7 +581,7 @@ class _Heading:
                 # heading this long is not a title anyway.
                 self._text = " ".join(self.raw[:MAX_HEADING_INLINE].split())
             else:
-                self._text = _heading_text(self.raw)
+                self._text = plain_heading_text(self.raw)
         return self._text
 
 
@@ -625,12 +633,12 @@ def _looks_like_yaml(lines: list[str]) -> bool:
     return False
 
 
-_KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "concepts", "date", "tags", "description", "layout"}
+_KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "feedback", "concepts", "date", "tags", "description", "layout"}
 
 
 def _looks_like_unclosed_front_matter(lines: list[str]) -> bool:
     """Front matter that never closes: a known key first, or two ``key:`` lines in a row."""
-    keys = []
+    keys: list[str] = []
     for ln in lines[:50]:
         if not ln.strip() or ln.lstrip().startswith("#"):
             if keys:
@@ -714,11 +722,15 @@ def _shown(problems: list[Problem]) -> list[Problem]:
     return [Problem(_visible(p.file), p.line, _visible(p.message)) for p in problems]
 
 
-def load(path: str | Path) -> Explainer:
+def load(path: str | Path, *, outline_on_error: bool = False) -> Explainer:
     """Load an explainer (format v1) or any plain Markdown file. Raises ExplainerError only;
-    its problems (and the warnings) are safe to print: no control characters."""
+    its problems (and the warnings) are safe to print: no control characters.
+
+    ``outline_on_error`` is for readers: a v1 file whose front matter does not validate (one
+    prerequisite typo in a shared file) opens as a plain heading outline with one warning
+    naming the first problem, instead of not at all. ``tutor check`` still refuses it."""
     try:
-        ex = _load(path)
+        ex = _load(path, outline_on_error=outline_on_error)
     except ExplainerError as e:
         raise ExplainerError(_shown(e.problems)) from None
     if ex.warnings:
@@ -726,7 +738,7 @@ def load(path: str | Path) -> Explainer:
     return ex
 
 
-def _load(path: str | Path) -> Explainer:
+def _load(path: str | Path, *, outline_on_error: bool = False) -> Explainer:
     p = Path(path)
     name = str(path)
     text, data = _read_text(p, name)
@@ -735,7 +747,7 @@ def _load(path: str | Path) -> Explainer:
     lines = text.split("\n")
 
     fm = _split_front_matter(lines, name)
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | str | None = None  # "markdown": a --- block that YAML cannot read
     root = None
     fm_offset = 0
     body_text = text
@@ -773,9 +785,28 @@ def _load(path: str | Path) -> Explainer:
             # Blank out the front matter so markdown-it's line numbers are file lines.
             body_text = "\n" * (close + 1) + "\n".join(lines[close + 1 :])
 
-    if meta is not None and ("tutor" in meta or "concepts" in meta):
-        return _load_v1(name, text, lines, body_text, digest, meta, root, fm_offset)
-    return _load_plain(name, p, text, lines, body_text, digest, meta or {})
+    mapping = meta if isinstance(meta, dict) else None  # anything else was reset above
+    if mapping is not None and ("tutor" in mapping or "concepts" in mapping):
+        try:
+            return _load_v1(name, text, lines, body_text, digest, mapping, root, fm_offset)
+        except ExplainerError as e:
+            if not outline_on_error:
+                raise
+            ex = _load_plain(name, p, text, lines, body_text, digest, mapping)
+            n = len(e.problems)
+            more = f" (and {n - 1} more)" if n > 1 else ""
+            top = e.problems[0] if e.problems else Problem(name, None, "invalid front matter")
+            ex.warnings.insert(
+                0,
+                Problem(
+                    top.file,
+                    top.line,
+                    f"{top.message}{more}; opened as a plain outline of its headings "
+                    f"(`tutor check {name}` lists every problem for the author)",
+                ),
+            )
+            return ex
+    return _load_plain(name, p, text, lines, body_text, digest, mapping or {})
 
 
 def _section_text(lines: list[str], start: int, end: int) -> str:
@@ -802,6 +833,16 @@ def _load_plain(
             raise ExplainerError(
                 [Problem(name, None, f"has {len(heads):,} top-level headings; tutor can teach at most {MAX_CONCEPTS:,} sections")]
             )
+    if len(heads) > PLAIN_OUTLINE_CONCEPTS:
+        # Hundreds of headings are not hundreds of yes/no questions: diagnose and teach by
+        # the top levels, deeper headings staying inside their parent's section.
+        for level in range(max(h.level for h in heads) - 1, 0, -1):
+            fewer = [h for h in heads if h.level <= level]
+            if len(fewer) < 2:
+                break
+            heads = fewer
+            if len(heads) <= PLAIN_OUTLINE_CONCEPTS:
+                break
     body_start = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
     concepts: list[Concept] = []
     used: set[str] = set()
@@ -811,9 +852,9 @@ def _load_plain(
     while last > 0 and not lines[last].strip():
         last -= 1
     next_suffix: dict[str, int] = {}
-    for k, h in enumerate(heads):
-        stop = heads[k + 1].start if k + 1 < len(heads) else last + 1
-        base = slugify(h.attr_id or h.text)
+    title_head, outline = _plain_outline(heads, lines, last + 1)
+    for k, (h, qualified, stop) in enumerate(outline):
+        base = slugify(h.attr_id or qualified)
         cid, n = base, next_suffix.get(base, 1)
         if cid in used:
             # Remember where each base's counter stopped: 5,000 "## Details" headings
@@ -823,7 +864,7 @@ def _load_plain(
                 cid = f"{base}-{n}"
         next_suffix[base] = n
         used.add(cid)
-        title = h.text or f"Section {k + 1}"
+        title = qualified or f"Section {k + 1}"
         concepts.append(
             Concept(
                 id=cid,
@@ -837,8 +878,8 @@ def _load_plain(
                 ),
             )
         )
-    if heads:
-        preamble = _section_text(lines, body_start, heads[0].start)
+    if outline:
+        preamble = _section_text(lines, body_start, outline[0][0].start)
     else:
         preamble = ""
         title = _meta_str(meta, "title") or p.stem or "document"
@@ -856,8 +897,13 @@ def _load_plain(
             )
         )
         warnings.append(Problem(name, None, "no headings: the whole file is taught as one concept"))
-    h1 = next((h.text for h in heads if h.level == 1 and h.text), None)
-    title = _meta_str(meta, "title") or h1 or (heads[0].text if heads and heads[0].text else p.stem) or "document"
+    # The title: the front matter's, else a lone top heading's, else the file's name. The
+    # first of several top headings is a section, not the document ("explain Cats; do you
+    # know about Cats?").
+    h1 = title_head.text if title_head is not None and title_head.text else None
+    if h1 is None and len(heads) == 1 and heads[0].text:
+        h1 = heads[0].text
+    title = _meta_str(meta, "title") or h1 or p.stem or "document"
     return Explainer(
         path=name,
         title=title,
@@ -875,6 +921,53 @@ def _load_plain(
             str(k): _json_safe(v) for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")
         },
     )
+
+
+def _plain_outline(heads: list[_Heading], lines: list[str], end: int) -> tuple[_Heading | None, list[tuple[_Heading, str, int]]]:
+    """The concepts of a plain Markdown file: (heading, name, line where its section stops).
+
+    - A lone top heading above all the others is the document's title, not its own first
+      concept ("explain tutor; do you know about tutor?").
+    - A heading with nothing under it but deeper headings is a container, not a concept to
+      teach first: its children carry its name ("Introduction" in the CommonMark spec).
+    - A heading text that repeats ("Added" in every changelog release) is named with its
+      parent: "1.2.0 › Added".
+    """
+    title_head = None
+    if len(heads) > 1 and all(h.level > heads[0].level for h in heads[1:]):
+        title_head, heads = heads[0], heads[1:]
+    kept: list[_Heading] = []
+    for k, h in enumerate(heads):
+        nxt = heads[k + 1] if k + 1 < len(heads) else None
+        empty = nxt is not None and nxt.level > h.level and not _section_text(lines, h.end, nxt.start).strip()
+        if not empty:
+            kept.append(h)
+    if not kept:
+        kept = list(heads)
+    keep = set(map(id, kept))
+    counts: dict[str, int] = {}
+    for h in kept:
+        counts[h.text.casefold()] = counts.get(h.text.casefold(), 0) + 1
+    out: list[tuple[_Heading, str, int]] = []
+    parents: list[_Heading] = []  # the open headings above the current one, outermost first
+    pos = {id(h): i for i, h in enumerate(heads)}
+    if title_head is not None:
+        parents.append(title_head)
+    for h in heads:
+        while parents and parents[-1].level >= h.level:
+            parents.pop()
+        if id(h) in keep:
+            name = h.text
+            if counts.get(h.text.casefold(), 0) > 1 and parents and parents[-1].text and parents[-1] is not title_head:
+                name = f"{parents[-1].text} › {h.text}"
+            stop = end
+            for later in heads[pos[id(h)] + 1 :]:
+                if later.level <= h.level or id(later) in keep:
+                    stop = later.start
+                    break
+            out.append((h, name, stop))
+        parents.append(h)
+    return title_head, out
 
 
 def _did_you_mean(word: str, known: list[str]) -> str:
@@ -968,7 +1061,7 @@ def _load_v1(
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
-            errors.append(Problem(name, _key_line(root, loc, offset), _describe(err)))
+            errors.append(Problem(name, _key_line(root, loc, offset), _describe(dict(err))))
         errors.sort(key=lambda pr: (pr.line or 0))
         raise ExplainerError(errors) from None
 
@@ -986,6 +1079,14 @@ def _load_v1(
 
     if not fmi.title.strip():
         errors.append(Problem(name, line_of("title"), "title is empty"))
+    if fmi.feedback.strip() and not FEEDBACK_RE.match(fmi.feedback.strip()):
+        errors.append(
+            Problem(
+                name,
+                line_of("feedback"),
+                f"feedback must be an email address (you@example.org) or an http(s) URL, not {fmi.feedback.strip()[:60]!r}",
+            )
+        )
     if not fmi.concepts:
         errors.append(Problem(name, line_of("concepts"), "concepts list is empty; declare at least one concept"))
     if len(fmi.concepts) > MAX_CONCEPTS:
@@ -1052,7 +1153,7 @@ def _load_v1(
     by_title: dict[str, str] = {}
     for c in unique:
         # Compare like heading text: "The `WAL` file" matches "## The `WAL` file".
-        by_title.setdefault(_norm(_heading_text(c.title)), c.id)
+        by_title.setdefault(_norm(plain_heading_text(c.title)), c.id)
     tagged: list[tuple[_Heading, str | None]] = []
     for h in heads:
         cid: str | None = None
@@ -1076,7 +1177,7 @@ def _load_v1(
         last -= 1
     sections: dict[str, Section] = {}
     first_concept_head: int | None = None
-    for k, (h, cid) in enumerate(tagged):
+    for idx, (h, cid) in enumerate(tagged):
         if cid is None:
             continue
         if first_concept_head is None:
@@ -1084,7 +1185,7 @@ def _load_v1(
         stop = last + 1
         # Index loop, no slice: each heading is scanned by at most one concept, so this
         # stays linear even with 100k headings in the body.
-        for j in range(k + 1, len(tagged)):
+        for j in range(idx + 1, len(tagged)):
             h2, cid2 = tagged[j]
             if cid2 is not None or h2.level <= h.level:
                 stop = h2.start
@@ -1154,6 +1255,7 @@ def _load_v1(
         summary=fmi.summary.strip(),
         audience=fmi.audience.strip(),
         author=fmi.author.strip(),
+        feedback=fmi.feedback.strip(),
         preamble=preamble,
         concepts=concepts,
         source=text,

@@ -22,13 +22,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from tutor.errors import TutorError
 
-BUNDLE_FORMAT = "tutor-feedback-bundle"
+BUNDLE_FORMAT: Final = "tutor-feedback-bundle"
 BUNDLE_VERSION = 1
 IMPORTED_MODE = "imported"
 MAX_BUNDLE_BYTES = 200 * 1024 * 1024

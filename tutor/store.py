@@ -984,7 +984,7 @@ class Store:
                 ),
             )
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def update_message(
         self,
@@ -1091,7 +1091,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (session_id, explainer_hash, concept_id, _utf8(text), source, now_iso()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def feedback(
         self,
@@ -1125,7 +1125,7 @@ class Store:
                 "INSERT INTO summaries (session_id, upto_seq, text, created) VALUES (?, ?, ?, ?)",
                 (session_id, int(upto_seq), _utf8(text), now_iso()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         row = self._one(

@@ -43,7 +43,7 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
             if not found:
                 problems.append((arg, f"no Markdown files ({', '.join('*' + s for s in MARKDOWN_SUFFIXES)}) in this folder"))
             paths += found
-        elif arg == STDIN:
+        elif arg == STDIN or arg.lower().startswith(("http://", "https://")):  # a URL is not a glob
             paths.append(arg)
         elif not p.exists() and _GLOB.search(arg):
             found = sorted(f for f in glob.glob(arg) if not Path(f).is_dir())
@@ -64,6 +64,8 @@ def load_path(path: str):
     from tutor.errors import ExplainerError, Problem
     from tutor.explainer import load
 
+    if path.lower().startswith(("http://", "https://")):
+        return _load_url(path)
     if path != STDIN:
         return load(path)
     import sys
@@ -81,6 +83,29 @@ def load_path(path: str):
         except ExplainerError as e:
             raise ExplainerError(renamed(e.problems, tmp)) from None
     return ex.model_copy(update={"path": STDIN, "warnings": renamed(ex.warnings, tmp)})
+
+
+def _load_url(url: str):
+    """Download ``url`` (kept in the data home, as ``tutor open URL`` does) and name it by
+    its URL in every message."""
+    from tutor.errors import ExplainerError, Problem, TutorError
+    from tutor.explainer import load
+    from tutor.fetch import fetch
+    from tutor.paths import db_path
+
+    try:
+        tmp = str(fetch(url, db_path(None).parent).path)
+    except TutorError as e:
+        raise ExplainerError([Problem(url, None, str(e).replace("\n", " ").removeprefix(f"{url}: "))]) from None
+
+    def renamed(problems: list) -> list:
+        return [Problem(url if p.file == tmp else p.file, p.line, p.message.replace(tmp, url)) for p in problems]
+
+    try:
+        ex = load(tmp)
+    except ExplainerError as e:
+        raise ExplainerError(renamed(e.problems)) from None
+    return ex.model_copy(update={"path": url, "warnings": renamed(ex.warnings)})
 
 
 def _words(ex) -> str:
@@ -159,6 +184,7 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
     tutor check -q --strict *.md         only problems; warnings fail too (CI)
     tutor check --json FILE...           a report for scripts
     tutor check - < draft.md             from standard input (an editor, a pipe)
+    tutor check https://example.org/x.md a published explainer
     """
     from tutor.errors import ExplainerError, Problem
 

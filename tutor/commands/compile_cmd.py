@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover - only before the store module exists
 @click.option("--max-questions", type=click.IntRange(0, 20), default=6, show_default=True, help="Ask at most this many questions.")
 @click.option("--title", default=None, help="Explainer title (default: the notes' first heading).")
 @click.option("--author", default="", help="Author name for the front matter.")
+@click.option("--feedback", "feedback", default=None, metavar="ADDRESS",
+              help="Where readers send notes (email or URL), for the front matter. Asked for when omitted at a terminal.")
 @click.option("--model", default=None, metavar="MODEL", help="Claude model (default: $TUTOR_MODEL, then a current Sonnet).")
 @db_option
 def compile_cmd(
@@ -34,6 +36,7 @@ def compile_cmd(
     max_questions: int,
     title: str | None,
     author: str,
+    feedback: str | None,
     model: str | None,
     db: str | None,
 ) -> None:
@@ -48,10 +51,28 @@ def compile_cmd(
     tutor compile notes/*.md -o draft.md --offline          a skeleton, no key
     tutor compile notes/ -o explainers/topic.md --resume    carry on after a break
     """
+    import sys
+    from pathlib import Path
+
     from tutor import compile as comp
+    from tutor.explainer import FEEDBACK_RE
+
+    if feedback is None and sys.stdin.isatty() and not no_questions:
+        feedback = click.prompt(
+            "Where should readers send feedback? (email or URL, Enter to skip)", default="", show_default=False
+        )
+    feedback = (feedback or "").strip()
+    if feedback and not FEEDBACK_RE.match(feedback):
+        raise click.BadParameter(f"{feedback!r} is neither an email address nor an http(s) URL", param_hint="--feedback")
+
+    def add_feedback() -> None:
+        if feedback and Path(output).is_file():
+            text = Path(output).read_text(encoding="utf-8")
+            comp.write_atomic(Path(output), comp.with_feedback(text, feedback))
 
     if offline:
         out, exp = comp.compile_offline(list(notes), output, force=force, title=title, author=author)
+        add_feedback()
         n = len(exp.concepts)
         click.echo(f"wrote {out}: {n} concept{'s' if n != 1 else ''} (skeleton with DRAFT markers; `tutor check {out}` passes)")
         return
@@ -67,3 +88,4 @@ def compile_cmd(
         model=model,
         db=db,
     )
+    add_feedback()

@@ -27,7 +27,8 @@ from tutor.errors import TutorError
 def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str | None, plain: bool, db: str | None) -> int:
     """Open FILE with the tutor (resumes the last session on it, unless --new).
 
-    FILE is an explainer or any Markdown file (its headings become the outline).
+    FILE is an explainer or any Markdown file (its headings become the outline), or an
+    http(s) URL of one: it is downloaded once and kept, so the session reopens offline.
 
     \b
     tutor open explainers/sqlite-wal.md       the full-screen tutor
@@ -35,6 +36,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     tutor open FILE --resume 3f2a             a session by id prefix (tutor sessions)
     tutor open FILE --plain                   line by line: screen readers, pipes
     tutor open FILE --offline < answers.txt   scripted, no key needed
+    tutor open https://example.org/x.md       a published explainer
     """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
@@ -46,8 +48,23 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     from tutor.paths import db_path
     from tutor.store import Store
 
-    explainer = load(file)
+<<<<<<< HEAD
+    explainer = load(file, outline_on_error=True)
     notices: list[str] = [str(w) for w in explainer.warnings[:1]]
+=======
+    url_notices: list[str] = []
+    shown = file  # a URL is shown as the URL, not as its downloaded copy
+    if file.lower().startswith(("http://", "https://")):
+        from tutor.fetch import fetch
+
+        fetched = fetch(file, db_path(db).parent)  # kept in the data home by URL
+        file = str(fetched.path)
+        if fetched.offline:
+            url_notices.append(f"{fetched.url} cannot be reached: using the copy downloaded before.")
+    explainer = load(file)
+    shown = shown if shown != file else str(explainer.path)
+    notices: list[str] = url_notices + [str(w) for w in explainer.warnings[:1]]
+>>>>>>> publish
     if len(explainer.warnings) > 1:  # they are for the author: one, and where to see the rest
         more = len(explainer.warnings) - 1
         notices.append(f"{explainer.path}: and {more} more warning{'s' if more != 1 else ''} "
@@ -76,7 +93,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     if session.resumed:
         notices.append(f"Resuming session {session.id[:8]} (start over with --new).")
         if session.explainer_changed:
-            notices.append(f"{explainer.path} changed since this session started; your progress is kept.")
+            notices.append(f"{shown} changed since this session started; your progress is kept.")
         if session.created_mode != session.mode:
             notices.append(f"This session was started in {session.created_mode} mode; continuing in {session.mode} mode.")
     elif not new and not resume:
