@@ -37,6 +37,11 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     tutor open FILE --plain                   line by line: screen readers, pipes
     tutor open FILE --offline < answers.txt   scripted, no key needed
     tutor open https://example.org/x.md       a published explainer
+
+    Exit status: 0 saved and ended; 1 a user error (a file that cannot be
+    read, a session open elsewhere); 2 bad options; 3 with --plain, the
+    session ended on a failed reply (bad key, API overloaded, no
+    connection); 130 interrupted.
     """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
@@ -48,10 +53,6 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     from tutor.paths import db_path
     from tutor.store import Store
 
-<<<<<<< HEAD
-    explainer = load(file, outline_on_error=True)
-    notices: list[str] = [str(w) for w in explainer.warnings[:1]]
-=======
     url_notices: list[str] = []
     shown = file  # a URL is shown as the URL, not as its downloaded copy
     if file.lower().startswith(("http://", "https://")):
@@ -61,10 +62,9 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         file = str(fetched.path)
         if fetched.offline:
             url_notices.append(f"{fetched.url} cannot be reached: using the copy downloaded before.")
-    explainer = load(file)
+    explainer = load(file, outline_on_error=True)
     shown = shown if shown != file else str(explainer.path)
     notices: list[str] = url_notices + [str(w) for w in explainer.warnings[:1]]
->>>>>>> publish
     if len(explainer.warnings) > 1:  # they are for the author: one, and where to see the rest
         more = len(explainer.warnings) - 1
         notices.append(f"{explainer.path}: and {more} more warning{'s' if more != 1 else ''} "
