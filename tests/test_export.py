@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -265,3 +266,23 @@ def test_c1_controls_and_bidi_overrides_are_escaped_in_json_md_and_html(store):
     assert json.loads(out)["messages"][0]["text"] == hostile  # lossless: escapes, not deletions
     assert "\\u202e" in export_session(store, sid, "md")
     assert load_json_export  # round-trip reader still imports
+
+
+@pytest.mark.parametrize("target", ["javascript:alert(1)", "JavaScript:alert(1)", "vbscript:msgbox", "data:text/html,<b>x",
+                                    "file:///etc/passwd", "java&#115;cript:alert(1)", " javascript:x"])
+def test_markdown_export_neutralises_script_data_and_file_links(store, target):
+    """16.6: the Markdown export kept javascript:/vbscript:/data:/file: link targets."""
+    from markdown_it import MarkdownIt
+
+    ex = sample_explainer("l.md")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "offline")
+    reply = f"[click]({target}) and <{target.strip()}> and\n\n[ref]: {target}\n\nsee [ref] and [ok](https://example.com)"
+    store.add_message(sid, "tutor", reply, raw=reply, complete=True)
+    md = export_session(store, sid, "md")
+    viewer = MarkdownIt("commonmark", {"linkify": False})
+    viewer.validateLink = lambda url: True  # a permissive viewer: markdown-it's own filter is not the reader's
+    page = viewer.render(md)
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert "https://example.com" in hrefs
+    assert not any(h.lower().lstrip().startswith(("javascript:", "vbscript:", "data:", "file:")) for h in hrefs), hrefs
+    assert "[click]" in md

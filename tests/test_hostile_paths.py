@@ -59,3 +59,12 @@ def test_export_to_a_path_component_over_255_bytes_is_one_line(tmp_path):
     db = _seed_session(tmp_path)
     r = run_tutor(["export", "--last", "-o", str(tmp_path / ("x" * 300 + ".md")), "--db", db])
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_db_and_tutor_home_with_a_name_over_255_bytes_are_one_line(tmp_path):
+    """16.5: a path component over NAME_MAX in --db or TUTOR_HOME was an OSError traceback."""
+    long = tmp_path / ("x" * 300)
+    r = run_tutor(["sessions", "--db", str(long / "t.db")])
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "--db" in r.stderr and "255" in r.stderr
+    r = run_tutor(["sessions"], env={"TUTOR_HOME": str(long)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "TUTOR_HOME" in r.stderr

@@ -245,6 +245,24 @@ def inert_markdown(text: str) -> str:
         text = new
 
 
+# Where a Markdown viewer reads a link target: after "](" or "]:" (reference definition)
+# or "<" (autolink), then the scheme up to ':' (entities and spaces included: viewers
+# decode "java&#115;cript:" and skip the blanks).
+_LINK_SCHEME = re.compile(r"(\]\(\s*<?|\]:[ \t]*<?|<)([^\s:()<>\[\]]{1,60}):")
+_BAD_SCHEMES = {"javascript", "vbscript", "data", "file"}
+
+
+def inert_links(text: str) -> str:
+    """Link targets with a script, data or local-file scheme get their ':' written as
+    ``%3A``: the link text stays, but no viewer follows it anywhere (16.6)."""
+
+    def fix(m: re.Match[str]) -> str:
+        scheme = re.sub(r"[\s\x00-\x1f]", "", html.unescape(m.group(2))).lower()
+        return m.group(0)[:-1] + "%3A" if scheme in _BAD_SCHEMES else m.group(0)
+
+    return _LINK_SCHEME.sub(fix, text)
+
+
 def to_markdown(data: dict[str, Any]) -> str:
     s = data["session"]
     titles = _concept_titles(data)
@@ -283,7 +301,7 @@ def to_markdown(data: dict[str, Any]) -> str:
             out.append(f"- ({f['source']}{clean_text(about)}) {body}")
         out.append("")
     # Raw HTML from the reader, the model or the explainer must stay text in any viewer.
-    return inert_markdown("\n".join(out).rstrip()) + "\n"
+    return inert_links(inert_markdown("\n".join(out).rstrip())) + "\n"
 
 
 # -- HTML ----------------------------------------------------------------------------------

@@ -26,18 +26,32 @@ class DbLocation(BaseModel):
     reason: str  # one line for `tutor where`
 
 
+NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
+
+
+def _check_names(p: Path, source: str) -> Path:
+    """A component over NAME_MAX made every later stat() an OSError traceback (16.5)."""
+    for part in p.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            from tutor.errors import TutorError
+
+            raise TutorError(f"{source}: the name {part[:24]}… is {len(os.fsencode(part))} bytes; file systems allow {NAME_MAX}",
+                             hint="Choose a shorter path.")
+    return p
+
+
 def db_location(cli_value: str | os.PathLike[str] | None = None, *, cwd: Path | None = None) -> DbLocation:
     """The database path in use and which rule picked it."""
     cwd = Path.cwd() if cwd is None else cwd
     if cli_value not in (None, ""):
-        p = Path(cli_value).expanduser()
+        p = _check_names(Path(cli_value).expanduser(), "--db")
         if p.is_dir() or str(cli_value).endswith(("/", os.sep)):  # "--db data/" means a folder
             p = p / DB_NAME
         return DbLocation(path=_absolute(p, cwd), rule="--db", reason="given with --db")
     home = os.environ.get("TUTOR_HOME", "").strip()
     if home:
         return DbLocation(
-            path=_absolute(Path(home).expanduser() / DB_NAME, cwd),
+            path=_absolute(_check_names(Path(home).expanduser(), "TUTOR_HOME") / DB_NAME, cwd),
             rule="TUTOR_HOME",
             reason=f"from the TUTOR_HOME environment variable ({home})",
         )
