@@ -105,3 +105,18 @@ def test_html_needs_a_file(tmp_path):
     Store.open(tmp_path / "a.db").close()
     r = CliRunner().invoke(cli, ["feedback", "--html", str(tmp_path / "r.html"), "--db", str(tmp_path / "a.db")])
     assert r.exit_code == 2 and "--html needs FILE" in r.output
+
+
+def test_html_report_caps_notes_per_section(tmp_path):
+    from tutor import feedback as fb
+    from tutor.feedback_report import MAX_NOTES, render_html
+
+    author = _author(tmp_path)
+    with Store.open(tmp_path / "a.db") as store:
+        exp = load(author)
+        h = store.upsert_explainer(exp)
+        sid = store.create_session(h, exp.path, "offline")
+        for i in range(MAX_NOTES + 5):
+            store.add_feedback(sid, h, "wal", f"note {i}", "model")
+        text = render_html(fb.build_report(store, exp))
+    assert text.count("<li>") == MAX_NOTES and "and 5 older note(s)" in text

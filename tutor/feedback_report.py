@@ -29,6 +29,8 @@ ul.notes li{margin:.5rem 0;white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 SHAKY, TWICE = "#d9822b", "#3b6db3"
+#: Notes shown per section, newest first; the rest are counted (``tutor feedback FILE --json`` has all).
+MAX_NOTES = 200
 
 
 def stuck_chart(groups: list[ConceptGroup]) -> str:
@@ -41,7 +43,7 @@ def stuck_chart(groups: list[ConceptGroup]) -> str:
     label_w, bar_w, row_h = 260, 380, 34
     height = len(rows) * row_h + 40
     out = [
-        f'<svg class="chart" viewBox="0 0 {label_w + bar_w + 110} {height}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {label_w + bar_w + 190} {height}" role="img" '
         'aria-label="Where readers got stuck" xmlns="http://www.w3.org/2000/svg">',
         f'<rect x="{label_w}" y="4" width="12" height="12" fill="{SHAKY}"/>'
         f'<text x="{label_w + 18}" y="15" font-size="13">shaky</text>'
@@ -94,7 +96,7 @@ def render_html(rep: FeedbackReport) -> str:
             )
         if g.items:
             out.append('<ul class="notes">')
-            for it in g.items:
+            for it in g.items[:MAX_NOTES]:
                 who = "reader" if it.source == "reader" else "tutor"
                 old = (
                     f' <span class="old">(on version {e(it.version)}; the section {e(it.section_status)} since)</span>'
@@ -103,5 +105,7 @@ def render_html(rep: FeedbackReport) -> str:
                 )
                 out.append(f'<li><span class="tag {who}">{who}</span>{e(it.text)}{old}</li>')
             out.append("</ul>")
+            if len(g.items) > MAX_NOTES:
+                out.append(f'<p class="meta">and {len(g.items) - MAX_NOTES:,} older note(s) (all of them: tutor feedback FILE --json)</p>')
     out.append("</main></body></html>\n")
     return "\n".join(out)
