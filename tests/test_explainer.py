@@ -226,15 +226,17 @@ def test_plain_markdown_headings_become_concepts(tmp_path):
     text = "Intro text.\n\n# My Project\n\nAbout.\n\n## Install\n\npip it.\n\n## Usage\n\nrun\n\n### Install\n\nagain\n"
     ex = load(write(tmp_path, text, "README.md"))
     assert ex.plain
-    assert ex.title == "My Project"
-    assert ex.preamble == "Intro text."
-    assert [c.id for c in ex.concepts] == ["my-project", "install", "usage", "install-2"]
-    assert [c.section.level for c in ex.concepts] == [1, 2, 2, 3]
+    assert ex.title == "My Project"  # a lone top heading is the title, not its own first concept
+    assert ex.preamble == "Intro text.\n\n# My Project\n\nAbout."
+    # A repeated heading is named with its parent (issue 9.6).
+    assert [c.title for c in ex.concepts] == ["Install", "Usage", "Usage › Install"]
+    assert [c.id for c in ex.concepts] == ["install", "usage", "usage-install"]
+    assert [c.section.level for c in ex.concepts] == [2, 2, 3]
     assert all(c.prerequisites == [] for c in ex.concepts)
     usage = ex.concept("usage").section
     assert usage.text == "run"  # in plain mode every heading is a concept, so ### ends it
     assert (usage.start_line, usage.end_line) == (11, 14)
-    assert ex.concept("install-2").section.text == "again"
+    assert ex.concept("usage-install").section.text == "again"
 
 
 def test_plain_markdown_without_headings_is_one_concept(tmp_path):

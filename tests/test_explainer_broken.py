@@ -6,6 +6,7 @@ firing (or fires on the wrong line) fails its own test.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,24 @@ def test_check_real_process_several_files_exit_1():
     assert "tests/broken/duplicate-id.md:7: duplicate concept id" in proc.stderr
     assert "tests/broken/prerequisite-cycle.md:5: prerequisite cycle" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_prerequisite_typo_still_opens_for_readers(tmp_path):
+    """Issue 9.7: one typo in a shared explainer refused the whole file. Readers get the heading
+    outline and one line naming the problem; `tutor check` still fails it for the author."""
+    text = (Path(__file__).parent.parent / "explainers" / "sqlite-wal.md").read_text()
+    assert "prerequisites: [wal-file]" in text
+    bad = tmp_path / "typo.md"
+    bad.write_text(text.replace("prerequisites: [wal-file]", "prerequisites: [wal-fiel]", 1))
+    with pytest.raises(ExplainerError):
+        load(bad)
+    ex = load(bad, outline_on_error=True)
+    assert len(ex.concepts) > 3 and "wal-fiel" in str(ex.warnings[0]) and "plain outline" in str(ex.warnings[0])
+    r = CliRunner().invoke(cli, ["check", str(bad)])
+    assert r.exit_code == 1 and "wal-fiel" in r.output
+    env = {**os.environ, "TUTOR_HOME": str(tmp_path / "home")}
+    p = subprocess.run([sys.executable, "-m", "tutor", "open", str(bad), "--plain", "--offline"],
+                       input="no\n/quit\n", capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "wal-fiel" in p.stdout + p.stderr and "Traceback" not in p.stderr
+    assert "From §" in p.stdout  # the reader was taught, not refused

@@ -233,3 +233,35 @@ def test_html_in_headless_chromium_shows_hostile_text_and_runs_no_script(store, 
     assert "</textarea>" in visible
     assert "[bold]markup[/bold]" in visible
     assert "The WAL is" in visible and "and the WAL?" in visible
+
+
+def test_html_renders_markdown_tables_like_the_app(store, tmp_path):
+    """9.3: the grapheme table of explainers/unicode-utf8.md was a paragraph of pipes."""
+    ex = sample_explainer("t.md")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "offline")
+    reply = ("| Code points | Bytes |\n|---|---|\n| U+0000 to U+007F | 1 |\n| <b>x</b> | ~~old~~ |\n")
+    store.add_message(sid, "tutor", reply, raw=reply, complete=True)
+    p = _inspect(export_session(store, sid, "html"))
+    tags = [t for t, _ in p.tags]
+    assert tags.count("th") >= 2 and tags.count("td") >= 4 and "s" in tags
+    assert "<b>x</b>" in "".join(p.text)  # raw HTML in a cell stays text
+    assert "|---|" not in "".join(p.text)
+
+
+def test_c1_controls_and_bidi_overrides_are_escaped_in_json_md_and_html(store):
+    """16.6: U+009B (C1 CSI) and U+202E (RTL override) stayed raw in JSON and md/html."""
+    from tutor.export import load_json_export
+
+    ex = sample_explainer("b.md")
+    sid = store.create_session(store.upsert_explainer(ex), ex.path, "offline")
+    hostile = "pay \u202eevil\u202c now \x9b31m red \u2066x\u2069"
+    store.add_message(sid, "reader", hostile)
+    store.add_message(sid, "tutor", hostile, raw=hostile, complete=True)
+    for fmt in ("json", "md", "html"):
+        out = export_session(store, sid, fmt)
+        assert not any(ch in out for ch in "\u202e\u202c\x9b\u2066\u2069"), fmt
+    out = export_session(store, sid, "json")
+    assert "\\u202e" in out and "\\u009b" in out
+    assert json.loads(out)["messages"][0]["text"] == hostile  # lossless: escapes, not deletions
+    assert "\\u202e" in export_session(store, sid, "md")
+    assert load_json_export  # round-trip reader still imports

@@ -241,7 +241,8 @@ async def test_plain_markdown_without_front_matter(tmp_path):
     s = open_offline(ex, tmp_path / "t.db")
     turns = await walk(s)
     t = "\n".join(text_of(x) for x in turns)
-    assert "Do you already know about Cats?" in t
+    # Two top headings: the file's name is the topic and the sections are its parts (issue 9.6).
+    assert "I want to explain notes to you. It has 3 parts; the first is “Cats”." in t
     assert turns[-1][-1].finished
     assert "Check" not in t  # no checks in plain Markdown
     ev = await turn(s, "do dogs bark?")
@@ -325,7 +326,7 @@ async def test_resume_after_the_file_changed(tmp_path):
     r = open_offline(load(md), db)
     assert r.resumed and r.explainer_changed
     assert r.states()["cats"] == "known"
-    assert "Do you already know about Dogs?" in text_of(await collect(r.start()))
+    assert "the first is “Dogs”. Do you already know that part?" in text_of(await collect(r.start()))
     assert r.guide.concept == "dogs"
     ev = await turn(r, "no")
     assert "Dogs bark." in text_of(ev)
@@ -434,7 +435,7 @@ async def test_empty_container_headings_are_passed_over(tmp_path):
     md.write_text("# Guide\n\n## Install\n\nRun pip.\n\n## Use\n\nRun it.\n", encoding="utf-8")
     s = open_offline(load(md), tmp_path / "t.db")
     t = text_of(await collect(s.start()))
-    assert t == "I want to explain Guide to you. Do you already know about Install? (yes / no / not sure)"
+    assert t == "I want to explain Guide to you. It has 2 parts; the first is “Install”. Do you already know that part? (yes / no / not sure)"
     await turn(s, "no")
     ev = await turn(s, "no")
     assert ev[-1].finished and "We read through: Install, Use" in text_of(ev)
@@ -563,3 +564,48 @@ def test_plain_explain_with_an_ambiguous_name_asks_which(tmp_path):
     store = Store.open(tmp_path / "t.db")
     reader = [m.raw for m in store.messages(store.latest_open_session(WAL).id) if m.role == "reader"]
     assert reader == ["/explain wal-file"]
+
+
+# -- issue 9.6: Markdown nobody wrote for tutor opens without a circular question -------------
+
+async def test_plain_files_never_ask_about_their_own_title(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# tutor\n\nA tool.\n\n## Install\n\npip install.\n\n## Use\n\nRun it.\n", encoding="utf-8")
+    note = tmp_path / "caching-notes.md"
+    note.write_text("Caches trade memory for time.\n\nThey go stale.\n", encoding="utf-8")
+    for path in (readme, note, EXPLAINERS.parent / "README.md"):
+        ex = load(path)
+        s = open_offline(ex, tmp_path / f"{path.stem}.db")
+        first = text_of(await collect(s.start())).splitlines()[0]
+        assert f"Do you already know about {ex.title}" not in first, first
+        assert f"“{ex.title}”" not in first, first
+    ex = load(readme)
+    assert ex.title == "tutor" and [c.title for c in ex.concepts] == ["Install", "Use"]
+
+
+def test_changelog_sub_headings_are_named_with_their_release(tmp_path):
+    log = tmp_path / "CHANGELOG.md"
+    releases = range(15, 0, -1)
+    log.write_text("# Changelog\n\n" + "".join(f"## 1.{i}.0\n\n### Added\n\n- a{i}\n\n### Fixed\n\n- f{i}\n\n" for i in releases))
+    ex = load(log)
+    assert ex.title == "Changelog"
+    assert [c.title for c in ex.concepts[:2]] == ["1.15.0 › Added", "1.15.0 › Fixed"]
+    assert ex.concepts[0].section.heading == "1.15.0 › Added" and ex.concepts[0].section.text == "- a15"
+    assert len({c.id for c in ex.concepts}) == len(ex.concepts) == 30
+
+
+def test_hundreds_of_headings_are_diagnosed_by_their_top_sections(tmp_path):
+    big = tmp_path / "CHANGELOG.md"
+    big.write_text("# Changelog\n\n" + "".join(f"## 2.{i}.0\n\n### Added\n\n- a{i}\n\n### Fixed\n\n- f{i}\n\n" for i in range(150, 0, -1)))
+    ex = load(big)
+    assert [c.title for c in ex.concepts[:2]] == ["2.150.0", "2.149.0"] and len(ex.concepts) == 150
+    assert "### Added" in ex.concepts[0].section.text  # deeper headings stay inside their release
+
+
+def test_empty_headings_are_not_concepts_on_the_commonmark_spec():
+    spec = CORPUS / "commonmark-spec.md"
+    if not spec.exists():
+        pytest.skip("no shared/corpus beside the checkout")
+    ex = load(spec)
+    titles = [c.title for c in ex.concepts]
+    assert "Introduction" not in titles and titles[0] == "What is Markdown?"

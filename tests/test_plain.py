@@ -199,3 +199,31 @@ def test_resume_a_session_of_another_file_is_refused(tmp_path):
     assert r.returncode == 1
     assert f"session {sid[:8]} is a session of" in r.stderr and "--resume" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_session_that_ends_on_a_failed_reply_exits_3(tmp_path):
+    """Issue 9.4: a script can tell that nobody answered (401 every call, 529 every call),
+    while a failure the reader then retried successfully still exits 0."""
+    from tutor.plain import EXIT_REPLY_FAILED
+
+    assert EXIT_REPLY_FAILED == 3  # documented in --help, README and docs/engine.md
+    with FakeAPI(require_key="the-right-key") as api:
+        env = {"ANTHROPIC_API_KEY": "a-wrong-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "a.db")], "yes\n", env_extra=env)
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "[error]" in r.stdout and "Session saved. Resume with:" in r.stdout
+    assert "ended on a failed reply" in r.stderr and "exit status 3" in r.stderr
+    assert "Traceback" not in r.stderr and "a-wrong-key" not in r.stdout + r.stderr
+
+    with FakeAPI() as api:
+        api.handler = lambda body: http_error(529)
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "b.db")], "/progress\n/quit\n", env_extra=env)
+    assert r.returncode == 3, (r.stdout, r.stderr)  # a command after the failure is not an answer
+
+    with FakeAPI() as api:
+        api.enqueue(http_error(529), http_error(529), http_error(529), text("Do you know about pages?"))
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(tmp_path / "c.db")], "/retry\n", env_extra=env)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "Do you know about pages?" in r.stdout and "failed reply" not in r.stderr

@@ -225,3 +225,24 @@ def test_database_from_a_newer_tutor_is_a_clear_cli_error(capsys, monkeypatch, d
         code, out, err = run(capsys, monkeypatch, *cmd, "--db", str(db))
         assert code == 1 and "written by a newer tutor" in err and "Upgrade tutor" in err, (cmd, err)
         assert len(err.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("cmd", [("search", "checkpoint"), ("sessions",)])
+def test_a_huge_limit_is_capped_not_a_traceback(capsys, monkeypatch, db, cmd):
+    """16.5: --limit 99999999999999999999 overflowed SQLite's 64-bit integer."""
+    seed(db, n=2)
+    code, out, err = run(capsys, monkeypatch, *cmd, "--limit", "99999999999999999999", "--db", str(db))
+    assert code == 0 and ("checkpoint" in out if cmd[0] == "search" else "Pages & WAL" in out)
+    assert "OverflowError" not in out + err
+
+
+def test_json_output_escapes_c1_and_bidi_controls(capsys, monkeypatch, db):
+    """16.6: `search --json` / `sessions --json` printed U+202E and C1 controls raw."""
+    seed(db, n=1, title="T\u202eitle \x9b2J")
+    with Store.open(db) as store:
+        sid = store.latest_session().id
+        store.add_message(sid, "reader", "checkpoint \u202eevil\u202c \x9b31m")
+    for args in (["search", "checkpoint", "--json"], ["sessions", "--json"]):
+        code, out, _ = run(capsys, monkeypatch, *args, "--db", str(db))
+        assert code == 0 and not any(ch in out for ch in "\u202e\u202c\x9b"), args
+        json.loads(out)

@@ -206,6 +206,36 @@ def test_search_finds_words_and_survives_fts_syntax(store):
     assert fts_query('a "b" c* NOT') == '"a" "b" "c"* "NOT"'
 
 
+def test_search_matches_word_forms(store):
+    """9.5: the README's `tutor search checkpoint` finds "checkpoints" and "checkpointing" too."""
+    sid = _session(store)
+    for text in ["one checkpoint", "two checkpoints", "checkpointing now", "Café naïve", "unrelated"]:
+        store.add_message(sid, "reader", text)
+    assert len(store.search("checkpoint")) == 3
+    assert len(store.search("checkpoints")) == 3
+    assert len(store.search("cafe naive")) == 1  # diacritics still folded
+
+
+def test_m005_rebuilds_an_m004_index_with_stemming(tmp_path):
+    path = tmp_path / "m4.db"
+    with Store.open(path) as store:
+        sid = _session(store)
+        store.add_message(sid, "reader", "many checkpoints here")
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE messages_fts; CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages',"
+        " content_rowid='id', tokenize='unicode61 remove_diacritics 2');"
+        " INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');"
+        " DELETE FROM _sqlite_migrations WHERE name = 'm005_fts_stemming'; PRAGMA user_version = 4;"
+    )
+    assert conn.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'checkpoint'").fetchone()[0] == 0
+    conn.close()
+    with Store.open(path) as store:
+        assert [h.seq for h in store.search("checkpoint")] == [1]
+        store.add_message(sid, "tutor", "a checkpointed page")  # the triggers feed the new index
+        assert len(store.search("checkpoint")) == 2
+
+
 # -- delete -----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tutor.engine.claude import ClaudeBackend
+from tutor.engine.session import TutorSession
 from tutor.engine.tagfilter import Tag, TagFilter
+from tutor.explainer import load
+from tutor.export import export_session
+from tutor.store import Store
+
+import fake_api
+from conftest import EXPLAINERS
+from engine_helpers import collect, text_of
 
 
 def run_chunks(chunks: list[str]) -> tuple[str, list[Tag]]:
@@ -63,9 +72,7 @@ def test_things_that_only_look_like_tags_are_kept():
         "x <feedback but no closing angle",
         "<feedback onclick=alert(1)>unquoted attrs are not our syntax</feedback>",
         "3 <state of the art> 4",
-        "trailing <",
-        "trailing <feed",
-        "trailing </feedb",
+        "trailing <feedbackform",
     ]
     for text in cases:
         visible, tags = TagFilter.filter_all(text)
@@ -73,6 +80,19 @@ def test_things_that_only_look_like_tags_are_kept():
         expected = text.replace("</feedback>", "") if "onclick" in text else text
         assert visible == expected, text
         assert tags == [], text
+
+
+def test_a_reply_ending_in_the_start_of_a_tag_drops_it():
+    # Issue 9.2: the stream ends before the tag is complete; none of it is the reader's text.
+    for tail in ["<", "<fe", "<feedback", "<feedback ", '<state concept="pa', "<state concept='a' value=",
+                 "<reader_mod", "</", "</feedb", "<feedback concept=\"a\" /"]:
+        text = "Do you know what a prerequisite is?" + tail
+        assert TagFilter.filter_all(text) == ("Do you know what a prerequisite is?", []), tail
+        for k in range(len(text) + 1):
+            assert run_chunks([text[:k], text[k:]])[0] == "Do you know what a prerequisite is?", (tail, k)
+    # In a code span or fence the same characters are the reader's.
+    assert TagFilter.filter_all("type `<fe")[0] == "type `<fe"
+    assert TagFilter.filter_all("```\n<fe")[0] == "```\n<fe"
 
 
 def test_tag_after_a_fence_is_hidden_again():
@@ -192,3 +212,26 @@ def test_an_imitated_reader_model_block_is_hidden():
     assert visible == "Sure.\nNext."
     assert [t.name for t in tags] == ["reader_model"]
     assert TagFilter.filter_all("<reader_modelling> is text")[0] == "<reader_modelling> is text"
+
+
+# -- through the engine and an export ------------------------------------------------------
+
+
+async def test_a_stream_ending_in_a_partial_tag_shows_stores_and_exports_none_of_it(api, tmp_path):
+    """Issue 9.2 end to end: real SDK over HTTP to the fake API, a real SQLite file, the md
+    and html exports; the tag start is cut at every chunk size."""
+    question = "Do you already know what a page is, the prerequisite?"
+    explainer = load(EXPLAINERS / "sqlite-wal.md")
+    store = Store.open(tmp_path / "tutor.db")
+    for chunk_size in (1, 3, 16):
+        api.enqueue(fake_api.text(question + "<fe", chunk_size=chunk_size, stop_reason="max_tokens"))
+        backend = ClaudeBackend(None, api_key="test-key", base_url=api.url, max_retries=0, timeout=5.0)
+        s = TutorSession.open(explainer, store, backend=backend, new=True)
+        events = await collect(s.start())
+        assert text_of(events) == question, chunk_size
+        [m] = [m for m in store.messages(s.id) if m.role == "tutor"]
+        assert m.text == question and m.raw == question + "<fe"
+        for fmt in ("md", "html"):
+            out = export_session(store, s.id, fmt)
+            assert "prerequisite?" in out and "<fe" not in out and "&lt;fe" not in out, fmt
+    store.close()

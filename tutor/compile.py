@@ -18,16 +18,19 @@ import hashlib
 import json
 import os
 import re
-import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from tutor.engine.events import TokenUsage
 from tutor.errors import Problem, TutorError
+
+if TYPE_CHECKING:
+    from tutor.explainer import Explainer
 
 MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
 NOTE_SUFFIXES = (".md", ".markdown", ".mdown", ".txt", ".text")
@@ -400,7 +403,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         prev = cid
     fm.append("---")
 
-    body: list[str] = [
+    doc: list[str] = [
         "",
         ai_preamble(),
         "",
@@ -410,12 +413,12 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
         f"the {DRAFT} markers.",
     ]
     for cid, _, heading, _, lines in concepts:
-        body += ["", f"## {heading} {{#{cid}}}", ""]
+        doc += ["", f"## {heading} {{#{cid}}}", ""]
         if lines:
-            body += lines
+            doc += lines
         else:
-            body.append(f"> **{DRAFT}:** the notes say nothing here yet; write this section.")
-    return "\n".join(fm + body) + "\n"
+            doc.append(f"> **{DRAFT}:** the notes say nothing here yet; write this section.")
+    return "\n".join(fm + doc) + "\n"
 
 
 # --------------------------------------------------------------------------- output
@@ -438,31 +441,13 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename so a crash never leaves half an explainer behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        # mkstemp makes the file private (0600); an explainer or a bundle is meant to be
-        # shared, so give it the mode any new file gets (0666 less the umask), or keep the
-        # mode of the file it replaces.
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Compile output goes through the one atomic writer (tutor.files.atomic_write)."""
+    from tutor.files import atomic_write
+
+    atomic_write(path, text)
 
 
-def validate_text(text: str, name: str) -> tuple[object | None, list[Problem]]:
+def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:
     """Run the real loader on ``text`` (written to a temp file named like the target).
 
     Returns (explainer, []) when valid, else (None, problems) with lines as the loader
@@ -501,13 +486,13 @@ def with_feedback(text: str, address: str) -> str:
 
 def compile_offline(
     notes_paths: list[str | Path], output: str | Path, *, force: bool = False, title: str | None = None, author: str = ""
-) -> tuple[Path, object]:
+) -> tuple[Path, Explainer]:
     """``tutor compile --offline``: write the skeleton and prove it loads."""
     notes = collect_notes(notes_paths)
     out = check_target(output, force=force, notes=notes)
     text = offline_skeleton(notes, title=title, author=author)
     exp, problems = validate_text(text, str(out))
-    if problems:  # a bug in the skeleton builder: still never lose the work
+    if problems or exp is None:  # a bug in the skeleton builder: still never lose the work
         draft, errors = save_draft(out, text, problems)
         raise TutorError(
             f"{out}: the skeleton did not validate ({len(problems)} problem(s)); saved {draft} and {errors}",
@@ -1078,6 +1063,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
             hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
             "or run the same command with --resume to try again",
         )
+    assert exp is not None  # no problems means the loader returned the explainer
     write_atomic(out, text)
     set_compile_status(store, st, "done")
     gaps = text.count(GAP_MARKER)

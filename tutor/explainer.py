@@ -40,6 +40,7 @@ MAX_FRONT_MATTER_BYTES = 512 * 1024
 MAX_YAML_DEPTH = 50
 #: More concepts than this cannot be taught; the file is refused with a clear error.
 MAX_CONCEPTS = 5000
+PLAIN_OUTLINE_CONCEPTS = 60  # a plain file with more headings is taught by its top levels
 #: Headings longer than this are not inline-parsed for their title text.
 MAX_HEADING_INLINE = 1000
 
@@ -196,7 +197,7 @@ def _yaml_loader_class():
     class Loader(yaml.SafeLoader):
         _depth = 0
 
-        def compose_node(self, parent, index):  # type: ignore[override]
+        def compose_node(self, parent, index):
             event = self.peek_event()
             line = event.start_mark.line if event.start_mark else None
             if isinstance(event, yaml.AliasEvent):
@@ -428,17 +429,27 @@ def _read_text(path: Path, name: str) -> tuple[str, bytes]:
 _md = None
 
 
+def new_markdown(*, html: bool = False) -> Any:
+    """THE markdown-it setup for explainer text, shared by the loader and the HTML export:
+    CommonMark plus GFM tables and strikethrough (as the app draws them), no linkify (a bare
+    URL stays text). Raw HTML is off, so a tag in untrusted text renders as text; only the
+    loader, which finds block structure and never renders, passes ``html=True`` so that a
+    heading inside ``<div>`` is not a section (as in any CommonMark viewer and in compile's
+    skeleton check). A new instance each call: callers disable rules on their own copy."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": html, "linkify": False}).enable(["table", "strikethrough"])
+
+
 def _markdown():
     """A block-only CommonMark parser (inline parsing is done per heading, on demand)."""
     global _md
     if _md is None:
         import logging
 
-        from markdown_it import MarkdownIt
-
         # "normalize" only turns CR/CRLF into LF and NUL into U+FFFD: load() has already
         # done the first and refuses the second, so skip a pass over the whole text.
-        _md = MarkdownIt("commonmark").disable(["normalize", "inline", "text_join"], ignoreInvalid=True)
+        _md = new_markdown(html=True).disable(["normalize", "inline", "text_join"], ignoreInvalid=True)
         _dispatch_block_rules(_md)
         # Every block rule calls LOGGER.debug() on entry: ~6 calls per line, a fifth of
         # the parse time on big files. Unless someone really asked for markdown-it debug
@@ -627,7 +638,7 @@ _KNOWN_KEYS = {"tutor", "title", "summary", "audience", "author", "feedback", "c
 
 def _looks_like_unclosed_front_matter(lines: list[str]) -> bool:
     """Front matter that never closes: a known key first, or two ``key:`` lines in a row."""
-    keys = []
+    keys: list[str] = []
     for ln in lines[:50]:
         if not ln.strip() or ln.lstrip().startswith("#"):
             if keys:
@@ -711,11 +722,15 @@ def _shown(problems: list[Problem]) -> list[Problem]:
     return [Problem(_visible(p.file), p.line, _visible(p.message)) for p in problems]
 
 
-def load(path: str | Path) -> Explainer:
+def load(path: str | Path, *, outline_on_error: bool = False) -> Explainer:
     """Load an explainer (format v1) or any plain Markdown file. Raises ExplainerError only;
-    its problems (and the warnings) are safe to print: no control characters."""
+    its problems (and the warnings) are safe to print: no control characters.
+
+    ``outline_on_error`` is for readers: a v1 file whose front matter does not validate (one
+    prerequisite typo in a shared file) opens as a plain heading outline with one warning
+    naming the first problem, instead of not at all. ``tutor check`` still refuses it."""
     try:
-        ex = _load(path)
+        ex = _load(path, outline_on_error=outline_on_error)
     except ExplainerError as e:
         raise ExplainerError(_shown(e.problems)) from None
     if ex.warnings:
@@ -723,7 +738,7 @@ def load(path: str | Path) -> Explainer:
     return ex
 
 
-def _load(path: str | Path) -> Explainer:
+def _load(path: str | Path, *, outline_on_error: bool = False) -> Explainer:
     p = Path(path)
     name = str(path)
     text, data = _read_text(p, name)
@@ -732,7 +747,7 @@ def _load(path: str | Path) -> Explainer:
     lines = text.split("\n")
 
     fm = _split_front_matter(lines, name)
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | str | None = None  # "markdown": a --- block that YAML cannot read
     root = None
     fm_offset = 0
     body_text = text
@@ -770,9 +785,28 @@ def _load(path: str | Path) -> Explainer:
             # Blank out the front matter so markdown-it's line numbers are file lines.
             body_text = "\n" * (close + 1) + "\n".join(lines[close + 1 :])
 
-    if meta is not None and ("tutor" in meta or "concepts" in meta):
-        return _load_v1(name, text, lines, body_text, digest, meta, root, fm_offset)
-    return _load_plain(name, p, text, lines, body_text, digest, meta or {})
+    mapping = meta if isinstance(meta, dict) else None  # anything else was reset above
+    if mapping is not None and ("tutor" in mapping or "concepts" in mapping):
+        try:
+            return _load_v1(name, text, lines, body_text, digest, mapping, root, fm_offset)
+        except ExplainerError as e:
+            if not outline_on_error:
+                raise
+            ex = _load_plain(name, p, text, lines, body_text, digest, mapping)
+            n = len(e.problems)
+            more = f" (and {n - 1} more)" if n > 1 else ""
+            top = e.problems[0] if e.problems else Problem(name, None, "invalid front matter")
+            ex.warnings.insert(
+                0,
+                Problem(
+                    top.file,
+                    top.line,
+                    f"{top.message}{more}; opened as a plain outline of its headings "
+                    f"(`tutor check {name}` lists every problem for the author)",
+                ),
+            )
+            return ex
+    return _load_plain(name, p, text, lines, body_text, digest, mapping or {})
 
 
 def _section_text(lines: list[str], start: int, end: int) -> str:
@@ -799,6 +833,16 @@ def _load_plain(
             raise ExplainerError(
                 [Problem(name, None, f"has {len(heads):,} top-level headings; tutor can teach at most {MAX_CONCEPTS:,} sections")]
             )
+    if len(heads) > PLAIN_OUTLINE_CONCEPTS:
+        # Hundreds of headings are not hundreds of yes/no questions: diagnose and teach by
+        # the top levels, deeper headings staying inside their parent's section.
+        for level in range(max(h.level for h in heads) - 1, 0, -1):
+            fewer = [h for h in heads if h.level <= level]
+            if len(fewer) < 2:
+                break
+            heads = fewer
+            if len(heads) <= PLAIN_OUTLINE_CONCEPTS:
+                break
     body_start = body_text.count("\n", 0, len(body_text) - len(body_text.lstrip("\n")))
     concepts: list[Concept] = []
     used: set[str] = set()
@@ -808,9 +852,9 @@ def _load_plain(
     while last > 0 and not lines[last].strip():
         last -= 1
     next_suffix: dict[str, int] = {}
-    for k, h in enumerate(heads):
-        stop = heads[k + 1].start if k + 1 < len(heads) else last + 1
-        base = slugify(h.attr_id or h.text)
+    title_head, outline = _plain_outline(heads, lines, last + 1)
+    for k, (h, qualified, stop) in enumerate(outline):
+        base = slugify(h.attr_id or qualified)
         cid, n = base, next_suffix.get(base, 1)
         if cid in used:
             # Remember where each base's counter stopped: 5,000 "## Details" headings
@@ -820,7 +864,7 @@ def _load_plain(
                 cid = f"{base}-{n}"
         next_suffix[base] = n
         used.add(cid)
-        title = h.text or f"Section {k + 1}"
+        title = qualified or f"Section {k + 1}"
         concepts.append(
             Concept(
                 id=cid,
@@ -834,8 +878,8 @@ def _load_plain(
                 ),
             )
         )
-    if heads:
-        preamble = _section_text(lines, body_start, heads[0].start)
+    if outline:
+        preamble = _section_text(lines, body_start, outline[0][0].start)
     else:
         preamble = ""
         title = _meta_str(meta, "title") or p.stem or "document"
@@ -853,8 +897,13 @@ def _load_plain(
             )
         )
         warnings.append(Problem(name, None, "no headings: the whole file is taught as one concept"))
-    h1 = next((h.text for h in heads if h.level == 1 and h.text), None)
-    title = _meta_str(meta, "title") or h1 or (heads[0].text if heads and heads[0].text else p.stem) or "document"
+    # The title: the front matter's, else a lone top heading's, else the file's name. The
+    # first of several top headings is a section, not the document ("explain Cats; do you
+    # know about Cats?").
+    h1 = title_head.text if title_head is not None and title_head.text else None
+    if h1 is None and len(heads) == 1 and heads[0].text:
+        h1 = heads[0].text
+    title = _meta_str(meta, "title") or h1 or p.stem or "document"
     return Explainer(
         path=name,
         title=title,
@@ -872,6 +921,53 @@ def _load_plain(
             str(k): _json_safe(v) for k, v in meta.items() if k not in ("title", "summary", "description", "audience", "author")
         },
     )
+
+
+def _plain_outline(heads: list[_Heading], lines: list[str], end: int) -> tuple[_Heading | None, list[tuple[_Heading, str, int]]]:
+    """The concepts of a plain Markdown file: (heading, name, line where its section stops).
+
+    - A lone top heading above all the others is the document's title, not its own first
+      concept ("explain tutor; do you know about tutor?").
+    - A heading with nothing under it but deeper headings is a container, not a concept to
+      teach first: its children carry its name ("Introduction" in the CommonMark spec).
+    - A heading text that repeats ("Added" in every changelog release) is named with its
+      parent: "1.2.0 › Added".
+    """
+    title_head = None
+    if len(heads) > 1 and all(h.level > heads[0].level for h in heads[1:]):
+        title_head, heads = heads[0], heads[1:]
+    kept: list[_Heading] = []
+    for k, h in enumerate(heads):
+        nxt = heads[k + 1] if k + 1 < len(heads) else None
+        empty = nxt is not None and nxt.level > h.level and not _section_text(lines, h.end, nxt.start).strip()
+        if not empty:
+            kept.append(h)
+    if not kept:
+        kept = list(heads)
+    keep = set(map(id, kept))
+    counts: dict[str, int] = {}
+    for h in kept:
+        counts[h.text.casefold()] = counts.get(h.text.casefold(), 0) + 1
+    out: list[tuple[_Heading, str, int]] = []
+    parents: list[_Heading] = []  # the open headings above the current one, outermost first
+    pos = {id(h): i for i, h in enumerate(heads)}
+    if title_head is not None:
+        parents.append(title_head)
+    for h in heads:
+        while parents and parents[-1].level >= h.level:
+            parents.pop()
+        if id(h) in keep:
+            name = h.text
+            if counts.get(h.text.casefold(), 0) > 1 and parents and parents[-1].text and parents[-1] is not title_head:
+                name = f"{parents[-1].text} › {h.text}"
+            stop = end
+            for later in heads[pos[id(h)] + 1 :]:
+                if later.level <= h.level or id(later) in keep:
+                    stop = later.start
+                    break
+            out.append((h, name, stop))
+        parents.append(h)
+    return title_head, out
 
 
 def _did_you_mean(word: str, known: list[str]) -> str:
@@ -965,7 +1061,7 @@ def _load_v1(
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
-            errors.append(Problem(name, _key_line(root, loc, offset), _describe(err)))
+            errors.append(Problem(name, _key_line(root, loc, offset), _describe(dict(err))))
         errors.sort(key=lambda pr: (pr.line or 0))
         raise ExplainerError(errors) from None
 
@@ -1081,7 +1177,7 @@ def _load_v1(
         last -= 1
     sections: dict[str, Section] = {}
     first_concept_head: int | None = None
-    for k, (h, cid) in enumerate(tagged):
+    for idx, (h, cid) in enumerate(tagged):
         if cid is None:
             continue
         if first_concept_head is None:
@@ -1089,7 +1185,7 @@ def _load_v1(
         stop = last + 1
         # Index loop, no slice: each heading is scanned by at most one concept, so this
         # stays linear even with 100k headings in the body.
-        for j in range(k + 1, len(tagged)):
+        for j in range(idx + 1, len(tagged)):
             h2, cid2 = tagged[j]
             if cid2 is not None or h2.level <= h.level:
                 stop = h2.start

@@ -39,7 +39,13 @@ FORMATS: tuple[str, ...] = ("md", "json", "html")
 
 _FEEDBACK_TAG = re.compile(r"<feedback\b[^>]*>.*?</feedback\s*>", re.DOTALL | re.IGNORECASE)
 # C0 controls except tab/newline, DEL, C1 controls: ESC sequences, bells, cursor moves.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Then the bidi controls (embeddings, overrides, isolates, marks): they reorder what a
+# reader sees ("Trojan Source"), so they are shown as escapes too (16.6).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+# In JSON, tab and newline are already escaped by json.dumps; the rest above, plus the
+# line/paragraph separators, become \uXXXX escapes: lossless, and inert in a terminal.
+_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{_BIDI}\u2028\u2029]")
 
 
 class Transcript(BaseModel):
@@ -64,7 +70,18 @@ def clean_text(text: str) -> str:
     """Make untrusted text safe for a terminal or a text file: control characters
     (escape sequences, bells, carriage returns) become visible ``\\xNN`` instead."""
     text = text.replace("\r\n", "\n")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_visible_escape, text)
+
+
+def _visible_escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """JSON for files and ``--json`` output: UTF-8 kept readable, but C1 controls and bidi
+    overrides written as ``\\uXXXX`` escapes, so printing it cannot drive or reorder a terminal."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, indent=indent))
 
 
 def strip_feedback(raw: str | None) -> str | None:
@@ -86,7 +103,7 @@ def transcript_data(store: Store, session_id: str, *, include_feedback: bool = F
 
 
 def to_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return json_text(data) + "\n"
 
 
 def load_json_export(path: str | Path) -> Transcript:
@@ -312,9 +329,9 @@ def _markdown_html(text: str) -> str:
     shown as text. Images are off too (they could only be remote loads)."""
     global _MD
     if _MD is None:
-        from markdown_it import MarkdownIt
+        from tutor.explainer import new_markdown
 
-        _MD = MarkdownIt("commonmark", {"html": False}).disable("image")
+        _MD = new_markdown().disable("image")
     return _MD.render(clean_text(text))
 
 

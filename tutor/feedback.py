@@ -22,13 +22,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from tutor.errors import TutorError
 
-BUNDLE_FORMAT = "tutor-feedback-bundle"
+BUNDLE_FORMAT: Final = "tutor-feedback-bundle"
 BUNDLE_VERSION = 1
 IMPORTED_MODE = "imported"
 MAX_BUNDLE_BYTES = 200 * 1024 * 1024
@@ -426,7 +426,7 @@ class BundleStats(BaseModel):
     explainer_hash: str
     concept_id: str
     shaky: bool = False
-    explained: int = Field(0, ge=0)
+    explained: int = Field(0, ge=0, le=2**31)  # SQLite INTEGER is 64-bit: 2**63 overflowed (16.5)
 
 
 class BundleMessage(BaseModel):
@@ -563,9 +563,9 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
 
         click.echo(data, nl=False)
     else:
-        from tutor.compile import write_atomic
+        from tutor.files import atomic_write
 
-        write_atomic(out, data)
+        atomic_write(out, data)
     return ExportResult(path=str(output), feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes))
 
 
@@ -584,15 +584,10 @@ def _utf8_strings(obj: Any) -> Any:
 
 def read_bundle(path: str | Path) -> list[BaseModel]:
     """Parse and validate a whole bundle before anything is written (a bad line changes nothing)."""
+    from tutor.files import safe_read_bytes
+
     p = Path(path)
-    try:
-        if p.stat().st_size > MAX_BUNDLE_BYTES:
-            raise TutorError(f"{p}: {p.stat().st_size:,} bytes is too big for a feedback bundle (limit {MAX_BUNDLE_BYTES:,})")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise TutorError(f"{p}: no such file") from None
-    except OSError as e:
-        raise TutorError(f"{p}: cannot read: {e.strerror or e}") from None
+    raw = safe_read_bytes(path, MAX_BUNDLE_BYTES, what="feedback bundle")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -645,7 +640,9 @@ def _target_path(store, header: BundleHeader, for_file: str | None) -> tuple[str
         return normalise_path(for_file), True
     # The name comes from someone else's file: no folders, and no control characters, which
     # would otherwise be stored as a path and printed to the author's terminal.
-    name = _clean(Path(header.file.replace("\\", "/")).name).strip() or "explainer.md"
+    name = _clean(Path(header.file.replace("\\", "/")).name).strip()
+    if name in ("", ".", ".."):  # "..".name is ".." — the parent folder is not an explainer (16.7)
+        name = "explainer.md"
     rows = store._query("SELECT path FROM explainers ORDER BY last_seen DESC")
     for r in rows:
         if Path(r["path"]).name == name and not r["path"].startswith("bundle:"):

@@ -21,6 +21,11 @@ from typing import Any, TextIO
 from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished
 from tutor.engine.reader_model import find_concepts
 
+# Exit status when the session ends (end of input, /quit) right after a reply that failed
+# (401, 529, no server...): a script must be able to tell that nobody answered it.
+# 1 is taken by user errors, 2 by click's usage errors, 130 by Ctrl-C.
+EXIT_REPLY_FAILED = 3
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 HELP = """\
@@ -49,6 +54,7 @@ class PlainUI:
         self.err = stderr
         self.interactive = _isatty(stdin) and _isatty(stdout)
         self._col0 = True
+        self.last_failed: str | None = None  # the error of the last turn, if it failed
 
     def write(self, text: str) -> None:
         text = clean(text)
@@ -65,10 +71,12 @@ class PlainUI:
 
     async def show(self, events: Any) -> None:
         """Print one turn's events as they arrive."""
+        self.last_failed = None
         async for ev in events:
             if isinstance(ev, TextDelta):
                 self.write(ev.text)
             elif isinstance(ev, ErrorEvent):
+                self.last_failed = ev.message
                 self.line(f"[error] {ev.message}")
                 if ev.retryable:
                     self.line("Type /retry to send your message again.")
@@ -76,6 +84,16 @@ class PlainUI:
                 if not ev.complete and ev.stop_reason == "max_tokens":
                     self.line("[the reply was cut off at the length limit]")
         self.line()
+
+    def finish(self) -> int:
+        """Say goodbye; the exit status tells a script whether the last reply failed."""
+        self.line(self.resume_hint())
+        if self.last_failed is None:
+            return 0
+        reason = clean(self.last_failed).splitlines()[0].rstrip(".")
+        self.err.write(f"tutor: the session ended on a failed reply ({reason}); exit status {EXIT_REPLY_FAILED}.\n")
+        self.err.flush()
+        return EXIT_REPLY_FAILED
 
     def resume_hint(self) -> str:
         return f"Session saved. Resume with: tutor open {shlex.quote(str(self.s.explainer.path))} --resume {self.s.id[:8]}"
@@ -157,8 +175,7 @@ class PlainUI:
         while True:
             line = self.read_line()
             if line == "":
-                self.line(self.resume_hint())
-                return 0
+                return self.finish()
             text = line.rstrip("\n")
             if not _isatty(self.stdin):
                 self.line(f"> {text}")  # echo piped input so the output reads as a dialogue
@@ -168,8 +185,7 @@ class PlainUI:
                 self._turn(runner, self.s.reply(text))
                 continue
             if cmd in ("/quit", "/exit", "/q"):
-                self.line(self.resume_hint())
-                return 0
+                return self.finish()
             if cmd in ("/help", "/?"):
                 self.line(HELP)
             elif cmd == "/skip":

@@ -462,6 +462,24 @@ def m004_settings(db: Database) -> None:
     _set_user_version(db, 4)
 
 
+@migrations(name="m005_fts_stemming")
+def m005_fts_stemming(db: Database) -> None:
+    """Search matches word forms ("checkpoint" finds "checkpoints"): the index is rebuilt
+    with the porter stemmer over unicode61. The m002 triggers name the table, so they
+    keep working once it is recreated under the same name."""
+    db.executescript(
+        """
+        DROP TABLE IF EXISTS messages_fts;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='messages', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        """
+    )
+    _set_user_version(db, 5)
+
+
 def section_hash(text: str) -> str:
     """A section's identity across versions: whitespace at line ends and blank lines around ignored."""
     norm = "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -966,7 +984,7 @@ class Store:
                 ),
             )
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def update_message(
         self,
@@ -1073,7 +1091,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (session_id, explainer_hash, concept_id, _utf8(text), source, now_iso()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def feedback(
         self,
@@ -1107,7 +1125,7 @@ class Store:
                 "INSERT INTO summaries (session_id, upto_seq, text, created) VALUES (?, ?, ?, ?)",
                 (session_id, int(upto_seq), _utf8(text), now_iso()),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         row = self._one(

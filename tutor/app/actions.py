@@ -85,7 +85,9 @@ def export_transcript(session: Any, fmt: str) -> Path:
     folder = export_dir(session)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / export.default_filename(session.store.get_session(session.id), fmt)
-    path.write_text(text, encoding="utf-8")
+    from tutor.files import atomic_write
+
+    atomic_write(path, text)
     return path
 
 

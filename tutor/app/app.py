@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ class TutorApp(App[str | None]):
         self.call_after_refresh(keep_place)
 
     # ---------------------------------------------------------------- turns
-    def run_turn(self, make_events: Callable[[], AsyncIterator[Any]], *, reader_text: str | None = None, echo: bool = True) -> bool:
+    def run_turn(self, make_events: Callable[[], AsyncGenerator[Any, None]], *, reader_text: str | None = None, echo: bool = True) -> bool:
         """Run one engine turn in the ``turn`` worker. ``echo``: show the reader messages the
         engine stores for this turn (commands like skip store "Let's skip X for now.")."""
         if self.busy:
@@ -287,7 +287,7 @@ class TutorApp(App[str | None]):
         if rows:
             self.shown_seq = rows[-1].seq
 
-    async def _consume(self, make_events: Callable[[], AsyncIterator[Any]], reader_text: str | None, echo: bool) -> None:
+    async def _consume(self, make_events: Callable[[], AsyncGenerator[Any, None]], reader_text: str | None, echo: bool) -> None:
         pane = self.pane
         message: TutorMessage | None = None
         stream = None
@@ -311,6 +311,7 @@ class TutorApp(App[str | None]):
                         message = TutorMessage()
                         await pane.mount(message)
                         stream = Markdown.get_stream(message)
+                    assert stream is not None  # made together with the message
                     parts.append(event.text)
                     await stream.write(clean(event.text))
                 elif isinstance(event, StateChanged):

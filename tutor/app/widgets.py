@@ -299,7 +299,7 @@ class ChatInput(TextArea):
         if event.key in ("pageup", "pagedown"):
             # The input is a few lines tall; Page Up/Down read back through the dialogue
             # instead, so the reader need not Tab away from what they are typing.
-            pane = self.screen.query(DialoguePane).first(None) if self.is_attached else None
+            pane = next(iter(self.screen.query(DialoguePane)), None) if self.is_attached else None
             if pane is not None:
                 event.stop()
                 event.prevent_default()

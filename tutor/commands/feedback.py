@@ -47,7 +47,6 @@ def _load(file: str):
 @db_option
 def show(file: str | None, as_json: bool, html_path: str | None, db: str | None) -> None:
     """Show the feedback on FILE (or list every explainer with feedback)."""
-    import json
     import tempfile
     from pathlib import Path
 
@@ -71,7 +70,9 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
         if file is None:
             rows = fb.overview(store)
             if as_json:
-                click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+                from tutor.export import json_text
+
+                click.echo(json_text(rows))
             else:
                 click.echo(fb.render_overview(rows), nl=False)
             return

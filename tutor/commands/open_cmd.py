@@ -37,9 +37,16 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     tutor open FILE --plain                   line by line: screen readers, pipes
     tutor open FILE --offline < answers.txt   scripted, no key needed
     tutor open https://example.org/x.md       a published explainer
+
+    Exit status: 0 saved and ended; 1 a user error (a file that cannot be
+    read, a session open elsewhere); 2 bad options; 3 with --plain, the
+    session ended on a failed reply (bad key, API overloaded, no
+    connection); 130 interrupted.
     """
     if new and resume:
         raise click.UsageError("use either --new or --resume ID, not both")
+    if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
+        raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
     from tutor.engine.claude import ClaudeBackend, has_api_key
     from tutor.engine.session import TutorSession
     from tutor.explainer import load
@@ -55,7 +62,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         file = str(fetched.path)
         if fetched.offline:
             url_notices.append(f"{fetched.url} cannot be reached: using the copy downloaded before.")
-    explainer = load(file)
+    explainer = load(file, outline_on_error=True)
     shown = shown if shown != file else str(explainer.path)
     notices: list[str] = url_notices + [str(w) for w in explainer.warnings[:1]]
     if len(explainer.warnings) > 1:  # they are for the author: one, and where to see the rest

@@ -8,7 +8,6 @@ strings with control characters made visible -- never through a markup renderer.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -103,11 +102,15 @@ def _file_hash(path: str) -> str | None:
 
 # -- tutor sessions ------------------------------------------------------------------------
 
+# Any --limit above this is taken as "all of them": SQLite's LIMIT is a 64-bit integer and
+# 99999999999999999999 overflowed it with a traceback (16.5).
+LIMIT = click.IntRange(min=1, max=1_000_000, clamp=True)
+
 
 @click.group("sessions", invoke_without_command=True)
 @click.option("--explainer", "explainer", metavar="FILE", help="Only sessions of this explainer file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per session).")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="How many to show.")
+@click.option("--limit", "-n", type=LIMIT, default=50, show_default=True, help="How many to show.")
 @click.option("--all", "show_all", is_flag=True, help="Show every session.")
 @db_option
 @click.pass_context
@@ -141,7 +144,9 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
             d = r.model_dump()
             d["total_tokens"] = r.total_tokens
             out.append(d)
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        from tutor.export import json_text
+
+        click.echo(json_text(out))
         return
     if not rows:
         what = f" for {explainer}" if explainer else ""
@@ -218,7 +223,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
 
 @click.command("search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N messages.")
+@click.option("--limit", "-n", type=LIMIT, default=20, show_default=True, help="Show at most N messages.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--rank", is_flag=True, help="Best matches first (default: newest first).")
 @db_option
@@ -245,7 +250,9 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
             hits = store.search(text, limit=limit, order="rank" if rank else "newest")
     if as_json:
         out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        from tutor.export import json_text
+
+        click.echo(json_text(out))
         return
     if not hits:
         click.echo(f"No messages match {text!r}.")
@@ -311,19 +318,19 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
         click.echo(text, nl=False)
         return
     target = Path(output) if output else Path(default_filename(row, fmt))
-    if target.is_dir():  # -o exports/ : the usual name, in that folder
+    try:
+        is_dir = target.is_dir()
+    except OSError as e:  # a name over 255 bytes (ENAMETOOLONG) is not "no such file" to pathlib
+        raise TutorError(f"{target}: cannot write ({e.strerror or e})", hint="Choose a shorter -o name.") from None
+    if is_dir:  # -o exports/ : the usual name, in that folder
         target = target / default_filename(row, fmt)
     elif output and output.endswith(("/", os.sep)):
         raise TutorError(f"{output}: no such folder", hint="Create it first, or give a file name with -o.")
-    elif output and target.exists() and not force:  # the default name is ours; -o FILE may be anything
-        raise TutorError(f"{target}: already exists", hint="Add --force to overwrite it, or choose another -o.")
-    tmp = target.with_name(target.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+    from tutor.files import atomic_write
+
+    try:  # the default name is ours; -o FILE may be anything, so only --force replaces it
+        atomic_write(target, text, overwrite=force or not output)
     except OSError as e:
-        if tmp.is_file():
-            tmp.unlink()
         raise TutorError(f"{target}: cannot write ({e.strerror or e})") from None
     click.echo(f"Wrote {target}", err=output is not None)
 

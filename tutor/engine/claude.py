@@ -350,10 +350,12 @@ class ClaudeBackend:
         stop_reason: str | None = None
         write_1h = 0  # the usage's TTL breakdown; absent (older API or SDK) means all writes are 5m
         try:
-            stream = await self._client.messages.create(
+            # Typed as Any: the SDK's event union makes every attribute access a union error,
+            # and the code below already dispatches on ``event.type``.
+            stream: Any = await self._client.messages.create(
                 model=self.model,
-                system=system,
-                messages=messages,
+                system=system,  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 stream=True,
             )

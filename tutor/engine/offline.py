@@ -166,9 +166,23 @@ class OfflineGuide:
         first = self._next()
         if first is None:
             self._say(f"I want to explain {in_sentence(self.ex.title)} to you, but you already know everything in it.")
-            return self._finish_walk()
+            step = self._finish_walk()
+            assert step is not None  # not inline: the walk's end is a step of its own
+            return step
         c = self.ex.concept(first)
-        self._say(f"I want to explain {in_sentence(self.ex.title)} to you. Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)")
+        topic = in_sentence(self.ex.title)
+        if in_sentence(c.title).casefold() == topic.casefold():
+            # A file with no headings is one concept named like the file: never ask
+            # "explain X; do you know about X?".
+            ask = "Do you already know it well?"
+        elif self.ex.plain:
+            # Headings of a file nobody wrote for tutor read badly as "know about X?":
+            # name them as the parts they are.
+            n = len(self.ex.concepts)
+            ask = f"It has {n} part{'s' if n != 1 else ''}; the first is “{c.title}”. Do you already know that part?"
+        else:
+            ask = f"Do you already know about {ending(in_sentence(c.title), '?')}"
+        self._say(f"I want to explain {topic} to you. {ask} (yes / no / not sure)")
         self._ask(first, say=False)
         return self._end()
 

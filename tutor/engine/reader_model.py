@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Set as AbstractSet
 
 from pydantic import BaseModel
 
@@ -76,7 +77,7 @@ class ReaderModel:
         c = self.explainer.concept(concept_id)
         return all(self.is_done(p) for p in c.prerequisites if p in self._states)
 
-    def next_concept(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
+    def next_concept(self, *, exclude: AbstractSet[str] = frozenset()) -> str | None:
         """The first concept in teaching order that is not done and whose prerequisites are done.
 
         If none is ready (the reader struggled with a prerequisite), the first not-done one:

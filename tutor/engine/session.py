@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from typing import Any
 
@@ -218,7 +218,7 @@ class TutorSession:
         return None
 
     # -- turns -----------------------------------------------------------------------------
-    async def start(self) -> AsyncIterator[Event]:
+    async def start(self) -> AsyncGenerator[Event, None]:
         """The opening turn for a new session; on resume a short "welcome back" (not stored)."""
         if self.guide is not None:
             if self._has_messages and self._replayed:
@@ -254,7 +254,7 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def reply(self, text: str) -> AsyncIterator[Event]:
+    async def reply(self, text: str) -> AsyncGenerator[Event, None]:
         """The reader's message: committed to the store first, then answered."""
         text = text.strip()
         raw = None if text else (MORE if self.guide is not None else "/continue")
@@ -263,7 +263,7 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def retry(self) -> AsyncIterator[Event]:
+    async def retry(self) -> AsyncGenerator[Event, None]:
         """Resend the last reader message whose reply failed or was interrupted."""
         if self.guide is not None or not self._retry_pending:
             yield ErrorEvent(code="other", message="There is nothing to retry.", retryable=False)
@@ -277,7 +277,7 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def mark_known(self, concept_id: str) -> AsyncIterator[Event]:
+    async def mark_known(self, concept_id: str) -> AsyncGenerator[Event, None]:
         """The reader says "I already know X": recorded at once, then the tutor moves on."""
         c = self.explainer.concept(concept_id)
         text = f"I already know {ending(in_sentence(c.title), '.')}"
@@ -287,14 +287,14 @@ class TutorSession:
                     yield ev
             return
         seq = self._add_reader(text, f"/know {c.id}")
-        ev = self._set_state(c.id, "known", f"reader: {text}", seq)
-        if ev:
-            yield ev
+        changed = self._set_state(c.id, "known", f"reader: {text}", seq)
+        if changed:
+            yield changed
         async with aclosing(self._claude_turn(seq, text)) as inner:
             async for ev in inner:
                 yield ev
 
-    async def explain(self, concept_id: str) -> AsyncIterator[Event]:
+    async def explain(self, concept_id: str) -> AsyncGenerator[Event, None]:
         """The reader asks for X (again)."""
         c = self.explainer.concept(concept_id)
         title = in_sentence(c.title)
@@ -308,7 +308,7 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def skip(self) -> AsyncIterator[Event]:
+    async def skip(self) -> AsyncGenerator[Event, None]:
         """Skip the current concept (it is not marked known; it is just not offered again)."""
         cid = self.current_concept
         if cid is None:
@@ -356,7 +356,7 @@ class TutorSession:
         self.store.set_concept_state(self.id, cid, state, evidence, message_seq=seq)
         return StateChanged(concept_id=cid, state=state, evidence=evidence)
 
-    async def _reader_turn(self, text: str, raw: str | None, model_text: str | None = None) -> AsyncIterator[Event]:
+    async def _reader_turn(self, text: str, raw: str | None, model_text: str | None = None) -> AsyncGenerator[Event, None]:
         seq = self._add_reader(text, raw)
         if self.guide is not None:
             step = self._guide_input(text, raw, seq)
@@ -368,7 +368,7 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def _emit_offline(self, step: Step, seq: int | None) -> AsyncIterator[Event]:
+    async def _emit_offline(self, step: Step, seq: int | None) -> AsyncGenerator[Event, None]:
         """Persist one guide step (tutor message, then state changes) and yield its events."""
         mid = self.store.add_message(self.id, "tutor", step.text, raw=None, complete=True)
         self._has_messages = True
@@ -405,10 +405,10 @@ class TutorSession:
             if text:
                 if not tag.complete:
                     text += " [cut off: the reply ended inside this feedback]"
-                cid = tag.attrs.get("concept")
-                cid = cid if cid in self.model else None
-                self.store.add_feedback(self.id, self.explainer.content_hash, cid, text, "model")
-                events.append(FeedbackCaptured(concept_id=cid, text=text, source="model"))
+                named = tag.attrs.get("concept")
+                fid = named if named in self.model else None
+                self.store.add_feedback(self.id, self.explainer.content_hash, fid, text, "model")
+                events.append(FeedbackCaptured(concept_id=fid, text=text, source="model"))
         return events
 
     def _history(self, before_seq: int | None):
@@ -425,7 +425,7 @@ class TutorSession:
                 turns.append(t)
         return (summary.text if summary else None), turns
 
-    async def _claude_turn(self, reader_seq: int | None, reader_text: str) -> AsyncIterator[Event]:
+    async def _claude_turn(self, reader_seq: int | None, reader_text: str) -> AsyncGenerator[Event, None]:
         from tutor.engine.claude import BackendError
         from tutor.engine.memory import maybe_compact
         from tutor.engine.prompt import build_request

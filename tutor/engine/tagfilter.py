@@ -27,10 +27,17 @@ from pydantic import BaseModel, Field
 TAG_NAMES: tuple[str, ...] = ("feedback", "state", "reader_model")
 MAX_OPEN_TAG = 400  # an opening tag longer than this is not a tag but text
 _ATTRS_RE = re.compile(r"""(?:\s+[A-Za-z_][\w-]*\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?""")
+# What may come between a tag's name and its '>' while the tag is still arriving: whole
+# attributes, then at most a started one (``concept="pa``) or the whitespace/'/' before '>'.
+_PARTIAL_ATTRS_RE = re.compile(
+    r"""(?:\s+[A-Za-z_][\w-]*\s*=\s*(?:"[^"]*"|'[^']*'))*"""
+    r"""(?:\s+[A-Za-z_][\w-]*\s*(?:=\s*(?:"[^"]*|'[^']*)?)?|\s*/?)"""
+)
 _ATTR_RE = re.compile(r"""([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _CLOSE_ANY_RE = re.compile(r"</\s*(" + "|".join(TAG_NAMES) + r")\s*>", re.IGNORECASE)
 _SPECIAL_RE = re.compile(r"[\n`~<]")
 _HOLD = object()
+_PARTIAL = object()  # at the end of the reply: the rest is the start of a protocol tag
 
 
 class Tag(BaseModel):
@@ -66,7 +73,9 @@ class TagFilter:
         return self._run(final=False)
 
     def close(self) -> tuple[str, list[Tag]]:
-        """Flush held-back text. An unterminated tag is returned with ``complete=False``."""
+        """Flush held-back text; a trailing tag start (``<fe``) is dropped, not shown.
+
+        An unterminated tag is returned with ``complete=False``."""
         if self._closed:
             return "", []
         visible, tags = self._run(final=True)
@@ -185,12 +194,17 @@ class TagFilter:
                 res = _scan_tag(buf, i, final)
                 if res is _HOLD:
                     break
+                if res is _PARTIAL:
+                    # The stream ended inside what can only be a protocol tag (``<fe``,
+                    # ``<state concept="a``): never the reader's text, so it is dropped.
+                    i = n
+                    break
                 if res is None:
                     out.append("<")
                     self._line += "<"
                     i += 1
                     continue
-                kind, name, attrs, self_closing, end = res  # type: ignore[misc]
+                kind, name, attrs, self_closing, end = res
                 at_start = self._line.strip() == ""
                 i = end
                 if kind == "close":  # a stray closing tag: never meant for the reader
@@ -234,20 +248,23 @@ def _could_close(s: str, name: str) -> bool:
 def _scan_tag(buf: str, i: int, final: bool):
     """Decide what the '<' at ``buf[i]`` starts.
 
-    Returns None (plain text), _HOLD (need more characters), or
-    ``(kind, name, attrs, self_closing, end)`` with kind "open" or "close".
+    Returns None (plain text), _HOLD (need more characters), _PARTIAL (``final`` and the
+    reply ends in the start of a protocol tag), or ``(kind, name, attrs, self_closing, end)``
+    with kind "open" or "close".
     """
+    # What a held-back prefix is once no more characters will come.
+    more = _PARTIAL if final else _HOLD
     n = len(buf)
     j = i + 1
     if j < n and buf[j] == "/":
         m = _CLOSE_ANY_RE.match(buf, i)
         if m:
             return ("close", m.group(1).lower(), {}, False, m.end())
-        if not final and _could_close_any(buf[i:]):
-            return _HOLD
+        if _could_close_any(buf[i:]):
+            return more
         return None
     if j >= n:
-        return None if final else _HOLD
+        return more
     name = None
     for cand in TAG_NAMES:
         seg = buf[j : j + len(cand)].lower()
@@ -255,12 +272,12 @@ def _scan_tag(buf: str, i: int, final: bool):
             name = cand
             break
         if j + len(seg) == n and cand.startswith(seg):
-            return None if final else _HOLD
+            return more
     if name is None:
         return None
     k = j + len(name)
     if k >= n:
-        return None if final else _HOLD
+        return more
     if not (buf[k].isspace() or buf[k] in ">/"):
         return None  # <feedbackform>, <stated>: not ours
     quote = None
@@ -279,9 +296,11 @@ def _scan_tag(buf: str, i: int, final: bool):
             return None
         k += 1
     if end is None:
-        if k - i > MAX_OPEN_TAG or final:
+        if k - i > MAX_OPEN_TAG:
             return None
-        return _HOLD
+        if final and not _PARTIAL_ATTRS_RE.fullmatch(buf, j + len(name), k):
+            return None  # ``<feedback but no closing angle`` can never become a tag: text
+        return more
     inner = buf[j + len(name) : end]
     if not _ATTRS_RE.fullmatch(inner):
         return None

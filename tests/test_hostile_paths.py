@@ -1,0 +1,61 @@
+"""Hostile and unusual paths through the real CLI: each case is one clear line, no traceback."""
+
+from __future__ import annotations
+
+from compile_helpers import run_tutor
+
+
+def test_open_with_an_empty_path_says_no_file_given(tmp_path):
+    """16.7: `tutor open ''` said "tutor: : is a directory"."""
+    r = run_tutor(["open", "", "--db", str(tmp_path / "a.db")])
+    assert r.returncode == 2 and "no file given" in r.stderr and "Traceback" not in r.stderr
+    assert "is a directory" not in r.stderr
+
+
+def test_limits_too_big_for_sqlite_are_capped(tmp_path):
+    """16.5: --limit 99999999999999999999 raised OverflowError from sqlite3."""
+    db = str(tmp_path / "a.db")
+    assert run_tutor(["open", "README.md", "--offline", "--plain", "--db", db], input="").returncode in (0, 1)
+    for args in (["search", "checkpoint"], ["sessions"]):
+        r = run_tutor([*args, "--limit", "99999999999999999999", "--db", db])
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def _seed_session(tmp_path) -> str:
+    db = str(tmp_path / "a.db")
+    r = run_tutor(["open", "README.md", "--offline", "--plain", "--db", db], input="")
+    assert "Traceback" not in r.stderr
+    return db
+
+
+def test_export_never_follows_a_planted_part_symlink(tmp_path):
+    """16.2: `export -o T` wrote T.part through a planted symlink, overwriting its target."""
+    db = _seed_session(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "T.md"
+    (tmp_path / "T.md.part").symlink_to(victim)
+    r = run_tutor(["export", "--last", "-o", str(out), "--db", db])
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "precious" and out.is_file() and not out.is_symlink()
+
+
+def test_export_refuses_symlink_and_device_targets_even_with_force(tmp_path):
+    """16.2: --force renamed over /etc/passwd (via a link) and device nodes."""
+    db = _seed_session(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "link.md"
+    link.symlink_to(victim)
+    r = run_tutor(["export", "--last", "-o", str(link), "--force", "--db", db])
+    assert r.returncode == 1 and "symbolic link" in r.stderr and "Traceback" not in r.stderr
+    assert link.is_symlink() and victim.read_text() == "precious"
+    r = run_tutor(["export", "--last", "-o", "/dev/null", "--force", "--db", db])
+    assert r.returncode == 1 and "not a regular file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_to_a_path_component_over_255_bytes_is_one_line(tmp_path):
+    """16.5: a name longer than NAME_MAX gave a traceback."""
+    db = _seed_session(tmp_path)
+    r = run_tutor(["export", "--last", "-o", str(tmp_path / ("x" * 300 + ".md")), "--db", db])
+    assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
