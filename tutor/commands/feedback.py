@@ -193,7 +193,7 @@ def _expand_bundles(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, s
         if p.is_dir():
             found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix == ".jsonl")
             if not found:
-                missing.append((arg, "no bundles (*.jsonl) in this folder"))
+                missing.append((arg, "is a directory with no bundles (*.jsonl) in it"))
             paths += found
         elif not p.exists() and any(ch in arg for ch in "*?["):
             found = sorted(f for f in glob.glob(arg) if Path(f).is_file())
