@@ -190,7 +190,7 @@ def _expand_bundles(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, s
     missing: list[tuple[str, str]] = []
     for arg in args:
         p = Path(arg)
-        if p.is_dir():
+        if arg.strip() and p.is_dir():  # Path("") is "."; import_bundle says "no file given"
             found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix == ".jsonl")
             if not found:
                 missing.append((arg, "is a directory with no bundles (*.jsonl) in it"))
