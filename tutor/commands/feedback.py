@@ -42,8 +42,10 @@ def _load(file: str):
 @feedback.command("show", short_help="Feedback on FILE, per section (the default).")
 @click.argument("file", required=False, type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_path", default=None, metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write a page for the author: notes per section and where readers got stuck.")
 @db_option
-def show(file: str | None, as_json: bool, db: str | None) -> None:
+def show(file: str | None, as_json: bool, html_path: str | None, db: str | None) -> None:
     """Show the feedback on FILE (or list every explainer with feedback)."""
     import tempfile
     from pathlib import Path
@@ -51,6 +53,8 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
     from tutor import feedback as fb
     from tutor.paths import db_path
 
+    if html_path and file is None:
+        raise click.UsageError("--html needs FILE: the explainer to write the page for")
     scratch = None
     if db_path(db).exists():
         store = fb.open_store(db)
@@ -80,6 +84,13 @@ def show(file: str | None, as_json: bool, db: str | None) -> None:
         store.close()
         if scratch is not None:
             scratch.cleanup()
+    if html_path:
+        from tutor.compile import write_atomic
+        from tutor.feedback_report import render_html
+
+        write_atomic(Path(html_path), render_html(rep))
+        click.echo(f"wrote {html_path}", err=True)
+        return
     if as_json:
         click.echo(rep.model_dump_json(indent=2))
     else:
@@ -123,9 +134,14 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
 def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> None:
     """Merge feedback bundles into this database. Importing a bundle twice adds nothing.
 
+    BUNDLE may be a file, a folder (its *.jsonl files) or a quoted pattern. A bundle that
+    cannot be read is reported and skipped; the others are still imported (exit 1).
+
     \b
     tutor feedback import wal.feedback.jsonl           found by file name
     tutor feedback import b1.jsonl b2.jsonl --for explainers/wal.md
+    tutor feedback import inbox/                       every bundle in a folder
+    tutor feedback import 'inbox/*.jsonl'              a pattern
     """
     from pathlib import Path
 
@@ -135,10 +151,22 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
 
     if for_file is not None and not Path(for_file).is_file():
         raise TutorError(f"{for_file}: no such file", hint="--for names your copy of the explainer the bundles are about")
+    paths, missing = _expand_bundles(bundles)
+    failed = bool(missing)
+    for arg, why in missing:
+        click.echo(f"{safe_terminal_text(arg)}: {why}", err=True)
+    added = skipped = 0
     store = fb.open_store(db)
     try:
-        for b in bundles:
-            res = fb.import_bundle(store, b, for_file=for_file)
+        for b in paths:
+            try:
+                res = fb.import_bundle(store, b, for_file=for_file)
+            except TutorError as e:  # one bad bundle does not stop the rest
+                failed = True
+                click.echo(safe_terminal_text(str(e)), err=True)
+                continue
+            added += res.feedback_added
+            skipped += res.feedback_skipped
             dup = f", {res.feedback_skipped} already here" if res.feedback_skipped else ""
             click.echo(
                 f"{safe_terminal_text(b)}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
@@ -147,3 +175,31 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
             )
     finally:
         store.close()
+    if len(paths) > 1:
+        click.echo(f"{len(paths)} bundles: {added} new feedback item(s), {skipped} already here")
+    if failed:
+        raise SystemExit(1)
+
+
+def _expand_bundles(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files as given; a folder means its *.jsonl files; an unexpanded pattern is expanded."""
+    import glob
+    from pathlib import Path
+
+    paths: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for arg in args:
+        p = Path(arg)
+        if arg.strip() and p.is_dir():  # Path("") is "."; import_bundle says "no file given"
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.suffix == ".jsonl")
+            if not found:
+                missing.append((arg, "is a directory with no bundles (*.jsonl) in it"))
+            paths += found
+        elif not p.exists() and any(ch in arg for ch in "*?["):
+            found = sorted(f for f in glob.glob(arg) if Path(f).is_file())
+            if not found:
+                missing.append((arg, "no files match this pattern"))
+            paths += found
+        else:
+            paths.append(arg)
+    return paths, missing  # as given: importing one twice is harmless and says so
