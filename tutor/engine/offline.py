@@ -70,7 +70,7 @@ def normalise(text: str) -> str:
 
 # A hedge at the start makes the whole answer "not sure": "kind of, I've heard of it".
 _UNSURE_START = re.compile(
-    r"^(?:kind of|kinda|sort of|sorta|a bit|a little|maybe|somewhat|partly|vaguely|not really sure|"
+    r"^(?:kind of|kinda|sort of|sorta|a bit|a little|somewhat|partly|vaguely|not really sure|"
     r"i think so|i guess|i've heard of it|i have heard of it|heard of it|i've heard|not sure|"
     r"i'm not sure|im not sure|more or less)\b"
 )
