@@ -86,7 +86,9 @@ def fetch(url: str, home: Path, *, timeout: float = TIMEOUT_S, max_bytes: int = 
         ) from None
     changed = dest.exists() and dest.read_bytes() != data
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(dest)  # atomic: a half download never replaces a good copy
+    from tutor.files import atomic_write
+
+    # Already checked to be UTF-8; newline="\n" writes it back byte for byte. Atomic, so a
+    # half download never replaces a good copy, and no planted .part link is followed.
+    atomic_write(dest, data.decode("utf-8"))
     return Fetched(dest, url, changed=changed)

@@ -32,9 +32,9 @@ def markdown_html(text: str) -> str:
     images off (they could only be remote loads). The one factory for published pages."""
     global _MD
     if _MD is None:
-        from markdown_it import MarkdownIt
+        from tutor.explainer import new_markdown
 
-        _MD = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+        _MD = new_markdown().disable("image")  # the loader's and the HTML export's setup
     return _MD.render(text)
 
 
