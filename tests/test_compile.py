@@ -126,6 +126,8 @@ def test_stop_asking_and_resume_after_a_failed_write(fake_api, notes, tmp_path):
     assert r.exit_code == 1, r
     assert "Question 2 of 3" in r.stdout and "Question 3 of 3" not in r.stdout
     assert "tutor: Claude returned an error (500" in r.stderr
+    # Issue 9.9: an author's next step, not the reader's "your message was kept".
+    assert "run the same command with --resume" in r.stderr and "message was kept" not in r.stderr
     assert not out.exists()
     # Resume: no new outline request, no questions asked again, the answer is reused.
     n = len(fake_api.requests)
@@ -291,3 +293,14 @@ def test_lone_surrogates_from_the_model_are_stored_safely(fake_api, notes, tmp_p
     with _db(tmp_path) as db:
         assert db.execute("SELECT outline FROM compiles").fetchone()[0] == "odd \ufffd text"
         assert db.execute("SELECT question, answer FROM compile_questions").fetchone() == ("Why \ufffd?", "because")
+
+
+def test_a_rejected_key_says_what_an_author_can_do(fake_api, notes, tmp_path):
+    """Issue 9.9: compile errors used the reader's wording ("run with --offline for the guided
+    mode"). A 401 points at the key or at a skeleton without one."""
+    env = claude_env(fake_api, tmp_path / "home")
+    fake_api.enqueue(http_error(401))
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "wal.md")], input="", env=env)
+    assert r.exit_code == 1 and "Claude rejected the API key (401)" in r.stderr, r
+    assert "tutor compile NOTES --offline -o FILE" in r.stderr
+    assert "guided mode" not in r.stderr and "message was kept" not in r.stderr

@@ -941,6 +941,21 @@ class CompileResult(BaseModel):
     cost_usd: float = 0.0
 
 
+def compile_hint(e: TutorError) -> str:
+    """What to do next after a failed compile call, in an author's terms (the engine's hints
+    speak to readers: "your message was kept", "the partial reply was kept")."""
+    code = getattr(e, "code", "")
+    if code == "auth":
+        return (
+            "Set your key with: export ANTHROPIC_API_KEY=sk-ant-...; or write a skeleton without one: "
+            "tutor compile NOTES --offline -o FILE."
+        )
+    again = "Your answers so far are saved; run the same command with --resume to carry on from this step."
+    if getattr(e, "retryable", False):
+        return f"Nothing was written for this step. {again}"
+    return f"Check --model and your account. {again}"
+
+
 async def _call(backend, ui, label: str, system, messages, max_tokens: int, usage: TokenUsage, notes_est: int):
     from tutor.engine.claude import BackendError
 
@@ -959,7 +974,7 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
                     f"the notes (about {notes_est:,} tokens) are too long for {backend.model}'s context window",
                     hint="Split the notes and compile each part separately, or leave some files out.",
                 ) from None
-            raise
+            raise TutorError(e.message, hint=compile_hint(e)) from None
     usage.add(result)
     result.text = utf8_text(result.text)
     return result
