@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor.app.app import TutorApp
+from tutor.app.app import ERROR_TITLES, TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
 
 from app_helpers import (
@@ -349,7 +349,8 @@ async def test_error_notifications_keep_text_and_retry(db, api, code, replies, r
         errs = [n for n in notifications(app) if n.severity == "error"]
         assert errs, f"no error notification for {code}"
         note = errs[-1]
-        assert code in note.title
+        # The title is plain words (issue 9.14), never the code ("Tutor error (no_stop_reason)").
+        assert note.title == ERROR_TITLES[code] and "_" not in note.title
         assert "\n" not in note.message.split("\n")[0]
         if retryable:
             assert "Ctrl+R" in note.message

@@ -246,3 +246,11 @@ def test_json_output_escapes_c1_and_bidi_controls(capsys, monkeypatch, db):
         code, out, _ = run(capsys, monkeypatch, *args, "--db", str(db))
         assert code == 0 and not any(ch in out for ch in "\u202e\u202c\x9b"), args
         json.loads(out)
+
+
+def test_counts_read_as_words_not_codes():
+    """Issue 9.14: "1 turns", "1 problem(s)": one plural helper for every count."""
+    from tutor.text import plural
+
+    assert [plural(1, "turn"), plural(2, "turn"), plural(0, "problem"), plural(1200, "query", "queries")] == [
+        "1 turn", "2 turns", "0 problems", "1,200 queries"]

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from tutor.engine.events import TokenUsage
 from tutor.errors import Problem, TutorError
+from tutor.text import plural
 
 if TYPE_CHECKING:
     from tutor.explainer import Explainer
@@ -532,7 +533,7 @@ def compile_offline(
     if problems or exp is None:  # a bug in the skeleton builder: still never lose the work
         draft, errors = save_draft(out, text, problems)
         raise TutorError(
-            f"{out}: the skeleton did not validate ({len(problems)} problem(s)); saved {draft} and {errors}",
+            f"{out}: the skeleton did not validate ({plural(len(problems), 'problem')}); saved {draft} and {errors}",
             hint=str(problems[0]),
         )
     write_atomic(out, text)
@@ -1096,7 +1097,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         problems = [Problem(str(out), None, "the reply was cut off at the output limit")] + problems
     repaired = False
     if problems:
-        ui.info(f"The draft has {len(problems)} problem(s); asking Claude to repair it once:")
+        ui.info(f"The draft has {plural(len(problems), 'problem')}; asking Claude to repair it once:")
         for p in problems[:10]:
             ui.info(f"  {p}")
         messages = repair_messages(messages, r.text, problems, cut_off=cut_off)
@@ -1110,7 +1111,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         draft, errors = save_draft(out, text, problems)
         set_compile_status(store, st, "failed")
         raise TutorError(
-            f"{out}: Claude's explainer is still invalid after one repair ({len(problems)} problem(s)); "
+            f"{out}: Claude's explainer is still invalid after one repair ({plural(len(problems), 'problem')}); "
             f"nothing was written to {out.name}",
             hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
             "or run the same command with --resume to try again",

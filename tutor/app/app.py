@@ -57,6 +57,18 @@ THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "so
 
 RETRY_HINT = "Press Ctrl+R to retry."
 # ErrorEvent.code -> words for the note under a reply the error cut (it outlives the notification)
+# Toast titles in plain words: the codes ("no_stop_reason") are for logs and tests.
+ERROR_TITLES = {
+    "auth": "API key rejected",
+    "overloaded": "Claude is overloaded",
+    "rate_limit": "Rate limit reached",
+    "timeout": "No answer in time",
+    "connection": "No connection",
+    "stream_error": "Reply cut off",
+    "no_stop_reason": "Reply ended early",
+    "context": "Conversation too long",
+}
+
 CUT_BY = {
     "connection": "a dropped connection",
     "stream_error": "an error from Claude",
@@ -340,8 +352,8 @@ class TutorApp(App[str | None]):
             raise
         except TutorError as exc:  # a user-level problem (store gone, bad concept): say it
             crashed = True
-            error_note = f"Tutor error: {one_line(str(exc), 400)}"
-            self.notify(one_line(str(exc), 400), title="Tutor error", severity="error", timeout=15, markup=False)
+            error_note = f"No reply: {one_line(str(exc), 400)}"
+            self.notify(one_line(str(exc), 400), title="No reply", severity="error", timeout=15, markup=False)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the reader the session
             crashed = True
             self.log.error(exc)
@@ -412,7 +424,7 @@ class TutorApp(App[str | None]):
             message = f"{message}\n{RETRY_HINT}"
         else:  # a rejected key or a refused request: sending it again cannot help
             self.retry_blocked = event.message
-        self.notify(message, title=f"Tutor error ({event.code})", severity="error", timeout=15, markup=False)
+        self.notify(message, title=ERROR_TITLES.get(event.code, "No reply"), severity="error", timeout=15, markup=False)
         self.refresh_bindings()
         if reader_text is not None:
             self.failed_text = reader_text

@@ -18,6 +18,7 @@ import click
 
 from tutor.commands._options import db_option, hold_session
 from tutor.errors import TutorError
+from tutor.text import plural
 
 
 def db_location(db: str | None):
@@ -200,7 +201,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
         if not yes:
             for r in rows:
                 title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
-                click.echo(f"  {r.id[:8]}  {title}  ({r.turn_count} turns, last active {_local(r.updated)})")
+                click.echo(f"  {r.id[:8]}  {title}  ({plural(r.turn_count, 'turn')}, last active {_local(r.updated)})")
             noun = "session" if len(rows) == 1 else "sessions"
             try:
                 ok = click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False)
