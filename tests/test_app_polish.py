@@ -54,6 +54,8 @@ async def test_footer_shows_every_key_on_80_columns_and_retry_only_when_useful(d
     app = TutorApp(open_session(SAMPLE, db))
     async with app.run_test(size=(80, 24)) as pilot:
         await idle(pilot, app)
+        # Under load the footer can paint a frame after the dialogue: wait for it, not a sleep.
+        await wait_until(pilot, lambda: "^p palette" in footer_line(app), 5, "the footer")
         footer = footer_line(app)
         for key in ("^q Quit", "^n Skip", "^g Again", "^o Section", "^f Note", "^s Export", "^p palette"):
             assert key in footer, f"{key!r} missing from the footer: {footer!r}"
