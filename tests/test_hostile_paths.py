@@ -68,3 +68,14 @@ def test_db_and_tutor_home_with_a_name_over_255_bytes_are_one_line(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr and "--db" in r.stderr and "255" in r.stderr
     r = run_tutor(["sessions"], env={"TUTOR_HOME": str(long)})
     assert r.returncode == 1 and "Traceback" not in r.stderr and "TUTOR_HOME" in r.stderr
+
+
+def test_a_malformed_base_url_is_one_clear_line(tmp_path):
+    """Issue 16.5: ANTHROPIC_BASE_URL=http://[::1 was an httpx InvalidURL traceback."""
+    from pathlib import Path
+
+    sample = Path(__file__).parent.parent / "explainers" / "sqlite-wal.md"
+    env = {"ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": "http://[::1", "TUTOR_HOME": str(tmp_path / "home")}
+    r = run_tutor(["open", str(sample), "--plain"], input="/quit\n", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-400:]
+    assert "ANTHROPIC_BASE_URL is not a valid server address" in r.stderr and "sk-test" not in r.stderr

@@ -307,12 +307,17 @@ class ClaudeBackend:
         self.max_retries = max_retries
         import anthropic  # lazy: only a Claude session pays for the import
 
-        self._client = anthropic.AsyncAnthropic(
-            api_key=self._key,
-            base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-            max_retries=max_retries,
-            timeout=timeout,
-        )
+        url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        try:
+            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=url, max_retries=max_retries, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - httpx2.InvalidURL and friends: a bad address, not a bug
+            where = "the base URL" if base_url else "ANTHROPIC_BASE_URL"
+            raise BackendError(
+                "config",
+                f"{where} is not a valid server address: {_scrub(str(url), self._key)!r} ({_scrub(str(exc), self._key)}).",
+                hint="Fix it (for example http://127.0.0.1:8080), or unset ANTHROPIC_BASE_URL to use Anthropic's API.",
+                retryable=False,
+            ) from None
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
