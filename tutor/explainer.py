@@ -950,10 +950,9 @@ def _plain_outline(heads: list[_Heading], lines: list[str], end: int) -> tuple[_
         counts[h.text.casefold()] = counts.get(h.text.casefold(), 0) + 1
     out: list[tuple[_Heading, str, int]] = []
     parents: list[_Heading] = []  # the open headings above the current one, outermost first
-    pos = {id(h): i for i, h in enumerate(heads)}
     if title_head is not None:
         parents.append(title_head)
-    for h in heads:
+    for i, h in enumerate(heads):
         while parents and parents[-1].level >= h.level:
             parents.pop()
         if id(h) in keep:
@@ -961,9 +960,11 @@ def _plain_outline(heads: list[_Heading], lines: list[str], end: int) -> tuple[_
             if counts.get(h.text.casefold(), 0) > 1 and parents and parents[-1].text and parents[-1] is not title_head:
                 name = f"{parents[-1].text} › {h.text}"
             stop = end
-            for later in heads[pos[id(h)] + 1 :]:
-                if later.level <= h.level or id(later) in keep:
-                    stop = later.start
+            # Index loop, no slice: the scan stops at the next kept or shallower heading,
+            # so the outline stays linear with thousands of headings.
+            for j in range(i + 1, len(heads)):
+                if heads[j].level <= h.level or id(heads[j]) in keep:
+                    stop = heads[j].start
                     break
             out.append((h, name, stop))
         parents.append(h)
