@@ -41,7 +41,15 @@ try:  # the fixture is a convenience for tests; benchmarks import this module wi
 except ImportError:  # pragma: no cover
     pytest = None  # type: ignore[assignment]
 
-MIN_CACHEABLE_TOKENS = 1024
+MIN_CACHEABLE_TOKENS = 1024  # the pre-thinking fake; thinking mode uses today's 512 (PromptCache.min_tokens)
+THINKING_MIN_CACHEABLE_TOKENS = 512
+
+# Today's default model thinks adaptively before it answers (docs/models.md). In thinking mode
+# the fake spends this many output tokens on a thinking block per effort, against max_tokens,
+# before any visible text; a request without output_config.effort is treated as "high", the
+# API's default. THINKING_TEXT is what a leak of thinking into the reply would look like.
+THINKING_TOKENS = {"low": 300, "medium": 1200, "high": 3000, "xhigh": 6000, "max": 10000}
+THINKING_TEXT = "THINKING-NOT-FOR-THE-READER "
 LOOKBACK_BLOCKS = 20
 
 ReplyKind = Literal["text", "http_error", "stream_error", "drop", "no_stop", "hang"]
@@ -170,6 +178,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     usage: dict[str, int] = field(default_factory=dict)  # what the server reported for it
+    thinking_tokens: int = 0  # thinking mode: output tokens spent thinking
     reply_kind: str = ""
 
 
@@ -263,7 +272,8 @@ class PromptCache:
     ``clock`` is in seconds; ``advance`` moves it forward so tests can pause without sleeping.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, min_tokens: int = MIN_CACHEABLE_TOKENS) -> None:
+        self.min_tokens = min_tokens
         self.entries: dict[str, tuple[float, float]] = {}  # prefix key -> (ttl seconds, expires at)
         self.lock = threading.Lock()
         self.clock = clock
@@ -308,7 +318,7 @@ class PromptCache:
                 for j in range(b, max(-1, b - LOOKBACK_BLOCKS - 1), -1):
                     if j <= read_end:
                         break
-                    if cum_tokens[j] >= MIN_CACHEABLE_TOKENS and self._live(prefix_keys[j], now):
+                    if cum_tokens[j] >= self.min_tokens and self._live(prefix_keys[j], now):
                         read_end = j
                         break
             read = cum_tokens[read_end] if read_end >= 0 else 0
@@ -320,7 +330,7 @@ class PromptCache:
             # the last 1h breakpoint after it (B), 5m writes from B to the last breakpoint (C).
             write_end = one_hour_end = read_end
             for b, ttl_name in zip(breakpoints, ttls):
-                if cum_tokens[b] < MIN_CACHEABLE_TOKENS:
+                if cum_tokens[b] < self.min_tokens:
                     continue
                 ttl = TTL_SECONDS[ttl_name]
                 if b > write_end and not self._live(prefix_keys[b], now):
@@ -375,6 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         api = self.server.api
         path = self.path.split("?", 1)[0]
+        if path.rstrip("/") == "/v1/models" and api.models:
+            self._send_json(200, {"data": [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+                                           for m in api.models], "has_more": False, "first_id": api.models[0], "last_id": api.models[-1]})
+            return
         if path.startswith("/v1/models/") and api.max_input_tokens is not None:
             model = path.rsplit("/", 1)[-1]
             # The Models API's ModelInfo (GET /v1/models/{id}); GETs are not in `requests`.
@@ -411,6 +425,11 @@ class _Handler(BaseHTTPRequestHandler):
             rec.reply_kind = "http_error"
             self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": str(exc)}})
             return
+        refusal = api.refuse(body)
+        if refusal:
+            rec.reply_kind = "http_error"
+            self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": refusal}})
+            return
         reply = api.next_reply(body)
         rec.reply_kind = reply.kind
         if reply.kind == "http_error":
@@ -425,10 +444,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         usage = api.cache.account(body)
+        if api.flavor == "local":  # Ollama and friends: no cache fields at all
+            usage = {"input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]}
+            if api.context_window is not None:
+                usage["input_tokens"] = min(usage["input_tokens"], api.context_window)  # Ollama cuts the prompt silently
         if reply.input_usage is not None:
             usage = {"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, **reply.input_usage}
         rec.usage = json.loads(json.dumps(usage))  # a copy, nested breakdown included
         out_tokens = reply.output_tokens if reply.output_tokens is not None else len(reply.text) // 4 + 1
+        thinking_tokens = 0
+        omitted = ((body.get("thinking") or {}).get("display") or "summarized") == "omitted"
+        if api.thinking and reply.kind == "text":
+            effort = str((body.get("output_config") or {}).get("effort") or "high")
+            budget = int(body.get("max_tokens") or 0)
+            thinking_tokens = min(THINKING_TOKENS.get(effort, THINKING_TOKENS["high"]), budget)
+            room = budget - thinking_tokens
+            if out_tokens > room:  # thinking ate the reply's room: cut the text where it runs out
+                keep = max(room, 0) * 4
+                reply = Reply("text", _chunk(reply.text[:keep], 16, None), reply.delay, "max_tokens",
+                              output_tokens=max(room, 0), input_usage=reply.input_usage)
+                out_tokens = max(room, 0)
+            rec.thinking_tokens = thinking_tokens
+        out_tokens += thinking_tokens
         msg_id = f"msg_fake_{next(api.ids):06d}"
         model = body.get("model", "claude-fake")
         if not body.get("stream"):
@@ -445,16 +482,28 @@ class _Handler(BaseHTTPRequestHandler):
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": reply.text}],
+                    "content": ([{"type": "thinking", "thinking": "" if omitted else THINKING_TEXT, "signature": "c2lnbmF0dXJl"}] if thinking_tokens else [])
+                    + [{"type": "text", "text": reply.text}],
                     "stop_reason": reply.stop_reason,
                     "stop_sequence": None,
                     "usage": {**usage, "output_tokens": out_tokens},
                 },
             )
             return
-        self._stream(reply, msg_id, model, usage, out_tokens)
+        self._stream(reply, msg_id, model, usage, out_tokens, thinking=api.thinking, thinking_tokens=thinking_tokens, omitted=omitted)
 
-    def _stream(self, reply: Reply, msg_id: str, model: str, usage: dict[str, int], out_tokens: int) -> None:
+    def _stream(
+        self,
+        reply: Reply,
+        msg_id: str,
+        model: str,
+        usage: dict[str, Any],
+        out_tokens: int,
+        *,
+        thinking: bool = False,
+        thinking_tokens: int = 0,
+        omitted: bool = False,
+    ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
@@ -478,13 +527,27 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 },
             )
-            self._sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            idx = 0
+            if thinking and reply.kind != "http_error":
+                self._sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                  "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                pace = self.server.api.thinking_seconds_per_ktok * thinking_tokens / 1000
+                if pace and self.server.api.stopping.wait(pace):  # thinking takes time before the first word
+                    return
+                if not omitted:
+                    self._sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                      "delta": {"type": "thinking_delta", "thinking": THINKING_TEXT}})
+                self._sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}})
+                self._sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+                idx = 1
+            self._sse("content_block_start", {"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}})
             self._sse("ping", {"type": "ping"})
             for i, chunk in enumerate(reply.chunks):
                 if reply.delay_before(i):
                     if self.server.api.stopping.wait(reply.delay_before(i)):
                         break
-                self._sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})
+                self._sse("content_block_delta", {"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": chunk}})
             if reply.kind == "drop":
                 # Close without the terminating zero-length chunk: an incomplete chunked body.
                 self.close_connection = True
@@ -496,7 +559,7 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.kind == "stream_error":
                 self._sse("error", {"type": "error", "error": {"type": reply.error_type, "message": reply.error_message}})
             else:
-                self._sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+                self._sse("content_block_stop", {"type": "content_block_stop", "index": idx})
                 if reply.kind == "text":
                     self._sse(
                         "message_delta",
@@ -535,6 +598,8 @@ class FakeAPI:
         require_key: str | None = None,
         default_text: str = "(fake reply)",
         clock: Callable[[], float] = time.monotonic,
+        thinking: bool = False,
+        flavor: Literal["anthropic", "local"] = "anthropic",
     ):
         self.requests: list[RecordedRequest] = []
         self.queue: deque[Reply] = deque()
@@ -544,7 +609,20 @@ class FakeAPI:
         # What GET /v1/models/{id} reports as the input window; None: that endpoint is a 404
         # (a proxy without the Models API), so callers must fall back.
         self.max_input_tokens: int | None = 200_000
-        self.cache = PromptCache(clock)
+        # Behave like an adaptive-thinking model (a thinking block first, thinking tokens spent
+        # against max_tokens, 400 on thinking disabled). Off: the plain pre-thinking fake.
+        self.thinking = thinking and flavor == "anthropic"
+        # "local": an Ollama-like server (no key, no thinking, no cache fields in usage, a model
+        # list at GET /v1/models, and optionally a small context window that cuts the prompt).
+        self.flavor = flavor
+        self.models: list[str] = ["llama3.2"] if flavor == "local" else []
+        self.context_window: int | None = None
+        if flavor == "local":
+            self.max_input_tokens = None
+        # Seconds a thinking block takes per 1,000 thinking tokens before the text starts (the
+        # benchmark's time to first visible token); 0 in tests.
+        self.thinking_seconds_per_ktok = 0.0
+        self.cache = PromptCache(clock, THINKING_MIN_CACHEABLE_TOKENS if self.thinking else MIN_CACHEABLE_TOKENS)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.ids = itertools.count(1)
@@ -597,6 +675,22 @@ class FakeAPI:
             return text(r) if isinstance(r, str) else r
         return text(self.default_text)
 
+    def refuse(self, body: dict[str, Any]) -> str | None:
+        """The 400 today's thinking models give to what they no longer take, or None."""
+        if not self.thinking:
+            return None
+        if (body.get("thinking") or {}).get("type") == "disabled":
+            return "thinking.type: 'disabled' is not supported for this model"
+        for name in ("temperature", "top_p", "top_k"):
+            if name in body:
+                return f"{name} is not supported for this model"
+        msgs = body.get("messages") or []
+        if msgs and msgs[-1].get("role") == "assistant":
+            return "assistant message prefill is not supported for this model"
+        if str((body.get("output_config") or {}).get("effort") or "high") not in THINKING_TOKENS:
+            return "output_config.effort: unknown value"
+        return None
+
     def key_ok(self, headers: dict[str, str]) -> bool:
         auth = headers.get("authorization", "")
         return headers.get("x-api-key") == self.require_key or auth == f"Bearer {self.require_key}"
@@ -637,8 +731,9 @@ if pytest is not None:
 
     @pytest.fixture
     def fake_api():
-        """A started FakeAPI (this module is a pytest plugin, registered in conftest.py)."""
-        with FakeAPI() as api:
+        """A started FakeAPI (this module is a pytest plugin, registered in conftest.py), in
+        thinking mode: tests see what today's default model sends."""
+        with FakeAPI(thinking=True) as api:
             yield api
 
     @pytest.fixture

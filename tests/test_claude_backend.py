@@ -22,12 +22,12 @@ from tutor.engine.claude import (
     BackendError,
     ClaudeBackend,
     StreamResult,
-    cost_usd,
     has_api_key,
     newest_sonnet,
     resolve_model,
 )
 from tutor.engine.events import ErrorEvent
+from tutor.engine.models import CallKind, Effort, call_params, cost_usd, profile_for
 from tutor.errors import TutorError
 
 from conftest import ROOT
@@ -107,22 +107,55 @@ def test_has_api_key(monkeypatch):
     assert has_api_key()
 
 
-def test_cost_uses_family_prices_and_cache_factors():
-    # sonnet: $3 in / $15 out per million; writes 1.25x, reads 0.1x
-    assert cost_usd("claude-sonnet-5-5", 1_000_000, 0) == pytest.approx(3.0)
-    assert cost_usd("claude-sonnet-5-5", 0, 1_000_000) == pytest.approx(15.0)
-    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_write=1_000_000) == pytest.approx(3.75)
-    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_read=1_000_000) == pytest.approx(0.3)
+def test_cost_uses_the_model_table_prices():
+    # claude-sonnet-5-5 (docs/models.md): $2 in, $10 out, $2.50 5m write, $4 1h write, $0.20 read
+    assert cost_usd("claude-sonnet-5-5", 1_000_000, 0) == pytest.approx(2.0)
+    assert cost_usd("claude-sonnet-5-5", 0, 1_000_000) == pytest.approx(10.0)
+    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_write=1_000_000) == pytest.approx(2.5)
+    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_read=1_000_000) == pytest.approx(0.2)
+    assert cost_usd("claude-sonnet-4-6", 1_000_000, 1_000_000) == pytest.approx(18.0)
     assert cost_usd("claude-haiku-4-5", 1_000_000, 1_000_000) == pytest.approx(6.0)
     assert cost_usd("claude-opus-4-6", 1_000_000, 0) == pytest.approx(5.0)
-    assert cost_usd("some-new-model", 1_000_000, 0) == pytest.approx(3.0)
+    with pytest.warns(UserWarning, match="unknown model"):
+        assert cost_usd("some-new-model", 1_000_000, 0) == pytest.approx(3.0)  # never understated
 
 
-def test_1h_cache_writes_cost_twice_the_input_price():
+def test_1h_cache_writes_are_priced_apart_from_5m_writes():
     # cache_write stays the total, so callers that know only the total price it all as 5m
-    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_write=1_000_000, cache_write_1h=1_000_000) == pytest.approx(6.0)
-    assert cost_usd("claude-sonnet-5-5", 0, 0, 1_000_000, 0, 400_000) == pytest.approx(0.6 * 3.75 + 0.4 * 6.0)
+    assert cost_usd("claude-sonnet-5-5", 0, 0, cache_write=1_000_000, cache_write_1h=1_000_000) == pytest.approx(4.0)
+    assert cost_usd("claude-sonnet-5-5", 0, 0, 1_000_000, 0, 400_000) == pytest.approx(0.6 * 2.5 + 0.4 * 4.0)
     assert cost_usd("claude-haiku-4-5", 0, 0, cache_write=2_000_000, cache_write_1h=1_000_000) == pytest.approx(1.25 + 2.0)
+
+
+def test_call_params_give_thinking_room_and_effort_only_where_accepted():
+    turn = CallKind.TUTOR_TURN
+    p = call_params(profile_for("claude-sonnet-5-5"), turn)
+    assert p["output_config"] == {"effort": "low"} and p["max_tokens"] > 1024 + 1000
+    assert p["thinking"] == {"type": "adaptive", "display": "omitted"}
+    assert call_params(profile_for("claude-sonnet-5-5"), turn, Effort.HIGH)["output_config"] == {"effort": "high"}
+    assert call_params(profile_for("claude-haiku-4-5"), turn) == {"max_tokens": 1024}  # no thinking, no effort sent
+    with pytest.warns(UserWarning, match="unknown model"):
+        unknown = call_params(profile_for("claude-made-up-9"), turn)
+    assert set(unknown) == {"max_tokens"} and unknown["max_tokens"] > 1024 + 3000  # room for the API default
+
+
+async def test_a_tutor_turn_on_a_thinking_model_is_not_starved():
+    """Before the model table, a 1,024-token turn with no effort came back empty and cut."""
+    from fake_api import THINKING_TEXT
+
+    with FakeAPI(thinking=True) as api:
+        api.enqueue(text("A whole reply about pages and frames. " * 20))
+        be = ClaudeBackend("claude-sonnet-5-5", api_key="test-key", base_url=api.url, max_retries=0)
+        got: list[str] = []
+        r = await be.stream(system=[{"type": "text", "text": "s"}], messages=MSGS, on_text=got.append)
+        await be.aclose()
+    assert r.complete and r.stop_reason == "end_turn"
+    assert r.text == "A whole reply about pages and frames. " * 20 == "".join(got)
+    assert THINKING_TEXT not in r.text
+    assert api.requests[-1].body["output_config"] == {"effort": "low"}
+    assert r.output_tokens > api.requests[-1].thinking_tokens > 0  # thinking billed as output
+    assert r.cost_usd == pytest.approx(cost_usd("claude-sonnet-5-5", r.input_tokens, r.output_tokens,
+                                                r.cache_creation_input_tokens, r.cache_read_input_tokens))
 
 
 # -- streaming -------------------------------------------------------------------------
@@ -132,7 +165,7 @@ async def test_streams_text_deltas_in_order_with_usage_and_cost(fake_api):
     fake_api.enqueue(text("I want to explain pages to you. Do you already know about files?", chunk_size=7))
     b = backend(fake_api)
     assert b.name == "claude:claude-sonnet-test"
-    got, result = await run(b, max_tokens=333)
+    got, result = await run(b)
     assert isinstance(result, StreamResult)
     assert "".join(got) == result.text == "I want to explain pages to you. Do you already know about files?"
     assert len(got) == 10
@@ -140,7 +173,8 @@ async def test_streams_text_deltas_in_order_with_usage_and_cost(fake_api):
     assert result.input_tokens > 0 and result.output_tokens > 0
     assert result.cost_usd == pytest.approx(cost_usd(b.model, result.input_tokens, result.output_tokens))
     body = fake_api.requests[0].body
-    assert body["model"] == "claude-sonnet-test" and body["max_tokens"] == 333 and body["stream"] is True
+    assert body["model"] == "claude-sonnet-test" and body["stream"] is True
+    assert body["max_tokens"] == call_params(b.profile, CallKind.TUTOR_TURN)["max_tokens"]
     assert body["system"] == SYSTEM and body["messages"] == MSGS
     assert fake_api.requests[0].headers.get("authorization") == "Bearer test-key" or fake_api.requests[0].headers.get("x-api-key") == "test-key"
 

@@ -405,7 +405,7 @@ async def test_a_20_minute_pause_still_reads_the_explainer_from_the_cache(api, d
     """Rules + explainer carry a 1-hour breakpoint, the history a 5-minute one: a reader who
     thinks for 20 minutes between turns pays 0.1x for the explainer and rewrites only the
     history; the stored cost prices 1h writes at 2x, 5m writes at 1.25x and reads at 0.1x."""
-    from tutor.engine.claude import price_per_mtok
+    from tutor.engine.models import profile_for
 
     api.enqueue(text(OPENING))
     s = open_session(explainer, db, api)
@@ -421,7 +421,8 @@ async def test_a_20_minute_pause_still_reads_the_explainer_from_the_cache(api, d
         assert u["cache_read_input_tokens"] == stable  # the explainer, read after the pause
         assert u["cache_creation"]["ephemeral_1h_input_tokens"] == 0
         assert u["cache_creation"]["ephemeral_5m_input_tokens"] > 0  # the history, expired, rewritten
-    pin, pout = price_per_mtok(s.backend.model)
+    prof = profile_for(s.backend.model)
+    pin, pout = prof.price_input, prof.price_output
     tutor = [m for m in s.store.messages(s.id) if m.role == "tutor"]
     assert len(tutor) == len(api.requests) == 4
     for m, req in zip(tutor, api.requests):

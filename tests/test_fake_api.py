@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from fake_api import (
     MIN_CACHEABLE_TOKENS,
+    THINKING_TOKENS,
     FakeAPI,
     PromptCache,
     billed_input,
@@ -29,6 +30,46 @@ from fake_api import (
 )
 
 MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def fake_api():
+    """The plain (pre-thinking) fake: these tests pin its wire format; thinking mode has its own."""
+    with FakeAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def thinking_api():
+    with FakeAPI(thinking=True) as api:
+        yield api
+
+
+def test_thinking_mode_streams_a_thinking_block_first_and_spends_tokens_by_effort(thinking_api):
+    thinking_api.enqueue(text("Visible answer."))
+    r = post(thinking_api, {"model": "claude-sonnet-5-5", "max_tokens": 5000, "messages": MSG, "stream": True})
+    events = sse_events(r.text)
+    starts = [d["content_block"]["type"] for e, d in events if e == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    deltas = [d["delta"]["type"] for e, d in events if e == "content_block_delta"]
+    assert deltas[:2] == ["thinking_delta", "signature_delta"]
+    final = [d for e, d in events if e == "message_delta"][0]
+    assert final["usage"]["output_tokens"] == THINKING_TOKENS["high"] + len("Visible answer.") // 4 + 1
+    thinking_api.enqueue(text("Visible answer."))
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 5000, "messages": MSG, "output_config": {"effort": "low"}}
+    r = post(thinking_api, body)
+    assert r.json()["usage"]["output_tokens"] == THINKING_TOKENS["low"] + len("Visible answer.") // 4 + 1
+    assert [b["type"] for b in r.json()["content"]] == ["thinking", "text"]
+
+
+def test_thinking_mode_starves_a_small_max_tokens_and_refuses_disabled_thinking(thinking_api):
+    thinking_api.enqueue(text("A reply that needs room. " * 20))
+    r = post(thinking_api, {"model": "claude-sonnet-5-5", "max_tokens": 1024, "messages": MSG})
+    assert r.json()["stop_reason"] == "max_tokens"
+    assert r.json()["content"][-1]["text"] == ""  # all 1024 tokens went to thinking
+    r = post(thinking_api, {"model": "claude-sonnet-5-5", "max_tokens": 1024, "messages": MSG,
+                            "thinking": {"type": "disabled"}})
+    assert r.status_code == 400
 
 
 def sse_events(raw: str) -> list[tuple[str, dict]]:

@@ -27,6 +27,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from tutor.engine.events import TokenUsage
+from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.errors import Problem, TutorError
 from tutor.text import plural
 
@@ -557,8 +558,8 @@ def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Pat
 # --------------------------------------------------------------------------- Claude compile
 
 CONTEXT_TOKENS = 200_000  # assumed when the Models API does not say (model_context_tokens)
-OUTLINE_MAX_TOKENS = 4_000
-WRITE_MAX_TOKENS = 16_000
+OUTLINE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_OUTLINE]
+WRITE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_WRITE]
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -957,7 +958,7 @@ def compile_hint(e: TutorError) -> str:
     return f"Check --model and your account. {again}"
 
 
-async def _call(backend, ui, label: str, system, messages, max_tokens: int, usage: TokenUsage, notes_est: int):
+async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage: TokenUsage, notes_est: int):
     from tutor.engine.claude import BackendError
 
     got = [0]
@@ -968,7 +969,7 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
             status.update(f"{label} ({got[0]:,} characters)")
 
         try:
-            result = await backend.stream(system=system, messages=messages, max_tokens=max_tokens, on_text=on_text)
+            result = await backend.stream(system=system, messages=messages, kind=kind, on_text=on_text)
         except BackendError as e:
             if e.code == "context":
                 raise TutorError(
@@ -981,7 +982,7 @@ async def _call(backend, ui, label: str, system, messages, max_tokens: int, usag
     return result
 
 
-def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int, usage: TokenUsage, est: int):
+def _model_call(make_backend, ui, label: str, system, messages, kind: CallKind, usage: TokenUsage, est: int):
     """One model call in its own event loop, with a fresh client closed afterwards.
 
     Each call gets its own ``asyncio.run`` so the questions in between run in plain
@@ -992,7 +993,7 @@ def _model_call(make_backend, ui, label: str, system, messages, max_tokens: int,
     async def go():
         be = make_backend()
         try:
-            return await _call(be, ui, label, system, messages, max_tokens, usage, est)
+            return await _call(be, ui, label, system, messages, kind, usage, est)
         finally:
             try:
                 await be.aclose()
@@ -1066,7 +1067,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
     # Step 1: the outline (skipped when resuming a compile that has one).
     if st.outline is None:
         system, messages = outline_request(notes, max_questions=max_questions if questions else 0)
-        r = _model_call(make, ui, "Claude is reading the notes and drafting an outline", system, messages, OUTLINE_MAX_TOKENS, usage, est)
+        r = _model_call(make, ui, "Claude is reading the notes and drafting an outline", system, messages, CallKind.COMPILE_OUTLINE, usage, est)
         outline, qs = parse_outline(r.text)
         save_outline(store, st, outline, qs[:max_questions])
     ui.show("Outline (drafted by Claude from your notes)")
@@ -1089,7 +1090,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
 
     # Step 3: the explainer, validated by the real loader; one repair round.
     system, messages = write_request(notes, st.outline or "", st.questions, title=title, author=author)
-    r = _model_call(make, ui, "Claude is writing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+    r = _model_call(make, ui, "Claude is writing the explainer", system, messages, CallKind.COMPILE_WRITE, usage, est)
     text = ensure_preamble(extract_document(r.text))
     exp, problems = validate_text(text, str(out))
     cut_off = not r.complete
@@ -1101,7 +1102,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         for p in problems[:10]:
             ui.info(f"  {p}")
         messages = repair_messages(messages, r.text, problems, cut_off=cut_off)
-        r = _model_call(make, ui, "Claude is repairing the explainer", system, messages, WRITE_MAX_TOKENS, usage, est)
+        r = _model_call(make, ui, "Claude is repairing the explainer", system, messages, CallKind.COMPILE_WRITE, usage, est)
         text = ensure_preamble(extract_document(r.text))
         exp, problems = validate_text(text, str(out))
         if not r.complete:

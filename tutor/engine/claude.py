@@ -15,28 +15,23 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 from tutor.engine.events import TokenUsage
 from tutor.errors import TutorError
+
+if TYPE_CHECKING:
+    from tutor.engine.backend import BackendEvent
+    from tutor.engine.models import CallKind, Effort
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 MODEL_ENV = "TUTOR_MODEL"
 FALLBACK_MODEL = "claude-sonnet-4-6"  # used only if the SDK's model list has no current Sonnet alias
 
-# USD per million tokens: (input, output). Cache writes cost 1.25x input with the 5-minute
-# TTL and 2x with the 1-hour TTL, cache reads 0.1x input. Matched by family name in the model id; unknown families are
-# priced as Sonnet. Documented in docs/fake-api.md ("Cost").
-PRICES: dict[str, tuple[float, float]] = {
-    "haiku": (1.0, 5.0),
-    "sonnet": (3.0, 15.0),
-    "opus": (5.0, 25.0),
-}
-CACHE_WRITE_FACTOR = 1.25
-CACHE_WRITE_1H_FACTOR = 2.0
-CACHE_READ_FACTOR = 0.1
-
+BASE_URL_ENV = "TUTOR_BASE_URL"  # a local or other Messages-API server: no Anthropic key, cost 0
+LOCAL_KEY_ENV = "TUTOR_API_KEY"  # the key such a server wants, if any (never ANTHROPIC_API_KEY)
 TIMEOUT_DEFAULT = 60.0
 
 
@@ -118,32 +113,24 @@ def has_api_key() -> bool:
     return bool(os.environ.get(KEY_ENV, "").strip())
 
 
-def price_per_mtok(model: str) -> tuple[float, float]:
-    for family, price in PRICES.items():
-        if family in model:
-            return price
-    return PRICES["sonnet"]
+def resolve_base_url(cli_url: str | None) -> str | None:
+    """--base-url, then $TUTOR_BASE_URL: a server that is not Anthropic's API (Ollama,
+    llama.cpp, vLLM, LiteLLM). ANTHROPIC_BASE_URL stays the SDK's own setting for a gateway
+    to Anthropic's API, priced and configured like it."""
+    for value in (cli_url, os.environ.get(BASE_URL_ENV)):
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
-def cost_usd(
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    cache_write: int = 0,
-    cache_read: int = 0,
-    cache_write_1h: int = 0,
-) -> float:
-    """``cache_write`` is all cache writes (the usage's total); ``cache_write_1h`` the part of
-    them written with the 1-hour TTL, so a caller that only knows the total prices it as 5m."""
-    pin, pout = price_per_mtok(model)
-    cache_write_1h = min(cache_write_1h, cache_write)
-    return (
-        input_tokens * pin
-        + (cache_write - cache_write_1h) * pin * CACHE_WRITE_FACTOR
-        + cache_write_1h * pin * CACHE_WRITE_1H_FACTOR
-        + cache_read * pin * CACHE_READ_FACTOR
-        + output_tokens * pout
-    ) / 1_000_000
+def is_anthropic_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host == "anthropic.com" or host.endswith(".anthropic.com")
 
 
 # ---------------------------------------------------------------------------
@@ -154,10 +141,12 @@ class StreamResult(TokenUsage):
     text: str
     stop_reason: str | None
     complete: bool  # False when the model hit max_tokens
+    thinking: bool = False  # the model thought before it answered (its text is never kept)
 
 
 class BackendError(TutorError):
-    """A Claude call failed. ``code`` is one of events.ErrorEvent.code; the partial reply is kept."""
+    """A model call failed. ``code`` is one of events.ErrorEvent.code; the partial reply is
+    kept, and ``usage`` holds what the failed call was billed for, as far as it is known."""
 
     def __init__(
         self,
@@ -174,6 +163,7 @@ class BackendError(TutorError):
         self.retryable = retryable
         self.partial_text = partial_text
         self.status = status
+        self.usage: TokenUsage | None = None
 
 
 KEY_HINT = f"Set your key with: export {KEY_ENV}=sk-ant-...  (or run with --offline for the guided mode)."
@@ -267,10 +257,11 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             hint="Check your network, then retry (the reply so far was kept).",
             partial_text=partial,
         )
+    # Invalid UTF-8 or JSON, an unknown event: say what happened, not the exception's name.
     return BackendError(
         "other",
-        f"Claude call failed: {type(exc).__name__}.",
-        hint="Retry; if it keeps failing, run with --offline.",
+        "Claude's reply could not be read: the server sent something that is not a valid reply.",
+        hint="Retry; if it keeps failing, check the server (--base-url) or run with --offline.",
         partial_text=partial,
     )
 
@@ -279,14 +270,27 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
 # The back end
 
 
-class _CallbackError(Exception):
-    def __init__(self, error: Exception):
-        super().__init__(str(error))
-        self.error = error
+
+NO_MODEL_HINT = "Name one with --model (or TUTOR_MODEL); `ollama list` shows what an Ollama server has."
+SMALL_CONTEXT = 0.7  # a server that read less than this share of what was sent cut the prompt
+
+
+def _usage_of(message: Any) -> tuple[dict[str, int], int]:
+    """The four token totals of a message snapshot, and its 1-hour cache writes. A server
+    without cache fields (a local one) reports them as missing: 0."""
+    u = getattr(message, "usage", None)
+    out = {
+        k: int(getattr(u, k, 0) or 0)
+        for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    }
+    split = getattr(u, "cache_creation", None)
+    return out, int(getattr(split, "ephemeral_1h_input_tokens", 0) or 0)
 
 
 class ClaudeBackend:
-    """Streams Messages API replies through ``AsyncAnthropic`` with SDK-level retries."""
+    """Streams Messages API replies through the SDK's ``messages.stream`` helper, with the
+    SDK's retries, settings per kind of call from ``models.py``, and one retry with more room
+    when thinking used up a reply before any visible word."""
 
     def __init__(
         self,
@@ -294,17 +298,27 @@ class ClaudeBackend:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
+        local: bool = False,
         max_retries: int = 2,
         timeout: float = TIMEOUT_DEFAULT,
+        effort: Effort | None = None,
     ):
-        self.model = resolve_model(model)
-        self.name = f"claude:{self.model}"
-        key = api_key if api_key is not None else os.environ.get(KEY_ENV, "")
-        if not key or not key.strip():
-            raise missing_key_error()
-        self._key = key.strip()
+        self.local = local and not (base_url and is_anthropic_url(base_url))
+        explicit = model or os.environ.get(MODEL_ENV)
+        # A local server's model comes from --model or its own list (resolve_server_model).
+        self.model = explicit.strip() if explicit and explicit.strip() else ("" if self.local else default_model())
+        self.effort = effort
         self.timeout = timeout
         self.max_retries = max_retries
+        self.notices: list[str] = []  # things the reader should know, taken by the engine
+        if self.local:
+            key = api_key if api_key is not None else (os.environ.get(LOCAL_KEY_ENV) or "no-key-needed")
+        else:
+            key = api_key if api_key is not None else os.environ.get(KEY_ENV, "")
+            if not key or not key.strip():
+                raise missing_key_error()
+        self._key = key.strip()
+        self._set_profile()
         import anthropic  # lazy: only a Claude session pays for the import
 
         url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
@@ -315,9 +329,21 @@ class ClaudeBackend:
             raise BackendError(
                 "config",
                 f"{where} is not a valid server address: {_scrub(str(url), self._key)!r} ({_scrub(str(exc), self._key)}).",
-                hint="Fix it (for example http://127.0.0.1:8080), or unset ANTHROPIC_BASE_URL to use Anthropic's API.",
+                hint="Fix it (for example http://127.0.0.1:8080), or unset it to use Anthropic's API.",
                 retryable=False,
             ) from None
+
+    def _set_profile(self) -> None:
+        import warnings
+
+        from tutor.engine.models import profile_for
+
+        self.name = f"local:{self.model}" if self.local else f"claude:{self.model}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.profile = profile_for(self.model, local=self.local)
+        for w in caught:  # an unknown id: one notice for the reader, not a Python warning
+            self.notices.append(f"{w.message}.")
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
@@ -325,92 +351,51 @@ class ClaudeBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
+    async def resolve_server_model(self) -> str:
+        """A local server without --model: the first model its list names."""
+        if self.model:
+            return self.model
+        try:
+            page = await self._client.models.list(timeout=min(self.timeout, 10.0))
+            ids = [m.id for m in page.data if getattr(m, "id", None)]
+        except Exception as exc:  # noqa: BLE001 - any failure: ask the reader to name one
+            raise BackendError(
+                "config", f"The server did not list its models ({_scrub(type(exc).__name__, self._key)}).", hint=NO_MODEL_HINT, retryable=False
+            ) from None
+        if not ids:
+            raise BackendError("config", "The server lists no models.", hint=NO_MODEL_HINT, retryable=False)
+        self.model = ids[0]
+        self._set_profile()
+        return self.model
+
     async def context_tokens(self) -> int | None:
         """The model's input window from the Models API, or None when it cannot be had
         (an old SDK, a proxy without /v1/models, a network error): callers then assume a
         default. A 1M-token model must not be refused notes a 200k one could not read."""
+        from tutor.engine.models import with_reported
+
         try:
             info = await self._client.models.retrieve(self.model, timeout=min(self.timeout, 10.0))
         except Exception:  # noqa: BLE001 - a missing number is not worth failing over
             return None
         value = getattr(info, "max_input_tokens", None)
-        return value if isinstance(value, int) and value > 0 else None
+        out = getattr(info, "max_tokens", None)
+        window = value if isinstance(value, int) and value > 0 else None
+        self.profile = with_reported(self.profile, context_window=window, max_output=out if isinstance(out, int) and out > 0 else None)
+        return window
 
-    async def stream(
-        self,
-        *,
-        system: list[dict],
-        messages: list[dict],
-        max_tokens: int = 1024,
-        on_text: Callable[[str], Awaitable[None] | None] | None = None,
-    ) -> StreamResult:
-        """One streamed reply. ``on_text`` gets each raw text delta as it arrives.
+    def _result(self, message: Any, text: str, thinking: bool) -> StreamResult:
+        from tutor.engine.models import cost_usd
 
-        Raises BackendError (with ``partial_text``) on any failure, including a stream
-        that ends without a stop_reason. Cancelling the awaiting task closes the HTTP
-        stream; the caller already has the partial text through ``on_text``.
-        """
-        parts: list[str] = []
-        usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        stop_reason: str | None = None
-        write_1h = 0  # the usage's TTL breakdown; absent (older API or SDK) means all writes are 5m
-        try:
-            # Typed as Any: the SDK's event union makes every attribute access a union error,
-            # and the code below already dispatches on ``event.type``.
-            stream: Any = await self._client.messages.create(
-                model=self.model,
-                system=system,  # type: ignore[arg-type]
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                stream=True,
-            )
-            async with stream:
-                async for event in stream:
-                    etype = event.type
-                    if etype == "message_start":
-                        u = event.message.usage
-                        for k in usage:
-                            usage[k] = int(getattr(u, k, 0) or 0)
-                        split = getattr(u, "cache_creation", None)
-                        write_1h = int(getattr(split, "ephemeral_1h_input_tokens", 0) or 0)
-                    elif etype == "content_block_delta":
-                        if getattr(event.delta, "type", "") == "text_delta":
-                            piece = event.delta.text
-                            parts.append(piece)
-                            if on_text is not None:
-                                try:
-                                    r = on_text(piece)
-                                    if inspect.isawaitable(r):
-                                        await r
-                                except Exception as exc:  # the consumer's bug, not a Claude failure
-                                    raise _CallbackError(exc) from exc
-                    elif etype == "message_delta":
-                        stop_reason = event.delta.stop_reason
-                        u = event.usage
-                        for k in usage:
-                            v = getattr(u, k, None)
-                            if v is not None:
-                                usage[k] = int(v)
-        except BackendError:
-            raise
-        except _CallbackError as wrapped:
-            raise wrapped.error from None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a clear BackendError
-            raise map_exception(exc, partial="".join(parts), timeout=self.timeout, key=self._key) from None
-        text = "".join(parts)
-        if stop_reason is None:
-            raise BackendError(
-                "no_stop_reason",
-                "Claude's reply ended before it was finished (no stop reason).",
-                hint="The partial reply was kept; retry to get a complete one.",
-                partial_text=text,
-            )
+        usage, write_1h = _usage_of(message)
+        stop = getattr(message, "stop_reason", None)
         return StreamResult(
             text=text,
-            stop_reason=stop_reason,
-            complete=stop_reason != "max_tokens",
+            stop_reason=stop,
+            complete=stop != "max_tokens",
+            thinking=thinking,
             cost_usd=cost_usd(
-                self.model,
+                self.profile,
                 usage["input_tokens"],
                 usage["output_tokens"],
                 usage["cache_creation_input_tokens"],
@@ -420,6 +405,152 @@ class ClaudeBackend:
             **usage,
         )
 
-    async def complete(self, *, system: list[dict], messages: list[dict], max_tokens: int = 1024) -> StreamResult:
+    def _check_window(self, system: list[dict], messages: list[dict], result: StreamResult) -> None:
+        """Ollama's default context is 4k tokens and it cuts a longer prompt silently: when a
+        local server read far less than was sent, say so once (the teaching would be blind)."""
+        if not self.local or getattr(self, "_window_warned", False):
+            return
+        import json
+
+        sent = len(json.dumps([system, messages], ensure_ascii=False)) // 4
+        read = result.input_tokens + result.cache_creation_input_tokens + result.cache_read_input_tokens
+        if read and sent > 1000 and read < sent * SMALL_CONTEXT:
+            self._window_warned = True
+            self.notices.append(
+                f"The server read only {read:,} of about {sent:,} tokens: its context window is smaller than tutor's "
+                "request, so the model does not see the whole explainer. Raise it (Ollama: OLLAMA_CONTEXT_LENGTH=16384; "
+                "llama-server: -c 16384)."
+            )
+
+    async def events(
+        self,
+        *,
+        system: list[dict],
+        messages: list[dict],
+        kind: CallKind | None = None,
+        effort: Effort | None = None,
+    ) -> AsyncGenerator[BackendEvent, None]:
+        """One streamed reply: ThinkingStarted (maybe), TextPiece..., then Finished.
+
+        Raises BackendError with ``partial_text`` and the usage so far on any failure,
+        including a stream that ends without a stop_reason. Closing the iterator closes
+        the HTTP stream.
+        """
+        from tutor.engine.backend import Finished, TextPiece, ThinkingStarted
+        from tutor.engine.models import CallKind, Effort, call_params, effort_for
+
+        kind = kind or CallKind.TUTOR_TURN
+        if self.local and not self.model:
+            await self.resolve_server_model()
+        eff = effort_for(kind, effort or self.effort)
+        params = call_params(self.profile, kind, eff)
+        spent = TokenUsage()  # a first attempt that thinking used up is still billed
+        for attempt in (1, 2):
+            parts: list[str] = []
+            thinking = False
+            message: Any = None
+            stream: Any = None
+            try:
+                async with self._client.messages.stream(
+                    model=self.model,
+                    system=system,  # type: ignore[arg-type]
+                    messages=messages,  # type: ignore[arg-type]
+                    **params,
+                ) as stream:
+                    async for event in stream:
+                        etype = event.type
+                        if etype == "text":
+                            parts.append(event.text)
+                            yield TextPiece(event.text)
+                        elif etype == "content_block_start" and event.content_block.type in ("thinking", "redacted_thinking"):
+                            if not thinking:
+                                thinking = True
+                                yield ThinkingStarted()
+                    message = stream.current_message_snapshot
+            except BackendError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a clear BackendError
+                partial = "".join(parts)
+                err = map_exception(exc, partial=partial, timeout=self.timeout, key=self._key)
+                err.usage = self._partial_usage(stream, partial, spent)
+                raise err from None
+            text = "".join(parts)
+            result = self._result(message, text, thinking)
+            if result.stop_reason is None:
+                err = BackendError(
+                    "no_stop_reason",
+                    "Claude's reply ended before it was finished.",
+                    hint="The partial reply was kept; retry to get a complete one.",
+                    partial_text=text,
+                )
+                result.add(spent)
+                err.usage = result
+                raise err
+            if result.stop_reason == "max_tokens" and not text.strip() and attempt == 1:
+                # Thinking used all the room before one visible word: once more, thinking less
+                # and with more room, rather than show the reader an empty reply.
+                spent.add(result)
+                lower = Effort.LOW if eff is not Effort.LOW else eff
+                params = call_params(self.profile, kind, lower, extra_room=params["max_tokens"])
+                continue
+            result.add(spent)
+            self._check_window(system, messages, result)
+            yield Finished(result)
+            return
+
+    def _partial_usage(self, stream: Any, partial: str, spent: TokenUsage) -> TokenUsage:
+        """What a call that failed mid-stream was billed: the input the server reported at
+        the start, and at least the output that arrived (about 4 characters a token)."""
+        from tutor.engine.models import cost_usd
+
+        snapshot = None
+        if stream is not None:
+            try:
+                snapshot = stream.current_message_snapshot
+            except (AssertionError, AttributeError):  # the stream failed before message_start
+                snapshot = None
+        usage, write_1h = _usage_of(snapshot) if snapshot is not None else ({}, 0)
+        if not usage or not any(usage.values()):
+            return spent
+        usage["output_tokens"] = max(usage["output_tokens"], len(partial) // 4)
+        out = TokenUsage(
+            **usage,
+            cost_usd=cost_usd(
+                self.profile,
+                usage["input_tokens"],
+                usage["output_tokens"],
+                usage["cache_creation_input_tokens"],
+                usage["cache_read_input_tokens"],
+                write_1h,
+            ),
+        )
+        out.add(spent)
+        return out
+
+    async def stream(
+        self,
+        *,
+        system: list[dict],
+        messages: list[dict],
+        kind: CallKind | None = None,
+        effort: Effort | None = None,
+        on_text: Callable[[str], Awaitable[None] | None] | None = None,
+    ) -> StreamResult:
+        """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)."""
+        from tutor.engine.backend import Finished, TextPiece
+
+        async with aclosing(self.events(system=system, messages=messages, kind=kind, effort=effort)) as events:
+            async for ev in events:
+                if isinstance(ev, TextPiece) and on_text is not None:
+                    r = on_text(ev.text)  # its own errors are its own: they pass through as they are
+                    if inspect.isawaitable(r):
+                        await r
+                elif isinstance(ev, Finished):
+                    return ev.result
+        raise BackendError("no_stop_reason", "Claude's reply ended before it was finished.")
+
+    async def complete(self, *, system: list[dict], messages: list[dict], kind: CallKind | None = None) -> StreamResult:
         """A whole reply without a text callback (memory summaries use this)."""
-        return await self.stream(system=system, messages=messages, max_tokens=max_tokens, on_text=None)
+        from tutor.engine.models import CallKind
+
+        return await self.stream(system=system, messages=messages, kind=kind or CallKind.SUMMARY)

@@ -2,8 +2,9 @@
 
 CONTRACT: ``TutorSession.start()`` / ``.reply(text)`` / ``.retry()`` / commands yield
 these, in this order per turn: any number of TextDelta / StateChanged /
-FeedbackCaptured, then Usage (Claude only), then exactly one TurnFinished -- or an
-ErrorEvent followed by TurnFinished(complete=False).
+FeedbackCaptured / Thinking / Notice, then Usage (Claude only), then exactly one
+TurnFinished -- or (Usage, when the failed call was billed) an ErrorEvent followed by
+TurnFinished(complete=False).
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ class FeedbackCaptured(BaseModel):
     concept_id: str | None = None
     text: str
     source: Literal["model", "reader"] = "model"
+
+
+class Thinking(BaseModel):
+    """The model is thinking before it answers (``done``: it has started the reply). The
+    thinking itself is never shown or stored; the reader sees that it happens, and how long."""
+
+    kind: Literal["thinking"] = "thinking"
+    done: bool = False
+    seconds: float = 0.0
+
+
+class Notice(BaseModel):
+    """Something the reader should know that is not an error (an unknown model, a server
+    whose context window is too small). Shown once, as a lasting note."""
+
+    kind: Literal["notice"] = "notice"
+    text: str
 
 
 class TokenUsage(BaseModel):
@@ -74,6 +92,6 @@ class ErrorEvent(BaseModel):
 
 
 Event = Annotated[
-    TextDelta | StateChanged | FeedbackCaptured | Usage | TurnFinished | ErrorEvent,
+    TextDelta | StateChanged | FeedbackCaptured | Thinking | Notice | Usage | TurnFinished | ErrorEvent,
     Field(discriminator="kind"),
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.engine.prompt import (
     Turn,
     build_request,
@@ -40,7 +41,7 @@ from tutor.engine.prompt import history_tokens as request_history_tokens
 from tutor.explainer import Explainer
 
 INTERRUPTED = " [this reply was interrupted]"
-SUMMARY_MAX_TOKENS = 600
+SUMMARY_MAX_TOKENS = REPLY_TOKENS[CallKind.SUMMARY]
 # The summary is resent (cached) every turn and rewritten at every compaction, so its
 # size must not grow with the session: the instruction asks for 200 words, the call is
 # capped at SUMMARY_MAX_TOKENS, and a longer answer is cut at a line end (truncate_summary).
@@ -238,7 +239,7 @@ async def maybe_compact(
     # turns, which stay verbatim after the summary.
     last_tutor = max((i for i, t in enumerate(turns) if t.role == "tutor"), default=-1)
     system, messages = summary_request(explainer, previous, turns, last_reply_kept=last_tutor >= len(turns) - len(kept))
-    result = await backend.stream(system=system, messages=messages, max_tokens=SUMMARY_MAX_TOKENS, on_text=None)
+    result = await backend.complete(system=system, messages=messages, kind=CallKind.SUMMARY)
     text = truncate_summary(result.text)
     if not text:
         return False

@@ -19,22 +19,25 @@ Details in docs/engine.md.
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
 from typing import Any
 
+from tutor.engine.backend import Finished, TextPiece, ThinkingStarted
 from tutor.engine.events import (
     ErrorEvent,
     Event,
     FeedbackCaptured,
+    Notice,
     StateChanged,
     TextDelta,
+    Thinking,
     TurnFinished,
     Usage,
 )
+from tutor.engine.models import CallKind
 from tutor.engine.offline import OfflineGuide, Step
 from tutor.engine.reader_model import DONE, STATES, ReaderModel, ending, in_sentence
 from tutor.engine.search import SectionIndex
@@ -44,7 +47,6 @@ from tutor.explainer import Explainer
 
 FLUSH_SECONDS = 0.2  # a streaming reply is written to the store at least this often ...
 FLUSH_CHARS = 400  # ... or after this many new characters, and always at the end
-MAX_TOKENS = 1024
 MORE = "/more"
 
 
@@ -462,7 +464,6 @@ class TutorSession:
         filt = TagFilter()
         raw_parts: list[str] = []
         visible_parts: list[str] = []
-        queue: asyncio.Queue = asyncio.Queue()
         msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0}
         evidence_seq = reader_seq
 
@@ -478,45 +479,57 @@ class TutorSession:
             msg["flushed_at"] = time.monotonic()
             msg["flushed_len"] = msg["len"]
 
-        def handle(visible: str, tags: list[Tag]) -> None:
+        def handle(visible: str, tags: list[Tag]) -> list[Event]:
+            out: list[Event] = []
             if visible:
                 visible_parts.append(visible)
-                queue.put_nowait(TextDelta(text=visible))
+                out.append(TextDelta(text=visible))
             for tag in tags:
-                for ev in self._apply_tag(tag, evidence_seq):
-                    queue.put_nowait(ev)
+                out.extend(self._apply_tag(tag, evidence_seq))
+            return out
 
-        def on_text(chunk: str) -> None:
-            raw_parts.append(chunk)
-            msg["len"] += len(chunk)
-            handle(*filt.feed(chunk))
-            now = time.monotonic()
-            if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
-                flush()
+        def take_notices() -> list[Event]:
+            notices = getattr(self.backend, "notices", None) or []
+            out: list[Event] = [Notice(text=n) for n in notices]
+            notices.clear()
+            return out
 
-        async def run() -> None:
-            try:
-                result = await self.backend.stream(system=system, messages=messages, max_tokens=MAX_TOKENS, on_text=on_text)
-                queue.put_nowait(("ok", result))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # handed to the consumer below
-                queue.put_nowait(("error", exc))
-
-        task = asyncio.create_task(run())
         settled = False
+        result: Any = None
+        failure: BaseException | None = None
+        stream = self.backend.events(system=system, messages=messages, kind=CallKind.TUTOR_TURN)
+        thinking_since: float | None = None
         try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, tuple):
-                    break
-                yield item
-            outcome, value = item
-            handle(*filt.close())
-            while not queue.empty():
-                yield queue.get_nowait()
-            if outcome == "ok":
-                res = value
+            for ev in take_notices():
+                yield ev
+            try:
+                async for item in stream:
+                    if isinstance(item, ThinkingStarted):
+                        thinking_since = time.monotonic()
+                        yield Thinking()
+                    elif isinstance(item, TextPiece):
+                        if thinking_since is not None:
+                            yield Thinking(done=True, seconds=time.monotonic() - thinking_since)
+                            thinking_since = None
+                        raw_parts.append(item.text)
+                        msg["len"] += len(item.text)
+                        for ev in handle(*filt.feed(item.text)):
+                            yield ev
+                        now = time.monotonic()
+                        if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
+                            flush()
+                    elif isinstance(item, Finished):
+                        result = item.result
+            except (BackendError, TutorError) as exc:
+                failure = exc
+            if thinking_since is not None:
+                yield Thinking(done=True, seconds=time.monotonic() - thinking_since)
+            for ev in handle(*filt.close()):
+                yield ev
+            for ev in take_notices():
+                yield ev
+            if result is not None:
+                res = result
                 flush(complete=res.complete, usage=res, force=True)
                 settled = True
                 self._retry_pending = False
@@ -541,21 +554,28 @@ class TutorSession:
                     finished=self.model.next_concept() is None,
                 )
                 return
-            exc = value
             flush(complete=False)
             settled = True
-            if isinstance(exc, BackendError):
-                yield ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
-            elif isinstance(exc, TutorError):
-                yield ErrorEvent(code="other", message=str(exc), retryable=True)
+            spent = getattr(failure, "usage", None)
+            if spent is not None and (spent.input_tokens or spent.output_tokens):
+                # A cut or failed reply was still billed: count it, so the header's cost is true.
+                row = self.store.add_usage(
+                    self.id,
+                    spent.input_tokens,
+                    spent.output_tokens,
+                    spent.cache_creation_input_tokens,
+                    spent.cache_read_input_tokens,
+                    spent.cost_usd,
+                )
+                yield Usage(**spent.usage(), session_tokens=row.total_tokens, session_cost_usd=row.cost_usd)
+            if isinstance(failure, BackendError):
+                yield ErrorEvent(code=failure.code, message=str(failure), retryable=failure.retryable)
             else:
-                raise exc
+                yield ErrorEvent(code="other", message=str(failure or "the reply ended early"), retryable=True)
             yield TurnFinished(message_id=msg["id"], complete=False)
         finally:
-            if not task.done():
-                task.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
+            with suppress(Exception):
+                await stream.aclose()  # Esc or aclose mid-reply: closes the HTTP stream
             if not settled:
                 # Interrupted (Esc, aclose, Ctrl-C): keep what arrived, marked incomplete.
                 with suppress(Exception):
