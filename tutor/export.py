@@ -298,7 +298,8 @@ def to_markdown(data: dict[str, Any]) -> str:
         for f in data["feedback"]:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
             body = clean_text(f["text"]).replace("\n", "\n  ")
-            out.append(f"- ({f['source']}{clean_text(about)}) {body}")
+            times = f" (×{f['count']})" if f.get("count", 1) > 1 else ""
+            out.append(f"- ({f['source']}{clean_text(about)}) {body}{times}")
         out.append("")
     # Raw HTML from the reader, the model or the explainer must stay text in any viewer.
     return inert_links(inert_markdown("\n".join(out).rstrip())) + "\n"
@@ -405,7 +406,9 @@ def to_html(data: dict[str, Any]) -> str:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
             parts.append(
                 f"<li><b>{e(f['source'])}{e(clean_text(about))}</b>: "
-                f'<span class="plain">{e(clean_text(f["text"]))}</span></li>'
+                f'<span class="plain">{e(clean_text(f["text"]))}</span>'
+                + (f" (×{int(f['count'])})" if f.get("count", 1) > 1 else "")
+                + "</li>"
             )
         parts.append("</ul>")
     parts += ["</main></body>", "</html>", ""]
