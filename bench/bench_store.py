@@ -215,8 +215,8 @@ def main() -> None:
 
     cases = [
         ("tutor sessions", ["sessions"], list_sql, 0.5),
-        ("tutor export ID (md)", ["export", sid[:8]], export_sql, 0.3),
-        ("tutor export ID --format json", ["export", sid[:8], "--format", "json"], export_sql, 0.3),
+        ("tutor export ID (md)", ["export", sid[:8], "-o", "-"], export_sql, 0.3),
+        ("tutor export ID --format json", ["export", sid[:8], "--format", "json", "-o", "-"], export_sql, 0.3),
         ("tutor export ID --format html -o -", ["export", sid[:8], "-f", "html", "-o", "-"], export_sql, 0.3),
         (f"tutor search {RARE_WORD}", ["search", RARE_WORD], search_sql(RARE_WORD), None),
         (f"tutor search {COMMON_WORD}", ["search", COMMON_WORD], search_sql(COMMON_WORD), None),

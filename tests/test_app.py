@@ -10,6 +10,7 @@ import pytest
 
 from tutor.app.app import ERROR_TITLES, TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+from tutor.export import default_filename
 
 from app_helpers import (
     SAMPLE,
@@ -535,7 +536,10 @@ async def test_outline_menu_explain_know_and_section(db):
         assert app.outline.current == "rollback-journal"
 
 
-async def test_skip_explain_again_export_copy_theme(db):
+async def test_skip_explain_again_export_copy_theme(db, tmp_path, monkeypatch):
+    here = tmp_path / "where-tutor-was-run"
+    here.mkdir()
+    monkeypatch.chdir(here)
     session = open_session(SAMPLE, db)
     app = TutorApp(session)
     async with app.run_test(size=SIZE) as pilot:
@@ -566,7 +570,10 @@ async def test_skip_explain_again_export_copy_theme(db):
             note = [n for n in notifications(app) if f"({fmt})" in n.title][-1]
             path = Path(note.message)
             assert path.exists() and path.suffix == f".{fmt}"
+            # 9.12: the same rule as `tutor export` without -o: the current folder, the same name
+            assert path == here / default_filename(session.store.get_session(session.id), fmt)
             body = path.read_text()
+            assert str(SAMPLE.parent) not in body and SAMPLE.name in body  # the file's name, not the folders
             if fmt == "json":
                 assert json.loads(body)
             assert "Do you already know" in body

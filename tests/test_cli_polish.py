@@ -331,7 +331,7 @@ def test_export_header_counts_read_naturally(tmp_path):
         h = store.upsert_explainer(exp)
         sid = store.create_session(h, exp.path, "offline")
         store.add_message(sid, "reader", "hello")
-    md = run_cli(["export", "--last", "--db", str(db)]).stdout
+    md = run_cli(["export", "--last", "-o", "-", "--db", str(db)]).stdout
     assert "- 1 reader turn, 1 message" in md, md
     page = run_cli(["export", sid[:8], "-f", "html", "-o", "-", "--db", str(db)]).stdout
     assert "1 reader turn" in page and "1 reader turns" not in page

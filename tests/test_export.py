@@ -68,7 +68,7 @@ def store(tmp_path):
 def test_json_round_trip_holds_every_message_state_and_feedback_row(store, tmp_path):
     sid = make_session(store)
     out = tmp_path / "t.json"
-    out.write_text(export_session(store, sid, "json", include_feedback=True), encoding="utf-8")
+    out.write_text(export_session(store, sid, "json", include_feedback=True, include_paths=True), encoding="utf-8")
     t = load_json_export(out)
     assert t.format == "tutor-transcript" and t.version == 1 and t.include_feedback
     assert t.session == store.get_session(sid)
@@ -286,3 +286,30 @@ def test_markdown_export_neutralises_script_data_and_file_links(store, target):
     assert "https://example.com" in hrefs
     assert not any(h.lower().lstrip().startswith(("javascript:", "vbscript:", "data:", "file:")) for h in hrefs), hrefs
     assert "[click]" in md
+
+
+def test_exports_name_the_explainer_file_not_the_readers_folders(tmp_path, monkeypatch):
+    """Issue 9.12: md, json and html carried /home/<reader>/... unless asked (--include-paths)."""
+    from compile_helpers import run_cli
+
+    folder = tmp_path / "private-folder-of-ann"
+    folder.mkdir()
+    db = tmp_path / "e.db"
+    with Store.open(db) as store:
+        ex = sample_explainer(str(folder / "wal.md"))
+        sid = store.create_session(store.upsert_explainer(ex), ex.path, "offline")
+        store.add_message(sid, "tutor", f"Welcome back. {folder / 'wal.md'} has changed since your last visit.")
+    monkeypatch.chdir(tmp_path)
+    for fmt in ("md", "json", "html"):
+        r = run_cli(["export", sid[:8], "-f", fmt, "--db", str(db)])
+        assert r.exit_code == 0, r
+        written = tmp_path / r.stdout.strip().removeprefix("Wrote ")
+        body = written.read_text()
+        assert "private-folder-of-ann" not in body and "wal.md" in body, fmt
+        r = run_cli(["export", sid[:8], "-f", fmt, "-o", "-", "--include-paths", "--db", str(db)])
+        assert str(folder / "wal.md") in r.stdout, fmt
+    data = json.loads(run_cli(["export", sid[:8], "-f", "json", "-o", "-", "--db", str(db)]).stdout)
+    assert data["session"]["explainer_path"] == data["explainer"]["path"] == "wal.md"
+    assert data["include_paths"] is False
+    assert data["messages"][0]["text"].startswith("Welcome back. wal.md has changed")
+    assert load_json_export(tmp_path / f"tutor-worker-explainer-{sid[:8]}.json").session.explainer_path == "wal.md"

@@ -312,3 +312,56 @@ def test_bundle_with_lone_surrogates_imports_cleanly(tmp_path):
     assert r.exit_code == 0, r
     with sqlite3.connect(tmp_path / "a.db") as c:
         assert c.execute("SELECT text FROM feedback").fetchone()[0] == "bad \ufffd text"
+
+
+async def test_a_repeated_note_is_stored_once_and_grouped_with_a_count(fake_api, tmp_path):
+    """Issue 9.13: the model sent the same <feedback> every turn and the author saw N copies."""
+    path = tmp_path / "wal.md"
+    path.write_text(EXPLAINER, encoding="utf-8")
+    db = tmp_path / "reader.db"
+    exp = load(path)
+    note = '<feedback concept="pages">The pages section never says how big a page is.</feedback>'
+    store = Store.open(db)
+    try:
+        fake_api.enqueue(*(text(f"Turn {i}. {note}Go on.") for i in range(3)))
+        s1 = TutorSession.open(exp, store, backend=ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=fake_api.url), new=True)
+        await _drain(s1.start())
+        await _drain(s1.reply("ok"))
+        await _drain(s1.reply("and?"))
+        await s1.aclose()
+        fake_api.enqueue(text('Hello. <feedback concept="pages">the pages section never says how big a page is</feedback>'))
+        s2 = TutorSession.open(exp, store, backend=ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=fake_api.url), new=True)
+        await _drain(s2.start())
+        await s2.aclose()
+        assert [(f.session_id, f.count) for f in store.feedback(explainer_hash=exp.content_hash)] == [(s1.id, 3), (s2.id, 1)]
+    finally:
+        store.close()
+
+    rep = _report(path, db)
+    pages = _group(rep, "pages")
+    assert [(i["text"], i["count"], i["sessions"]) for i in pages["items"]] == [
+        ("the pages section never says how big a page is", 4, 2)]  # newest wording
+    assert rep["total"] == 1 and pages["count"] == 1
+    out = run_cli(["feedback", str(path), "--db", str(db)]).stdout
+    assert out.count("how big a page is") == 1 and "×4 in 2 sessions" in out
+    page = tmp_path / "fb.html"
+    assert run_cli(["feedback", str(path), "--html", str(page), "--db", str(db)]).exit_code == 0
+    assert page.read_text().count("how big a page is") == 1 and ">×4</span>" in page.read_text()
+
+    # bundles carry the count; importing twice adds nothing; a later bundle raises the count
+    bundle = tmp_path / "b.jsonl"
+    assert run_cli(["feedback", "export", str(path), "-o", str(bundle), "--db", str(db)]).exit_code == 0
+    lines = [json.loads(x) for x in bundle.read_text().splitlines()]
+    assert sorted(x["count"] for x in lines if x["type"] == "feedback") == [1, 3]
+    author = tmp_path / "author.db"
+    for _ in range(2):
+        assert run_cli(["feedback", "import", str(bundle), "--for", str(path), "--db", str(author)]).exit_code == 0
+    with sqlite3.connect(author) as c:
+        assert c.execute("SELECT count(*), sum(count) FROM feedback").fetchone() == (2, 4)
+    with Store.open(db) as store:
+        store.add_feedback(s1.id, exp.content_hash, "pages", "The pages section never says how big a page is.", "model")
+    r = run_cli(["feedback", "export", str(path), "-o", str(bundle), "--force", "--db", str(db)])
+    assert r.exit_code == 0, r
+    r = run_cli(["feedback", "import", str(bundle), "--for", str(path), "--db", str(author)])
+    assert "0 new feedback item(s), 2 already here" in r.stdout
+    assert _group(_report(path, author), "pages")["items"][0]["count"] == 5

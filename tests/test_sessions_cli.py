@@ -152,9 +152,9 @@ def test_search_shows_session_role_and_snippet_and_takes_any_characters(capsys, 
 
 def test_export_formats_outputs_and_ids(capsys, monkeypatch, db, tmp_path):
     ids = seed(db, 2)
-    code, out, _ = run(capsys, monkeypatch, "export", ids[0][:7], "--db", str(db))
+    code, out, _ = run(capsys, monkeypatch, "export", ids[0][:7], "-o", "-", "--db", str(db))
     assert code == 0 and out.startswith("# Pages & WAL") and "question 0 about checkpoint" in out
-    code, out, _ = run(capsys, monkeypatch, "export", "--last", "--format", "json", "--db", str(db))
+    code, out, _ = run(capsys, monkeypatch, "export", "--last", "--format", "json", "-o", "-", "--db", str(db))
     assert json.loads(out)["session"]["id"] == ids[1]
     target = tmp_path / "out" / "t.json"
     target.parent.mkdir()
@@ -166,6 +166,11 @@ def test_export_formats_outputs_and_ids(capsys, monkeypatch, db, tmp_path):
     name = out.strip().removeprefix("Wrote ")
     assert re.fullmatch(rf"tutor-pages-wal-{ids[1][:8]}\.html", name)
     assert (tmp_path / name).read_text().startswith("<!DOCTYPE html>")
+    # 9.12: one rule for every format: without -o, md and json are files here too, not stdout
+    for fmt in ("md", "json"):
+        code, out, _ = run(capsys, monkeypatch, "export", ids[1], "-f", fmt, "--db", str(db))
+        assert code == 0 and out.strip() == f"Wrote tutor-pages-wal-{ids[1][:8]}.{fmt}"
+    assert json.loads((tmp_path / f"tutor-pages-wal-{ids[1][:8]}.json").read_text())["session"]["id"] == ids[1]
     code, out, _ = run(capsys, monkeypatch, "export", ids[1], "-o", "-", "-f", "html", "--db", str(db))
     assert out.startswith("<!DOCTYPE html>")
 

@@ -236,6 +236,50 @@ def test_m005_rebuilds_an_m004_index_with_stemming(tmp_path):
         assert len(store.search("checkpoint")) == 2
 
 
+def test_the_same_feedback_note_in_a_session_is_stored_once_with_a_count(store):
+    """Issue 9.13: the model repeats one <feedback> note every turn; the author saw N copies."""
+    sid, other = _session(store), _session(store)
+    h = "f" * 64
+    first = store.add_feedback(sid, h, "pages", "The pages section never says how big a page is.", "model")
+    assert store.add_feedback(sid, h, "pages", "the pages  section never says how big a page is", "model") == first
+    assert store.add_feedback(sid, h, "pages", "THE PAGES SECTION NEVER SAYS HOW BIG A PAGE IS.", "model") == first
+    store.add_feedback(sid, h, "wal", "The pages section never says how big a page is.", "model")  # another concept
+    store.add_feedback(sid, h, "pages", "The pages section never says how big a page is.", "reader")  # the reader's own
+    store.add_feedback(other, h, "pages", "The pages section never says how big a page is.", "model")  # another session
+    rows = store.feedback(explainer_hash=h)
+    assert [(r.session_id == sid, r.concept_id, r.source, r.count) for r in rows] == [
+        (True, "pages", "model", 3), (True, "wal", "model", 1), (True, "pages", "reader", 1), (False, "pages", "model", 1)]
+    assert rows[0].text == "The pages section never says how big a page is."  # the first wording stays
+
+
+def test_m006_folds_the_repeated_feedback_of_each_session(tmp_path):
+    path = tmp_path / "m5.db"
+    db = Database(path)
+    migrations.apply(db, stop_before="m006_feedback_count")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    with db.atomic():
+        db.execute("INSERT INTO explainers VALUES ('h1', '/x/a.md', 'A', 1, 0, '[]', 't', 't')")
+        for sid in ("a" * 32, "b" * 32):
+            db.execute("INSERT INTO sessions (id, explainer_hash, explainer_path, mode, started, updated, status)"
+                       " VALUES (?, 'h1', '/x/a.md', 'offline', 't', 't', 'active')", (sid,))
+        notes = [("a" * 32, "pages", "Say how big a page is."), ("a" * 32, "pages", "say how big a page is"),
+                 ("a" * 32, "pages", "Say how big a page is."), ("a" * 32, None, "Why WAL?"), ("a" * 32, None, "Why WAL?"),
+                 ("b" * 32, "pages", "Say how big a page is."), (None, "pages", "Say how big a page is."),
+                 (None, "pages", "Say how big a page is.")]
+        for i, (sid, cid, text) in enumerate(notes):
+            db.execute("INSERT INTO feedback (session_id, explainer_hash, concept_id, text, source, created, uid)"
+                       " VALUES (?, 'h1', ?, ?, 'model', ?, ?)", (sid, cid, text, f"2025-01-0{i + 1}", f"uid{i:013d}"))
+    db.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        rows = [(r.session_id and r.session_id[0], r.concept_id, r.count, r.uid) for r in store.feedback(explainer_hash="h1")]
+        assert rows == [("a", "pages", 3, "uid0000000000000"), ("a", None, 2, "uid0000000000003"),
+                        ("b", "pages", 1, "uid0000000000005"),
+                        (None, "pages", 1, "uid0000000000006"), (None, "pages", 1, "uid0000000000007")]  # imported rows keep their uids
+        store.add_feedback("a" * 32, "h1", None, "why  WAL?", "model")
+        assert [r.count for r in store.feedback(session_id="a" * 32)] == [3, 3]
+
+
 # -- delete -----------------------------------------------------------------------------------
 
 
@@ -305,7 +349,7 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
             (3, "reader", "follow up", True)]
         assert msgs[1].raw == "old answer" and msgs[0].input_tokens == 3
         assert store.concept_states(sid)["pages"].evidence == "mixed up"
-        assert [f.text for f in store.feedback(explainer_hash="h1")] == ["old feedback"]
+        assert [(f.text, f.count) for f in store.feedback(explainer_hash="h1")] == [("old feedback", 1)]  # m006
         assert store.latest_summary(sid).text == "old summary"
         assert [h.seq for h in store.search("pelicans")] == [1]  # old rows are in the new index
         store.add_message(sid, "tutor", "new reply")  # and the upgraded schema takes new writes

@@ -91,15 +91,39 @@ def strip_feedback(raw: str | None) -> str | None:
     return _FEEDBACK_TAG.sub("", raw)
 
 
-def transcript_data(store: Store, session_id: str, *, include_feedback: bool = False) -> dict[str, Any]:
-    """The export dict: the full dump, minus feedback (rows and tags) unless asked for."""
+def transcript_data(
+    store: Store, session_id: str, *, include_feedback: bool = False, include_paths: bool = False
+) -> dict[str, Any]:
+    """The export dict: the full dump, minus feedback (rows and tags) unless asked for, and
+    with the explainer named by its file name only unless ``include_paths``: a transcript is
+    made to be shared, the folders of the reader's files are not part of it."""
     data = copy.deepcopy(store.session_dump(session_id))
     data["include_feedback"] = include_feedback
+    data["include_paths"] = include_paths
+    if not include_paths:
+        full = {data["session"].get("explainer_path") or "", (data.get("explainer") or {}).get("path") or ""}
+        data["session"]["explainer_path"] = file_name(data["session"].get("explainer_path") or "")
+        if data.get("explainer"):
+            data["explainer"]["path"] = file_name(data["explainer"].get("path") or "")
+        # A note such as "/home/ann/wal.md has changed since your last visit" names it too.
+        for path in sorted((p for p in full if "/" in p and "://" not in p), key=len, reverse=True):
+            for m in data["messages"]:
+                for key in ("text", "raw"):
+                    if m.get(key) and path in m[key]:
+                        m[key] = m[key].replace(path, file_name(path))
     if not include_feedback:
         data["feedback"] = []
         for m in data["messages"]:
             m["raw"] = strip_feedback(m["raw"])
     return data
+
+
+def file_name(path: str) -> str:
+    """The last part of a stored path (``/home/ann/notes/wal.md`` -> ``wal.md``); a URL's
+    explainer keeps its URL, which names no local folder."""
+    if "://" in path:
+        return path
+    return Path(path.replace("\\", "/")).name or path
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -298,7 +322,8 @@ def to_markdown(data: dict[str, Any]) -> str:
         for f in data["feedback"]:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
             body = clean_text(f["text"]).replace("\n", "\n  ")
-            out.append(f"- ({f['source']}{clean_text(about)}) {body}")
+            times = f" (×{f['count']})" if f.get("count", 1) > 1 else ""
+            out.append(f"- ({f['source']}{clean_text(about)}) {body}{times}")
         out.append("")
     # Raw HTML from the reader, the model or the explainer must stay text in any viewer.
     return inert_links(inert_markdown("\n".join(out).rstrip())) + "\n"
@@ -405,7 +430,9 @@ def to_html(data: dict[str, Any]) -> str:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
             parts.append(
                 f"<li><b>{e(f['source'])}{e(clean_text(about))}</b>: "
-                f'<span class="plain">{e(clean_text(f["text"]))}</span></li>'
+                f'<span class="plain">{e(clean_text(f["text"]))}</span>'
+                + (f" (×{int(f['count'])})" if f.get("count", 1) > 1 else "")
+                + "</li>"
             )
         parts.append("</ul>")
     parts += ["</main></body>", "</html>", ""]
@@ -422,11 +449,81 @@ def render(data: dict[str, Any], fmt: str) -> str:
     raise TutorError(f"unknown export format {fmt!r}", hint=f"Use one of: {', '.join(FORMATS)}.")
 
 
-def export_session(store: Store, session_id: str, fmt: str = "md", *, include_feedback: bool = False) -> str:
-    return render(transcript_data(store, session_id, include_feedback=include_feedback), fmt)
+def export_session(
+    store: Store, session_id: str, fmt: str = "md", *, include_feedback: bool = False, include_paths: bool = False
+) -> str:
+    return render(transcript_data(store, session_id, include_feedback=include_feedback, include_paths=include_paths), fmt)
 
 
 def default_filename(session: SessionRow, fmt: str) -> str:
     """``tutor-<title-slug>-<id8>.<ext>``: readable, and unique per session."""
     slug = re.sub(r"[^a-z0-9]+", "-", (session.explainer_title or "session").lower()).strip("-")[:40] or "session"
     return f"tutor-{slug}-{session.id[:8]}.{fmt}"
+
+
+_EXTENSIONS = {"md": "md", "markdown": "md", "json": "json", "html": "html", "htm": "html"}
+
+
+def format_for(output: str | None, fmt: str | None = None) -> str:
+    """The format asked for, else the one ``-o``'s extension names, else Markdown."""
+    if fmt:
+        return fmt
+    ext = Path(output).suffix.lower().lstrip(".") if output and output != "-" else ""
+    return _EXTENSIONS.get(ext, "md")
+
+
+class Written(BaseModel):
+    """What ``write_export`` did: ``path`` is None when the text is for stdout (``-o -``)."""
+
+    path: Path | None
+    text: str
+    fmt: str
+
+
+def write_export(
+    store: Store,
+    session_id: str,
+    *,
+    fmt: str | None = None,
+    output: str | None = None,
+    folder: str | Path | None = None,
+    include_feedback: bool = False,
+    include_paths: bool = False,
+    force: bool = False,
+) -> Written:
+    """THE export rule, for ``tutor export`` and the app's Ctrl+S alike (docs/database.md):
+
+    - no ``output``: ``tutor-<title>-<id8>.<ext>`` in ``folder`` (default: the current
+      folder, where the reader ran tutor), refreshed if it is there already (the name is ours);
+    - ``output`` a folder: that name in that folder;
+    - ``output`` a file: that file, never overwritten without ``force``;
+    - ``output`` ``-``: nothing written; the caller prints ``text`` to stdout.
+
+    The caller tells the reader the path. Errors are TutorErrors of one line naming the path.
+    """
+    import os
+
+    from tutor.files import atomic_write
+
+    fmt = format_for(output, fmt)
+    if fmt not in FORMATS:
+        raise TutorError(f"unknown export format {fmt!r}", hint=f"Use one of: {', '.join(FORMATS)}.")
+    row = store.get_session(session_id)
+    text = export_session(store, session_id, fmt, include_feedback=include_feedback, include_paths=include_paths)
+    if output == "-":
+        return Written(path=None, text=text, fmt=fmt)
+    base = Path(folder) if folder is not None else Path(".")
+    target = Path(output) if output else base / default_filename(row, fmt)
+    try:
+        is_dir = target.is_dir()
+    except OSError as e:  # a name over 255 bytes (ENAMETOOLONG) is not "no such file" to pathlib
+        raise TutorError(f"{target}: cannot write ({e.strerror or e})", hint="Choose a shorter -o name.") from None
+    if output and is_dir:  # -o exports/ : the usual name, in that folder
+        target = target / default_filename(row, fmt)
+    elif output and output.endswith(("/", os.sep)):
+        raise TutorError(f"{output}: no such folder", hint="Create it first, or give a file name with -o.")
+    try:  # the default name is ours; -o FILE may be anything, so only --force replaces it
+        atomic_write(target, text, overwrite=force or not output or is_dir)
+    except OSError as e:
+        raise TutorError(f"{target}: cannot write ({e.strerror or e})", hint="Choose another folder with -o.") from None
+    return Written(path=target, text=text, fmt=fmt)

@@ -53,8 +53,10 @@ class FeedbackItem(BaseModel):
     explainer_hash: str
     version: str  # short content hash
     section_status: SectionStatus
-    session: str | None = None  # short session id (local) or session key (imported)
+    session: str | None = None  # short session id (local) or session key (imported): the newest one
     imported: bool = False
+    count: int = 1  # times this note was given, over every session (a session stores a repeat once, m006)
+    sessions: int = 1  # sessions (or imported session keys) that gave it
 
     @property
     def changed_since(self) -> bool:
@@ -217,6 +219,7 @@ def explainer_for_report(store, file: str):
 def build_report(store, explainer) -> FeedbackReport:
     """The feedback on every version of ``explainer``'s file, grouped by its current sections."""
     from tutor.store import section_hash
+    from tutor.text import note_key
 
     hashes = _hashes_for(store, explainer)
     rows = _feedback_rows(store, hashes)
@@ -229,6 +232,9 @@ def build_report(store, explainer) -> FeedbackReport:
         groups[c.id] = ConceptGroup(concept_id=c.id, title=c.title)
     versions: dict[str, int] = {}
     items: list[FeedbackItem] = []
+    # Identical notes (text.note_key) on one concept from one source are one item with a count,
+    # whichever sessions gave them; an item on an edited section stays apart from current ones.
+    same: dict[tuple[str | None, str, str, bool], tuple[FeedbackItem, set[str]]] = {}
     for r in rows:
         cid = r["concept_id"] or None
         h = r["explainer_hash"]
@@ -257,7 +263,16 @@ def build_report(store, explainer) -> FeedbackReport:
             section_status=status,
             session=(sess or "")[:8] or None,
             imported=imported,
+            count=max(1, int(r.get("count") or 1)),
         )
+        key = (cid, item.source, note_key(item.text), item.changed_since)
+        if key in same:  # rows come newest first: the newest wording and time stay
+            seen, sessions = same[key]
+            seen.count += item.count
+            sessions.add(sess or f"row-{r['id']}")
+            seen.sessions = len(sessions)
+            continue
+        same[key] = (item, {sess or f"row-{r['id']}"})
         items.append(item)
         versions[h] = versions.get(h, 0) + 1
         if cid not in groups:
@@ -354,6 +369,8 @@ def render_report(rep: FeedbackReport) -> str:
             meta = f"{_when(it.created)}  {who}  v{it.version}" + (f"  [{flag}]" if flag else "")
             if it.imported:
                 meta += "  (imported)"
+            if it.count > 1:
+                meta += f"  ×{it.count}" + (f" in {it.sessions} sessions" if it.sessions > 1 else "")
             out.append(f" - {meta}")
             for line in _clean(it.text).strip().splitlines() or [""]:
                 out.append(f"     {line}")
@@ -418,6 +435,7 @@ class BundleFeedback(BaseModel):
     source: Literal["model", "reader"]
     created: str
     session_key: str | None = None
+    count: int = Field(1, ge=1, le=2**31)  # times given in that session (m006); absent in older bundles
 
 
 class BundleStats(BaseModel):
@@ -515,6 +533,7 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
                 source=r["source"] if r["source"] in ("model", "reader") else "model",
                 created=r["created"],
                 session_key=key,
+                count=max(1, int(r.get("count") or 1)),
             )
         )
         n_fb += 1
@@ -690,14 +709,19 @@ def import_bundle(store, path: str | Path, *, for_file: str | None = None) -> Im
             if isinstance(it, BundleFeedback):
                 if it.explainer_hash not in hashes:
                     raise TutorError(f"{path}: feedback {it.uid[:8]} names explainer version {it.explainer_hash[:8]}, which the bundle does not describe")
-                cur = c.execute(
-                    "INSERT OR IGNORE INTO feedback (session_id, explainer_hash, concept_id, text, source, created, uid, session_key)"
-                    " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
-                    (it.explainer_hash, it.concept_id, it.text, it.source, it.created, it.uid, it.session_key),
-                )
-                if cur.rowcount:
+                # A row already here (same uid) takes the larger count: the reader's session went
+                # on repeating the note since the last bundle. Importing again changes nothing.
+                here = c.execute("SELECT count FROM feedback WHERE uid = ?", (it.uid,)).fetchone()
+                if here is None:
+                    c.execute(
+                        "INSERT INTO feedback (session_id, explainer_hash, concept_id, text, source, created, uid, session_key, count)"
+                        " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (it.explainer_hash, it.concept_id, it.text, it.source, it.created, it.uid, it.session_key, it.count),
+                    )
                     fb_added += 1
                 else:
+                    if it.count > here[0]:
+                        c.execute("UPDATE feedback SET count = ? WHERE uid = ?", (it.count, it.uid))
                     fb_skipped += 1
             elif isinstance(it, BundleStats):
                 if it.session_key in local_keys:  # our own sessions, exported and imported back

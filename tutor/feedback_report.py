@@ -26,6 +26,7 @@ ul.notes li{margin:.5rem 0;white-space:pre-wrap;overflow-wrap:anywhere}
 .tag{display:inline-block;font-size:.75rem;padding:0 .4rem;border-radius:4px;background:#eef3fb;color:#3b6db3;margin-right:.4rem}
 .tag.reader{background:#fdf1e3;color:#9a5b13}
 .old{color:#9a5b13;font-size:.85rem}
+.times{font-weight:600;color:#5b6473;font-size:.85rem}
 """
 
 SHAKY, TWICE = "#d9822b", "#3b6db3"
@@ -103,7 +104,12 @@ def render_html(rep: FeedbackReport) -> str:
                     if it.changed_since
                     else ""
                 )
-                out.append(f'<li><span class="tag {who}">{who}</span>{e(it.text)}{old}</li>')
+                times = (
+                    f' <span class="times" title="given {it.count} times in {it.sessions} session(s)">×{it.count}</span>'
+                    if it.count > 1
+                    else ""
+                )
+                out.append(f'<li><span class="tag {who}">{who}</span>{e(it.text)}{times}{old}</li>')
             out.append("</ul>")
             if len(g.items) > MAX_NOTES:
                 out.append(f'<p class="meta">and {len(g.items) - MAX_NOTES:,} older note(s) (all of them: tutor feedback FILE --json)</p>')

@@ -13,7 +13,7 @@ CONTRACT (the engine, app and CLI use exactly these; implementations may add mor
     store.message_count(sid)
     store.set_concept_state(sid, concept_id, state, evidence, message_seq=None)
     store.concept_states(sid) -> dict[str, ConceptStateRow]
-    store.add_feedback(sid, explainer_hash, concept_id, text, source)              # "model" | "reader"
+    store.add_feedback(sid, explainer_hash, concept_id, text, source)              # "model" | "reader"; a repeat counts
     store.feedback(explainer_hash=None, explainer_path=None) -> list[FeedbackRow]
     store.save_summary(sid, upto_seq, text) / store.latest_summary(sid) -> SummaryRow | None
     store.add_usage(sid, input_tokens, output_tokens, cache_write, cache_read, cost_usd)
@@ -158,6 +158,7 @@ class FeedbackRow(_Row):
     source: str
     created: str
     uid: str | None = None  # stable id (m003), so an imported bundle never duplicates a row
+    count: int = 1  # times this note was given in its session (m006)
 
 
 class StateLogRow(_Row):
@@ -478,6 +479,32 @@ def m005_fts_stemming(db: Database) -> None:
         """
     )
     _set_user_version(db, 5)
+
+
+@migrations(name="m006_feedback_count")
+def m006_feedback_count(db: Database) -> None:
+    """The model repeats the same ``<feedback>`` note turn after turn: a session keeps it once,
+    with a ``count``. Existing repeats within a session (same concept, source and
+    ``text.note_key``) fold into the oldest row, whose uid (and so bundle identity) stays."""
+    from tutor.text import note_key
+
+    db.execute("ALTER TABLE feedback ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+    first: dict[tuple, int] = {}
+    extra: dict[int, int] = {}
+    drop: list[tuple[int]] = []
+    rows = db.execute(
+        "SELECT id, session_id, concept_id, source, text FROM feedback WHERE session_id IS NOT NULL ORDER BY created, id"
+    ).fetchall()
+    for fid, sid, cid, source, text in rows:
+        key = (sid, cid, source, note_key(text or ""))
+        if key in first:
+            extra[first[key]] = extra.get(first[key], 0) + 1
+            drop.append((fid,))
+        else:
+            first[key] = fid
+    db.conn.executemany("UPDATE feedback SET count = count + ? WHERE id = ?", [(n, fid) for fid, n in extra.items()])
+    db.conn.executemany("DELETE FROM feedback WHERE id = ?", drop)
+    _set_user_version(db, 6)
 
 
 def section_hash(text: str) -> str:
@@ -1083,13 +1110,28 @@ class Store:
         text: str,
         source: str,
     ) -> int:
+        """Store a note for the author; the same note again in the same session (same concept,
+        source and ``text.note_key``) adds one to that row's ``count`` instead (m006). Returns
+        the row id."""
         if source not in FEEDBACK_SOURCES:
             raise ValueError(f"source must be one of {FEEDBACK_SOURCES}, not {source!r}")
+        from tutor.text import note_key
+
+        text = _utf8(text) or ""
+        key = note_key(text)
         with self._write() as c:
+            if session_id is not None:
+                for fid, old in c.execute(
+                    "SELECT id, text FROM feedback WHERE session_id = ? AND concept_id IS ? AND source = ? ORDER BY id",
+                    (session_id, concept_id, source),
+                ).fetchall():
+                    if note_key(old) == key:
+                        c.execute("UPDATE feedback SET count = count + 1 WHERE id = ?", (fid,))
+                        return int(fid)
             cur = c.execute(
                 "INSERT INTO feedback (session_id, explainer_hash, concept_id, text, source, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, explainer_hash, concept_id, _utf8(text), source, now_iso()),
+                (session_id, explainer_hash, concept_id, text, source, now_iso()),
             )
             return int(cur.lastrowid or 0)
 

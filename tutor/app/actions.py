@@ -71,24 +71,14 @@ def row_widget(row: Any) -> Any:
     return NoteMessage(row.text, seq=row.seq)
 
 
-def export_dir(session: Any) -> Path:
-    """Exports go next to the database, in ``exports/`` (the data home the reader chose)."""
-    base = Path(getattr(session.store, "path", "") or ".").expanduser()
-    return (base.parent if base.suffix else base) / "exports"
-
-
 def export_transcript(session: Any, fmt: str) -> Path:
-    """Write the transcript as md/html/json via ``tutor.export`` and return the file path."""
-    from tutor import export
+    """Ctrl+S: the same rule as ``tutor export`` without ``-o`` (``export.write_export``):
+    ``tutor-<title>-<id8>.<ext>`` in the current folder. Returns the path, for the notice."""
+    from tutor.export import write_export
 
-    text = export.export_session(session.store, session.id, fmt)
-    folder = export_dir(session)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / export.default_filename(session.store.get_session(session.id), fmt)
-    from tutor.files import atomic_write
-
-    atomic_write(path, text)
-    return path
+    done = write_export(session.store, session.id, fmt=fmt)
+    assert done.path is not None
+    return done.path.resolve()
 
 
 def copy_text(app: Any, text: str) -> str | None:

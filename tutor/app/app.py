@@ -39,6 +39,7 @@ from tutor.app.widgets import (
     NoteMessage,
     Outline,
     ReaderMessage,
+    Sidebar,
     TutorMessage,
     safe_parser,
 )
@@ -82,7 +83,7 @@ CUT_BY = {
 def outline_depths(explainer: Any) -> dict[str, int]:
     """Nesting of each concept for the outline, from its heading level: a plain Markdown
     file (the CommonMark spec, a README) keeps its structure visible. At most two steps
-    of indentation, so titles keep their room in a 36-column outline."""
+    of indentation, so titles keep their room in a narrow (24-column) sidebar."""
     levels = {c.id: c.section.level for c in explainer.concepts}
     if not levels or len(set(levels.values())) < 2:
         return {}
@@ -123,7 +124,10 @@ class TutorApp(App[str | None]):
     #main { height: 1fr; }
     #conversation { width: 1fr; }
     /* Below 110 columns three panes leave each too narrow to read: the section takes the outline's place. */
-    Screen.-narrow.-section-open #outline { display: none; }
+    Screen.-narrow.-section-open #sidebar { display: none; }
+    /* Textual hides a code block's horizontal scrollbar, so a long line (a command, a hash)
+       was cut with no sign; the bar shows only when a line does not fit (9.14). */
+    MarkdownFence { overflow-x: auto; scrollbar-size-horizontal: 1; }
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
@@ -164,7 +168,7 @@ class TutorApp(App[str | None]):
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.explainer.title, self.session.mode)
         with Horizontal(id="main"):
-            yield Outline([(c.id, c.title) for c in self.explainer.concepts], outline_depths(self.explainer))
+            yield Sidebar(Outline([(c.id, c.title) for c in self.explainer.concepts], outline_depths(self.explainer)))
             with Vertical(id="conversation"):
                 yield DialoguePane()
                 yield ChatInput()
@@ -679,8 +683,17 @@ class TutorApp(App[str | None]):
         self.notify(one_line(event.href, 300), title="Link (not opened)", markup=False)
 
     # ------------------------------------------------------------- palette
+    # Textual's generic entries that mean nothing to a reader (9.14); the rest (Theme, Keys,
+    # Quit) follow tutor's own commands instead of leading the list.
+    DROPPED_SYSTEM_COMMANDS = frozenset({"Maximize", "Minimize", "Screenshot"})
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        yield from self._tutor_commands()
+        for command in super().get_system_commands(screen):
+            if command.title not in self.DROPPED_SYSTEM_COMMANDS:
+                yield command
+
+    def _tutor_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Export transcript", "Save the dialogue as Markdown, HTML or JSON (Ctrl+S)", self.action_export)
         yield SystemCommand("Copy last reply", "Copy the tutor's newest reply to the clipboard (Ctrl+L)", self.action_copy_last)
         yield SystemCommand("Show section", "Show the current concept's section of the explainer (Ctrl+O)", self.action_toggle_section)

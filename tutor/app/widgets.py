@@ -12,9 +12,10 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from textual import events
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Markdown, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
@@ -88,22 +89,63 @@ class HeaderBar(Horizontal):
         self.query_one("#header-usage", Static).update(Content.assemble(*parts))
 
 
+def state_legend() -> Content:
+    """What the outline's symbols mean, from ``STATE_LOOK`` (one home for symbol and style):
+    three rows of two, which fit the 21 columns the sidebar has at 80 columns."""
+    short = {"known": "knew"}  # "already knew" does not fit beside "understood"
+    rows = (("unknown", "asked"), ("explained", "shaky"), ("understood", "known"))
+    left = max(len(short.get(a, STATE_LOOK[a][2])) for a, _ in rows)
+    parts: list[tuple[str, str] | str] = []
+    for i, (a, b) in enumerate(rows):
+        for j, state in enumerate((a, b)):
+            symbol, style, label = STATE_LOOK[state]
+            label = short.get(state, label)
+            parts += [(symbol, style), " ", label.ljust(left + 1) if j == 0 else label]
+        if i < len(rows) - 1:
+            parts.append("\n")
+    return Content.assemble(*parts)
+
+
+class Sidebar(Vertical):
+    """The outline and, under it, the legend of its state symbols. Its width grows with the
+    terminal (a fraction, within bounds): 24 columns at 80, 36 at 120, up to 56 (9.14)."""
+
+    DEFAULT_CSS = """
+    Sidebar {
+        width: 30%;
+        min-width: 24;
+        max-width: 56;
+        height: 1fr;
+        border-right: vkey $panel-lighten-2;
+        background: $surface;
+    }
+    Sidebar:focus-within { border-right: vkey $accent; }
+    Sidebar > #legend { height: auto; color: $text-muted; padding: 0 1; border-top: hkey $panel-lighten-2; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, outline: Outline) -> None:
+        super().__init__(id="sidebar")
+        self.outline = outline
+
+    def compose(self):
+        yield self.outline
+        yield Static(state_legend(), id="legend", markup=False)
+
+
 class Outline(OptionList):
     """The concepts in teaching order, each with its reader-model state."""
 
     DEFAULT_CSS = """
     Outline {
-        width: 36;
-        max-width: 33%;
+        width: 1fr;
         text-wrap: nowrap;
         text-overflow: ellipsis;
         height: 1fr;
         border: none;
-        border-right: vkey $panel-lighten-2;
         padding: 0 0;
         background: $surface;
     }
-    Outline:focus { border: none; border-right: vkey $accent; }
+    Outline:focus { border: none; }
     /* Unfocused, the cursor row is not highlighted: only ▸ marks where the tutor is. */
     Outline:blur > .option-list--option-highlighted { background: transparent; }
     """
@@ -227,9 +269,44 @@ class DialoguePane(VerticalScroll):
     def __init__(self) -> None:
         super().__init__(id="dialogue")
         self.has_earlier = False
+        # Where the reader is: None while following the end, else (message at the top of the
+        # view, rows into it). Opening the section or the Keys panel narrows the pane and the
+        # text reflows taller, so the same scroll_y would show older messages (9.14).
+        self._place: tuple[Widget, float] | None = None
+        self._place_width = 0
+
+    def _remember_place(self) -> None:
+        if self.size.width != self._place_width:
+            return  # mid-resize: the place from before it is the one to restore
+        if not self._anchor_released or self.scroll_y >= self.max_scroll_y:
+            self._place = None
+            return
+        y = self.scroll_y
+        for w in self.children:
+            region = w.virtual_region_with_margin
+            if region.bottom > y:
+                self._place = (w, y - region.y)
+                return
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width == self._place_width:
+            return
+        first = not self._place_width
+        self._place_width = event.size.width
+        if not first:
+            self.call_after_refresh(self._restore_place, self._place)
+
+    def _restore_place(self, place: tuple[Widget, float] | None) -> None:
+        if place is None or not place[0].is_attached:
+            self.scroll_end(animate=False, immediate=True)
+        else:
+            widget, offset = place
+            self.scroll_to(y=widget.virtual_region_with_margin.y + offset, animate=False, immediate=True)
+        self._remember_place()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        self._remember_place()
         # Only when the reader scrolled (anchor released), not when layout moves the view.
         if self.has_earlier and new_value <= 0 and old_value > 0 and getattr(self, "_anchor_released", True):
             self.post_message(self.NeedEarlier())

@@ -279,29 +279,30 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
 @click.option("--last", is_flag=True, help="Export the most recently active session.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "json", "html"]), default=None,
               help="Output format (default: from the -o extension, else md).")
-@click.option("--output", "-o", "output", metavar="FILE", help="Write here (a folder: the default name in it; - for stdout).")
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Write here instead (a folder: the usual name in it; - for stdout).")
 @click.option("--include-feedback", is_flag=True, help="Include feedback for the author (left out by default).")
+@click.option("--include-paths", is_flag=True,
+              help="Name the explainer by its full path (by default only its file name, not your folders).")
 @click.option("--force", is_flag=True, help="Overwrite the -o file if it exists.")
 @db_option
 def export(session_id: str | None, last: bool, fmt: str | None, output: str | None,
-           include_feedback: bool, force: bool, db: str | None) -> None:
+           include_feedback: bool, include_paths: bool, force: bool, db: str | None) -> None:
     """Export a session transcript as Markdown, JSON or a self-contained HTML page.
 
-    SESSION_ID may be a unique prefix, as shown by `tutor sessions`.
+    Written to tutor-<title>-<id>.<format> in the current folder, like Ctrl+S in the app;
+    the path is printed. SESSION_ID may be a unique prefix, as shown by `tutor sessions`.
 
     \b
-    tutor export --last                 Markdown on stdout
+    tutor export --last                 tutor-<title>-<id>.md here
     tutor export 3f2a -o talk.html      a page to share (format from the extension)
-    tutor export --last -f html         written as tutor-<title>-<id>.html
-    tutor export 3f2a -f json -o -      everything, for scripts
+    tutor export --last -f html         tutor-<title>-<id>.html here
+    tutor export 3f2a -f json -o -      everything, on stdout, for scripts
     """
-    from tutor.export import default_filename, export_session
+    from tutor.export import write_export
 
     if bool(session_id) == bool(last):
         raise TutorError("give a session id or --last (not both)", hint="List sessions with `tutor sessions`.")
-    if fmt is None:
-        ext = Path(output).suffix.lower().lstrip(".") if output and output != "-" else ""
-        fmt = {"md": "md", "markdown": "md", "json": "json", "html": "html", "htm": "html"}.get(ext, "md")
     store = _open_store(db)
     if store is None:
         raise TutorError(f"no sessions yet (database: {db_location(db).path})")
@@ -313,27 +314,12 @@ def export(session_id: str | None, last: bool, fmt: str | None, output: str | No
             sid = row.id
         else:
             sid = store.resolve_session_id(session_id or "")
-            row = store.get_session(sid)
-        text = export_session(store, sid, fmt, include_feedback=include_feedback)
-    if output == "-" or (output is None and fmt != "html"):
-        click.echo(text, nl=False)
-        return
-    target = Path(output) if output else Path(default_filename(row, fmt))
-    try:
-        is_dir = target.is_dir()
-    except OSError as e:  # a name over 255 bytes (ENAMETOOLONG) is not "no such file" to pathlib
-        raise TutorError(f"{target}: cannot write ({e.strerror or e})", hint="Choose a shorter -o name.") from None
-    if is_dir:  # -o exports/ : the usual name, in that folder
-        target = target / default_filename(row, fmt)
-    elif output and output.endswith(("/", os.sep)):
-        raise TutorError(f"{output}: no such folder", hint="Create it first, or give a file name with -o.")
-    from tutor.files import atomic_write
-
-    try:  # the default name is ours; -o FILE may be anything, so only --force replaces it
-        atomic_write(target, text, overwrite=force or not output)
-    except OSError as e:
-        raise TutorError(f"{target}: cannot write ({e.strerror or e})") from None
-    click.echo(f"Wrote {target}", err=output is not None)
+        done = write_export(store, sid, fmt=fmt, output=output, include_feedback=include_feedback,
+                            include_paths=include_paths, force=force)
+    if done.path is None:
+        click.echo(done.text, nl=False)
+    else:
+        click.echo(f"Wrote {done.path}", err=output is not None)
 
 
 # -- tutor where ---------------------------------------------------------------------------
