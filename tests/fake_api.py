@@ -179,6 +179,7 @@ class RecordedRequest:
     body: dict[str, Any]
     usage: dict[str, int] = field(default_factory=dict)  # what the server reported for it
     thinking_tokens: int = 0  # thinking mode: output tokens spent thinking
+    output_tokens: int = 0  # what the server billed as output (thinking included)
     reply_kind: str = ""
 
 
@@ -466,6 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out_tokens = max(room, 0)
             rec.thinking_tokens = thinking_tokens
         out_tokens += thinking_tokens
+        rec.output_tokens = out_tokens
         msg_id = f"msg_fake_{next(api.ids):06d}"
         model = body.get("model", "claude-fake")
         if not body.get("stream"):

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished
+from tutor.engine.events import ErrorEvent, Notice, TextDelta, Thinking, TurnFinished
 from tutor.engine.reader_model import find_concepts
 
 # Exit status when the session ends (end of input, /quit) right after a reply that failed
@@ -256,6 +256,12 @@ class PlainUI:
         async for ev in events:
             if isinstance(ev, TextDelta):
                 self.write(self._md.feed(ev.text))
+            elif isinstance(ev, Thinking):
+                if not ev.done:  # one quiet line, so a screen reader hears that something is happening
+                    self.line("(thinking…)")
+            elif isinstance(ev, Notice):
+                self.flush_markdown()
+                self.line(f"[note] {ev.text}")
             elif isinstance(ev, ErrorEvent):
                 self.flush_markdown()
                 self.last_failed = ev.message

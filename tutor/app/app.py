@@ -40,13 +40,16 @@ from tutor.app.widgets import (
     Outline,
     ReaderMessage,
     Sidebar,
+    ThinkingNote,
     TutorMessage,
     safe_parser,
 )
 from tutor.engine.events import (
     ErrorEvent,
+    Notice,
     StateChanged,
     TextDelta,
+    Thinking,
     TurnFinished,
     Usage,
 )
@@ -314,6 +317,7 @@ class TutorApp(App[str | None]):
         crashed = False  # the turn ended in an exception, not an error event
         cut_note: str | None = None  # why the reply is incomplete, when it is
         error_note: str | None = None  # why there is no reply at all (outlives the toast)
+        thinking_note: ThinkingNote | None = None
         self.retry_blocked = None
         events = make_events()
         self.input.set_busy(True)
@@ -323,7 +327,16 @@ class TutorApp(App[str | None]):
                 if echo:
                     echo = False
                     await self._echo_reader_rows()
-                if isinstance(event, TextDelta):
+                if isinstance(event, Thinking):
+                    if not event.done and thinking_note is None:
+                        thinking_note = ThinkingNote()
+                        await pane.mount(thinking_note)
+                    elif event.done and thinking_note is not None:
+                        await thinking_note.remove()
+                        thinking_note = None
+                elif isinstance(event, Notice):
+                    await pane.mount(NoteMessage(event.text, classes="warning"))
+                elif isinstance(event, TextDelta):
                     if not event.text:
                         continue
                     if message is None:
@@ -370,6 +383,8 @@ class TutorApp(App[str | None]):
                 markup=False,
             )
         finally:
+            if thinking_note is not None:
+                await thinking_note.remove()
             if stream is not None:
                 await stream.stop()
             try:

@@ -7,6 +7,7 @@ Every piece of text that came from a file, the model or the store goes through
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -251,6 +252,30 @@ class NoteMessage(Static):
         super().__init__(Content(clean(text)), markup=False, classes=classes)
         self.text = text
         self.seq = seq
+
+
+class ThinkingNote(Static):
+    """"Thinking… 4 s" while the model thinks before its reply; removed when the reply starts.
+    Without it a reader stares at nothing for the seconds a thinking model takes."""
+
+    DEFAULT_CSS = """
+    ThinkingNote {
+        margin: 0 1 1 3;
+        color: $text-muted;
+        text-style: italic;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__("Thinking…", markup=False)
+        self._started = 0.0
+
+    def on_mount(self) -> None:
+        self._started = time.monotonic()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self.update(f"Thinking… {time.monotonic() - self._started:.0f} s")
 
 
 class DialoguePane(VerticalScroll):

@@ -22,9 +22,34 @@ from tutor.errors import TutorError
 @click.option("--resume", "resume", metavar="ID", default=None, help="Resume the session with this id (or id prefix).")
 @click.option("--offline", is_flag=True, help="Use the offline guided mode even if ANTHROPIC_API_KEY is set.")
 @click.option("--model", metavar="MODEL", default=None, help="Claude model (default: $TUTOR_MODEL, then a current Sonnet).")
+@click.option(
+    "--effort",
+    type=click.Choice(["low", "medium", "high"], case_sensitive=False),
+    envvar="TUTOR_EFFORT",
+    default=None,
+    help="How hard Claude thinks before each reply (default: low, the quickest; $TUTOR_EFFORT).",
+)
+@click.option(
+    "--base-url",
+    "base_url",
+    metavar="URL",
+    envvar="TUTOR_BASE_URL",
+    default=None,
+    help="A local Messages-API server (Ollama, llama.cpp, vLLM, LiteLLM) instead of Anthropic's; no key needed, cost 0 ($TUTOR_BASE_URL).",
+)
 @click.option("--plain", is_flag=True, help="Line-based dialogue on stdin/stdout (pipes, scripts, screen readers).")
 @db_option
-def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str | None, plain: bool, db: str | None) -> int:
+def open_cmd(
+    file: str,
+    new: bool,
+    resume: str | None,
+    offline: bool,
+    model: str | None,
+    effort: str | None,
+    base_url: str | None,
+    plain: bool,
+    db: str | None,
+) -> int:
     """Open FILE with the tutor (resumes the last session on it, unless --new).
 
     FILE is an explainer or any Markdown file (its headings become the outline), or an
@@ -37,6 +62,8 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     tutor open FILE --plain                   line by line: screen readers, pipes
     tutor open FILE --offline < answers.txt   scripted, no key needed
     tutor open https://example.org/x.md       a published explainer
+    tutor open FILE --base-url http://127.0.0.1:11434 --model llama3.2
+                                              a local model (docs/models.md)
 
     Exit status: 0 saved and ended; 1 a user error (a file that cannot be
     read, a session open elsewhere); 2 bad options; 3 with --plain, the
@@ -48,6 +75,7 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
         raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
     from tutor.engine.claude import ClaudeBackend, has_api_key
+    from tutor.engine.models import Effort
     from tutor.engine.session import TutorSession
     from tutor.explainer import load
     from tutor.paths import db_path
@@ -73,6 +101,8 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
     if offline:
         if model:
             notices.append("--model is ignored with --offline.")
+    elif base_url and base_url.strip():
+        backend = _local_backend(base_url.strip(), model, effort)
     elif not has_api_key():
         notices.append(
             "No ANTHROPIC_API_KEY set: using the offline guided mode. "
@@ -80,7 +110,10 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
             + (" (--model is ignored.)" if model else "")
         )
     else:
-        backend = ClaudeBackend(model)
+        backend = ClaudeBackend(model, effort=Effort.parse(effort))
+    if backend is not None:  # an unknown model id: said once, before the first turn
+        notices.extend(backend.notices)
+        backend.notices.clear()
     store = Store.open(db_path(db))
     session = TutorSession.open(explainer, store, backend=backend, session_id=resume, new=new)
     hold = hold_session(db_path(db), session.id)
@@ -130,3 +163,24 @@ def open_cmd(file: str, new: bool, resume: str | None, offline: bool, model: str
         store.close()
         if hold is not None and hold is not False:
             os.close(hold)  # releases the lock
+
+
+def _local_backend(url: str, model: str | None, effort: str | None):
+    """A back end for a server that is not Anthropic's. Without --model, ask the server's
+    model list first (in its own event loop and client: the session runs in another loop)."""
+    import asyncio
+
+    from tutor.engine.claude import ClaudeBackend
+    from tutor.engine.models import Effort
+
+    if not (model or os.environ.get("TUTOR_MODEL", "").strip()):
+        probe = ClaudeBackend(None, base_url=url, local=True, max_retries=0, timeout=10.0)
+
+        async def ask() -> str:
+            try:
+                return await probe.resolve_server_model()
+            finally:
+                await probe.aclose()
+
+        model = asyncio.run(ask())
+    return ClaudeBackend(model, base_url=url, local=True, effort=Effort.parse(effort))
