@@ -171,7 +171,7 @@ async def run_ours(doc: Path, turns: int, *, whole: bool = False, pace: list[flo
         prompt.FULL_EXPLAINER_MAX_TOKENS, prompt.CACHE_TTL = saved
 
 
-async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None) -> dict:
+async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None, *, effort: str | None = None) -> dict:
     from tutor.engine.claude import ClaudeBackend
     from tutor.explainer import load
     from tutor.store import Store
@@ -180,10 +180,15 @@ async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None) -> d
     per_turn: list[float] = []
     sizes: list[int] = []
     compacted: list[bool] = []
-    with FakeAPI() as api, tempfile.TemporaryDirectory() as tmp:
+    first_token: list[float] = []
+    with FakeAPI(thinking=effort is not None) as api, tempfile.TemporaryDirectory() as tmp:
         api.handler = Replies([c.id for c in explainer.concepts])
+        api.thinking_seconds_per_ktok = THINKING_PACE
         store = Store.open(Path(tmp) / "bench.db")
-        backend = ClaudeBackend(MODEL, api_key="test-key", base_url=api.url, max_retries=0, timeout=30)
+        from tutor.engine.models import Effort
+
+        backend = ClaudeBackend(MODEL, api_key="test-key", base_url=api.url, max_retries=0, timeout=30,
+                                effort=Effort.parse(effort))
         driver = "TutorSession"
         try:
             from tutor.engine.session import TutorSession
@@ -193,8 +198,13 @@ async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None) -> d
                 session.memory_budget_tokens, session.memory_keep_recent = BUDGET
 
             async def turn(i: int) -> None:
+                t0 = time.perf_counter()
+                seen = False
                 it = session.start() if i == 0 else session.reply(reader_text(i - 1))
                 async for ev in it:
+                    if getattr(ev, "kind", "") == "text" and not seen:
+                        seen = True
+                        first_token.append(time.perf_counter() - t0)
                     if getattr(ev, "kind", "") == "error":
                         raise RuntimeError(f"turn {i}: {ev.message}")
         except ImportError:
@@ -210,10 +220,17 @@ async def _run_ours(doc: Path, turns: int, pace: list[float] | None = None) -> d
             sizes.append(len(json.dumps(new[-1].body)))
             compacted.append(len(new) > 1)  # a summary call came before the turn's own call
         summaries = len(store.summaries(session.id)) if driver == "TutorSession" else None
+        row = store.get_session(session.id) if driver == "TutorSession" else None
+        tutor_msgs = [m for m in store.messages(session.id) if m.role == "tutor"] if driver == "TutorSession" else []
         await backend.aclose()
         store.close()
         return {"driver": driver, "per_turn": per_turn, "sizes": sizes, "compacted": compacted,
-                "usage": api.total_usage(), "calls": len(api.requests), "summaries": summaries}
+                "usage": api.total_usage(), "calls": len(api.requests), "summaries": summaries,
+                "cost_usd": row.cost_usd if row else 0.0,
+                "output_tokens": sum(r.output_tokens for r in api.requests),
+                "thinking_tokens": sum(r.thinking_tokens for r in api.requests),
+                "bad_replies": sum(1 for m in tutor_msgs if not m.complete or not m.text.strip()),
+                "first_token": first_token}
 
 
 async def _direct_driver(explainer, store, backend):
@@ -428,12 +445,36 @@ def paced_report(doc: Path, turns: int, naive_billed: float) -> None:
     print(f"  tutor's policy (prompt.CACHE_TTL): {chosen}")
 
 
+# Seconds per 1,000 thinking tokens in the fake (its stand-in for a model's thinking speed): the
+# time-to-first-word column compares efforts with each other, it does not predict Anthropic's.
+THINKING_PACE = 0.5
+EFFORTS = ("low", "medium", "high")
+
+
+def effort_report(doc: Path, turns: int) -> None:
+    """Issue 10: the same session against the thinking fake at each effort, in one run."""
+    print(f"\nEffort: opening + {turns} turns on {MODEL} against the fake in thinking mode (thinking billed as output;")
+    print(f"the fake thinks {', '.join(f'{e} {n:,}' for e, n in __import__('fake_api').THINKING_TOKENS.items() if e in EFFORTS)} tokens a call, "
+          f"{THINKING_PACE:g} s per 1,000 before the first word)")
+    print(f"  {'effort':<7} {'$ / session':>11} {'billed input':>13} {'output':>9} {'of it thinking':>15} "
+          f"{'first word (median)':>20} {'empty/cut replies':>18}")
+    for effort in EFFORTS:
+        r = asyncio.run(_run_ours(doc, turns, effort=effort))
+        ft = sorted(r["first_token"])
+        median = ft[len(ft) // 2] if ft else float("nan")
+        print(f"  {effort:<7} {r['cost_usd']:>11.4f} {fmt(billed_input(r['usage'])):>13} {fmt(r['output_tokens']):>9} "
+              f"{fmt(r['thinking_tokens']):>15} {median:>18.2f} s {r['bad_replies']:>18}")
+    print("  default for tutor turns: low, the cheapest effort with 0 empty or cut replies (docs/models.md)")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--turns", type=int, default=30)
     ap.add_argument("--long", type=int, default=200)
     ap.add_argument("--no-llm", action="store_true")
     ap.add_argument("--no-paced", action="store_true", help="skip the paced-reader TTL comparison")
+    ap.add_argument("--no-effort", action="store_true", help="skip the effort comparison (issue 10)")
+    ap.add_argument("--effort-only", action="store_true", help="only the effort comparison")
     ap.add_argument("--budget", type=int, help="memory budget in tokens (default: the session's)")
     ap.add_argument("--keep", type=int, default=6, help="turns kept verbatim at a compaction")
     args = ap.parse_args(argv)
@@ -447,6 +488,9 @@ def main(argv: list[str]) -> int:
     explainer = load(doc)
     ids = [c.id for c in explainer.concepts]
     print(f"document: {doc.relative_to(ROOT)} ({len(doc.read_text()):,} characters, {len(ids)} concepts)")
+    if args.effort_only:
+        effort_report(doc, args.turns)
+        return 0
     print(f"session: opening turn + {args.turns} reader turns; billed input = input + 1.25 x 5m write + 2 x 1h write + 0.1 x cache read\n")
 
     t0 = time.perf_counter()
@@ -476,6 +520,8 @@ def main(argv: list[str]) -> int:
         ratio_llm = billed_input(llm["usage"]) / ours_billed
         print(f"target: ours below llm with caching: llm costs {ratio_llm:.2f}x ours  {'OK' if ratio_llm > 1 else 'MISSED'}")
 
+    if not args.no_effort:
+        effort_report(doc, args.turns)
     if not args.no_paced:
         paced_report(doc, args.turns, billed_input(naive["usage"]))
     if args.long:
