@@ -182,7 +182,7 @@ def test_file_too_large_is_refused_without_reading(tmp_path):
     with path.open("wb") as f:
         f.truncate(60 * 2**20)  # sparse: no disk used
     [(_, msg)] = problems(path)
-    assert "too large" in msg
+    assert "too big for a Markdown file" in msg
 
 
 def test_control_characters_and_odd_unicode_load(tmp_path):
