@@ -38,7 +38,7 @@ def _bundle_with_hostile_name(tmp_path: Path) -> Path:
         h = store.upsert_explainer(exp)
         sid = store.create_session(h, exp.path, "offline")
         store.add_feedback(sid, h, "pages", "Say the page size.", "reader")
-    r = run_cli(["feedback", "export", str(WAL), "-o", "-", "--db", str(db)])
+    r = run_cli(["feedback", "export", "--yes", str(WAL), "-o", "-", "--db", str(db)])
     assert r.exit_code == 0, r
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     for line in lines:
@@ -381,7 +381,7 @@ def test_an_imported_transcript_cannot_be_continued(tmp_path, monkeypatch):
     doc.write_text(WAL.read_text(encoding="utf-8"), encoding="utf-8")
     r = run_cli(["open", str(doc), "--plain", "--offline", "--db", "reader.db"], input="no\n/feedback too long\n")
     assert r.exit_code == 0, r
-    r = run_cli(["feedback", "export", str(doc), "--with-transcripts", "-o", "b.jsonl", "--db", "reader.db"])
+    r = run_cli(["feedback", "export", "--yes", str(doc), "--with-transcripts", "-o", "b.jsonl", "--db", "reader.db"])
     assert r.exit_code == 0, r
     assert run_cli(["feedback", "import", "b.jsonl", "--db", "author.db"]).exit_code == 0
     with Store.open(tmp_path / "author.db") as store:
@@ -464,7 +464,7 @@ def test_reading_feedback_creates_no_database(tmp_path):
     assert r.exit_code == 0 and "No feedback yet." in r.stdout and "How SQLite" in r.stdout, r
     r = run_cli(["feedback", str(tmp_path / "missing.md"), "--db", str(db)])
     assert r.exit_code == 1 and "no such file" in r.stderr
-    r = run_cli(["feedback", "export", str(WAL), "-o", str(tmp_path / "b.jsonl"), "--db", str(db)])
+    r = run_cli(["feedback", "export", "--yes", str(WAL), "-o", str(tmp_path / "b.jsonl"), "--db", str(db)])
     assert r.exit_code == 1 and "no sessions yet" in r.stderr and not (tmp_path / "b.jsonl").exists()
     assert not db.exists() and not db.parent.exists()
 
@@ -564,10 +564,10 @@ def test_author_outputs_treat_folders_as_folders_and_respect_the_umask(tmp_path,
         assert stat.S_IMODE(Path("draft.md").stat().st_mode) == 0o644  # an explainer is meant to be shared
         db = tmp_path / "t.db"
         _one_session(db)
-        r = run_cli(["feedback", "export", str(WAL), "-o", "bundles/", "--db", str(db)])
+        r = run_cli(["feedback", "export", "--yes", str(WAL), "-o", "bundles/", "--db", str(db)])
         assert r.exit_code == 1 and "bundles/: no such folder" in r.stderr and not Path("bundles").exists(), r
         Path("bundles").mkdir()
-        r = run_cli(["feedback", "export", str(WAL), "-o", "bundles", "--db", str(db)])
+        r = run_cli(["feedback", "export", "--yes", str(WAL), "-o", "bundles", "--db", str(db)])
         assert r.exit_code == 0, r
         assert [p.name for p in Path("bundles").iterdir()] == ["sqlite-wal.feedback.jsonl"]
         assert stat.S_IMODE(Path("bundles/sqlite-wal.feedback.jsonl").stat().st_mode) == 0o644

@@ -148,7 +148,7 @@ async def test_feedback_end_to_end(fake_api, tmp_path):
 
     # -- bundle: feedback + anonymous stats, no transcript, no session ids
     bundle = tmp_path / "wal.feedback.jsonl"
-    r = run_cli(["feedback", "export", str(path), "-o", str(bundle), "--db", str(db)])
+    r = run_cli(["feedback", "export", "--yes", str(path), "-o", str(bundle), "--db", str(db)])
     assert r.exit_code == 0, r
     raw = bundle.read_text()
     lines = [json.loads(x) for x in raw.splitlines()]
@@ -159,7 +159,7 @@ async def test_feedback_end_to_end(fake_api, tmp_path):
     assert {session_key(s) for s in ids} <= {x.get("session_key") for x in lines}
     assert "rows?" not in raw and "Not quite" not in raw  # no transcript text
     again = tmp_path / "again.jsonl"
-    assert run_cli(["feedback", "export", str(path), "-o", str(bundle), "--db", str(db)]).exit_code == 1  # no overwrite
+    assert run_cli(["feedback", "export", "--yes", str(path), "-o", str(bundle), "--db", str(db)]).exit_code == 1  # no overwrite
 
     # -- import into a fresh database, twice: nothing doubles
     fresh = tmp_path / "author.db"
@@ -180,7 +180,7 @@ async def test_feedback_end_to_end(fake_api, tmp_path):
     assert all(i["imported"] for g in imported["groups"] for i in g["items"])
 
     # -- with transcripts: the sessions arrive as finished, imported sessions
-    r = run_cli(["feedback", "export", str(path), "-o", str(again), "--with-transcripts", "--db", str(db)])
+    r = run_cli(["feedback", "export", "--yes", str(path), "-o", str(again), "--with-transcripts", "--db", str(db)])
     assert r.exit_code == 0 and "2 transcript(s)" in r.stderr
     r = run_cli(["feedback", "import", str(again), "--for", str(path), "--db", str(fresh)])
     assert "2 transcript(s)" in r.stdout and "0 new feedback item(s)" in r.stdout
@@ -276,7 +276,7 @@ def test_import_finds_the_explainer_by_name_and_export_to_stdout(tmp_path, monke
         sid = store.create_session(h, exp.path, "offline")
         store.add_feedback(sid, h, "pages", "Say the page size.", "reader")
         store.set_concept_state(sid, "pages", "shaky", "unsure")
-    r = run_cli(["feedback", "export", str(path), "-o", "-", "--db", str(tmp_path / "r.db")])
+    r = run_cli(["feedback", "export", "--yes", str(path), "-o", "-", "--db", str(tmp_path / "r.db")])
     assert r.exit_code == 0, r
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["type"] for x in lines] == ["header", "explainer", "feedback", "stats"]
@@ -350,7 +350,7 @@ async def test_a_repeated_note_is_stored_once_and_grouped_with_a_count(fake_api,
 
     # bundles carry the count; importing twice adds nothing; a later bundle raises the count
     bundle = tmp_path / "b.jsonl"
-    assert run_cli(["feedback", "export", str(path), "-o", str(bundle), "--db", str(db)]).exit_code == 0
+    assert run_cli(["feedback", "export", str(path), "-o", str(bundle), "--yes", "--db", str(db)]).exit_code == 0
     lines = [json.loads(x) for x in bundle.read_text().splitlines()]
     assert sorted(x["count"] for x in lines if x["type"] == "feedback") == [1, 3]
     author = tmp_path / "author.db"
@@ -360,7 +360,7 @@ async def test_a_repeated_note_is_stored_once_and_grouped_with_a_count(fake_api,
         assert c.execute("SELECT count(*), sum(count) FROM feedback").fetchone() == (2, 4)
     with Store.open(db) as store:
         store.add_feedback(s1.id, exp.content_hash, "pages", "The pages section never says how big a page is.", "model")
-    r = run_cli(["feedback", "export", str(path), "-o", str(bundle), "--force", "--db", str(db)])
+    r = run_cli(["feedback", "export", str(path), "-o", str(bundle), "--force", "--yes", "--db", str(db)])
     assert r.exit_code == 0, r
     r = run_cli(["feedback", "import", str(bundle), "--for", str(path), "--db", str(author)])
     assert "0 new feedback item(s), 2 already here" in r.stdout

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+import pytest
+
 from compile_helpers import run_tutor
 
 
@@ -79,3 +84,56 @@ def test_a_malformed_base_url_is_one_clear_line(tmp_path):
     r = run_tutor(["open", str(sample), "--plain"], input="/quit\n", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-400:]
     assert "ANTHROPIC_BASE_URL is not a valid server address" in r.stderr and "sk-test" not in r.stderr
+
+
+# ----------------------------------------------------------------- 16.4: every input path, every odd file
+
+KINDS = ["dev-zero", "fifo", "directory", "huge"]
+
+
+def _odd_file(tmp_path, kind: str) -> str:
+    if kind == "dev-zero":
+        return "/dev/zero"
+    p = tmp_path / f"odd-{kind}.md"
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(p)
+    elif kind == "directory":
+        p.mkdir()
+        (p / "n.md").write_text("# n\n")  # a folder of notes is fine for compile; see below
+    else:
+        with p.open("wb") as f:
+            f.truncate(3 * 2**30)  # sparse: 3 GB without using the disk
+    return str(p)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["explainer", "notes", "bundle", "db"])
+def test_every_input_path_refuses_odd_files_in_one_line_fast(tmp_path, where, kind):
+    """16.4: /dev/zero read until memory ran out, a FIFO blocked, and `compile /dev/zero`
+    said "no such file"; --db /dev/zero said "disk I/O error". Each is one clear line now."""
+    odd = _odd_file(tmp_path, kind)
+    db = str(tmp_path / "a.db")
+    args = {
+        "explainer": ["open", odd, "--offline", "--plain", "--db", db],
+        "notes": ["compile", odd, "-o", str(tmp_path / "out.md"), "--offline"],
+        "bundle": ["feedback", "import", odd, "--db", db],
+        "db": ["sessions", "--db", odd],
+    }[where]
+    if where == "notes" and kind == "directory":
+        pytest.skip("a folder is how notes are given")
+    if where == "bundle" and kind == "directory":
+        pytest.skip("a folder of bundles is imported file by file (test_hostile_bundles)")
+    if where == "db" and kind == "directory":
+        pytest.skip("--db FOLDER means FOLDER/tutor.db (docs/database.md)")
+    t0 = time.monotonic()
+    r = run_tutor(args, input="", timeout=30)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2, r.stderr
+    expect = {"dev-zero": "not a regular file", "fifo": "not a regular file", "directory": "is a directory", "huge": "too big"}[kind]
+    if where == "db" and kind == "huge":
+        expect = "is not a tutor database"
+    assert expect in r.stderr and (odd in r.stderr or os.path.basename(odd) in r.stderr), r.stderr

@@ -57,7 +57,7 @@ def _bundle(tmp_path: Path, n: int, note: str, *, shaky: bool) -> Path:
             store.set_concept_state(sid, "pages", "shaky", "unsure")
     out = tmp_path / "inbox" / f"b{n}.jsonl"
     out.parent.mkdir(exist_ok=True)
-    r = run_cli(["feedback", "export", str(path), "-o", str(out), "--db", str(home / "r.db")])
+    r = run_cli(["feedback", "export", "--yes", str(path), "-o", str(out), "--db", str(home / "r.db")])
     assert r.exit_code == 0, r
     return out
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from tutor.engine.events import TokenUsage
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.errors import Problem, TutorError
+from tutor.files import UnreadableFile, safe_read_bytes
 from tutor.text import plural
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def collect_notes(paths: list[str | Path]) -> list[NoteFile]:
                     hint=f"tutor reads files ending in {', '.join(NOTE_SUFFIXES)}",
                 )
             files.extend(found)
-        elif p.is_file():
+        elif p.exists():  # a file, or a device/FIFO that safe_read_bytes refuses by name
             files.append(p)
         else:
             raise TutorError(f"{p}: no such file or folder")
@@ -106,15 +107,9 @@ def collect_notes(paths: list[str | Path]) -> list[NoteFile]:
             continue
         seen.add(key)
         try:
-            size = f.stat().st_size
-            if size > MAX_NOTES_BYTES:
-                raise TutorError(
-                    f"{f}: {size:,} bytes is too big for notes (limit {MAX_NOTES_BYTES:,})",
-                    hint="split it, or leave it out of NOTES",
-                )
-            data = f.read_bytes()
-        except OSError as e:
-            raise TutorError(f"{f}: cannot read: {e.strerror or e}") from None
+            data = safe_read_bytes(f, MAX_NOTES_BYTES, what="notes file")
+        except UnreadableFile as e:
+            raise TutorError(e.message, hint=e.hint or "split it, or leave it out of NOTES") from None
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
-import stat
 import unicodedata
 from functools import cached_property
 from pathlib import Path
@@ -380,28 +379,14 @@ def _read_text(path: Path, name: str) -> tuple[str, bytes]:
     def fail(msg: str, line: int | None = None) -> ExplainerError:
         return ExplainerError([Problem(name, line, msg)])
 
+    from tutor.files import UnreadableFile, safe_read_bytes
+
     try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise fail("is a directory; give the path of a Markdown file")
-        if not stat.S_ISREG(st.st_mode):
-            # A FIFO would block forever and /dev/zero never ends: only plain files.
-            raise fail("is not a regular file (a pipe or device?); give the path of a Markdown file")
-        size = st.st_size
-        if size > MAX_FILE_BYTES:
-            raise fail(f"file is too large ({size / 1e6:.0f} MB); tutor reads explainers up to {MAX_FILE_BYTES // 2**20} MB")
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise fail("no such file") from None
-    except PermissionError:
-        raise fail("cannot read the file: permission denied") from None
-    except IsADirectoryError:
-        raise fail("is a directory; give the path of a Markdown file") from None
-    except OSError as e:
-        raise fail(f"cannot read the file: {e.strerror or e}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise fail(f"file is too large; tutor reads explainers up to {MAX_FILE_BYTES // 2**20} MB")
+        # One home for the limits (tutor/files.py): regular files only, opened without
+        # blocking, at most MAX_FILE_BYTES read -- a FIFO swapped in after stat() cannot hang us.
+        data = safe_read_bytes(path, MAX_FILE_BYTES, what="Markdown file")
+    except UnreadableFile as e:
+        raise fail(e.reason + (f"; {e.hint}" if e.hint else "")) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise fail("file is UTF-16 text; expected UTF-8 (re-save the file as UTF-8)")
     nul = data.find(b"\x00")

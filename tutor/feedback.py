@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -478,21 +479,96 @@ class ExportResult(BaseModel):
     versions: int
 
 
+class Bundle(BaseModel):
+    """A bundle built but not yet written: what the preview shows is what gets written."""
+
+    lines: list[BaseModel]
+    feedback: int
+    stats: int
+    transcripts: int
+    versions: int
+    # uid of a model note -> the reader's words it repeats (a hostile explainer can tell the
+    # model to copy what the reader writes into <feedback>; 16.1)
+    quoting: dict[str, str] = Field(default_factory=dict)
+    own_notes: list[str] = Field(default_factory=list)  # uids of the reader's own /feedback notes
+
+    def data(self) -> str:
+        return "".join(line.model_dump_json() + "\n" for line in self.lines)
+
+
+def bundle_target(explainer, output: str | Path, *, force: bool = False) -> str:
+    """Where ``output`` writes (a folder means the usual name in it), checked before the
+    reader is asked anything, so "already exists" never comes after a yes."""
+    if str(output) == "-":
+        return "-"
+    out = Path(output)
+    if out.is_dir():  # -o bundles/ : the usual name, in that folder
+        out = out / default_bundle_name(explainer)
+    elif str(output).endswith(("/", os.sep)):
+        raise TutorError(f"{output}: no such folder", hint="create it first, or give a file name with -o")
+    if out.exists() and not force:
+        raise TutorError(f"{out}: already exists", hint="use --force to overwrite it, or choose another -o")
+    if not out.parent.exists():
+        raise TutorError(f"{out.parent}: no such folder")
+    return str(out)
+
+
 def export_bundle(store, explainer, output: str | Path, *, with_transcripts: bool = False, force: bool = False) -> ExportResult:
     """Write the bundle for every version of ``explainer`` in this database."""
+    target = bundle_target(explainer, output, force=force)
+    return write_bundle(build_bundle(store, explainer, with_transcripts=with_transcripts), target)
+
+
+def write_bundle(bundle: Bundle, target: str) -> ExportResult:
+    """Write an already built bundle to ``target`` (from ``bundle_target``; "-" is stdout)."""
+    data = bundle.data()
+    if target == "-":
+        import sys
+
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    else:
+        from tutor.files import atomic_write
+
+        atomic_write(Path(target), data)
+    return ExportResult(path=target, feedback=bundle.feedback, stats=bundle.stats, transcripts=bundle.transcripts, versions=bundle.versions)
+
+
+_WORD_RE = re.compile(r"\w+")
+QUOTE_WORDS = 4  # this many of the reader's words in a row, in a model note, count as a quote
+
+
+def quoted_words(note: str, reader_texts: list[str]) -> str | None:
+    """The first run of the reader's words that ``note`` repeats, or None.
+
+    Runs of QUOTE_WORDS words (case and punctuation ignored); a reader message shorter than
+    that counts when the note holds all of it and it has two words and 10 letters (a lone
+    "yes" or a concept name is not a quote). Linear in the text sizes, so a long session
+    costs nothing noticeable."""
+    words = [w.casefold() for w in _WORD_RE.findall(note)]
+    if not words:
+        return None
+    grams = {tuple(words[i : i + QUOTE_WORDS]) for i in range(len(words) - QUOTE_WORDS + 1)}
+    joined = " " + " ".join(words) + " "
+    for text in reader_texts:
+        rw = [w.casefold() for w in _WORD_RE.findall(text)]
+        if len(rw) < QUOTE_WORDS:
+            if len(rw) >= 2 and len("".join(rw)) >= 10 and f" {' '.join(rw)} " in joined:
+                return " ".join(rw)
+            continue
+        for i in range(len(rw) - QUOTE_WORDS + 1):
+            if tuple(rw[i : i + QUOTE_WORDS]) in grams:
+                j = i + QUOTE_WORDS
+                while j < len(rw) and tuple(rw[j + 1 - QUOTE_WORDS : j + 1]) in grams:
+                    j += 1
+                return " ".join(rw[i:j])
+    return None
+
+
+def build_bundle(store, explainer, *, with_transcripts: bool = False) -> Bundle:
+    """Every line of the bundle for every version of ``explainer`` in this database."""
     from tutor.store import now_iso
 
-    out = Path(output)
-    if str(output) != "-":
-        if out.is_dir():  # -o bundles/ : the usual name, in that folder
-            out = out / default_bundle_name(explainer)
-            output = str(out)
-        elif str(output).endswith(("/", os.sep)):
-            raise TutorError(f"{output}: no such folder", hint="create it first, or give a file name with -o")
-        if out.exists() and not force:
-            raise TutorError(f"{out}: already exists", hint="use --force to overwrite it, or choose another -o")
-        if not out.parent.exists():
-            raise TutorError(f"{out.parent}: no such folder")
     hashes = _hashes_for(store, explainer)
     q = ",".join("?" * len(hashes))
     lines: list[BaseModel] = [
@@ -522,20 +598,35 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
         )
     rows = store._query(f"SELECT * FROM feedback WHERE explainer_hash IN ({q}) ORDER BY created, id", hashes)
     n_fb = 0
+    quoting: dict[str, str] = {}
+    own: list[str] = []
+    reader_words: dict[str, list[str]] = {}
     for r in rows:
         key = r.get("session_key") or (session_key(r["session_id"]) if r["session_id"] else None)
-        lines.append(
-            BundleFeedback(
-                uid=r["uid"] or hashlib.sha256(f"{r['id']}:{r['created']}:{r['text']}".encode()).hexdigest()[:32],
-                explainer_hash=r["explainer_hash"],
-                concept_id=r["concept_id"],
-                text=r["text"],
-                source=r["source"] if r["source"] in ("model", "reader") else "model",
-                created=r["created"],
-                session_key=key,
-                count=max(1, int(r.get("count") or 1)),
-            )
+        item = BundleFeedback(
+            uid=r["uid"] or hashlib.sha256(f"{r['id']}:{r['created']}:{r['text']}".encode()).hexdigest()[:32],
+            explainer_hash=r["explainer_hash"],
+            concept_id=r["concept_id"],
+            text=r["text"],
+            source=r["source"] if r["source"] in ("model", "reader") else "model",
+            created=r["created"],
+            session_key=key,
+            count=max(1, int(r.get("count") or 1)),
         )
+        if r["session_id"] and item.source == "reader":
+            own.append(item.uid)
+        elif r["session_id"]:
+            if r["session_id"] not in reader_words:
+                reader_words[r["session_id"]] = [
+                    m["text"] for m in store._query(
+                        "SELECT text FROM messages WHERE session_id = ? AND role = 'reader' AND (raw IS NULL OR raw NOT LIKE '/%')",
+                        (r["session_id"],),
+                    )
+                ]
+            hit = quoted_words(item.text, reader_words[r["session_id"]])
+            if hit:
+                quoting[item.uid] = hit
+        lines.append(item)
         n_fb += 1
     n_stats = 0
     for r in store._query(
@@ -576,16 +667,62 @@ def export_bundle(store, explainer, output: str | Path, *, with_transcripts: boo
                 )
             )
             n_tr += 1
-    data = "".join(line.model_dump_json() + "\n" for line in lines)
-    if str(output) == "-":
-        import click
+    return Bundle(lines=lines, feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes), quoting=quoting, own_notes=own)
 
-        click.echo(data, nl=False)
+
+def _indented(text: str, prefix: str = "     ") -> str:
+    lines = _clean(text).splitlines() or [""]
+    return "\n".join(prefix + ln for ln in lines)
+
+
+def render_bundle_preview(bundle: Bundle, target: str) -> str:
+    """Every piece of text the bundle carries, for the reader to read before it is written.
+
+    Feedback notes and transcript messages are shown in full, word for word (control
+    characters made visible); a model note that repeats the reader's own words is marked,
+    because that is how a hostile explainer would smuggle them out (16.1)."""
+    where = "standard output" if target == "-" else target
+    out = [f"The bundle for {where} holds exactly this (nothing else is sent):", ""]
+    header = bundle.lines[0]
+    assert isinstance(header, BundleHeader)
+    out.append(f'Explainer: "{_clean(header.title)}" ({_clean(header.file)}), written {_when(header.created)}')
+    for line in bundle.lines:
+        if isinstance(line, BundleExplainer):
+            out.append(f"  version {line.hash[:8]}: {len(line.sections)} section fingerprint(s) (concept id, title, hash)")
+    notes = [x for x in bundle.lines if isinstance(x, BundleFeedback)]
+    out += ["", f"Feedback notes: {len(notes)}" + (", each sent word for word:" if notes else "")]
+    own = set(bundle.own_notes)
+    for i, n in enumerate(notes, 1):
+        who = "your own note" if n.uid in own else ("the tutor's note" if n.source == "model" else "a reader's note")
+        about = f"on {_clean(n.concept_id)}" if n.concept_id else "on the whole explainer"
+        out.append(f"  {i}. {who}, {about}, {_when(n.created)}:")
+        out.append(_indented(n.text))
+        if n.uid in bundle.quoting:
+            out.append(f'     ! this note repeats what you wrote: "{_clean(bundle.quoting[n.uid])}"')
+    stats = [x for x in bundle.lines if isinstance(x, BundleStats)]
+    sessions = sorted({x.session_key for x in stats})
+    out += ["", f"Anonymous stats: {len(stats)} concept stat(s) from {len(sessions)} session(s), no text:"]
+    for key in sessions:
+        parts = []
+        for x in stats:
+            if x.session_key == key:
+                flags = (["shaky"] if x.shaky else []) + ([f"explained {x.explained}x"] if x.explained else [])
+                parts.append(_clean(x.concept_id) + (f" ({', '.join(flags)})" if flags else ""))
+        out.append(f"  session {key[:8]}: " + ", ".join(parts))
+    transcripts = [x for x in bundle.lines if isinstance(x, BundleTranscript)]
+    if not header.with_transcripts:
+        out += ["", "Transcripts: none (--with-transcripts adds them)."]
     else:
-        from tutor.files import atomic_write
-
-        atomic_write(out, data)
-    return ExportResult(path=str(output), feedback=n_fb, stats=n_stats, transcripts=n_tr, versions=len(hashes))
+        out += ["", f"Transcripts: {len(transcripts)}, every message word for word:"]
+        for t in transcripts:
+            out.append(f"  --- session {t.session_key[:8]}, started {_when(t.started)}, {len(t.messages)} message(s)")
+            for m in t.messages:
+                out.append(f"   {m.role}:")
+                out.append(_indented(m.text, "     "))
+    out += ["", "Sessions are named only by an anonymous key; your session ids, paths and key are not in it.", ""]
+    if bundle.quoting:
+        out.insert(1, f"! {len(bundle.quoting)} of the tutor's notes repeat what you wrote (marked below with !).")
+    return "\n".join(out)
 
 
 def _utf8_strings(obj: Any) -> Any:
@@ -781,6 +918,10 @@ __all__ = [
     "build_report",
     "render_report",
     "export_bundle",
+    "build_bundle",
+    "write_bundle",
+    "bundle_target",
+    "render_bundle_preview",
     "import_bundle",
     "read_bundle",
     "session_key",

@@ -15,37 +15,56 @@ from pathlib import Path
 from tutor.errors import TutorError
 
 
+class UnreadableFile(TutorError):
+    """``safe_read_bytes`` refused or failed: ``reason`` is the message without the path,
+    so a loader with its own wording (the explainer's ``file: reason; hint``) can reuse it."""
+
+    def __init__(self, path: Path, reason: str, *, hint: str | None = None):
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = path
+        self.reason = reason
+
+
+def _why(e: OSError) -> str:
+    if isinstance(e, PermissionError):
+        return "cannot read the file: permission denied"
+    return f"cannot read the file: {e.strerror or e}"
+
+
 def safe_read_bytes(path: str | Path, limit: int, *, what: str = "file") -> bytes:
     """The whole content of the regular file ``path``, or a one-line TutorError naming it."""
     p = Path(path)
+    hint = f"give the path of a {what}"
     if not str(path):
-        raise TutorError("no file given", hint=f"give the path of a {what}")
+        raise TutorError("no file given", hint=hint)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise TutorError(f"{p}: no such file") from None
+        raise UnreadableFile(p, "no such file") from None
     except OSError as e:
-        raise TutorError(f"{p}: cannot read: {e.strerror or e}") from None
+        raise UnreadableFile(p, _why(e)) from None
     if stat.S_ISDIR(st.st_mode):
-        raise TutorError(f"{p}: is a directory", hint=f"give the path of a {what}")
+        raise UnreadableFile(p, "is a directory", hint=hint)
     if not stat.S_ISREG(st.st_mode):
-        raise TutorError(f"{p}: not a regular file (a device, pipe or socket)", hint=f"give the path of a {what}")
+        raise UnreadableFile(p, "not a regular file (a device, pipe or socket)", hint=hint)
     if st.st_size > limit:
-        raise TutorError(f"{p}: {st.st_size:,} bytes is too big for a {what} (limit {limit:,})")
+        raise UnreadableFile(p, f"{st.st_size:,} bytes is too big for a {what} (limit {limit:,})")
     try:
         # O_NONBLOCK: if the path was swapped for a FIFO after stat(), open() must not hang.
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except IsADirectoryError:
+        raise UnreadableFile(p, "is a directory", hint=hint) from None
     except OSError as e:
-        raise TutorError(f"{p}: cannot read: {e.strerror or e}") from None
+        raise UnreadableFile(p, _why(e)) from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise TutorError(f"{p}: not a regular file (a device, pipe or socket)", hint=f"give the path of a {what}")
+            raise UnreadableFile(p, "not a regular file (a device, pipe or socket)", hint=hint)
         try:
             data = f.read(limit + 1)
         except OSError as e:
-            raise TutorError(f"{p}: cannot read: {e.strerror or e}") from None
+            raise UnreadableFile(p, _why(e)) from None
     if len(data) > limit:
-        raise TutorError(f"{p}: more than {limit:,} bytes is too big for a {what}")
+        raise UnreadableFile(p, f"more than {limit:,} bytes is too big for a {what}")
     return data
 
 

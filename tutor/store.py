@@ -608,6 +608,12 @@ class Store:
                 f"{path}: is a folder, not a database file",
                 hint="Give a file path to --db, e.g. --db sessions/tutor.db.",
             )
+        if path.exists() and not path.is_file():
+            # /dev/zero or a FIFO: SQLite says only "disk I/O error" (or waits on the pipe)
+            raise StoreError(
+                f"{path}: not a regular file (a device, pipe or socket), so not a database",
+                hint="Give --db the path of a database file, e.g. --db sessions/tutor.db.",
+            )
         if not path.exists():
             if not create:
                 raise StoreError(f"{path}: no tutor database here yet")

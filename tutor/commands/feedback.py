@@ -102,14 +102,21 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
 @click.option("-o", "--output", default=None, metavar="BUNDLE", help="Bundle file to write (default: NAME.feedback.jsonl; - for stdout).")
 @click.option("--with-transcripts", is_flag=True, help="Also include the session transcripts (off by default).")
 @click.option("--force", is_flag=True, help="Overwrite BUNDLE if it exists.")
+@click.option("-y", "--yes", is_flag=True, help="Write without showing the bundle and asking first (for scripts).")
 @db_option
-def export(file: str, output: str | None, with_transcripts: bool, force: bool, db: str | None) -> None:
+def export(file: str, output: str | None, with_transcripts: bool, force: bool, yes: bool, db: str | None) -> None:
     """Write FILE's feedback and anonymous per-concept stats to a bundle for its author.
 
+    Shows every note (and, with --with-transcripts, every message) the bundle would carry
+    and asks before writing it; --yes skips that, and is needed when stdin is not a terminal.
+
     \b
-    tutor feedback export explainers/wal.md            writes wal.feedback.jsonl
-    tutor feedback export FILE -o - | gzip > b.gz      to stdout
+    tutor feedback export explainers/wal.md            shows it, asks, writes wal.feedback.jsonl
+    tutor feedback export FILE -o - | gzip > b.gz      to stdout (the preview goes to stderr)
+    tutor feedback export FILE --yes                   no questions (scripts)
     """
+    import sys
+
     from tutor import feedback as fb
     from tutor.errors import TutorError
     from tutor.paths import db_path
@@ -117,11 +124,24 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, d
     exp = _load(file)
     if not db_path(db).exists():
         raise TutorError(f"no sessions yet (database: {db_path(db)})", hint=f"Nothing to send: nobody has opened {file} here.")
+    target = fb.bundle_target(exp, output or fb.default_bundle_name(exp), force=force)
+    if not yes and not sys.stdin.isatty():
+        raise TutorError(
+            "not writing the bundle: it is shown to you and confirmed first, and stdin is not a terminal",
+            hint="Run it in a terminal to read it first, or add --yes to write it without asking.",
+        )
     store = fb.open_store(db)
     try:
-        res = fb.export_bundle(store, exp, output or fb.default_bundle_name(exp), with_transcripts=with_transcripts, force=force)
+        bundle = fb.build_bundle(store, exp, with_transcripts=with_transcripts)
     finally:
         store.close()
+    if not yes:
+        to_err = target == "-"  # stdout carries the bundle itself
+        click.echo(fb.render_bundle_preview(bundle, target), err=to_err)
+        if not click.confirm(f"Write this bundle to {'standard output' if to_err else target}?", default=False, err=to_err):
+            click.echo("Nothing written.", err=True)
+            raise SystemExit(1)
+    res = fb.write_bundle(bundle, target)
     if res.path != "-":
         extra = f", {res.transcripts} transcript(s)" if with_transcripts else " (no transcripts)"
         click.echo(f"wrote {res.path}: {res.feedback} feedback item(s), {res.stats} concept stat(s){extra}", err=True)

@@ -23,6 +23,7 @@ import shlex
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing, suppress
+from dataclasses import dataclass
 from typing import Any
 
 from tutor.engine.backend import Finished, TextPiece, ThinkingStarted
@@ -39,7 +40,7 @@ from tutor.engine.events import (
 )
 from tutor.engine.models import CallKind
 from tutor.engine.offline import OfflineGuide, Step
-from tutor.engine.reader_model import DONE, STATES, ReaderModel, ending, in_sentence
+from tutor.engine.reader_model import DONE, STATES, ReaderModel, ending, find_concepts, in_sentence
 from tutor.engine.search import SectionIndex
 from tutor.engine.tagfilter import Tag, TagFilter
 from tutor.errors import TutorError
@@ -48,6 +49,15 @@ from tutor.explainer import Explainer
 FLUSH_SECONDS = 0.2  # a streaming reply is written to the store at least this often ...
 FLUSH_CHARS = 400  # ... or after this many new characters, and always at the end
 MORE = "/more"
+
+
+@dataclass(frozen=True)
+class RefusedState:
+    """A <state> tag the session ignored, and why (docs/security.md, "State tags")."""
+
+    concept_id: str
+    value: str
+    reason: str  # "unknown concept", "unknown value", "not in play", "no reader message"
 
 
 class TutorSession:
@@ -84,6 +94,11 @@ class TutorSession:
         self._retry_pending = False
         self._retry_seq: int | None = None  # reader message to resend; None = the opening turn
         self._has_messages = False
+        # Trust boundary for <state> tags (docs/security.md): fixed at the start of each
+        # Claude turn by _begin_tag_policy; refused tags are counted here for `tutor eval`.
+        self._in_play: frozenset[str] = frozenset()
+        self._reader_spoke = False
+        self.refused_states: list[RefusedState] = []
         self._restore()
 
     # -- opening ---------------------------------------------------------------------------
@@ -156,8 +171,10 @@ class TutorSession:
                 elif m.role == "tutor" and m.raw:
                     _, tags = TagFilter.filter_all(m.raw)
                     for t in tags:
-                        if t.name == "state":
-                            self._track_current(t.attrs.get("concept", ""), t.attrs.get("value", ""))
+                        cid = t.attrs.get("concept", "")
+                        # only tags that were accepted: a refused one left its concept unknown
+                        if t.name == "state" and cid in self.model and self.model.state(cid) != "unknown":
+                            self._track_current(cid, t.attrs.get("value", ""))
             # A turn that failed or was interrupted can be retried after a restart.
             last = msgs[-1]
             if last.role == "reader" or (last.role == "tutor" and not last.complete):
@@ -399,11 +416,49 @@ class TutorSession:
         elif value in DONE and self._current == cid:
             self._current = None
 
+    def _begin_tag_policy(self, reader_text: str) -> None:
+        """Fix, before the model is called, which concepts this turn's <state> tags may name.
+
+        The model's tags are only as trustworthy as what it read, and it read the explainer:
+        a hostile one can make an obedient model tag every concept "understood". So a tag
+        counts only for a concept in play: the one in progress, the one due after it, the
+        ones the reader has already reached (any state but unknown) and the ones the
+        reader's own message names. The set is fixed for the whole reply, so one reply
+        cannot walk the outline by chaining tags. "known"/"understood" also need a reader
+        message to rest on: a turn the reader did not write (the opening, a continue)
+        cannot mark anything done.
+        """
+        current = self.current_concept
+        allowed = {cid for cid, state in self.model.states().items() if state != "unknown"}
+        if current is not None:
+            allowed.add(current)
+            nxt = self.model.next_concept(exclude={current})
+            if nxt is not None:
+                allowed.add(nxt)
+        if reader_text.strip():
+            allowed.update(find_concepts(self.explainer, reader_text[:2000]))
+        self._in_play = frozenset(allowed)
+        self._reader_spoke = bool(reader_text.strip())
+
+    def _state_refusal(self, cid: str, value: str) -> str | None:
+        if cid not in self.model:
+            return "unknown concept"
+        if value not in STATES:
+            return "unknown value"
+        if cid not in self._in_play:
+            return "not in play"
+        if value in DONE and not self._reader_spoke:
+            return "no reader message"
+        return None
+
     def _apply_tag(self, tag: Tag, seq: int | None) -> list[Event]:
         events: list[Event] = []
         if tag.name == "state":
             cid, value = tag.attrs.get("concept", ""), tag.attrs.get("value", "")
-            if cid in self.model and value in STATES:
+            refusal = self._state_refusal(cid, value)
+            if refusal is not None:
+                self.refused_states.append(RefusedState(concept_id=cid[:200], value=value[:50], reason=refusal))
+            else:
                 ev = self._set_state(cid, value, tag.text, seq)
                 self._track_current(cid, value)
                 if ev:
@@ -460,6 +515,7 @@ class TutorSession:
             history=history,
             new_reader_text=reader_text,
         )
+        self._begin_tag_policy(reader_text)
 
         filt = TagFilter()
         raw_parts: list[str] = []
