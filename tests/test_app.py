@@ -401,6 +401,30 @@ async def test_a_failed_first_reply_leaves_a_note_not_a_blank_chat(db, api, stat
         assert app.can_retry() == (status == 529)
 
 
+async def test_after_a_rejected_key_ctrl_b_carries_on_in_the_offline_guide(db, api):
+    """Issue 9.1: a 401 offers the offline guide in the same session, without quitting."""
+    api.enqueue(text("I want to explain the WAL to you. Do you already know about pages?"), http_error(401))
+    session = open_session(SAMPLE, db, backend=claude_backend(api))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await send(pilot, app, "yes, I know pages")
+        notes = [w.text for w in app.pane.children if isinstance(w, NoteMessage)]
+        assert any("Ctrl+B" in n and "offline" in n for n in notes), notes
+        assert app.check_action("go_offline", ()) and not app.can_retry()
+        n_requests = len(api.requests)
+        await pilot.press("ctrl+b")
+        await pilot.pause(0.05)
+        await idle(pilot, app)
+        assert "offline guided mode" in last_tutor(app)
+        assert session.mode == "offline" and not app.check_action("go_offline", ())
+        await send(pilot, app, "yes")
+        assert len(api.requests) == n_requests  # no more calls to the server that refused the key
+        assert last_tutor(app).strip()
+    rows = session.store.messages(session.id)
+    assert [m.role for m in rows][:2] == ["tutor", "reader"] and rows[-1].role == "tutor"
+
+
 async def test_enter_on_failed_text_retries_instead_of_duplicating(db, api):
     api.enqueue(text("Hello.", chunk_size=10), http_error(429))
     session = open_session(SAMPLE, db, backend=claude_backend(api))

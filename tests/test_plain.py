@@ -279,3 +279,19 @@ def test_plain_mode_prints_the_title_help_and_no_markdown_syntax(tmp_path):
     r = run(["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "o.db")], "yes\nno\n")
     assert "rollback journal (PRAGMA journal_mode=DELETE)." in r.stdout
     assert "`" not in r.stdout and "**" not in r.stdout
+
+
+def test_after_a_rejected_key_offline_carries_on_without_quitting(tmp_path):
+    """Issue 9.1 in --plain: a 401 offers /offline, which carries on in the same session."""
+    db = tmp_path / "t.db"
+    with FakeAPI(require_key="the-right-key") as api:
+        env = {"ANTHROPIC_API_KEY": "a-wrong-key", "ANTHROPIC_BASE_URL": api.url}
+        r = run(["open", str(WAL), "--plain", "--db", str(db)], "/offline\nyes\n/quit\n", env_extra=env)
+        calls = len(api.requests)
+    assert r.returncode == 0, r.stderr
+    assert "Type /offline to carry on in the offline guided mode." in r.stdout
+    assert "Carrying on in the offline guided mode (no Claude)." in r.stdout
+    assert calls == 1  # nothing more was sent to the server that refused the key
+    with Store.open(db) as store:
+        [row] = store.list_sessions()
+        assert [m.role for m in store.messages(row.id)].count("tutor") >= 2

@@ -46,6 +46,7 @@ Type your answer and press Enter. Empty line: read on. Commands:
   /feedback TEXT   leave a note for the explainer's author
   /progress        what you know so far
   /retry           resend your last message if its reply failed
+  /offline         carry on without Claude, in the offline guided mode
   /help            this help
   /quit            leave (the session is saved; resume with tutor open FILE)"""
 
@@ -268,6 +269,8 @@ class PlainUI:
                 self.line(f"[error] {ev.message}")
                 if ev.retryable:
                     self.line("Type /retry to send your message again.")
+                elif ev.code == "auth":
+                    self.line("Type /offline to carry on in the offline guided mode.")
             elif isinstance(ev, TurnFinished):
                 self.flush_markdown()
                 if not ev.complete and ev.stop_reason == "max_tokens":
@@ -407,6 +410,11 @@ class PlainUI:
                 self.line(self.progress())
             elif cmd == "/retry":
                 self._turn(runner, self.s.retry())
+            elif cmd == "/offline":
+                if self.s.guide is not None:
+                    self.line("This session is already in the offline guided mode.")
+                else:
+                    self._turn(runner, self.s.go_offline())
             else:
                 self.line(f"Unknown command {cmd}. Type /help for the list.")
 

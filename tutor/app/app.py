@@ -136,6 +136,7 @@ class TutorApp(App[str | None]):
     BINDINGS = [
         Binding("escape", "stop", "Stop reply", show=False),
         Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+b", "go_offline", "Go offline"),
         Binding("ctrl+n", "skip", "Skip"),
         Binding("ctrl+g", "explain_again", "Again"),
         Binding("ctrl+o", "toggle_section", "Section"),
@@ -162,6 +163,7 @@ class TutorApp(App[str | None]):
         self.said_finished = False  # the end-of-outline note is shown once
         self.note_draft = ""  # a note to the author closed with Esc, offered again by Ctrl+F
         self.retry_blocked: str | None = None  # why retrying the last failure cannot help (401/403)
+        self.auth_failed = False  # Claude refused the key: offer the offline guide (Ctrl+B)
         self.section_concept: str | None = None  # the concept the section view shows
         self._closed = False
         self.title = one_line(self.explainer.title, 80)
@@ -358,6 +360,9 @@ class TutorApp(App[str | None]):
                         cut_note = f"(cut off by {why} — the partial reply is kept" + ("; Ctrl+R retries)" if event.retryable else ")")
                     else:
                         error_note = f"No reply: {one_line(event.message, 400)}" + (f" {RETRY_HINT}" if event.retryable else "")
+                    if event.code == "auth":
+                        self.auth_failed = True
+                        error_note = f"No reply: {one_line(event.message, 400)} Press Ctrl+B to carry on in the offline guided mode."
                 elif isinstance(event, TurnFinished):
                     if message is not None and not event.complete and event.stop_reason == "max_tokens":
                         cut_note = "(the reply reached its length limit — press Enter to hear the rest)"
@@ -520,7 +525,19 @@ class TutorApp(App[str | None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "retry":
             return self.can_retry()  # hidden from the footer until a reply fails
+        if action == "go_offline":
+            return self.auth_failed and self.session.guide is None
         return True
+
+    def action_go_offline(self) -> None:
+        if self.busy or not self.auth_failed:
+            return
+        self.auth_failed = False
+        self.retry_blocked = None
+        self.failed_text = None
+        self.header_bar.mode = "offline"
+        self.header_bar.refresh_bar()
+        self.run_turn(lambda: self.session.go_offline(), echo=False)
 
     def action_retry(self) -> None:
         if self.busy:

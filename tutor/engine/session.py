@@ -360,6 +360,26 @@ class TutorSession:
             concept_id = self.current_concept
         self.store.add_feedback(self.id, self.explainer.content_hash, concept_id, text, "reader")
 
+    async def go_offline(self) -> AsyncGenerator[Event, None]:
+        """Carry on in the offline guide after Claude refused the key, in the same session:
+        what the reader showed they know stays known, and the guide picks up from there."""
+        if self.guide is not None:
+            return
+        backend, self.backend = self.backend, None
+        if backend is not None and hasattr(backend, "aclose"):
+            with suppress(Exception):
+                await backend.aclose()
+        self.mode = "offline"
+        self._retry_pending = False
+        self._retry_seq = None
+        self.index = SectionIndex(self.explainer)
+        self.guide = OfflineGuide(self.explainer, self.model, self.index)
+        step = self.guide.opening()
+        step = step.model_copy(update={"text": "Carrying on in the offline guided mode (no Claude). " + step.text})
+        async with aclosing(self._emit_offline(step, None)) as inner:
+            async for ev in inner:
+                yield ev
+
     async def aclose(self) -> None:
         if self.index is not None:
             self.index.close()
