@@ -3,7 +3,6 @@ Messages-API servers, through the real CLI and SDK against the fake in its think
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -187,7 +186,7 @@ def test_effort_flag_reaches_the_request(tmp_path):
 def test_cost_of_a_thinking_turn_matches_the_published_prices():
     usage = {"input_tokens": 1000, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     assert cost_usd("claude-sonnet-5-5", 1000, 3300) == pytest.approx(billed(usage) + 3300 * 10 / 1e6)
-    assert json.dumps(SONNET_5_5)  # the figures are data, not code
+    assert profile_for("claude-sonnet-5-5").price_output == SONNET_5_5["out"]
 
 
 async def test_the_app_shows_that_the_model_is_thinking_and_then_only_the_reply(tmp_path, api):
@@ -211,3 +210,31 @@ async def test_the_app_shows_that_the_model_is_thinking_and_then_only_the_reply(
         shown = screen_text(app)
         assert "I want to explain the WAL" in shown and THINKING_TEXT not in shown and "Thinking" not in shown
         assert isinstance(note, Static)
+
+
+async def test_a_memory_summary_that_fails_mid_stream_is_still_billed(tmp_path):
+    """The turn goes on with the longer history, and the summary call's tokens are counted."""
+    from tutor.engine.session import TutorSession
+    from tutor.explainer import load
+
+    from engine_helpers import collect
+
+    with FakeAPI(thinking=True) as api:
+        api.enqueue(text("Hello. Do you know pages?"), text("Pages are blocks. " * 40))
+        store = Store.open(tmp_path / "t.db")
+        be = ClaudeBackend("claude-sonnet-5-5", api_key="k", base_url=api.url, max_retries=0)
+        s = TutorSession.open(load(WAL), store, backend=be, new=True)
+        s.memory_budget_tokens, s.memory_keep_recent = 10, 1
+        await collect(s.start())
+        await collect(s.reply("no, what is a page?"))
+        before = store.get_session(s.id).cost_usd
+        api.enqueue(drop("The reader asked about pages and " * 3), text("Next: the journal."))
+        events = await collect(s.reply("got it"))
+        summary_req, turn_req = api.requests[-2:]
+        await s.aclose()
+    assert summary_req.reply_kind == "drop" and any(getattr(e, "kind", "") == "done" for e in events)
+    turn_cost = billed(turn_req.usage) + turn_req.output_tokens * SONNET_5_5["out"] / 1e6
+    after = store.get_session(s.id).cost_usd
+    assert after - before > turn_cost  # the dropped summary's input was counted too
+    assert after - before == pytest.approx(turn_cost + billed(summary_req.usage) + (len("The reader asked about pages and " * 3) // 4) * SONNET_5_5["out"] / 1e6)
+    store.close()

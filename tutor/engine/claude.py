@@ -311,6 +311,7 @@ class ClaudeBackend:
         self.timeout = timeout
         self.max_retries = max_retries
         self.notices: list[str] = []  # things the reader should know, taken by the engine
+        self._window_warned = False
         if self.local:
             key = api_key if api_key is not None else (os.environ.get(LOCAL_KEY_ENV) or "no-key-needed")
         else:
@@ -334,16 +335,13 @@ class ClaudeBackend:
             ) from None
 
     def _set_profile(self) -> None:
-        import warnings
-
-        from tutor.engine.models import profile_for
+        from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message
 
         self.name = f"local:{self.model}" if self.local else f"claude:{self.model}"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.profile = profile_for(self.model, local=self.local)
-        for w in caught:  # an unknown id: one notice for the reader, not a Python warning
-            self.notices.append(f"{w.message}.")
+        found = LOCAL if self.local else known_profile(self.model)
+        if found is None:  # an unknown id: one notice for the reader, not a Python warning
+            self.notices.append(unknown_model_message(self.model) + ".")
+        self.profile = found or UNKNOWN
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
@@ -384,9 +382,19 @@ class ClaudeBackend:
         self.profile = with_reported(self.profile, context_window=window, max_output=out if isinstance(out, int) and out > 0 else None)
         return window
 
-    def _result(self, message: Any, text: str, thinking: bool) -> StreamResult:
+    def _cost(self, usage: dict[str, int], write_1h: int) -> float:
         from tutor.engine.models import cost_usd
 
+        return cost_usd(
+            self.profile,
+            usage["input_tokens"],
+            usage["output_tokens"],
+            usage["cache_creation_input_tokens"],
+            usage["cache_read_input_tokens"],
+            write_1h,
+        )
+
+    def _result(self, message: Any, text: str, thinking: bool) -> StreamResult:
         usage, write_1h = _usage_of(message)
         stop = getattr(message, "stop_reason", None)
         return StreamResult(
@@ -394,21 +402,14 @@ class ClaudeBackend:
             stop_reason=stop,
             complete=stop != "max_tokens",
             thinking=thinking,
-            cost_usd=cost_usd(
-                self.profile,
-                usage["input_tokens"],
-                usage["output_tokens"],
-                usage["cache_creation_input_tokens"],
-                usage["cache_read_input_tokens"],
-                write_1h,
-            ),
+            cost_usd=self._cost(usage, write_1h),
             **usage,
         )
 
     def _check_window(self, system: list[dict], messages: list[dict], result: StreamResult) -> None:
         """Ollama's default context is 4k tokens and it cuts a longer prompt silently: when a
         local server read far less than was sent, say so once (the teaching would be blind)."""
-        if not self.local or getattr(self, "_window_warned", False):
+        if not self.local or self._window_warned:
             return
         import json
 
@@ -490,8 +491,7 @@ class ClaudeBackend:
                 # Thinking used all the room before one visible word: once more, thinking less
                 # and with more room, rather than show the reader an empty reply.
                 spent.add(result)
-                lower = Effort.LOW if eff is not Effort.LOW else eff
-                params = call_params(self.profile, kind, lower, extra_room=params["max_tokens"])
+                params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"])
                 continue
             result.add(spent)
             self._check_window(system, messages, result)
@@ -501,8 +501,6 @@ class ClaudeBackend:
     def _partial_usage(self, stream: Any, partial: str, spent: TokenUsage) -> TokenUsage:
         """What a call that failed mid-stream was billed: the input the server reported at
         the start, and at least the output that arrived (about 4 characters a token)."""
-        from tutor.engine.models import cost_usd
-
         snapshot = None
         if stream is not None:
             try:
@@ -513,17 +511,7 @@ class ClaudeBackend:
         if not usage or not any(usage.values()):
             return spent
         usage["output_tokens"] = max(usage["output_tokens"], len(partial) // 4)
-        out = TokenUsage(
-            **usage,
-            cost_usd=cost_usd(
-                self.profile,
-                usage["input_tokens"],
-                usage["output_tokens"],
-                usage["cache_creation_input_tokens"],
-                usage["cache_read_input_tokens"],
-                write_1h,
-            ),
-        )
+        out = TokenUsage(**usage, cost_usd=self._cost(usage, write_1h))
         out.add(spent)
         return out
 

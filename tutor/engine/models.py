@@ -100,18 +100,28 @@ LOCAL = ModelProfile("", 32_000, 8_192, Thinking.NONE, False, 1 << 30, 0.0, 0.0,
 _warned: set[str] = set()
 
 
-def profile_for(model: str, *, local: bool = False) -> ModelProfile:
-    """The longest matching family; an unknown model warns once and gets UNKNOWN."""
-    if local:
-        return LOCAL
+def known_profile(model: str) -> ModelProfile | None:
+    """The longest matching family, or None for an id the table does not know."""
     best: ModelProfile | None = None
     for p in PROFILES:
         if model.startswith(p.family) and (best is None or len(p.family) > len(best.family)):
             best = p
+    return best
+
+
+def unknown_model_message(model: str) -> str:
+    return f"unknown model {model!r}: using conservative settings and Sonnet prices"
+
+
+def profile_for(model: str, *, local: bool = False) -> ModelProfile:
+    """The row for ``model``; an unknown model warns once and gets UNKNOWN."""
+    if local:
+        return LOCAL
+    best = known_profile(model)
     if best is None:
         if model not in _warned:
             _warned.add(model)
-            warnings.warn(f"unknown model {model!r}: using conservative settings and Sonnet prices", stacklevel=2)
+            warnings.warn(unknown_model_message(model), stacklevel=2)
         return UNKNOWN
     return best
 

@@ -494,6 +494,12 @@ class TutorSession:
                 events.append(FeedbackCaptured(concept_id=fid, text=text, source="model"))
         return events
 
+    def _bill(self, u: Any) -> Any:
+        """Add one call's usage to the session's totals; returns the session row."""
+        return self.store.add_usage(
+            self.id, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.cost_usd
+        )
+
     def _history(self, before_seq: int | None):
         from tutor.engine.memory import _turn_from_row
 
@@ -524,8 +530,11 @@ class TutorSession:
                 budget_tokens=self.memory_budget_tokens,
                 keep_recent=self.memory_keep_recent,
             )
-        except BackendError:
-            pass  # nothing lost: this turn carries the longer history; the next one tries again
+        except BackendError as failed:
+            # Nothing lost: this turn carries the longer history and the next one tries again.
+            # A summary call that failed mid-stream was still billed: count it.
+            if failed.usage is not None and (failed.usage.input_tokens or failed.usage.output_tokens):
+                self._bill(failed.usage)
         summary, history = self._history(reader_seq)
         system, messages = build_request(
             self.explainer,
@@ -610,14 +619,7 @@ class TutorSession:
                 settled = True
                 self._retry_pending = False
                 self._retry_seq = None
-                row = self.store.add_usage(
-                    self.id,
-                    res.input_tokens,
-                    res.output_tokens,
-                    res.cache_creation_input_tokens,
-                    res.cache_read_input_tokens,
-                    res.cost_usd,
-                )
+                row = self._bill(res)
                 yield Usage(
                     **res.usage(),
                     session_tokens=row.total_tokens,
@@ -635,14 +637,7 @@ class TutorSession:
             spent = getattr(failure, "usage", None)
             if spent is not None and (spent.input_tokens or spent.output_tokens):
                 # A cut or failed reply was still billed: count it, so the header's cost is true.
-                row = self.store.add_usage(
-                    self.id,
-                    spent.input_tokens,
-                    spent.output_tokens,
-                    spent.cache_creation_input_tokens,
-                    spent.cache_read_input_tokens,
-                    spent.cost_usd,
-                )
+                row = self._bill(spent)
                 yield Usage(**spent.usage(), session_tokens=row.total_tokens, session_cost_usd=row.cost_usd)
             if isinstance(failure, BackendError):
                 yield ErrorEvent(code=failure.code, message=str(failure), retryable=failure.retryable)
