@@ -171,7 +171,7 @@ async def test_streams_text_deltas_in_order_with_usage_and_cost(fake_api):
     assert len(got) == 10
     assert result.stop_reason == "end_turn" and result.complete
     assert result.input_tokens > 0 and result.output_tokens > 0
-    assert result.cost_usd == pytest.approx(cost_usd(b.model, result.input_tokens, result.output_tokens))
+    assert result.cost_usd == pytest.approx(cost_usd(b.profile, result.input_tokens, result.output_tokens))
     body = fake_api.requests[0].body
     assert body["model"] == "claude-sonnet-test" and body["stream"] is True
     assert body["max_tokens"] == call_params(b.profile, CallKind.TUTOR_TURN)["max_tokens"]
