@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from tutor.cli import cli
+from tutor.errors import TutorError
 from tutor.fetch import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,4 +137,39 @@ def test_timeout(tmp_path):
             fetch(f"http://127.0.0.1:{sock.getsockname()[1]}/x.md", tmp_path, timeout=0.5)
         assert "cannot download it" in str(info.value)
     finally:
+        sock.close()
+
+
+def test_a_server_that_trickles_forever_is_given_up_on(tmp_path):
+    """16.4: each read got its own timeout, so one byte every few seconds kept `tutor open
+    URL` waiting without end. The whole download now has a deadline."""
+    import socket
+    import time
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = sock.accept()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/markdown\r\n\r\n# T\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.05)
+        conn.close()
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(TutorError) as info:
+            fetch(f"http://127.0.0.1:{sock.getsockname()[1]}/x.md", tmp_path, timeout=1.0, deadline=1.0)
+        assert time.monotonic() - t0 < 5
+        assert "took more than 1 s" in str(info.value)
+    finally:
+        stop.set()
         sock.close()

@@ -20,6 +20,9 @@ from tutor.errors import TutorError
 
 MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT_S = 15.0
+# The whole download, not each read: a server that sends one byte every 14 s never trips
+# TIMEOUT_S and would keep `tutor open URL` waiting for days (16.4).
+DEADLINE_S = 60.0
 # Servers label Markdown many ways; anything textual is accepted, HTML/binary is not.
 OK_TYPES = ("text/markdown", "text/x-markdown", "text/plain", "application/octet-stream", "")
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,7 +48,10 @@ def local_copy(url: str, home: Path) -> Path:
     return home / "downloads" / key / name
 
 
-def _download(url: str, timeout: float, max_bytes: int) -> bytes:
+def _download(url: str, timeout: float, max_bytes: int, deadline: float = DEADLINE_S) -> bytes:
+    import time
+
+    end = time.monotonic() + deadline
     req = urllib.request.Request(url, headers={"User-Agent": "tutor", "Accept": "text/markdown, text/plain"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -58,7 +64,20 @@ def _download(url: str, timeout: float, max_bytes: int) -> bytes:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise TutorError(f"{url}: the file is {int(length):,} bytes; the limit is {max_bytes:,}")
-            data = resp.read(max_bytes + 1)
+            parts: list[bytes] = []
+            size = 0
+            while size <= max_bytes:
+                piece = resp.read1(64 * 1024) if hasattr(resp, "read1") else resp.read(64 * 1024)
+                if not piece:
+                    break
+                parts.append(piece)
+                size += len(piece)
+                if time.monotonic() > end:
+                    raise TutorError(
+                        f"{url}: the download took more than {deadline:.0f} s ({size:,} bytes so far); gave up",
+                        hint="The server is too slow; download the file yourself and open the local copy.",
+                    )
+            data = b"".join(parts)
     except urllib.error.HTTPError as e:
         raise TutorError(f"{url}: the server answered {e.code} {e.reason}", hint="Check the URL.") from None
     if len(data) > max_bytes:
@@ -70,12 +89,12 @@ def _download(url: str, timeout: float, max_bytes: int) -> bytes:
     return data
 
 
-def fetch(url: str, home: Path, *, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES) -> Fetched:
+def fetch(url: str, home: Path, *, timeout: float = TIMEOUT_S, max_bytes: int = MAX_BYTES, deadline: float = DEADLINE_S) -> Fetched:
     """Download ``url`` into its local copy under ``home``. When the server cannot be
     reached but a copy was kept, that copy is used (``offline``)."""
     dest = local_copy(url, home)
     try:
-        data = _download(url, timeout, max_bytes)
+        data = _download(url, timeout, max_bytes, deadline)
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         if dest.exists():
             return Fetched(dest, url, offline=True)
