@@ -98,11 +98,12 @@ def open_cmd(
         notices.append(f"{explainer.path}: and {more} more warning{'s' if more != 1 else ''} "
                        f"(see them with: tutor check {shlex.quote(str(explainer.path))})")
     backend = None
+    prices = {} if offline else _prices(db)
     if offline:
         if model:
             notices.append("--model is ignored with --offline.")
     elif base_url and base_url.strip():
-        backend = _local_backend(base_url.strip(), model, effort)
+        backend = _local_backend(base_url.strip(), model, effort, prices)
     elif not has_api_key():
         notices.append(
             "No ANTHROPIC_API_KEY set: using the offline guided mode. "
@@ -110,7 +111,7 @@ def open_cmd(
             + (" (--model is ignored.)" if model else "")
         )
     else:
-        backend = ClaudeBackend(model, effort=Effort.parse(effort))
+        backend = ClaudeBackend(model, effort=Effort.parse(effort), prices=prices)
     if backend is not None:  # an unknown model id: said once, before the first turn
         notices.extend(backend.notices)
         backend.notices.clear()
@@ -165,7 +166,15 @@ def open_cmd(
             os.close(hold)  # releases the lock
 
 
-def _local_backend(url: str, model: str | None, effort: str | None):
+def _prices(db: str | None) -> dict:
+    """The reader's prices.yaml (beside the database, or $TUTOR_PRICES); {} when there is none."""
+    from tutor.engine.prices import load_prices, prices_path
+    from tutor.paths import db_path
+
+    return load_prices(prices_path(db_path(db).parent))
+
+
+def _local_backend(url: str, model: str | None, effort: str | None, prices: dict | None = None):
     """A back end for a server that is not Anthropic's. Without --model, ask the server's
     model list first (in its own event loop and client: the session runs in another loop)."""
     import asyncio
@@ -183,4 +192,4 @@ def _local_backend(url: str, model: str | None, effort: str | None):
                 await probe.aclose()
 
         model = asyncio.run(ask())
-    return ClaudeBackend(model, base_url=url, local=True, effort=Effort.parse(effort))
+    return ClaudeBackend(model, base_url=url, local=True, effort=Effort.parse(effort), prices=prices)

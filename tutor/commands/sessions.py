@@ -345,3 +345,9 @@ def where(db: str | None) -> None:
             click.echo(f"  {n} session{'s' if n != 1 else ''}, schema version {store.schema_version}")
     else:
         click.echo("  (not created yet: it is made when you first open an explainer)")
+    from tutor.engine.prices import load_prices, prices_path
+
+    pp = prices_path(loc.path.parent)
+    if pp.exists():
+        n = len(load_prices(pp))
+        click.echo(f"{pp}\n  your prices for {n} model{'s' if n != 1 else ''} (docs/models.md, \"Your own prices\")")

@@ -25,6 +25,7 @@ from tutor.errors import TutorError
 if TYPE_CHECKING:
     from tutor.engine.backend import BackendEvent
     from tutor.engine.models import CallKind, Effort
+    from tutor.engine.prices import Prices
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 MODEL_ENV = "TUTOR_MODEL"
@@ -302,7 +303,9 @@ class ClaudeBackend:
         max_retries: int = 2,
         timeout: float = TIMEOUT_DEFAULT,
         effort: Effort | None = None,
+        prices: dict[str, Prices] | None = None,
     ):
+        self.prices = prices or {}  # the reader's prices.yaml, over the built-in table
         self.local = local and not (base_url and is_anthropic_url(base_url))
         explicit = model or os.environ.get(MODEL_ENV)
         # A local server's model comes from --model or its own list (resolve_server_model).
@@ -338,10 +341,16 @@ class ClaudeBackend:
         from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message
 
         self.name = f"local:{self.model}" if self.local else f"claude:{self.model}"
+        from tutor.engine.prices import match, priced
+
         found = LOCAL if self.local else known_profile(self.model)
+        own = match(self.prices, self.model) if self.model else None
         if found is None:  # an unknown id: one notice for the reader, not a Python warning
-            self.notices.append(unknown_model_message(self.model) + ".")
-        self.profile = found or UNKNOWN
+            note = unknown_model_message(self.model)
+            if own is not None:
+                note = note.replace("and Sonnet prices", f"and your prices ({own.source})")
+            self.notices.append(note + ".")
+        self.profile = priced(found or UNKNOWN, own) if own is not None else (found or UNKNOWN)
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
