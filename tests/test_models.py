@@ -238,3 +238,44 @@ async def test_a_memory_summary_that_fails_mid_stream_is_still_billed(tmp_path):
     assert after - before > turn_cost  # the dropped summary's input was counted too
     assert after - before == pytest.approx(turn_cost + billed(summary_req.usage) + (len("The reader asked about pages and " * 3) // 4) * SONNET_5_5["out"] / 1e6)
     store.close()
+
+
+async def test_30_turns_in_the_app_against_a_thinking_model_have_no_empty_or_cut_reply(tmp_path, api):
+    """Issue 10's done-when for the Textual app: every reply whole, no thinking text on screen
+    or in the store, and the header's cost what the published prices make of the bill."""
+    from tutor.app.app import TutorApp
+    from tutor.app.widgets import HeaderBar
+
+    from app_helpers import claude_backend, dialogue, idle, open_session, screen_text, send
+
+    n = [0]
+
+    def reply(body):
+        n[0] += 1
+        return text(f"Reply {n[0]}: a page is a fixed-size block of the file. Shall we go on?", chunk_size=9)
+
+    api.handler = reply
+    db = tmp_path / "t.db"
+    session = open_session(WAL, db, backend=claude_backend(api, model="claude-sonnet-5-5"))
+    app = TutorApp(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app, timeout=15)
+        for i in range(29):
+            await send(pilot, app, f"answer number {i}: a page is a block", timeout=15)
+            assert THINKING_TEXT not in screen_text(app)
+        tutor_shown = [t for kind, t in dialogue(app) if kind == "tutor"]
+        header = app.query_one(HeaderBar)
+        shown_cost = header.cost
+        assert "cut off" not in screen_text(app)
+    assert n[0] == 30 and len(tutor_shown) == 30 and all(t.startswith("Reply ") for t in tutor_shown)
+    with Store.open(db) as store:
+        [s] = store.list_sessions()
+        tutor = [m for m in store.messages(s.id) if m.role == "tutor"]
+        assert len(tutor) == 30 and all(m.complete and m.text.strip() for m in tutor)
+        assert not any(THINKING_TEXT in (m.raw or "") + m.text for m in tutor)
+        expected = sum(billed(req.usage) + req.output_tokens * SONNET_5_5["out"] / 1e6 for req in api.requests)
+        assert s.cost_usd == pytest.approx(expected, rel=1e-6)
+    assert shown_cost == pytest.approx(expected, rel=1e-6)
+    # it really thought on every turn, so thinking tokens were in the bill and the room
+    assert all(req.body.get("thinking", {}).get("type") == "adaptive" for req in api.requests)
+    assert all(req.output_tokens > fake.THINKING_TOKENS["low"] for req in api.requests)
