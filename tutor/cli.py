@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "search": ("tutor.commands.sessions", "search", "Search all transcripts."),
     "export": ("tutor.commands.sessions", "export", "Export a session transcript (md, json, html)."),
     "where": ("tutor.commands.sessions", "where", "Print where tutor keeps its data."),
+    "eval": ("tutor.commands.eval_cmd", "eval_cmd", "Measure the teaching with simulated readers."),
     "publish": ("tutor.commands.publish_cmd", "publish_cmd", "Publish an explainer as a static web page."),
 }
 
@@ -69,6 +70,7 @@ def cli() -> None:
     Authors:  tutor compile notes/ -o explainers/topic.md
               tutor check explainers/topic.md
               tutor feedback explainers/topic.md
+              tutor eval explainers/ --offline        measure the teaching
     Data:     tutor where                             the database in use
 
     Set ANTHROPIC_API_KEY to tutor with Claude; without it tutor runs an offline

@@ -1,0 +1,168 @@
+"""tutor eval: simulated readers against real sessions, through the real CLI (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tutor.cli import cli
+from tutor.eval.personas import PERSONAS, Persona
+from tutor.eval.reader import SimulatedReader
+from tutor.explainer import load
+
+from conftest import EXPLAINERS, ROOT
+
+THRESHOLDS = ROOT / "tests" / "eval" / "thresholds.yaml"
+QUESTIONS = ROOT / "tests" / "eval" / "questions"
+UTF8 = EXPLAINERS / "unicode-utf8.md"
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, ["eval", *map(str, args)], env=env, catch_exceptions=False)
+
+
+def run_main(*args, env=None):
+    """The real entry point, for what main() turns into one or two lines on stderr."""
+    full = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "TUTOR_BASE_URL")}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "tutor", "eval", *map(str, args)], capture_output=True, text=True,
+                          env=full, cwd=ROOT, timeout=120)
+
+
+def test_the_offline_eval_holds_the_thresholds_kept_in_the_repo():
+    """What CI enforces: every persona on every sample explainer, against the offline guide."""
+    r = run(EXPLAINERS, "--offline", "--thresholds", THRESHOLDS, "--questions", QUESTIONS)
+    assert r.exit_code == 0, r.output
+    assert "All metrics within" in r.output
+    for name in ("novice", "expert", "over", "under", "half", "misconc"):
+        assert name in r.stdout.splitlines()[0]
+
+
+def test_json_names_each_persona_with_its_metrics_and_is_the_same_every_time():
+    a = run(UTF8, "--json", "--questions", QUESTIONS)
+    b = run(UTF8, "--json", "--questions", QUESTIONS)
+    assert a.exit_code == 0, a.output
+    data = json.loads(a.stdout)
+
+    def untimed(d):  # the time to the first word is a measurement of the machine, not the reader
+        for item in d["personas"] + d["runs"] + [{"metrics": d["overall"]}]:
+            item["metrics"].pop("first_token_s_median")
+        return d
+
+    assert untimed(json.loads(b.stdout)) == untimed(json.loads(a.stdout))  # decided by code and seeded
+    names = [p["name"] for p in data["personas"]]
+    assert names == list(PERSONAS)
+    for p in data["personas"]:
+        assert {"diagnosis_accuracy", "turns", "turns_on_known"} <= set(p["metrics"])
+    assert data["routing"]["unicode-utf8.md"] is not None
+
+
+def test_an_overclaimer_is_taken_at_its_word_by_todays_offline_guide():
+    """The issue's finding, measured: yes to every "do you know" ends with unknown concepts
+    marked known, and the eval says so."""
+    data = json.loads(run(UTF8, "--json", "--personas", "overclaimer").stdout)
+    [p] = data["personas"]
+    assert p["metrics"]["overclaim_catch_rate"] == 0.0
+    assert p["metrics"]["diagnosis_accuracy"] < 0.5
+    [r] = data["runs"]
+    assert all(state == "known" for state in r["final_states"].values())
+
+
+def test_a_threshold_that_does_not_hold_fails_with_the_metric_named(tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("personas:\n  overclaimer:\n    overclaim_catch_rate: {min: 0.9}\n")
+    r = run(UTF8, "--personas", "overclaimer", "--thresholds", spec)
+    assert r.exit_code == 1
+    assert "overclaimer: overclaim_catch_rate 0.000 is below 0.9" in r.output
+
+
+def test_bad_input_gets_a_clear_error(tmp_path):
+    def clear(r, code, *words):
+        assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+        lines = [ln for ln in r.stderr.strip().splitlines() if not ln.startswith(("Usage:", "Try ")) and ln]
+        assert len(lines) <= 2, r.stderr  # a usage error adds click's usage line
+        for w in words:
+            assert w in r.stderr, r.stderr
+
+    bad = tmp_path / "t.yaml"
+    bad.write_text("personas: [\n")
+    clear(run_main(UTF8, "--thresholds", bad), 1, "t.yaml", "not valid YAML")
+    clear(run_main(UTF8, "--personas", "genius"), 2, "novice")
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "unicode-utf8.yaml").write_text("- question: what?\n  concept: nope\n")
+    clear(run_main(UTF8, "--questions", tmp_path / "q"), 1, "item 1", "code-points")
+    clear(run_main(UTF8, "--live"), 1, "--base-url")
+    clear(run_main(tmp_path / "missing.md"), 1, "missing.md")
+
+
+def test_the_reader_learns_only_when_prerequisites_are_there_and_its_misconception_was_named():
+    ex = load(UTF8)
+    p = Persona("t", "test", 0.0, misconceptions=True)
+    reader = SimulatedReader(p, ex, p.truth(ex, 0))
+    first, second = ex.concepts[0], ex.concepts[1]
+    reader.respond(second.section.text, 0)  # the second section before the first: not learned
+    assert not reader.understands(second.id)
+    reader.respond(first.section.text, 1)  # its misconception was never named: still not learned
+    assert not reader.understands(first.id)
+    belief = reader.truth.misconceptions[first.id]
+    reader.respond(f"A common mix-up: {belief}\n\n" + first.section.text, 2)
+    assert reader.understands(first.id)
+
+
+def test_a_check_question_is_answered_as_the_persona_would():
+    ex = load(UTF8)
+    c = ex.concepts[0]
+    q = c.checks[0]
+    expert = SimulatedReader(PERSONAS["expert"], ex, PERSONAS["expert"].truth(ex, 0))
+    novice = SimulatedReader(PERSONAS["novice"], ex, PERSONAS["novice"].truth(ex, 0))
+    holder = SimulatedReader(PERSONAS["misconception-holder"], ex, PERSONAS["misconception-holder"].truth(ex, 0))
+    ask = f"Check: {q.question}\n\n(Type your answer, or 'skip'.)"
+    assert expert.respond(ask, 0).startswith("I think it is the code point")
+    assert novice.respond(ask, 0) == "not sure"
+    assert holder.respond(ask, 0) == f"I think {q.misconceptions[0][0].lower()}{q.misconceptions[0][1:]}"
+    assert novice.respond(f"Do you already know about {c.title.lower()}? (yes / no / not sure)", 1) == "no"
+    assert expert.respond(f"Next: {c.title}. Do you already know about it?", 1) == "yes"
+
+
+def test_live_mode_runs_against_a_server_prints_its_cost_first_and_stops_at_the_budget(api):
+    from fake_api import text
+
+    api.handler = lambda body: text("Let's begin. Do you already know about code points? <state concept=\"code-points\" value=\"asked\"/>")
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    r = run(UTF8, "--live", "--personas", "novice,expert", "--seeds", "1", "--max-turns", "3", "--json", env=env)
+    assert r.exit_code == 0, r.output
+    assert "estimated $" in r.stderr
+    data = json.loads(r.stdout)
+    assert data["mode"] == "live" and [p["name"] for p in data["personas"]] == ["novice", "expert"]
+    assert all(run_["metrics"]["cost_usd"] > 0 and run_["metrics"]["turns"] == 3 for run_ in data["runs"])
+    assert all(m["metrics"]["tag_leaks"] == 0 for m in data["runs"])  # the tag never reached the reader
+    assert len(api.requests) == 6
+    # a budget smaller than one run's cost: the first run happens, then it stops
+    r = run(UTF8, "--live", "--personas", "novice,expert", "--max-turns", "2", "--budget", "0.000001", "--json", env=env)
+    assert r.exit_code == 0 and "the budget of $0.00 is spent" in r.stderr
+    assert len(json.loads(r.stdout)["runs"]) == 1
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_the_html_report_renders_in_chromium_with_a_chart_per_metric(tmp_path):
+    page = tmp_path / "eval.html"
+    r = run(UTF8, "--html", page)
+    assert r.exit_code == 0 and page.exists()
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([*base, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1000,1600",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+    assert [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Content Security Policy" in ln] == []
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<svg") == 12 and "diagnosis_accuracy" in dom and "misconception-holder" in dom

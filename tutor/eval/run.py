@@ -1,0 +1,260 @@
+"""Run simulated readers against a real TutorSession and score the teaching.
+
+Each run is a real session on a real SQLite file (offline guide, or a back end for live
+runs); the reader sees only the visible text. Metrics compare what the session concluded
+(its stored concept states) with what the persona really knows. Definitions: docs/eval.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tutor.engine.reader_model import DONE
+from tutor.eval.personas import PERSONAS, Persona
+from tutor.eval.reader import SimulatedReader, words
+from tutor.explainer import Explainer
+
+EXPLAINS = 25
+TAG_LEAKS = ("<state", "<feedback", "</state", "</feedback")
+
+
+@dataclass
+class Turn:
+    reader: str | None  # None for the opening turn
+    tutor: str
+    concept: str | None  # the concept the session was on when the reader spoke
+    first_token_s: float | None = None
+
+
+@dataclass
+class Run:
+    explainer: str
+    persona: str
+    seed: int
+    turns: list[Turn]
+    states: dict[str, str]
+    reader: SimulatedReader
+    finished: bool
+    cost_usd: float = 0.0
+    refused_states: int = 0
+    errors: list[str] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def max_turns(ex: Explainer) -> int:
+    """Enough for every concept's ask, pieces, checks and one re-explanation, and no more."""
+    return 12 + sum(8 + 3 * len(c.checks) for c in ex.concepts)
+
+
+async def run_one(
+    ex: Explainer,
+    persona: Persona,
+    seed: int,
+    *,
+    db: Path,
+    backend_factory: Callable[[], Any] | None = None,
+    turn_limit: int | None = None,
+) -> Run:
+    from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished, Usage
+    from tutor.engine.session import TutorSession
+    from tutor.store import Store
+
+    truth = persona.truth(ex, seed)
+    reader = SimulatedReader(persona, ex, truth)
+    store = Store.open(db)
+    backend = backend_factory() if backend_factory is not None else None
+    session = TutorSession.open(ex, store, backend=backend, new=True)
+    turns: list[Turn] = []
+    finished = False
+    cost = 0.0
+    errors: list[str] = []
+
+    async def turn(gen: Any, said: str | None, concept: str | None) -> str:
+        nonlocal finished, cost
+        parts: list[str] = []
+        t0 = time.monotonic()
+        first: float | None = None
+        async for ev in gen:
+            if isinstance(ev, TextDelta):
+                if first is None:
+                    first = time.monotonic() - t0
+                parts.append(ev.text)
+            elif isinstance(ev, Usage):
+                cost = ev.session_cost_usd
+            elif isinstance(ev, ErrorEvent):
+                errors.append(ev.message)
+            elif isinstance(ev, TurnFinished):
+                finished = finished or ev.finished
+        text = "".join(parts)
+        turns.append(Turn(said, text, concept, first))
+        return text
+
+    try:
+        text = await turn(session.start(), None, None)
+        limit = turn_limit or max_turns(ex)
+        while not finished and len(turns) < limit and not errors:
+            said = reader.respond(text, len(turns))
+            text = await turn(session.reply(said), said, session.current_concept)
+        states = session.states()
+        refused = len(session.refused_states)
+    finally:
+        await session.aclose()
+        store.close()
+    run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors)
+    run.metrics = score(ex, run)
+    return run
+
+
+def estimate_cost(ex: Explainer, profile: Any) -> float:
+    """A rough price of one live run, printed before a live eval starts: the explainer sits in
+    the cached prefix, each turn adds a few hundred tokens in and a reply (with low-effort
+    thinking) out. An estimate to decide whether to run, not a bill."""
+    from tutor.engine.models import cost_usd
+
+    turns = 4 + 6 * len(ex.concepts)
+    prefix = len(ex.source) // 4 + 1500
+    per_turn = cost_usd(profile, 400 * 3, 600, cache_read=prefix)  # history grows: ~3 turns' worth
+    return cost_usd(profile, 0, 0, cache_write=prefix) + turns * per_turn
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def score(ex: Explainer, run: Run) -> dict[str, float | None]:
+    """The metrics of one run (None where a metric does not apply to this persona)."""
+    r = run.reader
+    ids = [c.id for c in ex.concepts if c.section.text.strip() or c.checks]
+    truly = {cid: r.understands(cid) for cid in ids}
+    done = {cid: run.states.get(cid) in DONE for cid in ids}
+    claimed_false = [cid for cid, said in r.claims.items() if said == "yes" and cid not in r.truth.known]
+    replies = [t.tutor for t in run.turns if t.tutor.strip()]
+    lengths = sorted(len(t.split()) for t in replies)
+    on_known = [t for t in run.turns if t.reader is not None and t.concept in r.truth.known]
+    wrong = [a for a in r.attempts if not a.correct]
+    accepted = [a for a in wrong if _became_understood_before_right(run, a)]
+    gave_in = [cid for cid, turn in r.pushbacks if _understood_after(run, cid, turn)]
+    planted = list(r.truth.misconceptions)
+    vocab = [words(c.section.text) for c in ex.concepts]
+    # An explaining reply shows a section's substance: EXPLAINS of its content words or more.
+    explaining = [t for t in replies if any(len(words(t) & v) >= EXPLAINS for v in vocab)]
+    cited = [t for t in explaining if "§" in t]
+    ftt = [t.first_token_s for t in run.turns if t.first_token_s is not None]
+    return {
+        "diagnosis_accuracy": _ratio(sum(truly[c] == done[c] for c in ids), len(ids)),
+        "overclaim_catch_rate": _ratio(sum(not done[c] or truly[c] for c in claimed_false), len(claimed_false)),
+        "turns": float(len(run.turns)),
+        "turns_on_known": float(len(on_known)),
+        "words_on_known": float(sum(len(t.tutor.split()) for t in on_known)),
+        "telling_rate": _ratio(len(r.told_before_attempt), len(r.checks_seen)),
+        "wrong_accepted_rate": _ratio(len(accepted), len(wrong)),
+        "gave_in_after_pushback": _ratio(len(gave_in), len(r.pushbacks)),
+        "misconception_remediation": _ratio(sum(c in r.named for c in planted), len(planted)),
+        "words_per_reply_median": float(statistics.median(lengths)) if lengths else None,
+        "words_per_reply_p95": float(lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]) if lengths else None,
+        "questions_per_reply": _ratio(sum(t.count("?") for t in replies), len(replies)),
+        "citation_rate": _ratio(len(cited), len(explaining)),
+        "tag_leaks": float(sum(any(x in t for x in TAG_LEAKS) for t in replies)),
+        "refused_state_tags": float(run.refused_states),
+        "finished": 1.0 if run.finished else 0.0,
+        "cost_usd": run.cost_usd,
+        "first_token_s_median": float(statistics.median(ftt)) if ftt else None,
+    }
+
+
+def _became_understood_before_right(run: Run, attempt: Any) -> bool:
+    """A wrong answer the tutor accepted: the concept ended understood with no right answer."""
+    later_right = any(a.correct and a.concept_id == attempt.concept_id and a.turn >= attempt.turn for a in run.reader.attempts)
+    return run.states.get(attempt.concept_id) == "understood" and not later_right
+
+
+def _understood_after(run: Run, cid: str, turn: int) -> bool:
+    right_after = any(a.correct and a.concept_id == cid and a.turn > turn for a in run.reader.attempts)
+    return run.states.get(cid) in DONE and not right_after and not run.reader.understands(cid)
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    routing: dict[str, float | None]  # explainer path -> top-1 search routing accuracy
+    mode: str
+
+    def personas(self) -> list[dict[str, Any]]:
+        """Per persona: the mean of each metric over explainers and seeds (None skipped)."""
+        out = []
+        for name in dict.fromkeys(r.persona for r in self.runs):
+            mine = [r for r in self.runs if r.persona == name]
+            keys = list(mine[0].metrics)
+            metrics = {k: _mean([r.metrics[k] for r in mine]) for k in keys}
+            out.append({"name": name, "runs": len(mine), "metrics": metrics})
+        return out
+
+    def overall(self) -> dict[str, float | None]:
+        keys = list(self.runs[0].metrics) if self.runs else []
+        return {k: _mean([r.metrics[k] for r in self.runs]) for k in keys}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vs = [v for v in values if v is not None]
+    return sum(vs) / len(vs) if vs else None
+
+
+async def evaluate(
+    explainers: list[Explainer],
+    personas: list[str],
+    seeds: int,
+    *,
+    backend_factory: Callable[[], Any] | None = None,
+    questions: dict[str, list[tuple[str, str]]] | None = None,
+    progress: Callable[[str], None] | None = None,
+    budget_usd: float | None = None,
+    max_turns: int | None = None,
+) -> Report:
+    """Every persona x explainer x seed, each on its own throwaway database."""
+    runs: list[Run] = []
+    spent = 0.0
+    with tempfile.TemporaryDirectory(prefix="tutor-eval-") as tmp:
+        for ex in explainers:
+            for name in personas:
+                for seed in range(seeds):
+                    if budget_usd is not None and spent >= budget_usd:
+                        if progress:
+                            progress(f"stopped: the budget of ${budget_usd:.2f} is spent (${spent:.4f})")
+                        return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+                    db = Path(tmp) / f"{len(runs)}.db"
+                    run = await run_one(ex, PERSONAS[name], seed, db=db, backend_factory=backend_factory, turn_limit=max_turns)
+                    spent += run.cost_usd
+                    runs.append(run)
+                    if progress:
+                        acc = run.metrics["diagnosis_accuracy"]
+                        progress(f"{Path(ex.path).name} · {name} · seed {seed}: {len(run.turns)} turns, "
+                                 f"diagnosis {'-' if acc is None else f'{acc:.2f}'}")
+    return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+
+
+def routing(explainers: list[Explainer], questions: dict[str, list[tuple[str, str]]]) -> dict[str, float | None]:
+    """Top-1 search routing: the share of labelled questions whose best hit is their section."""
+    from tutor.engine.search import SectionIndex
+
+    out: dict[str, float | None] = {}
+    for ex in explainers:
+        qs = questions.get(Path(ex.path).stem)
+        if not qs:
+            out[ex.path] = None
+            continue
+        index = SectionIndex(ex)
+        try:
+            right = 0
+            for q, cid in qs:
+                hits = index.search(q, limit=1)
+                right += bool(hits) and hits[0].concept_id == cid
+        finally:
+            index.close()
+        out[ex.path] = right / len(qs)
+    return out
