@@ -37,7 +37,7 @@ def run_main(*args, env=None):
 
 def test_the_offline_eval_holds_the_thresholds_kept_in_the_repo():
     """What CI enforces: every persona on every sample explainer, against the offline guide."""
-    r = run(EXPLAINERS, "--offline", "--thresholds", THRESHOLDS, "--questions", QUESTIONS)
+    r = run(EXPLAINERS, "--offline", "--defects", "--thresholds", THRESHOLDS, "--questions", QUESTIONS)
     assert r.exit_code == 0, r.output
     assert "All metrics within" in r.output
     for name in ("novice", "expert", "over", "under", "half", "misconc"):
@@ -166,3 +166,47 @@ def test_the_html_report_renders_in_chromium_with_a_chart_per_metric(tmp_path):
     assert [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Content Security Policy" in ln] == []
     dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<svg") == 12 and "diagnosis_accuracy" in dom and "misconception-holder" in dom
+
+
+def test_each_planted_defect_changes_its_explainer_where_it_says(tmp_path):
+    from tutor.eval.defects import MUTATIONS, lint_catches, plant_all
+
+    ex = load(EXPLAINERS / "sqlite-wal.md")
+    planted = plant_all(ex, tmp_path)
+    kinds = {p.defect.kind for p in planted}
+    assert len(planted) >= len(MUTATIONS) - 1 and {"check moved", "fact changed", "wrong reference answer"} <= kinds
+    for p in planted:
+        assert p.explainer.source != ex.source and p.defect.concept_id in {c.id for c in ex.concepts}
+        if p.defect.kind == "prerequisite missing":
+            assert not p.explainer.concept(p.defect.concept_id).prerequisites
+        if p.defect.kind == "check moved":
+            assert len(p.explainer.concepts[0].checks) == len(ex.concepts[0].checks) + 1
+            assert lint_catches(p)  # the moved check rests on a later section's terms
+    # the clean file gives the lint nothing to say about any concept
+    from tutor.eval.lint import lint
+
+    assert lint(ex) == []
+
+
+def test_live_defects_score_the_tutor_feedback_against_what_was_planted(api):
+    """A tutor that writes a <feedback> note about the planted concept is a hit; notes about
+    other concepts count against precision."""
+    def reply(body):
+        system = json.dumps(body.get("system", ""))
+        if "1001 pages" in system:  # the planted fact: the tutor notices it
+            return text('Hello. <feedback concept="checkpoints">The section says 1001 pages but the answer says 1000.</feedback> Ready?')
+        return text('Hello. <feedback concept="pages">Could use a diagram.</feedback> Ready?')
+
+    from fake_api import text
+
+    api.handler = reply
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    r = run(EXPLAINERS / "sqlite-wal.md", "--live", "--personas", "novice", "--seeds", "1", "--max-turns", "2",
+            "--defects", "--json", "--budget", "100", env=env)
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)["defects"]
+    fact = next(x for x in d["planted"] if x["kind"] == "fact changed")
+    assert fact["tutor_flagged"] is True and fact["notes_on_target"] >= 1
+    others = [x for x in d["planted"] if x["kind"] != "fact changed" and x["concept_id"] != "pages"]
+    assert others and not any(x["tutor_flagged"] for x in others)
+    assert 0 < d["scores"]["feedback_recall"] < 1 and 0 < d["scores"]["feedback_precision"] < 1

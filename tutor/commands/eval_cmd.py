@@ -30,10 +30,11 @@ QUESTIONS_DIR = Path("tests") / "eval" / "questions"
 @click.option("--model", default=None, help="Live: the model id ($TUTOR_MODEL).")
 @click.option("--base-url", default=None, envvar="TUTOR_BASE_URL", help="Live: a local Messages-API server ($TUTOR_BASE_URL).")
 @click.option("--effort", default=None, envvar="TUTOR_EFFORT", help="Live: low, medium or high for tutor turns.")
+@click.option("--defects", is_flag=True, help="Also plant known mistakes in each explainer: does the lint (and, live, the tutor) catch them?")
 @click.option("--list", "list_personas", is_flag=True, help="List the personas and exit.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_turns, as_json, html_path, thresholds, questions,
-             model, base_url, effort, list_personas) -> int:
+             model, base_url, effort, defects, list_personas) -> int:
     """Measure the teaching with simulated readers (docs/eval.md).
 
     \b
@@ -70,6 +71,10 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     report = asyncio.run(evaluate(explainers, names, seeds or (1 if offline else 3), backend_factory=factory,
                                   questions=labelled, progress=say, budget_usd=None if offline else budget,
                                   max_turns=max_turns))
+    if defects:
+        from tutor.eval.run import evaluate_defects
+
+        report.defects = asyncio.run(evaluate_defects(explainers, backend_factory=factory, max_turns=max_turns, progress=say))
     click.echo(write_json(report) if as_json else table(report))
     if html_path:
         from tutor.files import atomic_write

@@ -52,6 +52,16 @@ def table(report: Report) -> str:
                  + "; ".join(short) + ")" if short else f"({runs} runs, {report.mode})")
     for path, acc in report.routing.items():
         lines.append(f"search routing, {Path(path).name}: " + ("no labelled questions" if acc is None else f"{acc:.2f} top-1"))
+    if report.defects:
+        sc = report.defect_scores()
+        lines.append("")
+        lines.append(f"planted defects: {len(report.defects)}; lint caught {_fmt(sc['lint_recall'], '{:.2f}')}"
+                     + ("" if sc["feedback_recall"] is None else
+                        f"; tutor flagged {_fmt(sc['feedback_recall'], '{:.2f}')}, precision {_fmt(sc['feedback_precision'], '{:.2f}')}"))
+        width = max(len(d.explainer) for d in report.defects)
+        for d in report.defects:
+            tutor = "" if d.tutor_flagged is None else ("  tutor: flagged" if d.tutor_flagged else "  tutor: missed")
+            lines.append(f"  {d.explainer:{width}}  {d.kind:22} lint: {'caught' if d.lint_caught else 'missed'}{tutor}")
     return "\n".join(lines)
 
 
@@ -61,6 +71,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "personas": report.personas(),
         "overall": report.overall(),
         "routing": {Path(k).name: v for k, v in report.routing.items()},
+        "defects": {"scores": report.defect_scores(), "planted": [vars(d) for d in report.defects]} if report.defects else None,
         "runs": [
             {"explainer": Path(r.explainer).name, "persona": r.persona, "seed": r.seed, "metrics": r.metrics,
              "final_states": r.states, "errors": r.errors}
@@ -101,6 +112,16 @@ def html_page(report: Report) -> str:
         for p, a in report.routing.items()
     )
     runs = len(report.runs)
+    defects = ""
+    if report.defects:
+        rows = "".join(
+            f"<tr><td>{html.escape(d.explainer)}</td><td>{html.escape(d.kind)}</td><td>{html.escape(d.description)}</td>"
+            f"<td>{'caught' if d.lint_caught else 'missed'}</td>"
+            f"<td>{'-' if d.tutor_flagged is None else ('flagged' if d.tutor_flagged else 'missed')}</td></tr>"
+            for d in report.defects
+        )
+        defects = ("<h2>Planted defects</h2><table><tr><th>explainer</th><th>kind</th><th>what</th><th>lint</th><th>tutor</th></tr>"
+                   f"{rows}</table>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -108,13 +129,14 @@ def html_page(report: Report) -> str:
 <style>
 body{{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}}
 main{{display:flex;flex-wrap:wrap;gap:1.5rem}} figure{{margin:0}} figcaption{{font-weight:600}}
-small{{font-weight:400;color:#666}} rect{{fill:#3b6ea5}} .n{{font-size:12px}} .v{{font-size:12px;fill:#333}}
+small{{font-weight:400;color:#666}} td,th{{padding:.15rem .6rem;text-align:left}} rect{{fill:#3b6ea5}} .n{{font-size:12px}} .v{{font-size:12px;fill:#333}}
 @media (prefers-color-scheme: dark){{body{{background:#1b1b1b;color:#ddd}} .v,.n{{fill:#ddd}} rect{{fill:#7aa7d8}}}}
 </style></head><body>
 <h1>tutor eval</h1>
 <p>{runs} simulated reader{'s' if runs != 1 else ''}, {html.escape(report.mode)} mode. Metric definitions: docs/eval.md.</p>
 <main>{''.join(charts)}</main>
 <h2>Search routing</h2><ul>{routing}</ul>
+{defects}
 </body></html>
 """
 
@@ -141,6 +163,8 @@ def check_thresholds(report: Report, spec: dict[str, Any]) -> list[str]:
     for name, rules in (spec.get("personas") or {}).items():
         if name in by_name:
             judge(name, by_name[name], rules)
+    if report.defects:
+        judge("planted defects", report.defect_scores(), spec.get("defects", {}))
     low = (spec.get("routing") or {}).get("min")
     if low is not None:
         for path, acc in report.routing.items():

@@ -45,6 +45,7 @@ class Run:
     refused_states: int = 0
     errors: list[str] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
+    feedback: list[tuple[str | None, str]] = field(default_factory=list)  # the model's notes: (concept, text)
 
 
 def max_turns(ex: Explainer) -> int:
@@ -103,10 +104,11 @@ async def run_one(
             text = await turn(session.reply(said), said, session.current_concept)
         states = session.states()
         refused = len(session.refused_states)
+        notes = [(f.concept_id, f.text) for f in store.feedback(session_id=session.id) if f.source == "model"]
     finally:
         await session.aclose()
         store.close()
-    run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors)
+    run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors, feedback=notes)
     run.metrics = score(ex, run)
     return run
 
@@ -180,10 +182,35 @@ def _understood_after(run: Run, cid: str, turn: int) -> bool:
 
 
 @dataclass
+class DefectResult:
+    explainer: str
+    kind: str
+    concept_id: str
+    description: str
+    lint_caught: bool
+    tutor_flagged: bool | None  # None offline: the guide writes no feedback
+    notes: int = 0  # feedback notes the tutor wrote in that run
+    notes_on_target: int = 0  # of them, the ones about the planted concept or naming the clue
+
+
+@dataclass
 class Report:
     runs: list[Run]
     routing: dict[str, float | None]  # explainer path -> top-1 search routing accuracy
     mode: str
+    defects: list[DefectResult] = field(default_factory=list)
+
+    def defect_scores(self) -> dict[str, float | None]:
+        """Lint recall; the tutor's feedback recall and precision on planted defects (live)."""
+        d = self.defects
+        live = [x for x in d if x.tutor_flagged is not None]
+        notes = sum(x.notes for x in live)
+        return {
+            "planted": float(len(d)),
+            "lint_recall": _ratio(sum(x.lint_caught for x in d), len(d)),
+            "feedback_recall": _ratio(sum(bool(x.tutor_flagged) for x in live), len(live)),
+            "feedback_precision": _ratio(sum(x.notes_on_target for x in live), notes),
+        }
 
     def personas(self) -> list[dict[str, Any]]:
         """Per persona: the mean of each metric over explainers and seeds (None skipped)."""
@@ -236,6 +263,37 @@ async def evaluate(
                         progress(f"{Path(ex.path).name} · {name} · seed {seed}: {len(run.turns)} turns, "
                                  f"diagnosis {'-' if acc is None else f'{acc:.2f}'}")
     return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+
+
+async def evaluate_defects(
+    explainers: list[Explainer],
+    *,
+    backend_factory: Callable[[], Any] | None = None,
+    max_turns: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[DefectResult]:
+    """Plant each defect in each explainer; the lint always judges it, and live, a novice
+    session on the planted file shows whether the tutor flags it in <feedback>."""
+    from tutor.eval.defects import lint_catches, plant_all
+
+    out: list[DefectResult] = []
+    with tempfile.TemporaryDirectory(prefix="tutor-defects-") as tmp:
+        for ex in explainers:
+            for planted in plant_all(ex, Path(tmp)):
+                d = planted.defect
+                flagged: bool | None = None
+                notes = on_target = 0
+                if backend_factory is not None:
+                    run = await run_one(planted.explainer, PERSONAS["novice"], 0, db=Path(tmp) / f"d{len(out)}.db",
+                                        backend_factory=backend_factory, turn_limit=max_turns)
+                    hits = [n for n in run.feedback if n[0] == d.concept_id or (d.clue and d.clue.casefold() in n[1].casefold())]
+                    flagged, notes, on_target = bool(hits), len(run.feedback), len(hits)
+                out.append(DefectResult(Path(ex.path).name, d.kind, d.concept_id, d.description, lint_catches(planted),
+                                        flagged, notes, on_target))
+                if progress:
+                    progress(f"{Path(ex.path).name} · planted {d.kind}: lint {'caught' if out[-1].lint_caught else 'missed'}"
+                             + ("" if flagged is None else f", tutor {'flagged' if flagged else 'missed'}"))
+    return out
 
 
 def routing(explainers: list[Explainer], questions: dict[str, list[tuple[str, str]]]) -> dict[str, float | None]:
