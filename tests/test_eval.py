@@ -99,6 +99,12 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     clear(run_main(UTF8, "--questions", tmp_path / "q"), 1, "item 1", "code-points")
     clear(run_main(UTF8, "--live"), 1, "--base-url")
     clear(run_main(tmp_path / "missing.md"), 1, "missing.md")
+    (tmp_path / "tapes").mkdir()
+    (tmp_path / "tapes" / "x.json").write_text("{not json")
+    clear(run_main(UTF8, "--replay", tmp_path / "tapes"), 1, "x.json", "not a readable cassette")
+    (tmp_path / "tapes" / "x.json").write_text('{"format": "something else"}')
+    clear(run_main(UTF8, "--replay", tmp_path / "tapes"), 1, "x.json", "tutor-eval-cassette/1")
+    clear(run_main(UTF8, "--record", tmp_path / "rec"), 2, "--live")
 
 
 def test_the_reader_learns_only_when_prerequisites_are_there_and_its_misconception_was_named():
@@ -210,3 +216,34 @@ def test_live_defects_score_the_tutor_feedback_against_what_was_planted(api):
     others = [x for x in d["planted"] if x["kind"] != "fact changed" and x["concept_id"] != "pages"]
     assert others and not any(x["tutor_flagged"] for x in others)
     assert 0 < d["scores"]["feedback_recall"] < 1 and 0 < d["scores"]["feedback_precision"] < 1
+
+
+def test_a_recorded_live_run_replays_without_a_key_to_the_same_result(api, tmp_path):
+    """--record saves each call (request and raw reply, tags included); --replay plays it
+    back through the real session, tag filter and reader model, with no server at all."""
+    from fake_api import text
+
+    ex = load(UTF8)
+    c0, c1 = ex.concepts[0], ex.concepts[1]
+    script = [
+        f'I want to explain Unicode to you. Do you already know about {c0.title.lower()}? <state concept="{c0.id}" value="asked"/>',
+        f'{c0.summary} <state concept="{c0.id}" value="explained"/> Check: {c0.checks[0].question}',
+        f'Right. <state concept="{c0.id}" value="understood">answered the check</state> Next: {c1.title}. Do you know it?',
+    ]
+    api.handler = lambda body: text(script[min(len(api.requests) - 1, len(script) - 1)])
+    tapes = tmp_path / "tapes"
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    live = run(UTF8, "--live", "--personas", "expert", "--seeds", "1", "--max-turns", "3", "--json", "--record", tapes, env=env)
+    assert live.exit_code == 0, live.output
+    [tape] = tapes.glob("*.json")
+    saved = json.loads(tape.read_text())
+    assert saved["format"] == "tutor-eval-cassette/1" and len(saved["calls"]) == 3
+    assert '<state concept="code-points" value="understood">' in saved["calls"][2]["reply"]
+    assert "k" not in {saved.get("api_key"), saved.get("key")} and "ANTHROPIC_API_KEY" not in tape.read_text()
+
+    replay = run(UTF8, "--replay", tapes, "--json", env={"ANTHROPIC_API_KEY": "", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
+    assert replay.exit_code == 0, replay.output
+    a, b = json.loads(live.stdout)["runs"][0], json.loads(replay.stdout)["runs"][0]
+    assert b["final_states"] == a["final_states"] and b["final_states"]["code-points"] == "understood"
+    assert b["metrics"]["replay_divergence"] == 0.0 and b["metrics"]["turns"] == a["metrics"]["turns"]
+    assert json.loads(replay.stdout)["mode"] == "replay"

@@ -30,11 +30,15 @@ QUESTIONS_DIR = Path("tests") / "eval" / "questions"
 @click.option("--model", default=None, help="Live: the model id ($TUTOR_MODEL).")
 @click.option("--base-url", default=None, envvar="TUTOR_BASE_URL", help="Live: a local Messages-API server ($TUTOR_BASE_URL).")
 @click.option("--effort", default=None, envvar="TUTOR_EFFORT", help="Live: low, medium or high for tutor turns.")
+@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
+              help="Live: save each run's model calls as a cassette in this folder.")
+@click.option("--replay", "replay_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Replay the cassettes in this folder instead of calling a model (no key).")
 @click.option("--defects", is_flag=True, help="Also plant known mistakes in each explainer: does the lint (and, live, the tutor) catch them?")
 @click.option("--list", "list_personas", is_flag=True, help="List the personas and exit.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_turns, as_json, html_path, thresholds, questions,
-             model, base_url, effort, defects, list_personas) -> int:
+             model, base_url, effort, record_dir, replay_dir, defects, list_personas) -> int:
     """Measure the teaching with simulated readers (docs/eval.md).
 
     \b
@@ -59,8 +63,10 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     qdir = Path(questions) if questions else QUESTIONS_DIR
     labelled = _questions(qdir, explainers, explicit=questions is not None)
     spec = _thresholds(Path(thresholds)) if thresholds else None
+    if record_dir and offline:
+        raise click.UsageError("--record saves live runs: add --live")
     factory = None
-    if not offline:
+    if not offline and not replay_dir:
         factory = _live_factory(model, base_url, effort, explainers, names, seeds or 3, budget)
     from tutor.eval.report import check_thresholds, html_page, table, write_json
     from tutor.eval.run import evaluate
@@ -68,9 +74,14 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     def say(line: str) -> None:
         click.echo(line, err=True)
 
-    report = asyncio.run(evaluate(explainers, names, seeds or (1 if offline else 3), backend_factory=factory,
-                                  questions=labelled, progress=say, budget_usd=None if offline else budget,
-                                  max_turns=max_turns))
+    if replay_dir:
+        from tutor.eval.run import evaluate_replay
+
+        report = asyncio.run(evaluate_replay(explainers, Path(replay_dir), questions=labelled, progress=say))
+    else:
+        report = asyncio.run(evaluate(explainers, names, seeds or (1 if offline else 3), backend_factory=factory,
+                                      questions=labelled, progress=say, budget_usd=None if offline else budget,
+                                      max_turns=max_turns, record_dir=Path(record_dir) if record_dir else None))
     if defects:
         from tutor.eval.run import evaluate_defects
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tutor.engine.reader_model import DONE
+from tutor.errors import TutorError
 from tutor.eval.personas import PERSONAS, Persona
 from tutor.eval.reader import SimulatedReader, words
 from tutor.explainer import Explainer
@@ -242,8 +243,12 @@ async def evaluate(
     progress: Callable[[str], None] | None = None,
     budget_usd: float | None = None,
     max_turns: int | None = None,
+    record_dir: Path | None = None,
 ) -> Report:
-    """Every persona x explainer x seed, each on its own throwaway database."""
+    """Every persona x explainer x seed, each on its own throwaway database. With
+    ``record_dir``, each run's model calls are saved there as a cassette."""
+    from tutor.eval.cassette import Recorder
+
     runs: list[Run] = []
     spent = 0.0
     with tempfile.TemporaryDirectory(prefix="tutor-eval-") as tmp:
@@ -255,7 +260,16 @@ async def evaluate(
                             progress(f"stopped: the budget of ${budget_usd:.2f} is spent (${spent:.4f})")
                         return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
                     db = Path(tmp) / f"{len(runs)}.db"
-                    run = await run_one(ex, PERSONAS[name], seed, db=db, backend_factory=backend_factory, turn_limit=max_turns)
+                    made: list[Recorder] = []
+                    factory = backend_factory
+                    if record_dir is not None and backend_factory is not None:
+                        def factory(inner: Callable[[], Any] = backend_factory, into: list[Recorder] = made) -> Recorder:
+                            into.append(Recorder(inner()))
+                            return into[-1]
+                    run = await run_one(ex, PERSONAS[name], seed, db=db, backend_factory=factory, turn_limit=max_turns)
+                    if made and record_dir is not None:
+                        record_dir.mkdir(parents=True, exist_ok=True)
+                        made[0].save(record_dir / f"{Path(ex.path).stem}.{name}.{seed}.json", explainer=ex, persona=name, seed=seed)
                     spent += run.cost_usd
                     runs.append(run)
                     if progress:
@@ -263,6 +277,44 @@ async def evaluate(
                         progress(f"{Path(ex.path).name} · {name} · seed {seed}: {len(run.turns)} turns, "
                                  f"diagnosis {'-' if acc is None else f'{acc:.2f}'}")
     return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+
+
+async def evaluate_replay(
+    explainers: list[Explainer],
+    folder: Path,
+    *,
+    questions: dict[str, list[tuple[str, str]]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Replay every cassette in ``folder`` recorded for one of ``explainers`` (by file name)."""
+    from tutor.eval.cassette import Player, read
+
+    by_name = {Path(ex.path).name: ex for ex in explainers}
+    runs: list[Run] = []
+    files = sorted(folder.glob("*.json"))
+    with tempfile.TemporaryDirectory(prefix="tutor-replay-") as tmp:
+        for f in files:
+            tape = read(f)
+            ex = by_name.get(tape.explainer)
+            if ex is None or tape.persona not in PERSONAS:
+                continue
+            player = Player(tape)
+
+            def serve(p: Player = player) -> Player:
+                return p
+
+            run = await run_one(ex, PERSONAS[tape.persona], tape.seed, db=Path(tmp) / f"{len(runs)}.db",
+                                backend_factory=serve, turn_limit=max(2, len(tape.calls)))
+            run.metrics["replay_divergence"] = _ratio(player.divergent, player.position)
+            if ex.content_hash != tape.explainer_hash:
+                run.errors.append(f"{f.name}: recorded on another version of {tape.explainer}")
+            runs.append(run)
+            if progress:
+                progress(f"replayed {f.name}: {len(run.turns)} turns, {player.divergent} divergent call(s)")
+    if not runs:
+        raise TutorError(f"{folder}: no cassettes for {', '.join(sorted(by_name))}",
+                         hint="Record some with: tutor eval FILE --live --record DIR")
+    return Report(runs, routing(explainers, questions or {}), "replay")
 
 
 async def evaluate_defects(
