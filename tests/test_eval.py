@@ -247,3 +247,26 @@ def test_a_recorded_live_run_replays_without_a_key_to_the_same_result(api, tmp_p
     assert b["final_states"] == a["final_states"] and b["final_states"]["code-points"] == "understood"
     assert b["metrics"]["replay_divergence"] == 0.0 and b["metrics"]["turns"] == a["metrics"]["turns"]
     assert json.loads(replay.stdout)["mode"] == "replay"
+
+
+def test_the_pasted_file_condition_sends_the_explainer_as_the_only_message_with_no_rules(api):
+    from fake_api import text
+
+    api.handler = lambda body: text("Sure! Unicode gives every character a number. Do you already know about code points?")
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    r = run(UTF8, "--live", "--condition", "pasted", "--personas", "novice,expert", "--seeds", "1", "--max-turns", "3",
+            "--json", env=env)
+    assert r.exit_code == 0, r.output
+    first = api.bodies[0]
+    assert not first.get("system")  # no tutor rules
+    [msg] = first["messages"]
+    assert load(UTF8).source in msg["content"][0]["text"]
+    assert len(api.bodies[2]["messages"]) == 5  # the plain history: user, assistant, user, assistant, user
+    data = json.loads(r.stdout)
+    assert data["mode"] == "live, pasted file"
+    by = {p["name"]: p["metrics"] for p in data["personas"]}
+    # a chatbot keeps no record of the reader: right about the novice, wrong about the expert
+    assert by["novice"]["diagnosis_accuracy"] == 1.0 and by["expert"]["diagnosis_accuracy"] == 0.0
+    assert by["expert"]["turns_on_known"] >= 1  # the reader's own view of the concept in play
+    r = run_main(UTF8, "--condition", "pasted")
+    assert r.returncode == 2 and "--live" in r.stderr

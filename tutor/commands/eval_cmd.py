@@ -34,11 +34,13 @@ QUESTIONS_DIR = Path("tests") / "eval" / "questions"
               help="Live: save each run's model calls as a cassette in this folder.")
 @click.option("--replay", "replay_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Replay the cassettes in this folder instead of calling a model (no key).")
+@click.option("--condition", type=click.Choice(["tutor", "pasted"]), default="tutor", show_default=True,
+              help="Live: tutor's session, or the explainer pasted into a chatbot with no tutor rules (the baseline).")
 @click.option("--defects", is_flag=True, help="Also plant known mistakes in each explainer: does the lint (and, live, the tutor) catch them?")
 @click.option("--list", "list_personas", is_flag=True, help="List the personas and exit.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_turns, as_json, html_path, thresholds, questions,
-             model, base_url, effort, record_dir, replay_dir, defects, list_personas) -> int:
+             model, base_url, effort, record_dir, replay_dir, condition, defects, list_personas) -> int:
     """Measure the teaching with simulated readers (docs/eval.md).
 
     \b
@@ -63,6 +65,8 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     qdir = Path(questions) if questions else QUESTIONS_DIR
     labelled = _questions(qdir, explainers, explicit=questions is not None)
     spec = _thresholds(Path(thresholds)) if thresholds else None
+    if condition == "pasted" and (offline or replay_dir):
+        raise click.UsageError("--condition pasted measures a model: add --live")
     if record_dir and offline:
         raise click.UsageError("--record saves live runs: add --live")
     factory = None
@@ -74,6 +78,8 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     def say(line: str) -> None:
         click.echo(line, err=True)
 
+    from tutor.eval.run import Condition
+
     if replay_dir:
         from tutor.eval.run import evaluate_replay
 
@@ -81,7 +87,8 @@ def eval_cmd(ctx: click.Context, files, offline, personas, seeds, budget, max_tu
     else:
         report = asyncio.run(evaluate(explainers, names, seeds or (1 if offline else 3), backend_factory=factory,
                                       questions=labelled, progress=say, budget_usd=None if offline else budget,
-                                      max_turns=max_turns, record_dir=Path(record_dir) if record_dir else None))
+                                      max_turns=max_turns, record_dir=Path(record_dir) if record_dir else None,
+                                      condition=Condition(condition)))
     if defects:
         from tutor.eval.run import evaluate_defects
 

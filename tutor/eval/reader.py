@@ -82,12 +82,20 @@ class SimulatedReader:
     checks_seen: list[str] = field(default_factory=list)
     asked_tangent: bool = False
     asked_for_answer: set[str] = field(default_factory=set)
+    focus: str | None = None  # the concept the reader thinks is in play (asked, checked, explained)
     _last_attempt: Attempt | None = None
     _pending_check: CheckQuestion | None = None
     _pending_concept: str | None = None
 
     def __post_init__(self) -> None:
-        self._vocab = {c.id: words(c.section.text) for c in self.explainer.concepts}
+        # A section's own words: the ones no earlier section used. Otherwise reading the
+        # first section would teach the next by their shared words.
+        self._vocab: dict[str, set[str]] = {}
+        earlier: set[str] = set()
+        for c in self.explainer.concepts:
+            mine = words(c.section.text)
+            self._vocab[c.id] = (mine - earlier) or mine
+            earlier |= mine
         self._checks = [(c, q, words(q.question)) for c in self.explainer.concepts for q in c.checks]
         self._by_heading = {c.section.heading.casefold(): c for c in self.explainer.concepts}
 
@@ -110,12 +118,14 @@ class SimulatedReader:
             return "yes" if right else "no"
         if check is not None:
             c, q = check
+            self.focus = c.id
             self._pending_check, self._pending_concept = q, c.id
             if q.question not in self.checks_seen:
                 self.checks_seen.append(q.question)
             return self._answer(c, q, turn)
         asked = self._asked_about(tutor_text)
         if asked is not None:
+            self.focus = asked
             return self._claim(asked)
         if self._last_attempt is not None and not self._last_attempt.correct and self._told_wrong(tutor_text):
             cid = self._last_attempt.concept_id
@@ -140,7 +150,10 @@ class SimulatedReader:
             cited = f"§ {c.section.heading}".casefold() in text.casefold()
             got = vocab & tw
             if cited or len(got) >= 0.2 * len(vocab):
+                before = len(self.shown.get(c.id, ()))
                 self.shown.setdefault(c.id, set()).update(got)
+                if len(self.shown[c.id]) - before >= 10:
+                    self.focus = c.id  # a substantial new part of this section
             m = self.truth.misconceptions.get(c.id)
             if m and c.id not in self.named and names(m, text):
                 self.named.add(c.id)
@@ -179,14 +192,27 @@ class SimulatedReader:
         if not found_asks:
             return None
         m = found_asks[-1]  # the last "do you know" is the one waiting for an answer
-        before = text[: m.end() + 200].casefold()
-        found: tuple[int, str] | None = None
+        low = text.casefold()
+        stop = low.find("?", m.end())
+        after = low[m.end() : stop if stop >= 0 else m.end() + 120]  # "... know about X?"
+        before = low[: m.start()]  # "Next: X. Do you already know about it?"
+        best_after: tuple[int, str] | None = None
+        best_before: tuple[int, int, str] | None = None
         for c in self.explainer.concepts:
-            for name in {c.title.casefold(), in_sentence(c.title).casefold(), c.section.heading.casefold()}:
+            # the title, the heading, or the id as words ("code-points" -> "code points"):
+            # a model names a concept more loosely than the guide does
+            for name in {c.title.casefold(), in_sentence(c.title).casefold(), c.section.heading.casefold(),
+                         c.id.replace("-", " ").casefold()}:
+                pos = after.find(name)
+                if pos >= 0 and (best_after is None or (pos, -len(name)) < (best_after[0], 0)):
+                    best_after = (pos, c.id)
                 pos = before.rfind(name)
-                if pos >= 0 and (found is None or pos > found[0]):
-                    found = (pos, c.id)
-        return found[1] if found else None
+                end = pos + len(name)  # the name that ends last wins: "X turns code points into bytes" over "code points"
+                if pos >= 0 and (best_before is None or (end, len(name)) > best_before[:2]):
+                    best_before = (end, len(name), c.id)
+        if best_after is not None:
+            return best_after[1]
+        return best_before[2] if best_before else None
 
     @staticmethod
     def _told_wrong(text: str) -> bool:

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ from tutor.errors import TutorError
 from tutor.eval.personas import PERSONAS, Persona
 from tutor.eval.reader import SimulatedReader, words
 from tutor.explainer import Explainer
+
+
+class Condition(Enum):
+    TUTOR = "tutor"  # tutor's session: rules, reader model, memory
+    PASTED = "pasted"  # the explainer pasted into a chatbot: the baseline to beat
+
 
 EXPLAINS = 25
 TAG_LEAKS = ("<state", "<feedback", "</state", "</feedback")
@@ -62,16 +69,24 @@ async def run_one(
     db: Path,
     backend_factory: Callable[[], Any] | None = None,
     turn_limit: int | None = None,
+    condition: Condition = Condition.TUTOR,
 ) -> Run:
     from tutor.engine.events import ErrorEvent, TextDelta, TurnFinished, Usage
     from tutor.engine.session import TutorSession
+    from tutor.eval.pasted import PastedChat
     from tutor.store import Store
 
     truth = persona.truth(ex, seed)
     reader = SimulatedReader(persona, ex, truth)
     store = Store.open(db)
     backend = backend_factory() if backend_factory is not None else None
-    session = TutorSession.open(ex, store, backend=backend, new=True)
+    session: Any
+    if condition is Condition.PASTED:
+        if backend is None:
+            raise TutorError("the pasted-file condition needs a model", hint="Add --live (with a key or --base-url).")
+        session = PastedChat(ex, backend)
+    else:
+        session = TutorSession.open(ex, store, backend=backend, new=True)
     turns: list[Turn] = []
     finished = False
     cost = 0.0
@@ -102,10 +117,11 @@ async def run_one(
         limit = turn_limit or max_turns(ex)
         while not finished and len(turns) < limit and not errors:
             said = reader.respond(text, len(turns))
-            text = await turn(session.reply(said), said, session.current_concept)
+            text = await turn(session.reply(said), said, session.current_concept or reader.focus)
         states = session.states()
         refused = len(session.refused_states)
-        notes = [(f.concept_id, f.text) for f in store.feedback(session_id=session.id) if f.source == "model"]
+        notes = ([(f.concept_id, f.text) for f in store.feedback(session_id=session.id) if f.source == "model"]
+                 if condition is Condition.TUTOR else [])
     finally:
         await session.aclose()
         store.close()
@@ -244,6 +260,7 @@ async def evaluate(
     budget_usd: float | None = None,
     max_turns: int | None = None,
     record_dir: Path | None = None,
+    condition: Condition = Condition.TUTOR,
 ) -> Report:
     """Every persona x explainer x seed, each on its own throwaway database. With
     ``record_dir``, each run's model calls are saved there as a cassette."""
@@ -258,7 +275,7 @@ async def evaluate(
                     if budget_usd is not None and spent >= budget_usd:
                         if progress:
                             progress(f"stopped: the budget of ${budget_usd:.2f} is spent (${spent:.4f})")
-                        return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+                        return Report(runs, routing(explainers, questions or {}), _mode(backend_factory, condition))
                     db = Path(tmp) / f"{len(runs)}.db"
                     made: list[Recorder] = []
                     factory = backend_factory
@@ -266,7 +283,8 @@ async def evaluate(
                         def factory(inner: Callable[[], Any] = backend_factory, into: list[Recorder] = made) -> Recorder:
                             into.append(Recorder(inner()))
                             return into[-1]
-                    run = await run_one(ex, PERSONAS[name], seed, db=db, backend_factory=factory, turn_limit=max_turns)
+                    run = await run_one(ex, PERSONAS[name], seed, db=db, backend_factory=factory, turn_limit=max_turns,
+                                        condition=condition)
                     if made and record_dir is not None:
                         record_dir.mkdir(parents=True, exist_ok=True)
                         made[0].save(record_dir / f"{Path(ex.path).stem}.{name}.{seed}.json", explainer=ex, persona=name, seed=seed)
@@ -276,7 +294,7 @@ async def evaluate(
                         acc = run.metrics["diagnosis_accuracy"]
                         progress(f"{Path(ex.path).name} · {name} · seed {seed}: {len(run.turns)} turns, "
                                  f"diagnosis {'-' if acc is None else f'{acc:.2f}'}")
-    return Report(runs, routing(explainers, questions or {}), "live" if backend_factory else "offline")
+    return Report(runs, routing(explainers, questions or {}), _mode(backend_factory, condition))
 
 
 async def evaluate_replay(
@@ -346,6 +364,12 @@ async def evaluate_defects(
                     progress(f"{Path(ex.path).name} · planted {d.kind}: lint {'caught' if out[-1].lint_caught else 'missed'}"
                              + ("" if flagged is None else f", tutor {'flagged' if flagged else 'missed'}"))
     return out
+
+
+def _mode(backend_factory: Any, condition: Condition) -> str:
+    if backend_factory is None:
+        return "offline"
+    return "live, pasted file" if condition is Condition.PASTED else "live"
 
 
 def routing(explainers: list[Explainer], questions: dict[str, list[tuple[str, str]]]) -> dict[str, float | None]:
