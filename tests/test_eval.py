@@ -171,7 +171,9 @@ def test_the_html_report_renders_in_chromium_with_a_chart_per_metric(tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
     assert [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Content Security Policy" in ln] == []
     dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<svg") == 12 and "diagnosis_accuracy" in dom and "misconception-holder" in dom
+    from tutor.eval.report import COLUMNS
+
+    assert dom.count("<svg") == len(COLUMNS) and "diagnosis_accuracy" in dom and "misconception-holder" in dom
 
 
 def test_each_planted_defect_changes_its_explainer_where_it_says(tmp_path):
@@ -270,3 +272,18 @@ def test_the_pasted_file_condition_sends_the_explainer_as_the_only_message_with_
     assert by["expert"]["turns_on_known"] >= 1  # the reader's own view of the concept in play
     r = run_main(UTF8, "--condition", "pasted")
     assert r.returncode == 2 and "--live" in r.stderr
+
+
+def test_a_tutor_that_re_asks_an_answered_check_is_counted_and_live_means_get_intervals(api):
+    from fake_api import text
+
+    q = load(UTF8).concepts[0].checks[0].question
+    api.handler = lambda body: text(f"Let's check. {q}")  # the same check, whatever the reader said
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    r = run(UTF8, "--live", "--personas", "expert", "--seeds", "2", "--max-turns", "4", "--json", env=env)
+    assert r.exit_code == 0, r.output
+    [p] = json.loads(r.stdout)["personas"]
+    assert p["metrics"]["checks_reasked"] == 2.0  # answered right at turn 1, asked again at turns 2 and 3
+    assert p["metrics"]["replies_without_state_tag"] == 1.0
+    low, high = p["intervals"]["cost_usd"]
+    assert 0 < low <= p["metrics"]["cost_usd"] <= high

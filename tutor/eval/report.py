@@ -24,6 +24,10 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("questions_per_reply", "?/reply", "", "{:.2f}"),
     ("citation_rate", "cites", "high", "{:.2f}"),
     ("tag_leaks", "tag leaks", "low", "{:.0f}"),
+    ("checks_reasked", "re-checked", "low", "{:.1f}"),
+    ("done_reexplained", "re-explained", "low", "{:.1f}"),
+    ("replies_without_state_tag", "no state tag", "low", "{:.2f}"),
+    ("cost_usd", "$ per run", "low", "{:.3f}"),
 )
 
 
@@ -68,7 +72,7 @@ def table(report: Report) -> str:
 def as_json(report: Report) -> dict[str, Any]:
     return {
         "mode": report.mode,
-        "personas": report.personas(),
+        "personas": [dict(p, intervals=report.intervals()[p["name"]]) for p in report.personas()],
         "overall": report.overall(),
         "routing": {Path(k).name: v for k, v in report.routing.items()},
         "defects": {"scores": report.defect_scores(), "planted": [vars(d) for d in report.defects]} if report.defects else None,

@@ -38,6 +38,7 @@ class Turn:
     tutor: str
     concept: str | None  # the concept the session was on when the reader spoke
     first_token_s: float | None = None
+    done_before: frozenset[str] = frozenset()  # concepts done (known/understood) when the reader spoke
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Run:
     errors: list[str] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
     feedback: list[tuple[str | None, str]] = field(default_factory=list)  # the model's notes: (concept, text)
+    raw_replies: list[str] = field(default_factory=list)  # the tutor's stored raw text, tags in it (model runs)
+    compacted: bool = False  # the session folded older turns into a summary
 
 
 def max_turns(ex: Explainer) -> int:
@@ -93,6 +96,7 @@ async def run_one(
     errors: list[str] = []
 
     async def turn(gen: Any, said: str | None, concept: str | None) -> str:
+        done_before = frozenset(cid for cid, st in session.states().items() if st in DONE)
         nonlocal finished, cost
         parts: list[str] = []
         t0 = time.monotonic()
@@ -109,7 +113,7 @@ async def run_one(
             elif isinstance(ev, TurnFinished):
                 finished = finished or ev.finished
         text = "".join(parts)
-        turns.append(Turn(said, text, concept, first))
+        turns.append(Turn(said, text, concept, first, done_before))
         return text
 
     try:
@@ -120,12 +124,16 @@ async def run_one(
             text = await turn(session.reply(said), said, session.current_concept or reader.focus)
         states = session.states()
         refused = len(session.refused_states)
+        raws = ([m.raw or "" for m in store.messages(session.id) if m.role == "tutor"]
+                if condition is Condition.TUTOR and backend is not None else [])
+        compacted = condition is Condition.TUTOR and store.latest_summary(session.id) is not None
         notes = ([(f.concept_id, f.text) for f in store.feedback(session_id=session.id) if f.source == "model"]
                  if condition is Condition.TUTOR else [])
     finally:
         await session.aclose()
         store.close()
-    run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors, feedback=notes)
+    run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors, feedback=notes,
+              raw_replies=raws, compacted=compacted)
     run.metrics = score(ex, run)
     return run
 
@@ -165,6 +173,24 @@ def score(ex: Explainer, run: Run) -> dict[str, float | None]:
     explaining = [t for t in replies if any(len(words(t) & v) >= EXPLAINS for v in vocab)]
     cited = [t for t in explaining if "§" in t]
     ftt = [t.first_token_s for t in run.turns if t.first_token_s is not None]
+    # continuity: a check posed again after the reader answered it right, a done concept explained again
+    right: set[str] = set()
+    reasked = 0
+    for a in r.attempts:
+        if a.question in right:
+            reasked += 1
+        if a.correct:
+            right.add(a.question)
+    # words only that section uses: a later section reuses an earlier one's terms
+    own = [v - set().union(*(o for o in vocab if o is not v)) for v in vocab]
+    reexplained = sum(
+        1 for t in run.turns
+        if t.reader is not None and any(c.id in t.done_before and c.id not in r.truth.known and len(o) >= 8
+                                        and len(words(t.tutor) & o) >= 0.3 * len(o)
+                                        for c, o in zip(ex.concepts, own))
+    )
+    model_run = bool(run.raw_replies)
+    untagged = sum("<state" not in raw for raw in run.raw_replies)
     return {
         "diagnosis_accuracy": _ratio(sum(truly[c] == done[c] for c in ids), len(ids)),
         "overclaim_catch_rate": _ratio(sum(not done[c] or truly[c] for c in claimed_false), len(claimed_false)),
@@ -181,6 +207,10 @@ def score(ex: Explainer, run: Run) -> dict[str, float | None]:
         "citation_rate": _ratio(len(cited), len(explaining)),
         "tag_leaks": float(sum(any(x in t for x in TAG_LEAKS) for t in replies)),
         "refused_state_tags": float(run.refused_states),
+        "checks_reasked": float(reasked),
+        "done_reexplained": float(reexplained),
+        "compacted": 1.0 if run.compacted else 0.0,
+        "replies_without_state_tag": _ratio(untagged, len(run.raw_replies)) if model_run else None,
         "finished": 1.0 if run.finished else 0.0,
         "cost_usd": run.cost_usd,
         "first_token_s_median": float(statistics.median(ftt)) if ftt else None,
@@ -237,6 +267,26 @@ class Report:
             keys = list(mine[0].metrics)
             metrics = {k: _mean([r.metrics[k] for r in mine]) for k in keys}
             out.append({"name": name, "runs": len(mine), "metrics": metrics})
+        return out
+
+    def intervals(self, draws: int = 1000) -> dict[str, dict[str, tuple[float, float] | None]]:
+        """Per persona, a 95% bootstrap interval of each metric's mean over its runs (seeded,
+        so the same runs give the same interval); None with fewer than two runs."""
+        import random
+
+        out: dict[str, dict[str, tuple[float, float] | None]] = {}
+        for p in self.personas():
+            mine = [r for r in self.runs if r.persona == p["name"]]
+            rng = random.Random(f"bootstrap:{p['name']}")
+            got: dict[str, tuple[float, float] | None] = {}
+            for k in p["metrics"]:
+                vs: list[float] = [v for r in mine if (v := r.metrics[k]) is not None]
+                if len(vs) < 2:
+                    got[k] = None
+                    continue
+                means = sorted(sum(rng.choices(vs, k=len(vs))) / len(vs) for _ in range(draws))
+                got[k] = (means[int(0.025 * draws)], means[int(0.975 * draws) - 1])
+            out[p["name"]] = got
         return out
 
     def overall(self) -> dict[str, float | None]:
