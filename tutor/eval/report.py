@@ -52,8 +52,10 @@ def table(report: Report) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     short = [f"{v} = {k}" for k, v in SHORT.items() if any(p["name"] == k for p in personas)]
     runs = len(report.runs)
-    lines.append(f"({runs} run{'s' if runs != 1 else ''}, {report.mode}; ↑ higher is better, ↓ lower; "
-                 + "; ".join(short) + ")" if short else f"({runs} runs, {report.mode})")
+    import textwrap
+
+    legend = f"({runs} run{'s' if runs != 1 else ''}, {report.mode}; ↑ higher is better, ↓ lower" + "".join("; " + x for x in short) + ")"
+    lines.extend(textwrap.wrap(legend, 80))
     for path, acc in report.routing.items():
         lines.append(f"search routing, {Path(path).name}: " + ("no labelled questions" if acc is None else f"{acc:.2f} top-1"))
     if report.defects:
