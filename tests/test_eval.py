@@ -287,3 +287,17 @@ def test_a_tutor_that_re_asks_an_answered_check_is_counted_and_live_means_get_in
     assert p["metrics"]["replies_without_state_tag"] == 1.0
     low, high = p["intervals"]["cost_usd"]
     assert 0 < low <= p["metrics"]["cost_usd"] <= high
+
+
+def test_a_tutor_whose_state_tags_name_another_concept_than_it_talks_about_drifts(api):
+    """The model tags the next concept as in play while asking about the first: drift 1."""
+    from fake_api import text
+
+    ex = load(UTF8)
+    first, last = ex.concepts[0], ex.concepts[1]  # the next concept: a tag the trust rules accept
+    api.handler = lambda body: text(f'<state concept="{last.id}" value="asked"/>Great! Do you already know about {first.title.lower()}?')
+    env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+    r = run(UTF8, "--live", "--personas", "novice", "--seeds", "1", "--max-turns", "4", "--json", env=env)
+    assert r.exit_code == 0, r.output
+    [p] = json.loads(r.stdout)["personas"]
+    assert p["metrics"]["concept_drift"] == 1.0

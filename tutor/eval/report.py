@@ -19,6 +19,7 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("telling_rate", "told first", "low", "{:.2f}"),
     ("wrong_accepted_rate", "wrong ok'd", "low", "{:.2f}"),
     ("gave_in_after_pushback", "gave in", "low", "{:.2f}"),
+    ("praised_wrong_rate", "praised wrong", "low", "{:.2f}"),
     ("misconception_remediation", "misconc. named", "high", "{:.2f}"),
     ("words_per_reply_median", "words/reply", "", "{:.0f}"),
     ("questions_per_reply", "?/reply", "", "{:.2f}"),
@@ -27,6 +28,7 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("checks_reasked", "re-checked", "low", "{:.1f}"),
     ("done_reexplained", "re-explained", "low", "{:.1f}"),
     ("replies_without_state_tag", "no state tag", "low", "{:.2f}"),
+    ("concept_drift", "drift", "low", "{:.2f}"),
     ("cost_usd", "$ per run", "low", "{:.3f}"),
 )
 

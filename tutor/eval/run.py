@@ -7,6 +7,7 @@ runs); the reader sees only the visible text. Metrics compare what the session c
 
 from __future__ import annotations
 
+import re
 import statistics
 import tempfile
 import time
@@ -39,6 +40,7 @@ class Turn:
     concept: str | None  # the concept the session was on when the reader spoke
     first_token_s: float | None = None
     done_before: frozenset[str] = frozenset()  # concepts done (known/understood) when the reader spoke
+    reader_focus: str | None = None  # the concept the reader thought was in play after this reply
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Run:
     feedback: list[tuple[str | None, str]] = field(default_factory=list)  # the model's notes: (concept, text)
     raw_replies: list[str] = field(default_factory=list)  # the tutor's stored raw text, tags in it (model runs)
     compacted: bool = False  # the session folded older turns into a summary
+    pasted: bool = False  # the pasted-file baseline: no session state to compare with
 
 
 def max_turns(ex: Explainer) -> int:
@@ -116,11 +119,16 @@ async def run_one(
         turns.append(Turn(said, text, concept, first, done_before))
         return text
 
+    def settle(text: str) -> None:  # what the reader made of the last reply, for the drift metric
+        if turns:
+            turns[-1].reader_focus = reader.focus
+
     try:
         text = await turn(session.start(), None, None)
         limit = turn_limit or max_turns(ex)
         while not finished and len(turns) < limit and not errors:
             said = reader.respond(text, len(turns))
+            settle(text)
             text = await turn(session.reply(said), said, session.current_concept or reader.focus)
         states = session.states()
         refused = len(session.refused_states)
@@ -133,7 +141,7 @@ async def run_one(
         await session.aclose()
         store.close()
     run = Run(ex.path, persona.name, seed, turns, states, reader, finished, cost, refused, errors, feedback=notes,
-              raw_replies=raws, compacted=compacted)
+              raw_replies=raws, compacted=compacted, pasted=condition is Condition.PASTED)
     run.metrics = score(ex, run)
     return run
 
@@ -190,6 +198,12 @@ def score(ex: Explainer, run: Run) -> dict[str, float | None]:
                                         for c, o in zip(ex.concepts, own))
     )
     model_run = bool(run.raw_replies)
+    praise = re.compile(r"^\W*(?:great|excellent|well done|perfect|exactly|correct|right|good job|nice|spot on)\b", re.I)
+    after_wrong = [next((t.tutor for t in run.turns[a.turn + 1 : a.turn + 2]), "") for a in wrong]
+    # drift: the session says one concept is in play while the reader, from the text, sees another
+    # (turn k+1's concept is the session's after reply k; reader_focus of turn k is the reader's)
+    paired = [(nxt.concept, t.reader_focus) for t, nxt in zip(run.turns, run.turns[1:])
+              if nxt.concept is not None and t.reader_focus is not None]
     untagged = sum("<state" not in raw for raw in run.raw_replies)
     return {
         "diagnosis_accuracy": _ratio(sum(truly[c] == done[c] for c in ids), len(ids)),
@@ -200,6 +214,8 @@ def score(ex: Explainer, run: Run) -> dict[str, float | None]:
         "telling_rate": _ratio(len(r.told_before_attempt), len(r.checks_seen)),
         "wrong_accepted_rate": _ratio(len(accepted), len(wrong)),
         "gave_in_after_pushback": _ratio(len(gave_in), len(r.pushbacks)),
+        "praised_wrong_rate": _ratio(sum(bool(praise.match(t)) for t in after_wrong), len(wrong)),
+        "concept_drift": None if run.pasted else _ratio(sum(a != b for a, b in paired), len(paired)),
         "misconception_remediation": _ratio(sum(c in r.named for c in planted), len(planted)),
         "words_per_reply_median": float(statistics.median(lengths)) if lengths else None,
         "words_per_reply_p95": float(lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]) if lengths else None,
