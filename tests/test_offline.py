@@ -151,12 +151,28 @@ async def test_questions_are_answered_from_the_explainer(tmp_path):
     await collect(s.start())
     ev = await turn(s, "When does a checkpoint happen?")
     t = text_of(ev)
-    assert "Here is what the explainer says in § Checkpoints:" in t
+    # a later section: the reader is told it comes later, and shown what it says now
+    assert "We will get to this in § Checkpoints; for now, here is what it says:" in t
     assert "\n> " in t
     assert t.rstrip().endswith("Do you already know about Pages and the database file? (yes / no / not sure)")
     ev = await turn(s, "what is the airspeed velocity of an unladen swallow?")
     assert "couldn't find that in the explainer" in text_of(ev)
     assert s.guide.phase == "ask" and s.guide.concept == "pages"
+    ev = await turn(s, "What is a page?")  # the section in play: no "we will get to this"
+    assert "Here is what the explainer says in § Pages and the database file:" in text_of(ev)
+
+
+async def test_a_question_is_routed_by_the_checks_but_never_answered_with_a_reference_answer(tmp_path):
+    """The checks are in the search index as an FAQ (they route a question to its section),
+    but a reference answer is never quoted: that would tell the reader before they try."""
+    ex = load(WAL)
+    s = open_offline(ex, tmp_path / "t.db")
+    await collect(s.start())
+    answers = [q.answer.strip() for c in ex.concepts for q in c.checks]
+    for c in ex.concepts:
+        for q in c.checks:
+            t = text_of(await turn(s, q.question if q.question.endswith("?") else q.question + "?"))
+            assert not any(a[:80] in t.replace("> ", "").replace("\n", " ") for a in answers), q.question
 
 
 async def test_reader_overrides(tmp_path):

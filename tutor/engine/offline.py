@@ -25,7 +25,7 @@ import re
 from pydantic import BaseModel, Field
 
 from tutor.engine.reader_model import ReaderModel, ending, find_concepts, in_sentence
-from tutor.engine.search import SectionIndex, blocks
+from tutor.engine.search import Hit, SectionIndex, blocks
 from tutor.explainer import Concept, Explainer
 
 CHUNK_CHARS = 900  # a "readable piece": at most about this many characters ...
@@ -497,10 +497,21 @@ class OfflineGuide:
 
     # -- answers ---------------------------------------------------------------------------
     def _answer_question(self, question: str) -> Step:
-        hits = self.index.search(question, limit=1)
-        if hits:
-            h = hits[0]
-            self._say(f"Here is what the explainer says in § {h.heading}:\n\n" + _quote(_trim(h.passage)))
+        hits = self.index.search(question, limit=8)
+        # The checks route a question to its section but are never quoted: that would hand
+        # the reader a reference answer before they try it.
+        top = hits[0].concept_id if hits else None
+        quote = next((h for h in hits if h.concept_id == top and h.kind != "faq"), None)
+        if quote is None and top is not None:
+            c = self.ex.concept(top)
+            pieces = chunks(c.section.text)
+            quote = Hit(concept_id=top, heading=c.section.heading, passage=pieces[0] if pieces else c.summary, score=0.0)
+        if quote is not None:
+            h = quote
+            ahead = (h.concept_id != self.concept and not self.was_presented(h.concept_id)
+                     and not self.model.is_done(h.concept_id) and self.phase != "done")
+            lead = f"We will get to this in § {h.heading}; for now, here is what it says" if ahead else f"Here is what the explainer says in § {h.heading}"
+            self._say(f"{lead}:\n\n" + _quote(_trim(h.passage)))
         else:
             self._say(
                 "I couldn't find that in the explainer. (Offline I can only search its text; "

@@ -96,6 +96,25 @@ class Hit(BaseModel):
     heading: str
     passage: str
     score: float
+    kind: str = "text"  # "text" (the section), "faq" (a check and its answer), "term" (a bold definition)
+
+
+GROUP_DECAY = 0.3  # weight of a concept's 2nd and 3rd best passages (0.3, 0.09): bench in docs/eval.md
+_BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")
+
+
+def glossary(markdown: str) -> list[tuple[str, str]]:
+    """(term, the sentence that defines it) for each bold term: a bold run is how the
+    samples and `tutor compile` mark a definition."""
+    out = []
+    prose = re.sub(r"^(```|~~~).*?^\1", " ", markdown, flags=re.M | re.S)
+    for para in prose.split("\n\n"):
+        flat = " ".join(para.split())
+        for m in _BOLD.finditer(flat):
+            start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
+            end = flat.find(". ", m.end())
+            out.append((m.group(1).strip(), flat[start : end + 1 if end >= 0 else len(flat)].strip()))
+    return out
 
 
 def query_terms(question: str) -> list[str]:
@@ -117,27 +136,51 @@ class SectionIndex:
     def __init__(self, explainer: Explainer):
         self.conn = sqlite3.connect(":memory:")
         self.conn.execute(
-            "CREATE VIRTUAL TABLE passages USING fts5(heading, body, concept UNINDEXED, tokenize='porter unicode61')"
+            # title: what a heading match is scored on (the heading, plus the term for a
+            # glossary row); heading: what the reader is told to look under
+            "CREATE VIRTUAL TABLE passages USING fts5(title, body, concept UNINDEXED, kind UNINDEXED, heading UNINDEXED,"
+            " tokenize='porter unicode61')"
         )
         rows = []
         for c in explainer.concepts:
             for b in passages(c.section.text):
-                rows.append((c.section.heading, b, c.id))
+                rows.append((c.section.heading, b, c.id, "text", c.section.heading))
             if c.summary:
-                rows.append((c.section.heading, c.summary, c.id))
-        self.conn.executemany("INSERT INTO passages (heading, body, concept) VALUES (?, ?, ?)", rows)
+                rows.append((c.section.heading, c.summary, c.id, "text", c.section.heading))
+            # The checks as an FAQ: a reader's question is often a check in other words.
+            for q in c.checks:
+                if q.answer.strip():
+                    rows.append((c.section.heading, f"{q.question}\n\n{q.answer.strip()}", c.id, "faq", c.section.heading))
+            # Bold definitions as a glossary: "what is a frame?" wants the defining sentence.
+            for term, sentence in glossary(c.section.text):
+                rows.append((f"{c.section.heading} {term}", sentence, c.id, "term", c.section.heading))
+        self.conn.executemany("INSERT INTO passages (title, body, concept, kind, heading) VALUES (?, ?, ?, ?, ?)", rows)
         self.size = len(rows)
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
-        """Best passages first. A prose passage is preferred to a code block that scores
-        only a little better: "what is a page?" wants the sentence, not the example."""
-        hits = self._search(question, max(limit, 6))
-        if len(hits) > 1 and _is_code(hits[0].passage):
-            for k, h in enumerate(hits[1:], 1):
-                if not _is_code(h.passage) and h.score >= 0.6 * hits[0].score:
-                    hits.insert(0, hits.pop(k))
-                    break
-        return hits[:limit]
+        """Best passages first, grouped by concept: the concept whose passages answer best
+        together comes first (its best passage, plus a little of its next two: one strong
+        match in a neighbouring section should not beat a section that is about the question).
+        Within a concept a prose passage is preferred to a code block that scores only a
+        little better: "what is a page?" wants the sentence, not the example."""
+        hits = self._search(question, 30)
+        by: dict[str, list[Hit]] = {}
+        for h in hits:
+            by.setdefault(h.concept_id, []).append(h)
+
+        def weight(group: list[Hit]) -> float:
+            return sum(h.score * (GROUP_DECAY**i) for i, h in enumerate(group[:3]))
+
+        ordered: list[Hit] = []
+        for cid in sorted(by, key=lambda c: -weight(by[c])):
+            group = by[cid]
+            if len(group) > 1 and _is_code(group[0].passage):
+                for k, h in enumerate(group[1:], 1):
+                    if not _is_code(h.passage) and h.score >= 0.6 * group[0].score:
+                        group.insert(0, group.pop(k))
+                        break
+            ordered.extend(group)
+        return ordered[:limit]
 
     def _search(self, question: str, limit: int) -> list[Hit]:
         terms = query_terms(question)
@@ -147,13 +190,13 @@ class SectionIndex:
         try:
             cur = self.conn.execute(
                 # heading matches count double: a question naming a section wants that section
-                "SELECT concept, heading, body, bm25(passages, 2.0, 1.0) AS s FROM passages"
+                "SELECT concept, heading, body, bm25(passages, 2.0, 1.0) AS s, kind FROM passages"
                 " WHERE passages MATCH ? ORDER BY s, rowid LIMIT ?",
                 (q, limit),
             )
         except sqlite3.OperationalError:
             return []
-        return [Hit(concept_id=r[0], heading=r[1], passage=r[2], score=-float(r[3])) for r in cur.fetchall()]
+        return [Hit(concept_id=r[0], heading=r[1], passage=r[2], score=-float(r[3]), kind=r[4]) for r in cur.fetchall()]
 
     def close(self) -> None:
         self.conn.close()
