@@ -63,23 +63,24 @@ def test_json_names_each_persona_with_its_metrics_and_is_the_same_every_time():
     assert data["routing"]["unicode-utf8.md"] is not None
 
 
-def test_an_overclaimer_is_taken_at_its_word_by_todays_offline_guide():
-    """The issue's finding, measured: yes to every "do you know" ends with unknown concepts
-    marked known, and the eval says so."""
+def test_an_overclaimer_is_caught_by_the_offline_guides_verification():
+    """The issue's finding: yes to every "do you know" used to end with unknown concepts
+    marked known (catch rate 0, diagnosis 0.29 on this file). Each claim is now verified
+    with one check, and the eval shows it."""
     data = json.loads(run(UTF8, "--json", "--personas", "overclaimer").stdout)
     [p] = data["personas"]
-    assert p["metrics"]["overclaim_catch_rate"] == 0.0
-    assert p["metrics"]["diagnosis_accuracy"] < 0.5
+    assert p["metrics"]["overclaim_catch_rate"] == 1.0
+    assert p["metrics"]["diagnosis_accuracy"] >= 0.9
     [r] = data["runs"]
-    assert all(state == "known" for state in r["final_states"].values())
+    assert not all(state == "known" for state in r["final_states"].values())
 
 
 def test_a_threshold_that_does_not_hold_fails_with_the_metric_named(tmp_path):
     spec = tmp_path / "t.yaml"
-    spec.write_text("personas:\n  overclaimer:\n    overclaim_catch_rate: {min: 0.9}\n")
-    r = run(UTF8, "--personas", "overclaimer", "--thresholds", spec)
+    spec.write_text("personas:\n  expert:\n    turns: {max: 9}\n")
+    r = run(UTF8, "--personas", "expert", "--thresholds", spec)
     assert r.exit_code == 1
-    assert "overclaimer: overclaim_catch_rate 0.000 is below 0.9" in r.output
+    assert "expert: turns 15.000 is above 9" in r.output
 
 
 def test_bad_input_gets_a_clear_error(tmp_path):

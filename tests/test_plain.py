@@ -35,8 +35,9 @@ def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert out.startswith(WAL_HEADER + "I want to explain how SQLite's write-ahead log works to you. Do you already know about Pages and the database file?")
-    assert "> yes\nGood, then we skip Pages and the database file." in out
-    assert "> no\nFrom § The rollback journal:" in out
+    # a claim is verified with one check first; "no" to it is taught at once
+    assert "> yes\nGood. One quick question to confirm, then we move on:" in out
+    assert "> no\nNo problem: let's go through it.\n\nFrom § Pages and the database file:" in out
     assert "Session saved. Resume with: tutor open" in out and "--resume" in out
     assert "\x1b" not in out and "Traceback" not in r.stderr
     # The session is in the database: 2 reader messages, 3 tutor messages, states.
@@ -44,14 +45,14 @@ def test_printf_yes_no_runs_a_guided_dialogue_and_exits_cleanly(tmp_path):
         [row] = store.list_sessions()
         msgs = store.messages(row.id)
         assert [m.role for m in msgs] == ["tutor", "reader", "tutor", "reader", "tutor"]
-        assert store.concept_states(row.id)["pages"].state == "known"
+        assert store.concept_states(row.id)["pages"].state == "asked"
 
     # Running again resumes where it stopped.
     r = run(["open", str(WAL), "--plain", "--offline", "--db", str(db)], "\n")
     assert r.returncode == 0
     assert "Resuming session" in r.stderr
-    assert r.stdout.startswith(WAL_HEADER + "Welcome back. We are reading § The rollback journal (part 1 of 2).")
-    assert "(§ The rollback journal, continued)" in r.stdout
+    assert r.stdout.startswith(WAL_HEADER + "Welcome back. We are reading § Pages and the database file (part 1 of")
+    assert "(§ Pages and the database file, continued)" in r.stdout
 
 
 def test_no_key_means_offline_with_a_notice(tmp_path):
@@ -276,7 +277,8 @@ def test_plain_mode_prints_the_title_help_and_no_markdown_syntax(tmp_path):
     assert r.stdout.startswith(WAL_HEADER + "Do you know about pages?\n")
     assert MARKDOWN_PLAIN in r.stdout
     # The offline guide quotes the explainer's own Markdown (`PRAGMA journal_mode=DELETE`).
-    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "o.db")], "yes\nno\n")
+    right = "At least three: a leaf page of the table's b-tree and a leaf page of each index's b-tree."
+    r = run(["open", str(WAL), "--plain", "--offline", "--db", str(tmp_path / "o.db")], f"yes\n{right}\nno\n")
     assert "rollback journal (PRAGMA journal_mode=DELETE)." in r.stdout
     assert "`" not in r.stdout and "**" not in r.stdout
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from tutor.engine.reader_model import ReaderModel, ending, find_concepts, in_sentence
 from tutor.engine.search import Hit, SectionIndex, blocks
-from tutor.explainer import Concept, Explainer
+from tutor.explainer import CheckQuestion, Concept, Explainer
 
 CHUNK_CHARS = 900  # a "readable piece": at most about this many characters ...
 CHUNK_BLOCKS = 3  # ... or this many paragraphs
@@ -151,13 +151,15 @@ class OfflineGuide:
         self.ex = explainer
         self.model = model
         self.index = index or SectionIndex(explainer)
-        self.phase = "start"  # start | ask | explain | check | grade | done
+        self.phase = "start"  # start | ask | verify | verify-grade | explain | check | grade | done
         self.concept: str | None = None
         self.pieces: list[str] = []
         self.piece = 0
         self.check = 0
         self.reexplain = False
         self.check_missed = False  # a check of the current round was answered wrongly
+        self.right: set[int] = set()  # checks of the current concept answered right (at last)
+        self.misses: dict[int, int] = {}  # times each check of the current concept was missed
         self.presented: set[str] = set()  # concepts whose section was shown in this session
         self.visited: list[str] = []  # concepts walked through in this session, in order
         # Headings with nothing under them but subheadings (a plain file's "# Title") are
@@ -167,6 +169,7 @@ class OfflineGuide:
         self._out: list[str] = []
         self._changes: list[StateChange] = []
         self._seq: int | None = None
+        self._claim = ""  # the reader's words when claiming the concept in verification
 
     # -- public -------------------------------------------------------------------------
     def opening(self, seq: int | None = None) -> Step:
@@ -199,8 +202,10 @@ class OfflineGuide:
         check, Enter alone does nothing useful, so the hint must not say "press Enter"."""
         if self.phase == "ask":
             return "Answer yes, no or not sure, or ask a question"
-        if self.phase == "check":
+        if self.phase in ("check", "verify"):
             return "Type your answer to the check question"
+        if self.phase == "verify-grade":
+            return "Did your answer cover the points? yes or no"
         if self.phase == "grade":
             return "Did your answer match? yes, partly or no"
         if self.phase == "done":
@@ -232,7 +237,7 @@ class OfflineGuide:
         if t in SKIP and self.phase != "done":
             self._skip()
             return self._end()
-        strict = self.phase in ("check", "grade")  # there, "I know that ..." is an answer
+        strict = self.phase in ("check", "grade", "verify", "verify-grade")  # there, "I know that ..." is an answer
         m = _KNOW_RE.match(t)
         if m and m.group(1) not in _PRONOUNS and classify_yes_no(t) is None:
             hits = find_concepts(self.ex, m.group(1), strict=strict)
@@ -271,6 +276,10 @@ class OfflineGuide:
                 return self._answer_question(raw)
             self._continue_explaining()
             return self._end()
+        if self.phase == "verify":
+            return self._on_verify(raw, t)
+        if self.phase == "verify-grade":
+            return self._on_verify_grade(raw, t)
         if self.phase == "check":
             return self._on_check(raw, t)
         if self.phase == "grade":
@@ -349,8 +358,18 @@ class OfflineGuide:
         answer = classify_yes_no(raw)
         if answer is None and looks_like_question(raw):
             return self._answer_question(raw)
+        if answer in ("yes", "unsure") and c.checks:
+            # A claim is verified with one check before the concept is skipped: a reader who
+            # says yes to everything would otherwise skip everything (tutor eval: the
+            # overclaimer). "Not sure" gets the same short probe instead of the whole section.
+            self.phase = "verify"
+            self.check = 0
+            self._claim = raw
+            lead = "Good. One quick question to confirm, then we move on:" if answer == "yes" else "Let's see what you already know:"
+            self._say(f"{lead} {c.checks[0].question}\n\n(Type your answer, or 'not sure'.)")
+            return self._end()
         if answer == "yes":
-            self._set(c.id, "known", f"reader: {raw}")
+            self._set(c.id, "known", f"reader: {raw} (claimed; the concept has no check to verify it)")
             self._mark_visited(c.id)
             self._say(f"Good, then we skip {ending(in_sentence(c.title), '.')}")
             self._advance()
@@ -359,6 +378,51 @@ class OfflineGuide:
             self._start_explaining(c, again=False)
             return self._end()
         self._say(f"Please answer yes, no or not sure: do you already know about {ending(in_sentence(c.title), '?')} (Or ask a question, or type 'skip'.)")
+        return self._end()
+
+    def _on_verify(self, raw: str, t: str) -> Step:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        q = c.checks[0]
+        if raw.endswith("?") and len(raw) > 2 and classify_yes_no(raw) is None:
+            return self._answer_question(raw)
+        if t == "" or t in UNSURE or t in NO:
+            self._say("No problem: let's go through it.")
+            self._start_explaining(c, again=False)
+            return self._end()
+        wrong = matched_misconception(raw, q.misconceptions)
+        if wrong is not None:
+            self._say(f"That is a common mix-up: {ending(wrong, '.')} Let's go through the section.")
+            self._start_explaining(c, again=False)
+            return self._end()
+        if matches_reference(raw, q.answer):
+            self._set(c.id, "known", f"reader claimed it ({self._claim}) and answered a check: {q.question}")
+            self._mark_visited(c.id)
+            self._say(f"Right, that matches the explainer. We skip {ending(in_sentence(c.title), '.')}")
+            self._advance()
+            return self._end()
+        self.phase = "verify-grade"
+        self._say("The explainer's answer, point by point:\n\n" + key_points(q.answer)
+                  + "\n\nOffline I can't judge a free-text answer: did yours cover these? (yes / no)")
+        return self._end()
+
+    def _on_verify_grade(self, raw: str, t: str) -> Step:
+        assert self.concept is not None
+        c = self.ex.concept(self.concept)
+        answer = classify_yes_no(raw)
+        if answer is None and looks_like_question(raw):
+            return self._answer_question(raw)
+        if answer == "yes":
+            self._set(c.id, "known", f"reader claimed it ({self._claim}) and self-graded a check right: {c.checks[0].question}")
+            self._mark_visited(c.id)
+            self._say(f"Good, then we skip {ending(in_sentence(c.title), '.')}")
+            self._advance()
+            return self._end()
+        if answer in ("no", "unsure"):
+            self._say("Then let's go through it.")
+            self._start_explaining(c, again=False)
+            return self._end()
+        self._say("Did your answer cover the explainer's points? Please say yes or no.")
         return self._end()
 
     def _on_check(self, raw: str, t: str) -> Step:
@@ -370,23 +434,54 @@ class OfflineGuide:
         if t == "":
             self._say("Type your answer in your own words (or 'skip').")
             return self._end()
-        answer = q.answer.strip() or "(The explainer gives no reference answer for this question.)"
-        if t in UNSURE:
+        wrong = matched_misconception(raw, q.misconceptions)
+        if t in UNSURE or wrong is not None:
             self.check_missed = True
-            self._set(c.id, "shaky", f"reader could not answer: {q.question}")
-            self._say("No problem. Here is the explainer's answer:\n\n" + _quote(answer))
-            self._misconceptions(q.misconceptions)
-            self._say("Let's go over the section again.")
-            self.check += 1
-            self.reexplain = True
-            self._start_explaining(c, again=True, say_intro=False)
+            why = f"reader's answer matched a known misconception: {q.question}" if wrong else f"reader could not answer: {q.question}"
+            self._set(c.id, "shaky", why)
+            if wrong is not None:  # named at once: the reader said it word for word
+                self._say(f"That is a common mix-up: {ending(wrong, '.')}")
+            else:
+                self._say("No problem.")
+            self._repair(c, q)
             return self._end()
+        if matches_reference(raw, q.answer):
+            self._say("Right: that matches the explainer's answer.\n\n" + key_points(q.answer))
+            return self._graded_right(c, q, how="matched the reference answer")
         self.phase = "grade"
         self._say(
-            "Here is the explainer's answer:\n\n"
-            + _quote(answer)
-            + "\n\nOffline I can't judge a free-text answer, so you decide: did you get it right? (yes / no)"
+            "The explainer's answer, point by point:\n\n"
+            + key_points(q.answer)
+            + "\n\nOffline I can't judge a free-text answer, so you decide: did yours cover these? (yes / no)"
         )
+        return self._end()
+
+    def _repair(self, c: Concept, q: CheckQuestion) -> None:
+        """A missed check: the part of the section that answers it (not the whole section
+        again), then the same question once more; after a second miss, the answer."""
+        n = self.misses.get(self.check, 0) + 1
+        self.misses[self.check] = n
+        if n >= 2:
+            answer = q.answer.strip() or "(The explainer gives no reference answer for this question.)"
+            self._say("Here is the explainer's answer:\n\n" + _quote(answer))
+            self._misconceptions(q.misconceptions)
+            self._say("We can come back to it: type 'explain " + c.id + " again' any time.")
+            self.check += 1
+            self._after_check(c)
+            return
+        piece = best_piece(c.section.text, q.answer) or (chunks(c.section.text) or [c.summary])[0]
+        self._say(f"This part of § {c.section.heading} answers it:\n\n{piece}")
+        self.phase = "check"
+        self._say(f"So, once more: {q.question}\n\n(Type your answer, or 'skip'.)")
+
+    def _graded_right(self, c: Concept, q: CheckQuestion, *, how: str) -> Step:
+        self.right.add(self.check)
+        if all(i in self.right for i in range(len(c.checks))):
+            what = "the check" if len(c.checks) == 1 else f"all {len(c.checks)} checks"
+            self._set(c.id, "understood", f"reader answered {what} correctly ({how}): {q.question}")
+        self._say("Well done.")
+        self.check += 1
+        self._after_check(c)
         return self._end()
 
     def _on_grade(self, raw: str, t: str) -> Step:
@@ -397,22 +492,14 @@ class OfflineGuide:
         if answer is None and looks_like_question(raw):
             return self._answer_question(raw)
         if answer == "yes":
-            # Understood only once the last check is answered and none of this round's was
-            # missed: one right answer out of two is not understanding yet.
-            if self.check + 1 >= len(c.checks) and not self.check_missed:
-                what = "the check" if len(c.checks) == 1 else f"all {len(c.checks)} checks"
-                self._set(c.id, "understood", f"reader answered {what} correctly (self-graded): {q.question}")
-            self._say("Well done.")
-            self.check += 1
-            self._after_check(c)
-            return self._end()
+            # Understood once every check has been answered right, a missed one at its
+            # second try included (a missed check is asked again, see _repair).
+            return self._graded_right(c, q, how="self-graded")
         if answer in ("no", "unsure"):
             self.check_missed = True
             self._set(c.id, "shaky", f"reader's answer was wrong (self-graded): {q.question}")
             self._misconceptions(q.misconceptions)
-            self._say("Let's go over it again.")
-            self.check += 1
-            self._start_explaining(c, again=True, say_intro=False)
+            self._repair(c, q)
             return self._end()
         self._say("Did your answer match the explainer's? Please say yes or no.")
         return self._end()
@@ -476,6 +563,7 @@ class OfflineGuide:
         if self.check < len(c.checks):
             if self.check == 0:
                 self.check_missed = False  # a new round of this concept's checks
+                self.right, self.misses = set(), {}
             self.phase = "check"
             total = len(c.checks)
             label = "Check" if total == 1 else f"Check {self.check + 1} of {total}"
@@ -531,6 +619,10 @@ class OfflineGuide:
             return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
         if self.phase == "check":
             return f"{c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)"
+        if self.phase == "verify":
+            return f"{c.checks[0].question}\n\n(Type your answer, or 'not sure'.)"
+        if self.phase == "verify-grade":
+            return f"Did your answer to \"{c.checks[0].question}\" cover the explainer's points? (yes / no)"
         if self.phase == "grade":
             return f"Did your answer to \"{c.checks[self.check].question}\" match the explainer's? (yes / no)"
         return ""
@@ -586,6 +678,55 @@ class OfflineGuide:
 
     def _end(self, finished: bool = False) -> Step:
         return Step(text="\n\n".join(self._out), changes=list(self._changes), finished=finished or self._finished)
+
+
+_CONTENT = re.compile(r"[^\W_]{4,}")
+_COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
+                    "does each every some more most such very same other just like will would could should".split())
+
+
+def _stems(text: str) -> set[str]:
+    """Content words, crudely stemmed: enough to tell an answer that says the same thing."""
+    out = set()
+    for w in _CONTENT.findall(text.casefold()):
+        if w in _COMMON:
+            continue
+        out.add(re.sub(r"(?:ing|ed|es|s)$", "", w) if len(w) > 5 else w)
+    return out
+
+
+def matches_reference(answer: str, reference: str) -> bool:
+    """An answer that clearly says what the reference says: most of its content words are
+    the reference's, and at least three of them. Anything less is left to the reader's own
+    grading (offline cannot judge free text)."""
+    a, r = _stems(answer), _stems(reference)
+    shared = a & r
+    return len(shared) >= 3 and len(shared) >= 0.6 * len(a)
+
+
+def matched_misconception(answer: str, misconceptions: list[str]) -> str | None:
+    """The listed misconception the answer states, if it states one nearly word for word."""
+    a = _stems(answer)
+    for m in misconceptions:
+        ms = _stems(m)
+        if ms and len(a & ms) >= max(2, 0.75 * len(ms)) and len(a & ms) >= 0.6 * len(a):
+            return m
+    return None
+
+
+def key_points(answer: str) -> str:
+    """The reference answer as a list to grade against, one sentence per point."""
+    text = answer.strip() or "(The explainer gives no reference answer for this question.)"
+    points = [p.strip() for p in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9`])", text) if p.strip()]
+    return "\n".join(f"- {p}" for p in points)
+
+
+def best_piece(section: str, reference: str) -> str | None:
+    """The readable piece of a section that shares the most with a reference answer."""
+    want = _stems(reference)
+    scored = [(len(_stems(p) & want), -i, p) for i, p in enumerate(chunks(section))]
+    best = max(scored, default=None)
+    return best[2] if best and best[0] > 0 else None
 
 
 def _quote(text: str) -> str:

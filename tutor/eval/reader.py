@@ -29,7 +29,7 @@ _STOP = frozenset(
     "one two any all some more most such very same other own".split()
 )
 _ASK = re.compile(r"\b(?:do|did) you (?:already )?know\b|\bare you familiar\b|\bhave you (?:met|seen|used|heard)\b", re.I)
-_GRADE = re.compile(r"did you get it right|did your answer match|you decide", re.I)
+_GRADE = re.compile(r"did you get it right|did (?:your answer|yours) (?:match|cover)|you decide", re.I)
 _MORE = re.compile(r"press enter|type 'more'|read on|shall we (?:go on|continue)|ready to move on", re.I)
 
 

@@ -199,7 +199,8 @@ def score(ex: Explainer, run: Run) -> dict[str, float | None]:
     )
     model_run = bool(run.raw_replies)
     praise = re.compile(r"^\W*(?:great|excellent|well done|perfect|exactly|correct|right|good job|nice|spot on)\b", re.I)
-    after_wrong = [next((t.tutor for t in run.turns[a.turn + 1 : a.turn + 2]), "") for a in wrong]
+    # the reply to an attempt is the turn appended right after it: index a.turn
+    after_wrong = [run.turns[a.turn].tutor if a.turn < len(run.turns) else "" for a in wrong]
     # drift: the session says one concept is in play while the reader, from the text, sees another
     # (turn k+1's concept is the session's after reply k; reader_focus of turn k is the reader's)
     paired = [(nxt.concept, t.reader_focus) for t, nxt in zip(run.turns, run.turns[1:])
