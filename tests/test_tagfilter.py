@@ -235,3 +235,46 @@ async def test_a_stream_ending_in_a_partial_tag_shows_stores_and_exports_none_of
             out = export_session(store, s.id, fmt)
             assert "prerequisite?" in out and "<fe" not in out and "&lt;fe" not in out, fmt
     store.close()
+
+
+# -- one parser for the protocol: the whole-text helpers agree with the stream ----------------
+
+FENCED = (
+    "Here is the syntax:\n```\n<state concept=\"pages\" value=\"known\"/>\n"
+    "<feedback>shown to the reader, not a note</feedback>\n```\n"
+    "Done. <feedback>the real note</feedback>"
+)
+
+
+def test_a_tag_inside_a_code_fence_is_text_for_the_stream_the_prompt_and_the_export():
+    from tutor.engine.prompt import tagged_concepts
+    from tutor.export import strip_feedback
+
+    visible, tags = TagFilter.filter_all(FENCED)
+    assert [(t.name, t.text) for t in tags] == [("feedback", "the real note")]
+    assert "shown to the reader" in visible
+    assert tagged_concepts(FENCED) == []  # the reader model never heard of it either
+    assert strip_feedback(FENCED) == FENCED.removesuffix("<feedback>the real note</feedback>")
+
+
+async def test_a_reply_cut_inside_feedback_leaves_no_note_in_any_export(api, tmp_path):
+    """Issue 11: the regex needed a closing tag, so a reply cut by max_tokens inside
+    <feedback> kept the note in the JSON export's ``raw`` made without --include-feedback."""
+    import json
+
+    reply = 'Pages are blocks. <state concept="pages" value="asked"/>Ready?\n<feedback concept="pages">Zebranote the section never'
+    explainer = load(EXPLAINERS / "sqlite-wal.md")
+    store = Store.open(tmp_path / "tutor.db")
+    api.enqueue(fake_api.text(reply, chunk_size=7, stop_reason="max_tokens"))
+    backend = ClaudeBackend(None, api_key="test-key", base_url=api.url, max_retries=0, timeout=5.0)
+    s = TutorSession.open(explainer, store, backend=backend, new=True)
+    await collect(s.start())
+    [m] = [m for m in store.messages(s.id) if m.role == "tutor"]
+    assert "Zebranote" in (m.raw or "") and "Zebranote" not in m.text
+    for fmt in ("md", "html", "json"):
+        assert "Zebranote" not in export_session(store, s.id, fmt), fmt
+        assert "Zebranote" in export_session(store, s.id, fmt, include_feedback=True), fmt
+    [tm] = [m for m in json.loads(export_session(store, s.id, "json"))["messages"] if m["role"] == "tutor"]
+    # the rest of raw is kept: later turns and a re-import need the state tag
+    assert tm["raw"] == 'Pages are blocks. <state concept="pages" value="asked"/>Ready?\n'
+    store.close()

@@ -37,7 +37,6 @@ from tutor.store import (
 Format = Literal["md", "json", "html"]
 FORMATS: tuple[str, ...] = ("md", "json", "html")
 
-_FEEDBACK_TAG = re.compile(r"<feedback\b[^>]*>.*?</feedback\s*>", re.DOTALL | re.IGNORECASE)
 # C0 controls except tab/newline, DEL, C1 controls: ESC sequences, bells, cursor moves.
 # Then the bidi controls (embeddings, overrides, isolates, marks): they reorder what a
 # reader sees ("Trojan Source"), so they are shown as escapes too (16.6).
@@ -85,10 +84,13 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
 
 
 def strip_feedback(raw: str | None) -> str | None:
-    """Remove ``<feedback>...</feedback>`` elements from raw model text."""
+    """Raw model text without its ``<feedback>`` notes, a cut-off one included (the tag
+    filter decides what is a tag, so a note shown inside a code fence stays)."""
     if raw is None:
         return None
-    return _FEEDBACK_TAG.sub("", raw)
+    from tutor.engine.tagfilter import strip_tags
+
+    return strip_tags(raw, ("feedback",))
 
 
 def transcript_data(
