@@ -14,12 +14,12 @@ import pytest
 from tutor.errors import TutorError
 from tutor.export import (
     CSP,
-    clean_text,
     export_session,
     load_json_export,
     strip_feedback,
 )
 from tutor.store import Store
+from tutor.text import escape_controls as clean_text
 
 from store_workers import sample_explainer
 

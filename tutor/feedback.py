@@ -314,9 +314,9 @@ def build_report(store, explainer) -> FeedbackReport:
 
 
 def _clean(text: str) -> str:
-    from tutor.compile import safe_terminal_text
+    from tutor.text import strip_controls
 
-    return safe_terminal_text(text)
+    return strip_controls(text)
 
 
 def _when(created: str) -> str:
@@ -727,7 +727,7 @@ def render_bundle_preview(bundle: Bundle, target: str) -> str:
 
 def _utf8_strings(obj: Any) -> Any:
     """JSON may carry lone surrogates (``"\\ud800"``); SQLite cannot store them."""
-    from tutor.compile import utf8_text
+    from tutor.text import utf8_text
 
     if isinstance(obj, str):
         return utf8_text(obj)
