@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from tutor.engine.events import TokenUsage
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.errors import Problem, TutorError
-from tutor.files import UnreadableFile, safe_read_bytes
+from tutor.files import UnreadableFile, atomic_write, safe_read_bytes
 from tutor.text import plural, slug, strip_controls, utf8_text
 
 if TYPE_CHECKING:
@@ -467,13 +467,6 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Compile output goes through the one atomic writer (tutor.files.atomic_write)."""
-    from tutor.files import atomic_write
-
-    atomic_write(path, text)
-
-
 def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:
     """Run the real loader on ``text`` (written to a temp file named like the target).
 
@@ -525,7 +518,7 @@ def compile_offline(
             f"{out}: the skeleton did not validate ({plural(len(problems), 'problem')}); saved {draft} and {errors}",
             hint=str(problems[0]),
         )
-    write_atomic(out, text)
+    atomic_write(out, text)
     return out, exp
 
 
@@ -537,9 +530,9 @@ def draft_paths(out: Path) -> tuple[Path, Path]:
 def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Path]:
     """Save an invalid result beside the target: NAME.draft.md + NAME.errors.txt."""
     draft, errors = draft_paths(out)
-    write_atomic(draft, text)
+    atomic_write(draft, text)
     lines = [str(Problem(str(draft), p.line, p.message)) for p in problems]
-    write_atomic(errors, "\n".join(lines) + "\n")
+    atomic_write(errors, "\n".join(lines) + "\n")
     return draft, errors
 
 
@@ -1085,7 +1078,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
             "or run the same command with --resume to try again",
         )
     assert exp is not None  # no problems means the loader returned the explainer
-    write_atomic(out, text)
+    atomic_write(out, text)
     set_compile_status(store, st, "done")
     gaps = text.count(GAP_MARKER)
     res = CompileResult(

@@ -36,6 +36,8 @@ from tutor.text import escape_controls, json_text, local_time, slug
 
 Format = Literal["md", "json", "html"]
 FORMATS: tuple[str, ...] = ("md", "json", "html")
+#: A transcript larger than this is refused before it is read (a long session is a few MB).
+MAX_TRANSCRIPT_BYTES = 512 * 1024 * 1024
 
 
 
@@ -108,11 +110,11 @@ def to_json(data: dict[str, Any]) -> str:
 
 def load_json_export(path: str | Path) -> Transcript:
     """Read a JSON transcript back, checking it is one (and one we understand)."""
+    from tutor.files import safe_read_bytes
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise TutorError(f"{p}: cannot read ({e.strerror or e})") from None
+        data = json.loads(safe_read_bytes(p, MAX_TRANSCRIPT_BYTES, what="JSON transcript").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         line = getattr(e, "lineno", None)
         where = f"{p}:{line}" if line else str(p)

@@ -85,10 +85,10 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
         if scratch is not None:
             scratch.cleanup()
     if html_path:
-        from tutor.compile import write_atomic
         from tutor.feedback_report import render_html
+        from tutor.files import atomic_write
 
-        write_atomic(Path(html_path), render_html(rep))
+        atomic_write(Path(html_path), render_html(rep))
         click.echo(f"wrote {html_path}", err=True)
         return
     if as_json:

@@ -76,9 +76,14 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
 
 
 def _file_hash(path: str) -> str | None:
+    """The explainer file's hash, or None when it cannot be read (gone, a FIFO, too big)."""
+    from tutor.errors import TutorError
+    from tutor.explainer import MAX_FILE_BYTES
+    from tutor.files import safe_read_bytes
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(safe_read_bytes(path, MAX_FILE_BYTES)).hexdigest()
+    except (OSError, TutorError):
         return None
 
 
