@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tutor.engine.claude import ClaudeBackend
 from tutor.engine.session import TutorSession
-from tutor.engine.tagfilter import Tag, TagFilter
+from tutor.engine.tagfilter import TAG_NAMES, Tag, TagFilter, feedback_notes, state_tags, strip_tags
 from tutor.explainer import load
 from tutor.export import export_session
 from tutor.store import Store
@@ -278,3 +278,30 @@ async def test_a_reply_cut_inside_feedback_leaves_no_note_in_any_export(api, tmp
     # the rest of raw is kept: later turns and a re-import need the state tag
     assert tm["raw"] == 'Pages are blocks. <state concept="pages" value="asked"/>Ready?\n'
     store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join), st.sets(st.sampled_from(TAG_NAMES)))
+def test_strip_tags_removes_what_the_stream_hides_and_keeps_the_rest(text, names):
+    """The whole-text helpers are the stream filter: stripping every tag is what the reader
+    saw, stripping none changes nothing, stripping some leaves the others to the filter."""
+    visible, tags = TagFilter.filter_all(text)
+    assert strip_tags(text) == visible
+    assert strip_tags(text, ()) == text
+    kept_visible, kept_tags = TagFilter.filter_all(strip_tags(text, tuple(names)))
+    # (A reply ending in a dropped tag start, '<stat<', is not re-filtered the same way: the
+    # '<stat' left at the end is a tag start in turn. Only the end of a reply can do that.)
+    if TagFilter.filter_all(text + "\n")[0] == visible + "\n":
+        assert kept_visible == visible
+        assert kept_tags == [t for t in tags if t.name not in names]
+    assert state_tags(text) == [t for t in tags if t.name == "state"]
+    assert feedback_notes(text) == [t for t in tags if t.name == "feedback"]
+
+
+def test_strip_tags_keeps_other_tags_byte_for_byte():
+    raw = 'A <state concept="pages" value="known">said so</state>\n<feedback>note</feedback>\nB </feedback> C <fe'
+    assert strip_tags(raw, ("feedback",)) == 'A <state concept="pages" value="known">said so</state>\nB  C '
+    assert strip_tags(raw, ("state",)) == 'A \n<feedback>note</feedback>\nB </feedback> C <fe'
+    cut = 'Hi <state concept="pages" value="asked">the evidence was'
+    assert strip_tags(cut, ("feedback",)) == cut and strip_tags(cut) == "Hi "
+    assert [t.complete for t in state_tags(cut)] == [False]

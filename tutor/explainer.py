@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tutor.errors import ExplainerError, Problem
-from tutor.text import escape_controls, slug
+from tutor.text import escape_controls, plural, slug
 
 FORMAT_VERSION = 1
 
@@ -263,7 +263,7 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
         if e.context:
             what = f"{e.context}: {what}"
         if ctx and prob and prob.line != ctx.line:
-            what += f" (noticed {prob.line - ctx.line} line{'s' if prob.line - ctx.line != 1 else ''} further down)"
+            what += f" (noticed {plural(prob.line - ctx.line, 'line')} further down)"
         raise _Refused(f"invalid YAML in front matter: {what}", line) from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) if isinstance(e.position, int) else None

@@ -32,7 +32,7 @@ from tutor.store import (
     Store,
     SummaryRow,
 )
-from tutor.text import escape_controls, json_text, local_time, slug
+from tutor.text import escape_controls, json_text, local_time, plural, slug
 
 Format = Literal["md", "json", "html"]
 FORMATS: tuple[str, ...] = ("md", "json", "html")
@@ -135,10 +135,6 @@ def load_json_export(path: str | Path) -> Transcript:
 
 
 # -- helpers shared by md and html -------------------------------------------------------
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _cost(usd: float) -> str:
@@ -265,7 +261,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- Session: `{s['id']}` ({s['mode']}, {s['status']})",
         f"- Explainer: `{escape_controls(s['explainer_path'])}`",
         f"- Started {local_time(s['started'])}, last active {local_time(s['updated'])}",
-        f"- {_n(s['turn_count'], 'reader turn')}, {_n(s['message_count'], 'message')}{_usage_note(s, ', ')}",
+        f"- {plural(s['turn_count'], 'reader turn')}, {plural(s['message_count'], 'message')}{_usage_note(s, ', ')}",
         "",
     ]
     for m in data["messages"]:
@@ -370,7 +366,7 @@ def to_html(data: dict[str, Any]) -> str:
         f"Session <code>{e(s['id'])}</code> · {e(s['mode'])} · {e(s['status'])}<br>",
         f"Explainer <code>{e(escape_controls(s['explainer_path']))}</code><br>",
         f"Started {e(local_time(s['started']))} · last active {e(local_time(s['updated']))} · "
-        f"{_n(int(s['turn_count']), 'reader turn')}{e(_usage_note(s, ' · '))}",
+        f"{plural(int(s['turn_count']), 'reader turn')}{e(_usage_note(s, ' · '))}",
         "</p>",
     ]
     for m in data["messages"]:

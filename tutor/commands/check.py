@@ -14,7 +14,7 @@ import re
 
 import click
 
-from tutor.text import escape_controls
+from tutor.text import escape_controls, plural
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 _GLOB = re.compile(r"[*?[]")
@@ -114,10 +114,10 @@ def _summary(ex, quiet: bool) -> list[str]:
     kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
     n = len(ex.concepts)
     drafts = sum(1 for w in ex.warnings if w.message.startswith("DRAFT marker left"))
-    status = f"DRAFT, not ready for readers ({drafts} DRAFT marker{'s' if drafts != 1 else ''} left)" if drafts else "OK"
+    status = f"DRAFT, not ready for readers ({plural(drafts, 'DRAFT marker')} left)" if drafts else "OK"
     out = [
         f"{ex.path}: {status} - {ex.title}",
-        f"  {kind}, {n} concept{'s' if n != 1 else ''}, {_words(ex)}",
+        f"  {kind}, {plural(n, 'concept')}, {_words(ex)}",
     ]
     if quiet:
         return out[:1]
