@@ -387,6 +387,14 @@ async def test_server_text_cannot_inject_terminal_escapes(fake_api):
     assert "\x1b" not in str(err)
 
 
+async def test_server_text_cannot_send_c1_controls_or_reorder_the_line(fake_api):
+    """Issue 11: _scrub had its own set (C0 and DEL): an 8-bit CSI and a bidi override got through."""
+    fake_api.enqueue(http_error(400, "bad \x9b2J \u202eevil\u202c \x1b[31mred"))
+    _, err = await run(backend(fake_api))
+    assert not any(ch in str(err) for ch in "\x9b\u202e\u202c\x1b"), repr(str(err))
+    assert "bad  evil red" in str(err)  # the 8-bit CSI sequence goes whole, like the 7-bit one
+
+
 async def test_base_url_from_environment(fake_api, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_api.url)
     fake_api.enqueue("via env")

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from tutor.errors import ExplainerError
-from tutor.explainer import AI_PREAMBLE, FORMAT_VERSION, load, slugify
+from tutor.explainer import AI_PREAMBLE, FORMAT_VERSION, load
+from tutor.text import slug as slugify
 
 from conftest import EXPLAINERS
 from explainer_helpers import v1, write

@@ -14,12 +14,12 @@ import pytest
 from tutor.errors import TutorError
 from tutor.export import (
     CSP,
-    clean_text,
     export_session,
     load_json_export,
     strip_feedback,
 )
 from tutor.store import Store
+from tutor.text import escape_controls as clean_text
 
 from store_workers import sample_explainer
 
@@ -42,7 +42,9 @@ def make_session(store: Store) -> str:
     sid = store.create_session(h, ex.path, "claude:claude-sonnet-test")
     store.add_message(sid, "system", "Session started.")
     store.add_message(sid, "reader", HOSTILE_READER)
-    raw = HOSTILE_TUTOR + f'<feedback concept="pages">{FEEDBACK_TEXT}</feedback>'
+    # The note on its own line: right after the closing ``` it would be on the fence's line,
+    # which then does not close the fence, and a tag in a fence is text (docs/tag-protocol.md).
+    raw = HOSTILE_TUTOR + f'\n<feedback concept="pages">{FEEDBACK_TEXT}</feedback>'
     mid = store.add_message(sid, "tutor", HOSTILE_TUTOR, raw=raw, complete=True,
                             usage={"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 900,
                                    "cache_creation_input_tokens": 1000, "cost_usd": 0.0123})

@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from tutor.export import clean_text, export_session, inert_markdown, load_json_export, to_markdown, transcript_data
+from tutor.export import export_session, inert_markdown, load_json_export, to_markdown, transcript_data
 from tutor.store import Store
+from tutor.text import escape_controls as clean_text
 
 from store_workers import sample_explainer
 

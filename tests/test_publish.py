@@ -85,6 +85,26 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     assert r.exit_code == 2 and "http" in r.output
 
 
+def test_publish_does_not_write_through_a_planted_link(tmp_path):
+    """Issue 11: publish wrote its page with write_text and its raw copy with copyfile, so a
+    symlink planted at DIR/x.html sent the page into another file; now both go through
+    files.atomic_write, which refuses a link."""
+    site = tmp_path / "site"
+    site.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for name in ("sqlite-wal.html", "sqlite-wal.md"):
+        link = site / name
+        link.unlink(missing_ok=True)  # the raw copy written before the page was refused
+        link.symlink_to(victim)
+        r = run("publish", str(SAMPLE), "-o", str(site))
+        assert r.exit_code == 1 and "symbolic link" in r.output and "Traceback" not in r.output, r.output
+        assert victim.read_text() == "keep me" and link.is_symlink(), name
+        link.unlink()
+    assert run("publish", str(SAMPLE), "-o", str(site)).exit_code == 0
+    assert (site / "sqlite-wal.md").read_bytes() == SAMPLE.read_bytes()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -479,3 +479,12 @@ def test_docs_describe_every_table_and_column(store):
             assert index in doc, f"docs/database.md does not mention index {index}"
     for name in KNOWN_MIGRATIONS:
         assert f"`{name}`" in doc, f"docs/database.md does not list migration {name}"
+
+
+def test_a_lone_surrogate_is_stored_as_one_replacement_character(store):
+    """Issue 11: the store's own repair (surrogatepass, then replace) made three U+FFFD of
+    one lone surrogate; the bundle importer and compile made one. Now all use text.utf8_text."""
+    sid = _session(store)
+    store.add_message(sid, "tutor", "bad \ud800 text", raw="bad \udc80 raw", complete=True)
+    [m] = [m for m in store.messages(sid) if m.role == "tutor"]
+    assert (m.text, m.raw) == ("bad \ufffd text", "bad \ufffd raw")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tutor.engine.claude import ClaudeBackend
 from tutor.engine.session import TutorSession
-from tutor.engine.tagfilter import Tag, TagFilter
+from tutor.engine.tagfilter import TAG_NAMES, Tag, TagFilter, feedback_notes, state_tags, strip_tags
 from tutor.explainer import load
 from tutor.export import export_session
 from tutor.store import Store
@@ -235,3 +235,74 @@ async def test_a_stream_ending_in_a_partial_tag_shows_stores_and_exports_none_of
             out = export_session(store, s.id, fmt)
             assert "prerequisite?" in out and "<fe" not in out and "&lt;fe" not in out, fmt
     store.close()
+
+
+# -- one parser for the protocol: the whole-text helpers agree with the stream ----------------
+
+FENCED = (
+    "Here is the syntax:\n```\n<state concept=\"pages\" value=\"known\"/>\n"
+    "<feedback>shown to the reader, not a note</feedback>\n```\n"
+    "Done. <feedback>the real note</feedback>"
+)
+
+
+def test_a_tag_inside_a_code_fence_is_text_for_the_stream_the_prompt_and_the_export():
+    from tutor.engine.prompt import tagged_concepts
+    from tutor.export import strip_feedback
+
+    visible, tags = TagFilter.filter_all(FENCED)
+    assert [(t.name, t.text) for t in tags] == [("feedback", "the real note")]
+    assert "shown to the reader" in visible
+    assert tagged_concepts(FENCED) == []  # the reader model never heard of it either
+    assert strip_feedback(FENCED) == FENCED.removesuffix("<feedback>the real note</feedback>")
+
+
+async def test_a_reply_cut_inside_feedback_leaves_no_note_in_any_export(api, tmp_path):
+    """Issue 11: the regex needed a closing tag, so a reply cut by max_tokens inside
+    <feedback> kept the note in the JSON export's ``raw`` made without --include-feedback."""
+    import json
+
+    reply = 'Pages are blocks. <state concept="pages" value="asked"/>Ready?\n<feedback concept="pages">Zebranote the section never'
+    explainer = load(EXPLAINERS / "sqlite-wal.md")
+    store = Store.open(tmp_path / "tutor.db")
+    api.enqueue(fake_api.text(reply, chunk_size=7, stop_reason="max_tokens"))
+    backend = ClaudeBackend(None, api_key="test-key", base_url=api.url, max_retries=0, timeout=5.0)
+    s = TutorSession.open(explainer, store, backend=backend, new=True)
+    await collect(s.start())
+    [m] = [m for m in store.messages(s.id) if m.role == "tutor"]
+    assert "Zebranote" in (m.raw or "") and "Zebranote" not in m.text
+    for fmt in ("md", "html", "json"):
+        assert "Zebranote" not in export_session(store, s.id, fmt), fmt
+        assert "Zebranote" in export_session(store, s.id, fmt, include_feedback=True), fmt
+    [tm] = [m for m in json.loads(export_session(store, s.id, "json"))["messages"] if m["role"] == "tutor"]
+    # the rest of raw is kept: later turns and a re-import need the state tag
+    assert tm["raw"] == 'Pages are blocks. <state concept="pages" value="asked"/>Ready?\n'
+    store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join), st.sets(st.sampled_from(TAG_NAMES)))
+def test_strip_tags_removes_what_the_stream_hides_and_keeps_the_rest(text, names):
+    """The whole-text helpers are the stream filter: stripping every tag is what the reader
+    saw, stripping none changes nothing, stripping some leaves the others to the filter."""
+    visible, tags = TagFilter.filter_all(text)
+    assert strip_tags(text) == visible
+    assert strip_tags(text, ()) == text
+    kept = strip_tags(text, tuple(names))
+    kept_visible, kept_tags = TagFilter.filter_all(kept)
+    # (Unless what is left ends in what looks like a tag start: '<stat<' or '<read</feedback>'
+    # leave '<stat' / '<read' at the very end, which the filter drops as a cut-off tag.)
+    if TagFilter.filter_all(kept + "\n")[0] == kept_visible + "\n":
+        assert kept_visible == visible
+        assert kept_tags == [t for t in tags if t.name not in names]
+    assert state_tags(text) == [t for t in tags if t.name == "state"]
+    assert feedback_notes(text) == [t for t in tags if t.name == "feedback"]
+
+
+def test_strip_tags_keeps_other_tags_byte_for_byte():
+    raw = 'A <state concept="pages" value="known">said so</state>\n<feedback>note</feedback>\nB </feedback> C <fe'
+    assert strip_tags(raw, ("feedback",)) == 'A <state concept="pages" value="known">said so</state>\nB  C '
+    assert strip_tags(raw, ("state",)) == 'A \n<feedback>note</feedback>\nB </feedback> C <fe'
+    cut = 'Hi <state concept="pages" value="asked">the evidence was'
+    assert strip_tags(cut, ("feedback",)) == cut and strip_tags(cut) == "Hi "
+    assert [t.complete for t in state_tags(cut)] == [False]

@@ -29,8 +29,8 @@ from pydantic import BaseModel
 from tutor.engine.events import TokenUsage
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.errors import Problem, TutorError
-from tutor.files import UnreadableFile, safe_read_bytes
-from tutor.text import plural
+from tutor.files import UnreadableFile, atomic_write, safe_read_bytes
+from tutor.text import plural, slug, strip_controls, utf8_text
 
 if TYPE_CHECKING:
     from tutor.explainer import Explainer
@@ -136,13 +136,6 @@ def notes_hash(notes: list[NoteFile]) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def slugify(text: str) -> str:
-    """A concept id ``[a-z0-9][a-z0-9-]*`` from a heading's text."""
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    s = re.sub(r"-{2,}", "-", s)
-    return s[:48].strip("-") or "section"
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -393,7 +386,7 @@ def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author:
     titles: set[str] = {_plain_heading(t.content).casefold() for ch in chunks for t in _subheadings(ch.lines, md)}
     concepts: list[tuple[str, str, str, str, list[str]]] = []  # id, title, heading, summary, body lines
     for ch in chunks:
-        cid = _unique(ch.attr_id if ch.attr_id and re.fullmatch(r"[a-z0-9][a-z0-9-]*", ch.attr_id) else slugify(ch.title), ids)
+        cid = _unique(ch.attr_id if ch.attr_id and re.fullmatch(r"[a-z0-9][a-z0-9-]*", ch.attr_id) else slug(ch.title, limit=48), ids)
         ctitle = ch.title
         n = 2
         while ctitle.casefold() in titles:
@@ -474,13 +467,6 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Compile output goes through the one atomic writer (tutor.files.atomic_write)."""
-    from tutor.files import atomic_write
-
-    atomic_write(path, text)
-
-
 def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:
     """Run the real loader on ``text`` (written to a temp file named like the target).
 
@@ -532,7 +518,7 @@ def compile_offline(
             f"{out}: the skeleton did not validate ({plural(len(problems), 'problem')}); saved {draft} and {errors}",
             hint=str(problems[0]),
         )
-    write_atomic(out, text)
+    atomic_write(out, text)
     return out, exp
 
 
@@ -544,9 +530,9 @@ def draft_paths(out: Path) -> tuple[Path, Path]:
 def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Path]:
     """Save an invalid result beside the target: NAME.draft.md + NAME.errors.txt."""
     draft, errors = draft_paths(out)
-    write_atomic(draft, text)
+    atomic_write(draft, text)
     lines = [str(Problem(str(draft), p.line, p.message)) for p in problems]
-    write_atomic(errors, "\n".join(lines) + "\n")
+    atomic_write(errors, "\n".join(lines) + "\n")
     return draft, errors
 
 
@@ -556,27 +542,6 @@ CONTEXT_TOKENS = 200_000  # assumed when the Models API does not say (model_cont
 OUTLINE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_OUTLINE]
 WRITE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_WRITE]
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
-
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def utf8_text(text: str) -> str:
-    """Text that SQLite and files can hold: lone surrogates (legal in JSON from the API or a
-    bundle, or from a mis-decoded terminal) become U+FFFD instead of failing a write."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-
-
-def safe_terminal_text(text: str) -> str:
-    """Model text shown in the terminal: no escape sequences or control characters."""
-    return _CONTROL.sub("", text)
-
 
 SYSTEM_PROMPT = """\
 You help an author turn their rough notes into an *explainer*: a Markdown document that a
@@ -893,7 +858,7 @@ class TerminalUI:
     def show(self, text: str) -> None:
         import click
 
-        click.echo(safe_terminal_text(text))
+        click.echo(strip_controls(text))
 
     def ask(self, question: str, number: int, total: int) -> str | None:
         """The answer; "" to skip; None to stop asking (``stop`` or end of input / Ctrl-D)."""
@@ -905,7 +870,7 @@ class TerminalUI:
             click.echo("Enter alone skips a question; `stop` (or Ctrl-D) stops asking and writes the explainer.")
             self._explained = True
         click.echo("")
-        click.echo(f"Question {number} of {total}: {safe_terminal_text(question)}")
+        click.echo(f"Question {number} of {total}: {strip_controls(question)}")
         click.echo("> ", nl=False)
         while True:
             try:
@@ -1113,7 +1078,7 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
             "or run the same command with --resume to try again",
         )
     assert exp is not None  # no problems means the loader returned the explainer
-    write_atomic(out, text)
+    atomic_write(out, text)
     set_compile_status(store, st, "done")
     gaps = text.count(GAP_MARKER)
     res = CompileResult(

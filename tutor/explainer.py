@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
-import unicodedata
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tutor.errors import ExplainerError, Problem
+from tutor.text import escape_controls, plural, slug
 
 FORMAT_VERSION = 1
 
@@ -263,7 +263,7 @@ def _parse_yaml(text: str) -> tuple[Any, Any]:
         if e.context:
             what = f"{e.context}: {what}"
         if ctx and prob and prob.line != ctx.line:
-            what += f" (noticed {prob.line - ctx.line} line{'s' if prob.line - ctx.line != 1 else ''} further down)"
+            what += f" (noticed {plural(prob.line - ctx.line, 'line')} further down)"
         raise _Refused(f"invalid YAML in front matter: {what}", line) from None
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) if isinstance(e.position, int) else None
@@ -596,13 +596,6 @@ def _norm(s: str) -> str:
     return " ".join(s.split()).casefold()
 
 
-def slugify(text: str) -> str:
-    """A concept id from heading text: ascii, lower case, words joined by '-'."""
-    s = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
-    return s or "section"
-
-
 # --------------------------------------------------------------------------- front matter split
 
 
@@ -694,17 +687,10 @@ def _teaching_order(decls: list[_ConceptIn]) -> tuple[list[int], list[str] | Non
 # --------------------------------------------------------------------------- load
 
 
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def _visible(text: str) -> str:
-    """Control characters (ESC, BEL, C1, bidi overrides) as \\xNN / \\uNNNN: a problem message
-    quotes the file, and YAML escapes ("\\e") can put them there without a raw byte."""
-    return _INVISIBLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
-
-
 def _shown(problems: list[Problem]) -> list[Problem]:
-    return [Problem(_visible(p.file), p.line, _visible(p.message)) for p in problems]
+    """Control characters (ESC, BEL, C1, bidi) as \\xNN / \\uNNNN: a problem message quotes
+    the file, and YAML escapes ("\\e") can put them there without a raw byte."""
+    return [Problem(escape_controls(p.file), p.line, escape_controls(p.message)) for p in problems]
 
 
 def load(path: str | Path, *, outline_on_error: bool = False) -> Explainer:
@@ -839,7 +825,7 @@ def _load_plain(
     next_suffix: dict[str, int] = {}
     title_head, outline = _plain_outline(heads, lines, last + 1)
     for k, (h, qualified, stop) in enumerate(outline):
-        base = slugify(h.attr_id or qualified)
+        base = slug(h.attr_id or qualified)
         cid, n = base, next_suffix.get(base, 1)
         if cid in used:
             # Remember where each base's counter stopped: 5,000 "## Details" headings
@@ -870,7 +856,7 @@ def _load_plain(
         title = _meta_str(meta, "title") or p.stem or "document"
         concepts.append(
             Concept(
-                id=slugify(title),
+                id=slug(title),
                 title=title,
                 section=Section(
                     heading=title,

@@ -14,7 +14,6 @@ import copy
 import html
 import json
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,19 +32,13 @@ from tutor.store import (
     Store,
     SummaryRow,
 )
+from tutor.text import escape_controls, json_text, local_time, plural, slug
 
 Format = Literal["md", "json", "html"]
 FORMATS: tuple[str, ...] = ("md", "json", "html")
+#: A transcript larger than this is refused before it is read (a long session is a few MB).
+MAX_TRANSCRIPT_BYTES = 512 * 1024 * 1024
 
-_FEEDBACK_TAG = re.compile(r"<feedback\b[^>]*>.*?</feedback\s*>", re.DOTALL | re.IGNORECASE)
-# C0 controls except tab/newline, DEL, C1 controls: ESC sequences, bells, cursor moves.
-# Then the bidi controls (embeddings, overrides, isolates, marks): they reorder what a
-# reader sees ("Trojan Source"), so they are shown as escapes too (16.6).
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
-# In JSON, tab and newline are already escaped by json.dumps; the rest above, plus the
-# line/paragraph separators, become \uXXXX escapes: lossless, and inert in a terminal.
-_JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{_BIDI}\u2028\u2029]")
 
 
 class Transcript(BaseModel):
@@ -66,29 +59,14 @@ class Transcript(BaseModel):
     summaries: list[SummaryRow] = []
 
 
-def clean_text(text: str) -> str:
-    """Make untrusted text safe for a terminal or a text file: control characters
-    (escape sequences, bells, carriage returns) become visible ``\\xNN`` instead."""
-    text = text.replace("\r\n", "\n")
-    return _CONTROL.sub(_visible_escape, text)
-
-
-def _visible_escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
-def json_text(obj: Any, indent: int | None = 2) -> str:
-    """JSON for files and ``--json`` output: UTF-8 kept readable, but C1 controls and bidi
-    overrides written as ``\\uXXXX`` escapes, so printing it cannot drive or reorder a terminal."""
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, indent=indent))
-
-
 def strip_feedback(raw: str | None) -> str | None:
-    """Remove ``<feedback>...</feedback>`` elements from raw model text."""
+    """Raw model text without its ``<feedback>`` notes, a cut-off one included (the tag
+    filter decides what is a tag, so a note shown inside a code fence stays)."""
     if raw is None:
         return None
-    return _FEEDBACK_TAG.sub("", raw)
+    from tutor.engine.tagfilter import strip_tags
+
+    return strip_tags(raw, ("feedback",))
 
 
 def transcript_data(
@@ -132,11 +110,11 @@ def to_json(data: dict[str, Any]) -> str:
 
 def load_json_export(path: str | Path) -> Transcript:
     """Read a JSON transcript back, checking it is one (and one we understand)."""
+    from tutor.files import safe_read_bytes
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise TutorError(f"{p}: cannot read ({e.strerror or e})") from None
+        data = json.loads(safe_read_bytes(p, MAX_TRANSCRIPT_BYTES, what="JSON transcript").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         line = getattr(e, "lineno", None)
         where = f"{p}:{line}" if line else str(p)
@@ -157,18 +135,6 @@ def load_json_export(path: str | Path) -> Transcript:
 
 
 # -- helpers shared by md and html -------------------------------------------------------
-
-
-def _when(iso: str) -> str:
-    """A stored UTC timestamp shown in local time, to the minute."""
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _cost(usd: float) -> str:
@@ -290,19 +256,19 @@ def inert_links(text: str) -> str:
 def to_markdown(data: dict[str, Any]) -> str:
     s = data["session"]
     titles = _concept_titles(data)
-    out: list[str] = [f"# {clean_text(_title(data))}", ""]
+    out: list[str] = [f"# {escape_controls(_title(data))}", ""]
     out += [
         f"- Session: `{s['id']}` ({s['mode']}, {s['status']})",
-        f"- Explainer: `{clean_text(s['explainer_path'])}`",
-        f"- Started {_when(s['started'])}, last active {_when(s['updated'])}",
-        f"- {_n(s['turn_count'], 'reader turn')}, {_n(s['message_count'], 'message')}{_usage_note(s, ', ')}",
+        f"- Explainer: `{escape_controls(s['explainer_path'])}`",
+        f"- Started {local_time(s['started'])}, last active {local_time(s['updated'])}",
+        f"- {plural(s['turn_count'], 'reader turn')}, {plural(s['message_count'], 'message')}{_usage_note(s, ', ')}",
         "",
     ]
     for m in data["messages"]:
         label = _ROLE_LABEL.get(m["role"], m["role"])
-        out.append(f"## {label} · {_when(m['created'])}")
+        out.append(f"## {label} · {local_time(m['created'])}")
         out.append("")
-        text = clean_text(m["text"]).rstrip()
+        text = escape_controls(m["text"]).rstrip()
         if m["role"] == "reader":
             out += [("> " + line) if line else ">" for line in (text or "(empty)").split("\n")]
         else:
@@ -314,16 +280,16 @@ def to_markdown(data: dict[str, Any]) -> str:
         out += ["## Where the reader got to", "", "| Concept | State | Evidence |", "|---|---|---|"]
         for st in data["concept_states"]:
             name = titles.get(st["concept_id"]) or st["concept_id"]
-            cells = [clean_text(x).replace("|", "\\|").replace("\n", " ") for x in (name, st["state"], st["evidence"])]
+            cells = [escape_controls(x).replace("|", "\\|").replace("\n", " ") for x in (name, st["state"], st["evidence"])]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     if data.get("include_feedback") and data["feedback"]:
         out += ["## Feedback for the author", ""]
         for f in data["feedback"]:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
-            body = clean_text(f["text"]).replace("\n", "\n  ")
+            body = escape_controls(f["text"]).replace("\n", "\n  ")
             times = f" (×{f['count']})" if f.get("count", 1) > 1 else ""
-            out.append(f"- ({f['source']}{clean_text(about)}) {body}{times}")
+            out.append(f"- ({f['source']}{escape_controls(about)}) {body}{times}")
         out.append("")
     # Raw HTML from the reader, the model or the explainer must stay text in any viewer.
     return inert_links(inert_markdown("\n".join(out).rstrip())) + "\n"
@@ -375,14 +341,14 @@ def _markdown_html(text: str) -> str:
         from tutor.explainer import new_markdown
 
         _MD = new_markdown().disable("image")
-    return _MD.render(clean_text(text))
+    return _MD.render(escape_controls(text))
 
 
 def to_html(data: dict[str, Any]) -> str:
     e = html.escape
     s = data["session"]
     titles = _concept_titles(data)
-    title = clean_text(_title(data))
+    title = escape_controls(_title(data))
     parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -398,20 +364,20 @@ def to_html(data: dict[str, Any]) -> str:
         f"<h1>{e(title)}</h1>",
         '<p class="meta">',
         f"Session <code>{e(s['id'])}</code> · {e(s['mode'])} · {e(s['status'])}<br>",
-        f"Explainer <code>{e(clean_text(s['explainer_path']))}</code><br>",
-        f"Started {e(_when(s['started']))} · last active {e(_when(s['updated']))} · "
-        f"{_n(int(s['turn_count']), 'reader turn')}{e(_usage_note(s, ' · '))}",
+        f"Explainer <code>{e(escape_controls(s['explainer_path']))}</code><br>",
+        f"Started {e(local_time(s['started']))} · last active {e(local_time(s['updated']))} · "
+        f"{plural(int(s['turn_count']), 'reader turn')}{e(_usage_note(s, ' · '))}",
         "</p>",
     ]
     for m in data["messages"]:
         role = m["role"] if m["role"] in _ROLE_LABEL else "system"
         label = _ROLE_LABEL.get(m["role"], m["role"])
         parts.append(f'<section class="msg {role}">')
-        parts.append(f'<div class="who"><b>{e(label)}</b> · {e(_when(m["created"]))}</div>')
+        parts.append(f'<div class="who"><b>{e(label)}</b> · {e(local_time(m["created"]))}</div>')
         if role == "tutor":
             parts.append(f'<div class="body">{_markdown_html(m["text"])}</div>')
         else:
-            parts.append(f'<p class="plain">{e(clean_text(m["text"]))}</p>')
+            parts.append(f'<p class="plain">{e(escape_controls(m["text"]))}</p>')
         if not m["complete"]:
             parts.append('<div class="incomplete">This reply was interrupted and is incomplete.</div>')
         parts.append("</section>")
@@ -420,8 +386,8 @@ def to_html(data: dict[str, Any]) -> str:
         for st in data["concept_states"]:
             name = titles.get(st["concept_id"]) or st["concept_id"]
             parts.append(
-                f"<tr><td>{e(clean_text(name))}</td><td class=\"state\">{e(clean_text(st['state']))}</td>"
-                f"<td>{e(clean_text(st['evidence']))}</td></tr>"
+                f"<tr><td>{e(escape_controls(name))}</td><td class=\"state\">{e(escape_controls(st['state']))}</td>"
+                f"<td>{e(escape_controls(st['evidence']))}</td></tr>"
             )
         parts.append("</table>")
     if data.get("include_feedback") and data["feedback"]:
@@ -429,8 +395,8 @@ def to_html(data: dict[str, Any]) -> str:
         for f in data["feedback"]:
             about = f" on {titles.get(f['concept_id']) or f['concept_id']}" if f["concept_id"] else ""
             parts.append(
-                f"<li><b>{e(f['source'])}{e(clean_text(about))}</b>: "
-                f'<span class="plain">{e(clean_text(f["text"]))}</span>'
+                f"<li><b>{e(f['source'])}{e(escape_controls(about))}</b>: "
+                f'<span class="plain">{e(escape_controls(f["text"]))}</span>'
                 + (f" (×{int(f['count'])})" if f.get("count", 1) > 1 else "")
                 + "</li>"
             )
@@ -457,8 +423,8 @@ def export_session(
 
 def default_filename(session: SessionRow, fmt: str) -> str:
     """``tutor-<title-slug>-<id8>.<ext>``: readable, and unique per session."""
-    slug = re.sub(r"[^a-z0-9]+", "-", (session.explainer_title or "session").lower()).strip("-")[:40] or "session"
-    return f"tutor-{slug}-{session.id[:8]}.{fmt}"
+    name = slug(session.explainer_title or "", limit=40, fallback="session")
+    return f"tutor-{name}-{session.id[:8]}.{fmt}"
 
 
 _EXTENSIONS = {"md": "md", "markdown": "md", "json": "json", "html": "html", "htm": "html"}

@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from tutor.errors import TutorError
+from tutor.text import plural, strip_controls, utf8_text
 
 BUNDLE_FORMAT: Final = "tutor-feedback-bundle"
 BUNDLE_VERSION = 1
@@ -313,12 +314,6 @@ def build_report(store, explainer) -> FeedbackReport:
 # --------------------------------------------------------------------------- text rendering
 
 
-def _clean(text: str) -> str:
-    from tutor.compile import safe_terminal_text
-
-    return safe_terminal_text(text)
-
-
 def _when(created: str) -> str:
     return created[:16].replace("T", " ")
 
@@ -333,24 +328,24 @@ _STATUS_NOTE = {
 def render_report(rep: FeedbackReport) -> str:
     """Plain text for the terminal. Feedback text is untrusted: control characters are dropped."""
     version = f"current version {rep.content_hash[:8]}" if rep.content_hash else "the file does not load now"
-    out = [f"{_clean(rep.title)} ({_clean(rep.path)}, {version})"]
+    out = [f"{strip_controls(rep.title)} ({strip_controls(rep.path)}, {version})"]
     if not rep.total and not any(g.stuck for g in rep.groups):
         out.append("No feedback yet. It appears here after readers use the tutor (or after `tutor feedback import`).")
         return "\n".join(out) + "\n"
     out.append(
-        f"{rep.total} item{'s' if rep.total != 1 else ''}: {rep.model} from the tutor, {rep.reader} from readers"
-        f"; {rep.sessions} session{'s' if rep.sessions != 1 else ''}"
+        f"{plural(rep.total, 'item')}: {rep.model} from the tutor, {rep.reader} from readers"
+        f"; {plural(rep.sessions, 'session')}"
         + (f"; {rep.changed_since} on sections changed since" if rep.changed_since else "")
     )
     if len(rep.versions) > 1 or (rep.versions and not rep.versions[0].current):
-        vs = ", ".join(f"{v.hash[:8]}{' (current)' if v.current else ''} ({v.items} item{'s' if v.items != 1 else ''})" for v in rep.versions)
+        vs = ", ".join(f"{v.hash[:8]}{' (current)' if v.current else ''} ({plural(v.items, 'item')})" for v in rep.versions)
         out.append(f"given against versions: {vs}")
     for g in rep.groups:
         out.append("")
-        head = f"## {_clean(g.title)}"
+        head = f"## {strip_controls(g.title)}"
         if g.concept_id and g.in_current_version:
             head += f" {{#{g.concept_id}}}"
-        parts = [f"{g.count} item{'s' if g.count != 1 else ''}"]
+        parts = [plural(g.count, 'item')]
         if g.count:
             parts.append(f"{g.model} tutor, {g.reader} reader")
         if g.changed_since:
@@ -363,7 +358,7 @@ def render_report(rep: FeedbackReport) -> str:
                 bits.append(f"{s.shaky} marked it shaky")
             if s.explained_twice:
                 bits.append(f"{s.explained_twice} needed it explained twice")
-            out.append(f"   stuck: {' and '.join(bits)} (of {s.sessions} session{'s' if s.sessions != 1 else ''} that reached it)")
+            out.append(f"   stuck: {' and '.join(bits)} (of {plural(s.sessions, 'session')} that reached it)")
         for it in g.items:
             who = "tutor " if it.source == "model" else "reader"
             flag = _STATUS_NOTE.get(it.section_status, "")
@@ -373,7 +368,7 @@ def render_report(rep: FeedbackReport) -> str:
             if it.count > 1:
                 meta += f"  ×{it.count}" + (f" in {it.sessions} sessions" if it.sessions > 1 else "")
             out.append(f" - {meta}")
-            for line in _clean(it.text).strip().splitlines() or [""]:
+            for line in strip_controls(it.text).strip().splitlines() or [""]:
                 out.append(f"     {line}")
     return "\n".join(out) + "\n"
 
@@ -395,7 +390,7 @@ def render_overview(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         out.append(
             f"  {r['items']:>4}  ({r['model']} tutor, {r['reader']} reader)  newest {_when(r['newest'])}  "
-            f"{_clean(r['title'])}  {_clean(r['path'])}"
+            f"{strip_controls(r['title'])}  {strip_controls(r['path'])}"
         )
     return "\n".join(out) + "\n"
 
@@ -671,7 +666,7 @@ def build_bundle(store, explainer, *, with_transcripts: bool = False) -> Bundle:
 
 
 def _indented(text: str, prefix: str = "     ") -> str:
-    lines = _clean(text).splitlines() or [""]
+    lines = strip_controls(text).splitlines() or [""]
     return "\n".join(prefix + ln for ln in lines)
 
 
@@ -685,7 +680,7 @@ def render_bundle_preview(bundle: Bundle, target: str) -> str:
     out = [f"The bundle for {where} holds exactly this (nothing else is sent):", ""]
     header = bundle.lines[0]
     assert isinstance(header, BundleHeader)
-    out.append(f'Explainer: "{_clean(header.title)}" ({_clean(header.file)}), written {_when(header.created)}')
+    out.append(f'Explainer: "{strip_controls(header.title)}" ({strip_controls(header.file)}), written {_when(header.created)}')
     for line in bundle.lines:
         if isinstance(line, BundleExplainer):
             out.append(f"  version {line.hash[:8]}: {len(line.sections)} section fingerprint(s) (concept id, title, hash)")
@@ -694,11 +689,11 @@ def render_bundle_preview(bundle: Bundle, target: str) -> str:
     own = set(bundle.own_notes)
     for i, n in enumerate(notes, 1):
         who = "your own note" if n.uid in own else ("the tutor's note" if n.source == "model" else "a reader's note")
-        about = f"on {_clean(n.concept_id)}" if n.concept_id else "on the whole explainer"
+        about = f"on {strip_controls(n.concept_id)}" if n.concept_id else "on the whole explainer"
         out.append(f"  {i}. {who}, {about}, {_when(n.created)}:")
         out.append(_indented(n.text))
         if n.uid in bundle.quoting:
-            out.append(f'     ! this note repeats what you wrote: "{_clean(bundle.quoting[n.uid])}"')
+            out.append(f'     ! this note repeats what you wrote: "{strip_controls(bundle.quoting[n.uid])}"')
     stats = [x for x in bundle.lines if isinstance(x, BundleStats)]
     sessions = sorted({x.session_key for x in stats})
     out += ["", f"Anonymous stats: {len(stats)} concept stat(s) from {len(sessions)} session(s), no text:"]
@@ -707,7 +702,7 @@ def render_bundle_preview(bundle: Bundle, target: str) -> str:
         for x in stats:
             if x.session_key == key:
                 flags = (["shaky"] if x.shaky else []) + ([f"explained {x.explained}x"] if x.explained else [])
-                parts.append(_clean(x.concept_id) + (f" ({', '.join(flags)})" if flags else ""))
+                parts.append(strip_controls(x.concept_id) + (f" ({', '.join(flags)})" if flags else ""))
         out.append(f"  session {key[:8]}: " + ", ".join(parts))
     transcripts = [x for x in bundle.lines if isinstance(x, BundleTranscript)]
     if not header.with_transcripts:
@@ -727,8 +722,6 @@ def render_bundle_preview(bundle: Bundle, target: str) -> str:
 
 def _utf8_strings(obj: Any) -> Any:
     """JSON may carry lone surrogates (``"\\ud800"``); SQLite cannot store them."""
-    from tutor.compile import utf8_text
-
     if isinstance(obj, str):
         return utf8_text(obj)
     if isinstance(obj, list):
@@ -796,7 +789,7 @@ def _target_path(store, header: BundleHeader, for_file: str | None) -> tuple[str
         return normalise_path(for_file), True
     # The name comes from someone else's file: no folders, and no control characters, which
     # would otherwise be stored as a path and printed to the author's terminal.
-    name = _clean(Path(header.file.replace("\\", "/")).name).strip()
+    name = strip_controls(Path(header.file.replace("\\", "/")).name).strip()
     if name in ("", ".", ".."):  # "..".name is ".." — the parent folder is not an explainer (16.7)
         name = "explainer.md"
     rows = store._query("SELECT path FROM explainers ORDER BY last_seen DESC")

@@ -68,7 +68,7 @@ def safe_read_bytes(path: str | Path, limit: int, *, what: str = "file") -> byte
     return data
 
 
-def atomic_write(path: str | Path, text: str, *, overwrite: bool = True) -> None:
+def atomic_write(path: str | Path, text: str | bytes, *, overwrite: bool = True) -> None:
     """Write ``text`` to ``path`` so that a crash never leaves half a file, and so that a
     planted name cannot redirect the write (16.2).
 
@@ -76,6 +76,7 @@ def atomic_write(path: str | Path, text: str, *, overwrite: bool = True) -> None
     a symlink planted at a predictable ``T.part`` is never followed. The target itself must be
     absent or a regular file: a symlink, device node, FIFO or folder is refused, never
     replaced and never written through. ``overwrite=False`` refuses an existing file.
+    ``bytes`` are written as they are (a copy of an input file); ``str`` as UTF-8, ``\n`` line ends.
     Policy refusals are TutorErrors; I/O failures stay OSErrors for the caller to word."""
     import tempfile
 
@@ -97,8 +98,12 @@ def atomic_write(path: str | Path, text: str, *, overwrite: bool = True) -> None
             raise TutorError(f"{p}: already exists", hint="Add --force to overwrite it, or choose another -o.")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=str(p.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as fb:
+                fb.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
         # mkstemp makes the file private (0600); an explainer, export or bundle is meant to
         # be shared, so give it the mode any new file gets (0666 less the umask), or keep
         # the mode of the file it replaces.

@@ -29,13 +29,12 @@ from markdown_it.tree import SyntaxTreeNode
 
 from tutor.engine.events import ErrorEvent, Notice, TextDelta, Thinking, TurnFinished
 from tutor.engine.reader_model import find_concepts
+from tutor.text import strip_controls
 
 # Exit status when the session ends (end of input, /quit) right after a reply that failed
 # (401, 529, no server...): a script must be able to tell that nobody answered it.
 # 1 is taken by user errors, 2 by click's usage errors, 130 by Ctrl-C.
 EXIT_REPLY_FAILED = 3
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 HELP = """\
 Type your answer and press Enter. Empty line: read on. Commands:
@@ -49,11 +48,6 @@ Type your answer and press Enter. Empty line: read on. Commands:
   /offline         carry on without Claude, in the offline guided mode
   /help            this help
   /quit            leave (the session is saved; resume with tutor open FILE)"""
-
-
-def clean(text: str) -> str:
-    """Untrusted text for a terminal: no escape sequences or control characters."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 # -- Markdown to plain text ----------------------------------------------------------------
@@ -238,7 +232,7 @@ class PlainUI:
         self.last_failed: str | None = None  # the error of the last turn, if it failed
 
     def write(self, text: str) -> None:
-        text = clean(text)
+        text = strip_controls(text)
         if not text:
             return
         self.out.write(text)
@@ -287,7 +281,7 @@ class PlainUI:
         self.line(self.resume_hint())
         if self.last_failed is None:
             return 0
-        reason = clean(self.last_failed).splitlines()[0].rstrip(".")
+        reason = strip_controls(self.last_failed).splitlines()[0].rstrip(".")
         self.err.write(f"tutor: the session ended on a failed reply ({reason}); exit status {EXIT_REPLY_FAILED}.\n")
         self.err.flush()
         return EXIT_REPLY_FAILED
@@ -324,7 +318,7 @@ class PlainUI:
         prompt quits at once, while Ctrl-C during a reply only interrupts that reply
         (its partial text is saved, marked incomplete) and the dialogue goes on."""
         for n in notices:
-            self.err.write(clean(n) + "\n")
+            self.err.write(strip_controls(n) + "\n")
         self.err.flush()
         with asyncio.Runner() as runner:
             try:

@@ -9,13 +9,13 @@ is escaped, and a strict CSP (no scripts at all, inline styles only) keeps it in
 from __future__ import annotations
 
 import html
-import shutil
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tutor.explainer import Explainer, load
+from tutor.files import atomic_write, safe_read_bytes
 
 DRAFT_PREFIX = "DRAFT:"
 
@@ -228,8 +228,10 @@ def publish(source: str | Path, out_dir: str | Path, url: str | None = None) -> 
     if ex.plain:
         warnings.append(f"{src}: has no front matter, so the page has no checks or graph; see 'tutor check'")
     if src.resolve() != raw.resolve():
-        shutil.copyfile(src, raw)
+        from tutor.explainer import MAX_FILE_BYTES
+
+        atomic_write(raw, safe_read_bytes(src, MAX_FILE_BYTES, what="Markdown file"))
     # --url is where DIR is served; the page links the raw file under it.
     raw_url = url.rstrip("/") + "/" + urllib.parse.quote(raw.name) if url else None
-    page.write_text(render_page(ex, raw.name, raw_url), encoding="utf-8")
+    atomic_write(page, render_page(ex, raw.name, raw_url))
     return Published(page, raw, warnings)

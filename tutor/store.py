@@ -562,13 +562,9 @@ def _usage_values(usage: Any) -> dict[str, Any]:
 def _utf8(text: str | None) -> str | None:
     """SQLite stores UTF-8, and text from a model or a paste can hold lone surrogates
     (valid in JSON, not in UTF-8); they become U+FFFD instead of failing the write."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    from tutor.text import utf8_text
+
+    return None if text is None else utf8_text(text)
 
 
 def _row_dict(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tutor.app.sanitize import one_line
+from tutor.text import one_line
 
 
 def session_usage(session: Any) -> tuple[int, float]:

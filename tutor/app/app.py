@@ -29,7 +29,6 @@ from textual.widgets import Footer, Markdown, OptionList, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from tutor.app import actions
-from tutor.app.sanitize import clean, one_line
 from tutor.app.screens import ChoiceScreen, FeedbackScreen
 from tutor.app.widgets import (
     STATE_LOOK,
@@ -54,6 +53,7 @@ from tutor.engine.events import (
     Usage,
 )
 from tutor.errors import TutorError
+from tutor.text import control_pictures, one_line
 
 WINDOW = 20  # messages mounted at open (more than a tall screen shows); more are mounted on scroll-up, PAGE at a time
 PAGE = 30
@@ -347,7 +347,7 @@ class TutorApp(App[str | None]):
                         stream = Markdown.get_stream(message)
                     assert stream is not None  # made together with the message
                     parts.append(event.text)
-                    await stream.write(clean(event.text))
+                    await stream.write(control_pictures(event.text))
                 elif isinstance(event, StateChanged):
                     self.refresh_outline()
                 elif isinstance(event, Usage):
@@ -589,7 +589,7 @@ class TutorApp(App[str | None]):
         view.query_one("#section-lines", Static).update(
             Content(f"{Path(str(self.explainer.path)).name}, lines {concept.section.start_line}–{concept.section.end_line}")
         )
-        view.query_one("#section-body", Markdown).update(clean(concept.section.text))
+        view.query_one("#section-body", Markdown).update(control_pictures(concept.section.text))
         view.add_class("-visible")
         self.screen.add_class("-section-open")
         if self.outline.has_focus and self.screen.has_class("-narrow"):
@@ -639,7 +639,7 @@ class TutorApp(App[str | None]):
         if not self.last_reply:
             self.notify("There is no reply to copy yet.", markup=False)
             return
-        how = actions.copy_text(self, clean(self.last_reply))  # what the reader saw, escapes neutralised
+        how = actions.copy_text(self, control_pictures(self.last_reply))  # what the reader saw, escapes neutralised
         if how is None:
             self.notify("Copy failed: the terminal and the system clipboard both refused.", severity="error", markup=False)
         else:

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, TextArea
 from textual.widgets.option_list import Option
 
-from tutor.app.sanitize import one_line
+from tutor.text import one_line
 
 _MODAL_CSS = """
 %s { align: center middle; background: $background 60%%; }

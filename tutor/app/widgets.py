@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Markdown, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from tutor.app.sanitize import clean, one_line
+from tutor.text import control_pictures, one_line
 
 # state -> (symbol, style, label). Symbols differ in shape, not only colour, so the
 # outline reads on a monochrome terminal too.
@@ -207,7 +207,7 @@ class ReaderMessage(Static):
         super().__init__(self._content(queued), markup=False, classes="queued" if queued else "")
 
     def _content(self, queued: bool) -> Content:
-        body = Content(clean(self.text))
+        body = Content(control_pictures(self.text))
         return Content.assemble(body, "\n", (self.QUEUED_NOTE, "italic")) if queued else body
 
     def set_queued(self, queued: bool) -> None:
@@ -230,7 +230,7 @@ class TutorMessage(Markdown):
     """
 
     def __init__(self, text: str = "", *, seq: int | None = None) -> None:
-        super().__init__(clean(text) or None, parser_factory=safe_parser, open_links=False)
+        super().__init__(control_pictures(text) or None, parser_factory=safe_parser, open_links=False)
         self.text = text
         self.seq = seq
 
@@ -249,7 +249,7 @@ class NoteMessage(Static):
     """
 
     def __init__(self, text: str, *, classes: str = "", seq: int | None = None) -> None:
-        super().__init__(Content(clean(text)), markup=False, classes=classes)
+        super().__init__(Content(control_pictures(text)), markup=False, classes=classes)
         self.text = text
         self.seq = seq
 

@@ -14,16 +14,11 @@ import re
 
 import click
 
+from tutor.text import escape_controls, plural
+
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 _GLOB = re.compile(r"[*?[]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 SHOW_CONCEPTS = 40
-
-
-def safe(text: str) -> str:
-    """Escape control characters (ESC, BEL, CR, C1, bidi overrides...) so file text cannot
-    steer the terminal or reorder what is shown."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
 
 
 def expand(args: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -119,10 +114,10 @@ def _summary(ex, quiet: bool) -> list[str]:
     kind = "plain Markdown" if ex.plain else f"format v{ex.format_version}"
     n = len(ex.concepts)
     drafts = sum(1 for w in ex.warnings if w.message.startswith("DRAFT marker left"))
-    status = f"DRAFT, not ready for readers ({drafts} DRAFT marker{'s' if drafts != 1 else ''} left)" if drafts else "OK"
+    status = f"DRAFT, not ready for readers ({plural(drafts, 'DRAFT marker')} left)" if drafts else "OK"
     out = [
         f"{ex.path}: {status} - {ex.title}",
-        f"  {kind}, {n} concept{'s' if n != 1 else ''}, {_words(ex)}",
+        f"  {kind}, {plural(n, 'concept')}, {_words(ex)}",
     ]
     if quiet:
         return out[:1]
@@ -199,7 +194,7 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
         if as_json:
             reports.append(_as_json(arg, None, ExplainerError([Problem(arg, None, message)])))
         else:
-            click.echo(safe(f"{arg}: {message}"), err=True)
+            click.echo(escape_controls(f"{arg}: {message}"), err=True)
     ok = errors = 0
     for i, path in enumerate(paths):
         try:
@@ -218,18 +213,18 @@ def check(ctx: click.Context, files: tuple[str, ...], quiet: bool, strict: bool,
             failed = True
             errors += 1
             for p in err.problems:
-                click.echo(safe(str(p)), err=True)
+                click.echo(escape_controls(str(p)), err=True)
             continue
         ok += 1
         for line in _summary(ex, quiet):
-            click.echo(safe(line))
+            click.echo(escape_controls(line))
         if ex.warnings:
             failed |= strict
             if not quiet:
                 click.echo(f"  {len(ex.warnings)} warning{'s' if len(ex.warnings) != 1 else ''}:")
             for p in ex.warnings:
                 where = f"{p.file}:{p.line}" if p.line is not None else p.file
-                click.echo(safe(f"{where}: warning: {p.message}"))
+                click.echo(escape_controls(f"{where}: warning: {p.message}"))
     if as_json:
         # One file named on the command line: one object; several, a folder or a pattern: a list.
         single = len(files) == 1 and len(reports) == 1 and paths == list(files)

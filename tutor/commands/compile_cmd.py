@@ -56,6 +56,7 @@ def compile_cmd(
 
     from tutor import compile as comp
     from tutor.explainer import FEEDBACK_RE
+    from tutor.files import atomic_write
 
     if feedback is None and sys.stdin.isatty() and not no_questions:
         feedback = click.prompt(
@@ -68,7 +69,7 @@ def compile_cmd(
     def add_feedback() -> None:
         if feedback and Path(output).is_file():
             text = Path(output).read_text(encoding="utf-8")
-            comp.write_atomic(Path(output), comp.with_feedback(text, feedback))
+            atomic_write(Path(output), comp.with_feedback(text, feedback))
 
     if offline:
         out, exp = comp.compile_offline(list(notes), output, force=force, title=title, author=author)

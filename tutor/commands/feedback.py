@@ -70,7 +70,7 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
         if file is None:
             rows = fb.overview(store)
             if as_json:
-                from tutor.export import json_text
+                from tutor.text import json_text
 
                 click.echo(json_text(rows))
             else:
@@ -85,10 +85,10 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
         if scratch is not None:
             scratch.cleanup()
     if html_path:
-        from tutor.compile import write_atomic
         from tutor.feedback_report import render_html
+        from tutor.files import atomic_write
 
-        write_atomic(Path(html_path), render_html(rep))
+        atomic_write(Path(html_path), render_html(rep))
         click.echo(f"wrote {html_path}", err=True)
         return
     if as_json:
@@ -166,15 +166,15 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
     from pathlib import Path
 
     from tutor import feedback as fb
-    from tutor.compile import safe_terminal_text
     from tutor.errors import TutorError
+    from tutor.text import strip_controls
 
     if for_file is not None and not Path(for_file).is_file():
         raise TutorError(f"{for_file}: no such file", hint="--for names your copy of the explainer the bundles are about")
     paths, missing = _expand_bundles(bundles)
     failed = bool(missing)
     for arg, why in missing:
-        click.echo(f"{safe_terminal_text(arg)}: {why}", err=True)
+        click.echo(f"{strip_controls(arg)}: {why}", err=True)
     added = skipped = 0
     store = fb.open_store(db)
     try:
@@ -183,15 +183,15 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
                 res = fb.import_bundle(store, b, for_file=for_file)
             except TutorError as e:  # one bad bundle does not stop the rest
                 failed = True
-                click.echo(safe_terminal_text(str(e)), err=True)
+                click.echo(strip_controls(str(e)), err=True)
                 continue
             added += res.feedback_added
             skipped += res.feedback_skipped
             dup = f", {res.feedback_skipped} already here" if res.feedback_skipped else ""
             click.echo(
-                f"{safe_terminal_text(b)}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
+                f"{strip_controls(b)}: {res.feedback_added} new feedback item(s){dup}, {res.stats_added} new concept stat(s)"
                 + (f", {res.transcripts_added} transcript(s)" if res.transcripts_added else "")
-                + f" -> {safe_terminal_text(res.explainer_path)}"
+                + f" -> {strip_controls(res.explainer_path)}"
             )
     finally:
         store.close()

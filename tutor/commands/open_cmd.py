@@ -152,9 +152,9 @@ def open_cmd(
             return 1
         unsent = run_app(session, notices=notices)
         if unsent:
-            from tutor.export import clean_text
+            from tutor.text import escape_controls
 
-            click.echo(f"Not sent (it was queued when you quit): {clean_text(unsent)}", err=True)
+            click.echo(f"Not sent (it was queued when you quit): {escape_controls(unsent)}", err=True)
         # Back on the normal screen: say where the session is, as --plain does.
         click.echo(
             f"Session saved. Resume with: tutor open {shlex.quote(str(explainer.path))} --resume {session.id[:8]}"

@@ -19,25 +19,25 @@ def publish_cmd(file: str, out_dir: str, url: str | None, allow_draft: bool) -> 
     tutor publish explainers/sqlite-wal.md -o site/
     tutor publish explainers/sqlite-wal.md -o site/ --url https://example.org/explainers
     """
-    from tutor.commands.check import safe
     from tutor.errors import TutorError
     from tutor.explainer import load
     from tutor.publish import is_draft, publish
+    from tutor.text import escape_controls
 
     if url is not None and not url.startswith(("http://", "https://")):
         raise click.UsageError(f"--url {url!r} must start with http:// or https://")
     try:
         if not allow_draft and is_draft(load(file)):
             raise click.ClickException(
-                f"{safe(file)} is a DRAFT skeleton (summaries start with 'DRAFT:'). "
+                f"{escape_controls(file)} is a DRAFT skeleton (summaries start with 'DRAFT:'). "
                 "Finish it, or pass --allow-draft to publish it anyway."
             )
         result = publish(file, out_dir, url)
     except TutorError as err:
-        raise click.ClickException(safe(str(err))) from None
+        raise click.ClickException(escape_controls(str(err))) from None
     except OSError as err:
-        raise click.ClickException(f"cannot write to {safe(out_dir)}: {safe(err.strerror or str(err))}") from None
+        raise click.ClickException(f"cannot write to {escape_controls(out_dir)}: {escape_controls(err.strerror or str(err))}") from None
     for w in result.warnings:
         if "DRAFT" not in w:
-            click.echo(f"warning: {safe(w)}", err=True)
-    click.echo(f"wrote {safe(str(result.page))} and {safe(str(result.raw))}")
+            click.echo(f"warning: {escape_controls(w)}", err=True)
+    click.echo(f"wrote {escape_controls(str(result.page))} and {escape_controls(str(result.raw))}")

@@ -11,14 +11,13 @@ import hashlib
 import os
 import re
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
 
 from tutor.commands._options import db_option, hold_session
 from tutor.errors import TutorError
-from tutor.text import plural
+from tutor.text import escape_controls, local_time, plural
 
 
 def db_location(db: str | None):
@@ -38,13 +37,6 @@ def _open_store(db: str | None, *, create: bool = False):
     return Store.open(path, create=create)
 
 
-def _local(iso: str) -> str:
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
 def _cols(text: str) -> int:
     """Terminal columns: CJK and emoji take two, combining marks none."""
     import unicodedata
@@ -54,19 +46,8 @@ def _cols(text: str) -> int:
     )
 
 
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-def _terminal(text: str) -> str:
-    """Untrusted text for a terminal line: control characters visible, bidi overrides
-    (which would reorder the rest of the line on screen) dropped."""
-    from tutor.export import clean_text
-
-    return _BIDI.sub("", clean_text(text))
-
-
 def _fit(text: str, width: int) -> str:
-    text = " ".join(_terminal(text).split())
+    text = " ".join(escape_controls(text).split())
     if _cols(text) <= width:
         return text
     out, used = [], 0
@@ -80,7 +61,7 @@ def _fit(text: str, width: int) -> str:
 
 def _squash(text: str) -> str:
     """One line, control characters visible, runs of whitespace as one space."""
-    return re.sub(r"\s+", " ", _terminal(text))
+    return re.sub(r"\s+", " ", escape_controls(text))
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -95,9 +76,14 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[s
 
 
 def _file_hash(path: str) -> str | None:
+    """The explainer file's hash, or None when it cannot be read (gone, a FIFO, too big)."""
+    from tutor.errors import TutorError
+    from tutor.explainer import MAX_FILE_BYTES
+    from tutor.files import safe_read_bytes
+
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(safe_read_bytes(path, MAX_FILE_BYTES)).hexdigest()
+    except (OSError, TutorError):
         return None
 
 
@@ -145,7 +131,7 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
             d = r.model_dump()
             d["total_tokens"] = r.total_tokens
             out.append(d)
-        from tutor.export import json_text
+        from tutor.text import json_text
 
         click.echo(json_text(out))
         return
@@ -157,8 +143,8 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
         [
             r.id[:8],
             _fit(r.explainer_title or Path(r.explainer_path).name, 40),
-            _local(r.started),
-            _local(r.updated),
+            local_time(r.started),
+            local_time(r.updated),
             str(r.turn_count),
             _fit(r.mode, 28),
             f"${r.cost_usd:.4f}" if r.cost_usd else "-",
@@ -201,7 +187,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
         if not yes:
             for r in rows:
                 title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
-                click.echo(f"  {r.id[:8]}  {title}  ({plural(r.turn_count, 'turn')}, last active {_local(r.updated)})")
+                click.echo(f"  {r.id[:8]}  {title}  ({plural(r.turn_count, 'turn')}, last active {local_time(r.updated)})")
             noun = "session" if len(rows) == 1 else "sessions"
             try:
                 ok = click.confirm(f"Remove {len(rows)} {noun}? This cannot be undone", default=False)
@@ -251,7 +237,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
             hits = store.search(text, limit=limit, order="rank" if rank else "newest")
     if as_json:
         out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
-        from tutor.export import json_text
+        from tutor.text import json_text
 
         click.echo(json_text(out))
         return
@@ -260,7 +246,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
         return
     for h in hits:
         title = _fit(h.explainer_title, 40)
-        click.echo(f"{h.session_id[:8]}  {title}  #{h.seq} {h.role}  {_local(h.created)}")
+        click.echo(f"{h.session_id[:8]}  {title}  #{h.seq} {h.role}  {local_time(h.created)}")
         out = []
         for i, part in enumerate(h.snippet.split(SNIPPET_START)):
             hit, _, rest = part.partition(SNIPPET_END) if i else ("", "", part)

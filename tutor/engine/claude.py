@@ -178,8 +178,9 @@ def _scrub(text: str, key: str | None) -> str:
     """Server text is untrusted: drop the key if echoed, control characters, and keep it short."""
     if key:
         text = text.replace(key, "***")
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f\x1b]", "", text)
-    return text[:200]
+    from tutor.text import strip_controls
+
+    return strip_controls(text)[:200]
 
 
 def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str | None) -> BackendError:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from tutor.engine.reader_model import ReaderModel, ending, find_concepts, in_sentence
 from tutor.engine.search import Hit, SectionIndex, blocks
 from tutor.explainer import CheckQuestion, Concept, Explainer
+from tutor.text import plural
 
 CHUNK_CHARS = 900  # a "readable piece": at most about this many characters ...
 CHUNK_BLOCKS = 3  # ... or this many paragraphs
@@ -190,7 +191,7 @@ class OfflineGuide:
             # Headings of a file nobody wrote for tutor read badly as "know about X?":
             # name them as the parts they are.
             n = len(self.ex.concepts)
-            ask = f"It has {n} part{'s' if n != 1 else ''}; the first is “{c.title}”. Do you already know that part?"
+            ask = f"It has {plural(n, 'part')}; the first is “{c.title}”. Do you already know that part?"
         else:
             ask = f"Do you already know about {ending(in_sentence(c.title), '?')}"
         self._say(f"I want to explain {topic} to you. {ask} (yes / no / not sure)")

@@ -66,6 +66,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from tutor.engine.tagfilter import state_tags
 from tutor.explainer import Explainer
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -268,19 +269,12 @@ def summary_text(summary: str) -> str:
     )
 
 
-_STATE_OPEN_RE = re.compile(r"<state\b([^<>]{0,400})>", re.IGNORECASE)
-_ATTR_RE = re.compile(r"""([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _index_cache: dict[str, object] = {}
 
 
 def tagged_concepts(text: str) -> list[tuple[str, str]]:
     """(concept, value) of every <state> tag in a tutor's raw text, in order."""
-    out = []
-    for m in _STATE_OPEN_RE.finditer(text):
-        attrs = {a.group(1).lower(): a.group(2) if a.group(2) is not None else a.group(3) for a in _ATTR_RE.finditer(m.group(1))}
-        if attrs.get("concept"):
-            out.append((attrs["concept"].strip(), (attrs.get("value") or "").strip()))
-    return out
+    return [(t.attrs["concept"].strip(), t.attrs.get("value", "").strip()) for t in state_tags(text) if t.attrs.get("concept")]
 
 
 MAX_PASSAGES = 2

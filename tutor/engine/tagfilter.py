@@ -52,7 +52,11 @@ class Tag(BaseModel):
 class TagFilter:
     """Incremental filter: ``feed(chunk) -> (visible, tags)``, then ``close()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: frozenset[str] = frozenset()) -> None:
+        # ``keep``: tag names passed through as text, unparsed by nobody else: the whole-text
+        # helpers (``strip_tags``) remove some tags and must leave the others byte for byte.
+        self._keep = keep
+        self._tag_open = ""  # the opening tag's own text, for a kept tag
         self._buf = ""
         self._mode = "text"  # "text" | "fence" | "tag"
         self._line = ""  # characters of the current line processed in text/fence mode
@@ -80,6 +84,8 @@ class TagFilter:
             return "", []
         visible, tags = self._run(final=True)
         if self._mode == "tag" and self._tag is not None:
+            if self._tag.name in self._keep:
+                visible += self._tag_open + "".join(self._tag_body)
             tags.append(self._finish_tag(complete=False))
             self._mode = "text"
         self._closed = True
@@ -94,6 +100,12 @@ class TagFilter:
         return v1 + v2, t1 + t2
 
     # -- machinery --------------------------------------------------------------------
+    def _emit(self, out: list[str], text: str) -> None:
+        """Pass a kept tag through as text (the line tracking sees it like any text)."""
+        out.append(text)
+        nl = text.rfind("\n")
+        self._line = text[nl + 1 :] if nl != -1 else self._line + text
+
     def _finish_tag(self, *, complete: bool) -> Tag:
         assert self._tag is not None
         tag = self._tag.model_copy(update={"text": "".join(self._tag_body).strip(), "complete": complete})
@@ -118,9 +130,12 @@ class TagFilter:
                 m = close_re.search(buf, i)
                 if m:
                     self._tag_body.append(buf[i : m.start()])
+                    if name in self._keep:
+                        self._emit(out, self._tag_open + "".join(self._tag_body) + m.group(0))
+                    else:
+                        self._eat_newline = self._tag_at_line_start
                     tags.append(self._finish_tag(complete=True))
                     self._mode = "text"
-                    self._eat_newline = self._tag_at_line_start
                     i = m.end()
                     continue
                 j = buf.rfind("<", i)
@@ -196,7 +211,11 @@ class TagFilter:
                     break
                 if res is _PARTIAL:
                     # The stream ended inside what can only be a protocol tag (``<fe``,
-                    # ``<state concept="a``): never the reader's text, so it is dropped.
+                    # ``<state concept="a``): never the reader's text, so it is dropped
+                    # (kept as text only if it can only be the start of a kept tag).
+                    names = _partial_names(buf[i:])
+                    if names and names <= self._keep:
+                        out.append(buf[i:])
                     i = n
                     break
                 if res is None:
@@ -206,16 +225,24 @@ class TagFilter:
                     continue
                 kind, name, attrs, self_closing, end = res
                 at_start = self._line.strip() == ""
-                i = end
+                kept = name in self._keep
+                start, i = i, end
                 if kind == "close":  # a stray closing tag: never meant for the reader
-                    self._eat_newline = at_start
+                    if kept:
+                        self._emit(out, buf[start:end])
+                    else:
+                        self._eat_newline = at_start
                     continue
                 self._tag = Tag(name=name, attrs=attrs)
                 self._tag_body = []
+                self._tag_open = buf[start:end]
                 self._tag_at_line_start = at_start
                 if self_closing:
                     tags.append(self._finish_tag(complete=True))
-                    self._eat_newline = at_start
+                    if kept:
+                        self._emit(out, buf[start:end])
+                    else:
+                        self._eat_newline = at_start
                 else:
                     self._mode = "tag"
                 continue
@@ -311,3 +338,36 @@ def _scan_tag(buf: str, i: int, final: bool):
 
 def _could_close_any(s: str) -> bool:
     return any(_could_close(s, name) for name in TAG_NAMES)
+
+
+def _partial_names(s: str) -> frozenset[str]:
+    """The tag names the unfinished ``s`` (``<fe``, ``</sta``, ``<state concept="a``) may start."""
+    if s[1:2] == "/":
+        return frozenset(name for name in TAG_NAMES if _could_close(s, name))
+    rest = s[1:].lower()
+    return frozenset(
+        name for name in TAG_NAMES if (name.startswith(rest) if len(rest) <= len(name) else rest.startswith(name))
+    )
+
+
+# -- whole-text helpers: every reader of stored or exported replies uses these, never a regex,
+# so a tag in a code fence or a reply cut inside a tag means the same thing everywhere.
+
+
+def strip_tags(text: str, names: tuple[str, ...] | frozenset[str] = TAG_NAMES) -> str:
+    """``text`` without the protocol tags named (all by default), whole or cut off, body and
+    all; every other character, the other tags included, is kept as it was."""
+    f = TagFilter(keep=frozenset(TAG_NAMES) - frozenset(names))
+    v1, _ = f.feed(text)
+    v2, _ = f.close()
+    return v1 + v2
+
+
+def state_tags(text: str) -> list[Tag]:
+    """The ``<state>`` tags of a whole reply, in order (unterminated ones included)."""
+    return [t for t in TagFilter.filter_all(text)[1] if t.name == "state"]
+
+
+def feedback_notes(text: str) -> list[Tag]:
+    """The ``<feedback>`` tags of a whole reply, in order (a cut-off one has complete=False)."""
+    return [t for t in TagFilter.filter_all(text)[1] if t.name == "feedback"]
