@@ -126,7 +126,7 @@ async def test_retries_are_ours_bounded_and_announced():
         await b.aclose()
     waits = [e for e in got if isinstance(e, RetryWait)]
     assert err is None and [w.attempt for w in waits] == [1, 2] and all(w.of == 2 for w in waits)
-    assert waits[0].seconds == pytest.approx(0.3) and "overloaded" in waits[0].reason
+    assert waits[0].seconds == pytest.approx(0.3) and waits[0].reason == "Claude is overloaded (529)."
     assert len(api.requests) == 3  # no hidden SDK retries on top of ours
 
 
@@ -220,3 +220,85 @@ async def test_engine_emits_retrying_events(tmp_path):
         assert isinstance(evs[-1], TurnFinished) and evs[-1].complete
         await s.aclose()
         s.store.close()
+
+
+# -- the reader sees the wait, and can stop it ------------------------------------------
+
+
+async def test_app_shows_retrying_wait_and_esc_stops_it(tmp_path):
+    from tutor.app.app import TutorApp
+    from tutor.app.widgets import RetryNote
+
+    from app_helpers import SAMPLE, claude_backend, dialogue, idle, screen_text, wait_until
+    from app_helpers import open_session as open_app_session
+
+    with FakeAPI() as api:
+        api.enqueue(text("Hello. Do you already know about pages?", chunk_size=10))
+        session = open_app_session(SAMPLE, tmp_path / "t.db", backend=claude_backend(api, max_retries=2))
+        app = TutorApp(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await idle(pilot, app)
+            api.enqueue(http_error(529, retry_after_ms=20_000), text("never sent"))
+            app.input.text = "What is a page?"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.query(RetryNote), 10, "the retry note")
+            screen = screen_text(app)
+            assert "Claude is overloaded (529). Retrying in 20 s" in screen and "Esc to stop" in screen
+            await pilot.press("escape")
+            await idle(pilot, app, 5)
+            assert not app.query(RetryNote)
+            assert len(api.requests) == 2  # the opening and the one that failed: Esc stopped the retry
+            assert any("stopped" in t for k, t in dialogue(app) if k == "note")
+            assert app.input.text == "" or "What is a page?" in app.input.text
+        rows = session.store.messages(session.id)
+        assert [r.text for r in rows if r.role == "reader"] == ["What is a page?"]
+        await session.aclose()
+        session.store.close()
+
+
+async def test_app_shows_deadline_error_and_keeps_partial(tmp_path):
+    from tutor.app.app import ERROR_TITLES, TutorApp
+
+    from app_helpers import SAMPLE, claude_backend, dialogue, idle, notifications
+    from app_helpers import open_session as open_app_session
+
+    with FakeAPI() as api:
+        api.enqueue(text("Hello.", chunk_size=10))
+        session = open_app_session(SAMPLE, tmp_path / "t.db", backend=claude_backend(api, limits=FAST))
+        app = TutorApp(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await idle(pilot, app)
+            api.enqueue(trickle(every=0.05))
+            app.input.text = "Tell me all"
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+            await idle(pilot, app, GUARD)
+            errs = [n for n in notifications(app) if n.severity == "error"]
+            assert errs and errs[-1].title == ERROR_TITLES["deadline"]
+            assert "Ctrl+R" in errs[-1].message and not EXCEPTION_NAME.search(errs[-1].message)
+            notes = [t for k, t in dialogue(app) if k == "note"]
+            assert any("cut off by the time limit" in t for t in notes)
+            assert app.input.text == "Tell me all"
+        await session.aclose()
+        session.store.close()
+
+
+async def test_plain_prints_the_wait_and_the_deadline(tmp_path):
+    import io
+
+    from tutor.plain import PlainUI
+
+    with FakeAPI() as api:
+        api.enqueue(text("Hello."))
+        s = open_session(tmp_path, api)
+        out = io.StringIO()
+        plain = PlainUI(s, io.StringIO(), out, io.StringIO())
+        await plain.show(s.start())
+        api.enqueue(http_error(429, retry_after_ms=100), ping_forever(30))
+        await asyncio.wait_for(plain.show(s.reply("Hi")), GUARD)
+        await s.aclose()
+        s.store.close()
+    shown = out.getvalue()
+    assert "(Claude's rate limit was reached (429). Retrying in 1 s, retry 1 of 2; Ctrl-C to stop.)" in shown
+    assert "[error] Claude sent no reply within 0.6 seconds." in shown
+    assert "Type /retry to send your message again." in shown

@@ -349,6 +349,17 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     return a if b is None else min(a, b)
 
 
+def _retry_reason(err: BackendError) -> str:
+    """What failed, for "... Retrying in N s": short, and not "even after retrying"."""
+    if err.code == "rate_limit":
+        return "Claude's rate limit was reached (429)."
+    if err.code == "overloaded":
+        return f"Claude is overloaded ({err.status or 529})."
+    if err.code == "connection":
+        return "The connection to Claude failed."
+    return f"Claude's server failed ({err.status})." if err.status else "Claude did not answer."
+
+
 def _too_long_a_wait(err: BackendError, wait: float) -> BackendError:
     """The server asks for a longer wait than we hold a reader for: say when to try."""
     when = time.strftime("%H:%M", time.localtime(time.time() + wait))
@@ -610,10 +621,12 @@ class ClaudeBackend:
                 err.usage = self._partial_usage(stream, partial, spent)
                 wait = self._retry_wait(exc, failures) if not parts else None
                 if wait is not None and failures < limits.retries:
-                    if wait > limits.retry_after_cap or (reply_deadline is not None and loop.time() + wait > reply_deadline):
+                    if wait > limits.retry_after_cap:
                         raise _too_long_a_wait(err, wait) from None
+                    if reply_deadline is not None and loop.time() + wait > reply_deadline:
+                        raise err from None  # no time left in this turn for another try
                     failures += 1
-                    yield Retrying(seconds=wait, attempt=failures, of=limits.retries, reason=err.message)
+                    yield Retrying(seconds=wait, attempt=failures, of=limits.retries, reason=_retry_reason(err))
                     await asyncio.sleep(wait)
                     spent = err.usage or spent
                     continue
