@@ -302,3 +302,15 @@ async def test_plain_prints_the_wait_and_the_deadline(tmp_path):
     assert "(Claude's rate limit was reached (429). Retrying in 1 s, retry 1 of 2; Ctrl-C to stop.)" in shown
     assert "[error] Claude sent no reply within 0.6 seconds." in shown
     assert "Type /retry to send your message again." in shown
+
+
+def test_open_help_names_the_limits_and_their_defaults():
+    from click.testing import CliRunner
+
+    from tutor.cli import cli
+
+    out = " ".join(CliRunner().invoke(cli, ["open", "--help"]).output.split())  # unwrapped
+    lim = Limits()
+    assert "--first-token-timeout SECONDS" in out and f"default {lim.first_token:g};" in out
+    assert f"default {lim.reply:g};" in out and f"$TUTOR_MAX_REPLY_CHARS (default {lim.max_chars})" in out
+    assert f"$TUTOR_RETRIES (default {lim.retries})" in out
