@@ -52,7 +52,10 @@ THINKING_TOKENS = {"low": 300, "medium": 1200, "high": 3000, "xhigh": 6000, "max
 THINKING_TEXT = "THINKING-NOT-FOR-THE-READER "
 LOOKBACK_BLOCKS = 20
 
-ReplyKind = Literal["text", "http_error", "stream_error", "drop", "no_stop", "hang"]
+ReplyKind = Literal[
+    "text", "http_error", "stream_error", "drop", "no_stop", "hang",
+    "ping", "stall_body", "raw_stream", "raw_http",  # the fault modes (docs/fake-api.md, "Misbehaving servers")
+]
 
 
 @dataclass
@@ -70,6 +73,8 @@ class Reply:
     seconds: float = 30.0  # hang only
     output_tokens: int | None = None  # default: len(text) // 4 + 1
     input_usage: dict[str, int] | None = None  # report this instead of the counted prompt (snapshots)
+    raw: list[bytes] = field(default_factory=list)  # raw_stream: SSE bytes after the headers; raw_http: the body
+    content_type: str | None = None  # raw_http only (None: no content-type header)
 
     @property
     def text(self) -> str:
@@ -170,6 +175,104 @@ def no_stop(s: str = "", *, chunk_size: int | None = 16) -> Reply:
 def hang(seconds: float = 30.0) -> Reply:
     """Accept the request and send nothing for ``seconds`` (client timeout)."""
     return Reply("hang", seconds=seconds, stop_reason=None)
+
+
+# -- misbehaving servers: the fault suite's modes (tests/test_faults.py)
+
+
+def ping_forever(seconds: float = 30.0, *, every: float = 0.05) -> Reply:
+    """Headers, message_start, then only ``ping`` events for ``seconds``: no content, ever."""
+    return Reply("ping", delay=every, seconds=seconds, stop_reason=None)
+
+
+def trickle(s: str = "word " * 400, *, every: float = 0.05) -> Reply:
+    """A reply that arrives one word at a time, ``every`` seconds apart."""
+    words = [w + " " for w in s.split()]
+    return text(chunks=words, delay=every, chunk_size=None)
+
+
+def huge(chars: int = 200_000) -> Reply:
+    """A server that ignores max_tokens: ``chars`` characters of text in 1,000-character pieces."""
+    return text("blah " * (chars // 5), chunk_size=1000)
+
+
+def stalled_headers(seconds: float = 30.0) -> Reply:
+    """Accept the connection and the request, then send nothing (not even headers)."""
+    return hang(seconds)
+
+
+def stalled_body(seconds: float = 30.0) -> Reply:
+    """Send the headers and message_start, then nothing for ``seconds`` (no pings either)."""
+    return Reply("stall_body", seconds=seconds, stop_reason=None)
+
+
+def long_retry_after(seconds: int = 600, status: int = 429) -> Reply:
+    """A 429 (or 529) that asks for a long wait in ``retry-after`` (seconds)."""
+    return http_error(status, retry_after_ms=None, headers={"retry-after": str(seconds)})
+
+
+def _sse_bytes(event: str, data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+def _start_bytes() -> bytes:
+    return _sse_bytes("message_start", {"type": "message_start", "message": {
+        "id": "msg_fake_raw", "type": "message", "role": "assistant", "model": "claude-fake", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}})
+
+
+def raw_stream(*pieces: bytes) -> Reply:
+    """A 200 event stream whose bytes after the headers are exactly ``pieces`` (message_start first)."""
+    return Reply("raw_stream", raw=[_start_bytes(), *pieces], stop_reason=None)
+
+
+def _text_block(index: int = 0) -> bytes:
+    return _sse_bytes("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+
+
+def _delta(text_: str, index: int = 0) -> bytes:
+    return _sse_bytes("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text_}})
+
+
+def invalid_utf8() -> Reply:
+    """Some text, then a text delta whose bytes are not UTF-8."""
+    bad = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "caf\xe9 \xff\xfe"}}\n\n'
+    return raw_stream(_text_block(), _delta("Hello. "), bad)
+
+
+def invalid_json() -> Reply:
+    """Some text, then an event whose data is not JSON."""
+    return raw_stream(_text_block(), _delta("Hello. "), b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\n\n")
+
+
+def unknown_block() -> Reply:
+    """A content block of a type no SDK knows, then a normal text block and a normal end."""
+    return raw_stream(
+        _sse_bytes("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "hologram", "data": "?"}}),
+        _sse_bytes("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "hologram_delta", "data": "?"}}),
+        _sse_bytes("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _text_block(1),
+        _delta("After the unknown block.", 1),
+        _sse_bytes("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        _sse_bytes("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 6}}),
+        _sse_bytes("message_stop", {"type": "message_stop"}),
+    )
+
+
+def raw_http(status: int, body: bytes = b"", content_type: str | None = None) -> Reply:
+    """An HTTP answer that is not the API's: any status, any body, any (or no) content-type."""
+    return Reply("raw_http", status=status, raw=[body], content_type=content_type, stop_reason=None)
+
+
+def html_500() -> Reply:
+    """A proxy's HTML error page with status 500."""
+    return raw_http(500, b"<html><head><title>500 Internal Server Error</title></head><body><h1>Oops</h1>[bold]x[/bold]</body></html>", "text/html")
+
+
+def empty_502() -> Reply:
+    """A 502 with an empty body and no content-type."""
+    return raw_http(502)
 
 
 @dataclass
@@ -444,6 +547,19 @@ class _Handler(BaseHTTPRequestHandler):
             api.stopping.wait(reply.seconds)
             self.close_connection = True
             return
+        if reply.kind == "raw_http":
+            data = b"".join(reply.raw)
+            self.send_response(reply.status)
+            if reply.content_type:
+                self.send_header("content-type", reply.content_type)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
+        if reply.kind in ("ping", "stall_body", "raw_stream"):
+            self._misbehave(reply)
+            return
         usage = api.cache.account(body)
         if api.flavor == "local":  # Ollama and friends: no cache fields at all
             usage = {"input_tokens": usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]}
@@ -575,6 +691,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk_out(b"")  # terminating chunk
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True  # the client went away (cancelled); nothing to do
+
+
+    def _misbehave(self, reply: Reply) -> None:
+        """The event-stream fault modes: pings only, a body that stalls, or raw bytes."""
+        api = self.server.api
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        try:
+            if reply.kind == "raw_stream":
+                for piece in reply.raw:
+                    self._chunk_out(piece)
+                self._chunk_out(b"")
+                return
+            self._chunk_out(_start_bytes())
+            if reply.kind == "stall_body":
+                api.stopping.wait(reply.seconds)
+            else:
+                self._chunk_out(_text_block())
+                end = time.monotonic() + reply.seconds
+                every = reply.delay if isinstance(reply.delay, float | int) and reply.delay > 0 else 0.05
+                while time.monotonic() < end and not api.stopping.wait(every):
+                    self._sse("ping", {"type": "ping"})
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):

@@ -17,6 +17,7 @@ streams, with markdown-it, so the reader still hears the reply as it arrives.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import shlex
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from tutor.engine.events import ErrorEvent, Notice, TextDelta, Thinking, TurnFinished
+from tutor.engine.events import ErrorEvent, Notice, Retrying, TextDelta, Thinking, TurnFinished
 from tutor.engine.reader_model import find_concepts
 from tutor.text import strip_controls
 
@@ -257,6 +258,8 @@ class PlainUI:
             elif isinstance(ev, Notice):
                 self.flush_markdown()
                 self.line(f"[note] {ev.text}")
+            elif isinstance(ev, Retrying):  # the wait is said, so a stalled turn is never silent
+                self.line(f"({ev.reason} Retrying in {math.ceil(ev.seconds)} s, retry {ev.attempt} of {ev.of}; Ctrl-C to stop.)")
             elif isinstance(ev, ErrorEvent):
                 self.flush_markdown()
                 self.last_failed = ev.message

@@ -38,6 +38,7 @@ from tutor.app.widgets import (
     NoteMessage,
     Outline,
     ReaderMessage,
+    RetryNote,
     Sidebar,
     ThinkingNote,
     TutorMessage,
@@ -46,6 +47,7 @@ from tutor.app.widgets import (
 from tutor.engine.events import (
     ErrorEvent,
     Notice,
+    Retrying,
     StateChanged,
     TextDelta,
     Thinking,
@@ -71,6 +73,8 @@ ERROR_TITLES = {
     "stream_error": "Reply cut off",
     "no_stop_reason": "Reply ended early",
     "context": "Conversation too long",
+    "deadline": "Reply too slow",
+    "too_long": "Reply too long",
 }
 
 CUT_BY = {
@@ -80,6 +84,8 @@ CUT_BY = {
     "rate_limit": "the rate limit",
     "timeout": "a timeout",
     "no_stop_reason": "a stream that ended early",
+    "deadline": "the time limit for a reply",
+    "too_long": "the size limit for a reply",
 }
 
 
@@ -320,6 +326,7 @@ class TutorApp(App[str | None]):
         cut_note: str | None = None  # why the reply is incomplete, when it is
         error_note: str | None = None  # why there is no reply at all (outlives the toast)
         thinking_note: ThinkingNote | None = None
+        retry_note: RetryNote | None = None  # "retrying in N s" while the engine waits
         self.retry_blocked = None
         events = make_events()
         self.input.set_busy(True)
@@ -329,7 +336,13 @@ class TutorApp(App[str | None]):
                 if echo:
                     echo = False
                     await self._echo_reader_rows()
-                if isinstance(event, Thinking):
+                if retry_note is not None:  # the wait is over: the next try has answered
+                    await retry_note.remove()
+                    retry_note = None
+                if isinstance(event, Retrying):
+                    retry_note = RetryNote(event.seconds, event.attempt, event.of, event.reason)
+                    await pane.mount(retry_note)
+                elif isinstance(event, Thinking):
                     if not event.done and thinking_note is None:
                         thinking_note = ThinkingNote()
                         await pane.mount(thinking_note)
@@ -390,6 +403,8 @@ class TutorApp(App[str | None]):
         finally:
             if thinking_note is not None:
                 await thinking_note.remove()
+            if retry_note is not None:
+                await retry_note.remove()
             if stream is not None:
                 await stream.stop()
             try:

@@ -7,6 +7,7 @@ Every piece of text that came from a file, the model or the store goes through
 
 from __future__ import annotations
 
+import math
 import time
 from functools import lru_cache
 
@@ -276,6 +277,32 @@ class ThinkingNote(Static):
 
     def _tick(self) -> None:
         self.update(f"Thinking… {time.monotonic() - self._started:.0f} s")
+
+
+class RetryNote(Static):
+    """"Retrying in 12 s (Esc to stop)" while the engine waits to try a failed call again
+    (docs/reliability.md). The reason is the server's failure in our words, never markup."""
+
+    DEFAULT_CSS = """
+    RetryNote {
+        margin: 0 1 1 3;
+        color: $warning;
+        text-style: italic;
+    }
+    """
+
+    def __init__(self, seconds: float, attempt: int, of: int, reason: str) -> None:
+        self._until = time.monotonic() + seconds
+        self._head = one_line(reason, 160)
+        self._tries = f"retry {attempt} of {of}"
+        super().__init__(self._line(), markup=False)
+
+    def _line(self) -> str:
+        left = max(0.0, self._until - time.monotonic())
+        return f"{self._head} Retrying in {math.ceil(left)} s ({self._tries}; Esc to stop)."
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, lambda: self.update(self._line()))
 
 
 class DialoguePane(VerticalScroll):

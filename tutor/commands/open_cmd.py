@@ -37,6 +37,23 @@ from tutor.errors import TutorError
     default=None,
     help="A local Messages-API server (Ollama, llama.cpp, vLLM, LiteLLM) instead of Anthropic's; no key needed, cost 0 ($TUTOR_BASE_URL).",
 )
+@click.option(
+    "--first-token-timeout",
+    "first_token",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=None,
+    help="Give up on a try that has sent no word (nor started thinking) in this long (default 90; $TUTOR_FIRST_TOKEN_TIMEOUT).",
+)
+@click.option(
+    "--reply-timeout",
+    "reply_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=None,
+    help="Stop a reply that takes longer than this in all, retries and waits included; what arrived is kept (default 300; "
+    "$TUTOR_REPLY_TIMEOUT). Also $TUTOR_MAX_REPLY_CHARS (default 20000) and $TUTOR_RETRIES (default 2).",
+)
 @click.option("--plain", is_flag=True, help="Line-based dialogue on stdin/stdout (pipes, scripts, screen readers).")
 @db_option
 def open_cmd(
@@ -47,6 +64,8 @@ def open_cmd(
     model: str | None,
     effort: str | None,
     base_url: str | None,
+    first_token: float | None,
+    reply_timeout: float | None,
     plain: bool,
     db: str | None,
 ) -> int:
@@ -74,7 +93,7 @@ def open_cmd(
         raise click.UsageError("use either --new or --resume ID, not both")
     if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
         raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
-    from tutor.engine.claude import ClaudeBackend, has_api_key
+    from tutor.engine.claude import ClaudeBackend, Limits, has_api_key
     from tutor.engine.models import Effort
     from tutor.engine.session import TutorSession
     from tutor.explainer import load
@@ -97,13 +116,14 @@ def open_cmd(
         more = len(explainer.warnings) - 1
         notices.append(f"{explainer.path}: and {more} more warning{'s' if more != 1 else ''} "
                        f"(see them with: tutor check {shlex.quote(str(explainer.path))})")
+    limits = Limits.from_env(first_token=first_token, reply=reply_timeout)  # bad $TUTOR_* values: one clear line
     backend = None
     prices = {} if offline else _prices(db)
     if offline:
         if model:
             notices.append("--model is ignored with --offline.")
     elif base_url and base_url.strip():
-        backend = _local_backend(base_url.strip(), model, effort, prices)
+        backend = _local_backend(base_url.strip(), model, effort, limits, prices)
     elif not has_api_key():
         notices.append(
             "No ANTHROPIC_API_KEY set: using the offline guided mode. "
@@ -111,7 +131,7 @@ def open_cmd(
             + (" (--model is ignored.)" if model else "")
         )
     else:
-        backend = ClaudeBackend(model, effort=Effort.parse(effort), prices=prices)
+        backend = ClaudeBackend(model, effort=Effort.parse(effort), limits=limits, prices=prices)
     if backend is not None:  # an unknown model id: said once, before the first turn
         notices.extend(backend.notices)
         backend.notices.clear()
@@ -174,7 +194,7 @@ def _prices(db: str | None) -> dict:
     return load_prices(prices_path(db_path(db).parent))
 
 
-def _local_backend(url: str, model: str | None, effort: str | None, prices: dict | None = None):
+def _local_backend(url: str, model: str | None, effort: str | None, limits, prices: dict | None = None):
     """A back end for a server that is not Anthropic's. Without --model, ask the server's
     model list first (in its own event loop and client: the session runs in another loop)."""
     import asyncio
@@ -192,4 +212,4 @@ def _local_backend(url: str, model: str | None, effort: str | None, prices: dict
                 await probe.aclose()
 
         model = asyncio.run(ask())
-    return ClaudeBackend(model, base_url=url, local=True, effort=Effort.parse(effort), prices=prices)
+    return ClaudeBackend(model, base_url=url, local=True, effort=Effort.parse(effort), limits=limits, prices=prices)

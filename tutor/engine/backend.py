@@ -29,11 +29,22 @@ class ThinkingStarted:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """A try failed before the first word; the back end waits ``seconds`` and tries again
+    (try ``attempt`` of ``of`` retries). Closing the iterator during the wait stops it."""
+
+    seconds: float
+    attempt: int
+    of: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Finished:
     result: StreamResult
 
 
-BackendEvent = TextPiece | ThinkingStarted | Finished
+BackendEvent = TextPiece | ThinkingStarted | Retrying | Finished
 
 
 class Backend(Protocol):

@@ -12,11 +12,15 @@ our own wording, and any text that comes from the server is scrubbed of the key.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
+import random
 import re
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tutor.engine.events import TokenUsage
@@ -33,7 +37,68 @@ FALLBACK_MODEL = "claude-sonnet-4-6"  # used only if the SDK's model list has no
 
 BASE_URL_ENV = "TUTOR_BASE_URL"  # a local or other Messages-API server: no Anthropic key, cost 0
 LOCAL_KEY_ENV = "TUTOR_API_KEY"  # the key such a server wants, if any (never ANTHROPIC_API_KEY)
-TIMEOUT_DEFAULT = 60.0
+TIMEOUT_DEFAULT = 60.0  # the SDK's own per-read timeout (connect, each read); Limits bound the whole turn
+
+
+# ---------------------------------------------------------------------------
+# Turn limits and the retry policy (docs/reliability.md)
+
+FIRST_TOKEN_ENV = "TUTOR_FIRST_TOKEN_TIMEOUT"
+REPLY_TIMEOUT_ENV = "TUTOR_REPLY_TIMEOUT"
+MAX_REPLY_CHARS_ENV = "TUTOR_MAX_REPLY_CHARS"
+RETRIES_ENV = "TUTOR_RETRIES"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a turn may cost in time and size, whatever the server does.
+
+    Why ours and not the SDK's: the SDK's read timeout restarts with every event, so a
+    server that sends pings, or one word a minute, is never timed out, and its hidden
+    retries wait in silence. These deadlines are absolute (asyncio.timeout_at), and every
+    retry wait is an event the reader sees."""
+
+    first_token: float = 90.0  # connect + headers + the first word (or the start of thinking), per attempt
+    reply: float = 300.0  # the whole tutor turn, retries and their waits included
+    max_chars: int = 20_000  # a tutor turn asks for ~1,024 tokens (~4,500 characters)
+    retries: int = 2  # bounded retries of a failure that happened before the first word
+    retry_after_cap: float = 30.0  # a longer retry-after is not waited for: the reader is told when to try
+
+    @classmethod
+    def from_env(cls, **given: float | int | None) -> Limits:
+        """Options given (not None) win over $TUTOR_FIRST_TOKEN_TIMEOUT, $TUTOR_REPLY_TIMEOUT,
+        $TUTOR_MAX_REPLY_CHARS and $TUTOR_RETRIES, which win over the defaults."""
+        values: dict[str, Any] = {}
+        for name, env, conv in (
+            ("first_token", FIRST_TOKEN_ENV, float),
+            ("reply", REPLY_TIMEOUT_ENV, float),
+            ("max_chars", MAX_REPLY_CHARS_ENV, int),
+            ("retries", RETRIES_ENV, int),
+        ):
+            value = given.get(name)
+            if value is None and os.environ.get(env, "").strip():
+                try:
+                    value = conv(os.environ[env].strip())
+                except ValueError:
+                    raise TutorError(
+                        f"${env} must be a number, not {os.environ[env].strip()[:40]!r}.",
+                        hint=f"Unset it or give a number, e.g. export {env}={conv(getattr(cls, name))}",
+                    ) from None
+            if value is not None:
+                if value < 0 or (value == 0 and name != "retries"):
+                    raise TutorError(f"{name.replace('_', ' ')} must be above 0 (got {value}).", hint=f"Fix ${env} or the option.")
+                values[name] = value
+        return cls(**values)
+
+
+def backoff_seconds(failures: int) -> float:
+    """The wait before retry number ``failures`` when the server names none: the SDK's
+    schedule (0.5 s doubling, at most 8 s, a little jitter)."""
+    try:
+        from anthropic._constants import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY
+    except ImportError:  # a private module: its figures, if it moves
+        INITIAL_RETRY_DELAY, MAX_RETRY_DELAY = 0.5, 8.0  # noqa: N806
+    return min(INITIAL_RETRY_DELAY * 2.0 ** (failures - 1), MAX_RETRY_DELAY) * (1 - 0.25 * random.random())
 
 
 # ---------------------------------------------------------------------------
@@ -244,6 +309,14 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
                 partial_text=partial,
                 status=status,
             )
+        if status >= 500 and not isinstance(exc.body, dict):  # a proxy's HTML page, an empty 502: no API error
+            return BackendError(
+                "other",
+                f"Claude's server failed ({status}) and sent no reply, even after retrying.",
+                hint="Try again in a minute; your message was kept. If it keeps failing, check the server (--base-url).",
+                partial_text=partial,
+                status=status,
+            )
         return BackendError(
             "other",
             f"Claude returned an error ({status}{': ' + api_msg if api_msg else ''}).",
@@ -268,6 +341,42 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
     )
 
 
+class _TooLong(Exception):
+    """The reply passed Limits.max_chars (raised inside the stream, mapped to "too_long")."""
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _retry_reason(err: BackendError) -> str:
+    """What failed, for "... Retrying in N s": short, and not "even after retrying"."""
+    if err.code == "rate_limit":
+        return "Claude's rate limit was reached (429)."
+    if err.code == "overloaded":
+        return f"Claude is overloaded ({err.status or 529})."
+    if err.code == "connection":
+        return "The connection to Claude failed."
+    return f"Claude's server failed ({err.status})." if err.status else "Claude did not answer."
+
+
+def _too_long_a_wait(err: BackendError, wait: float) -> BackendError:
+    """The server asks for a longer wait than we hold a reader for: say when to try."""
+    when = time.strftime("%H:%M", time.localtime(time.time() + wait))
+    code = err.status if err.status is not None else ""
+    out = BackendError(
+        err.code,
+        f"Claude asks to wait {wait:,.0f} seconds before the next try ({code}).".replace(" ()", ""),
+        hint=f"Try again after {when} (your message was kept).",
+        partial_text=err.partial_text,
+        status=err.status,
+    )
+    out.usage = err.usage
+    return out
+
+
 # ---------------------------------------------------------------------------
 # The back end
 
@@ -290,8 +399,8 @@ def _usage_of(message: Any) -> tuple[dict[str, int], int]:
 
 
 class ClaudeBackend:
-    """Streams Messages API replies through the SDK's ``messages.stream`` helper, with the
-    SDK's retries, settings per kind of call from ``models.py``, and one retry with more room
+    """Streams Messages API replies through the SDK's ``messages.stream`` helper, with our
+    bounded, visible retries and deadlines (Limits), settings per kind of call from ``models.py``, and one retry with more room
     when thinking used up a reply before any visible word."""
 
     def __init__(
@@ -301,9 +410,10 @@ class ClaudeBackend:
         api_key: str | None = None,
         base_url: str | None = None,
         local: bool = False,
-        max_retries: int = 2,
+        max_retries: int | None = None,
         timeout: float = TIMEOUT_DEFAULT,
         effort: Effort | None = None,
+        limits: Limits | None = None,
         prices: dict[str, Prices] | None = None,
     ):
         self.prices = prices or {}  # the reader's prices.yaml, over the built-in table
@@ -313,7 +423,9 @@ class ClaudeBackend:
         self.model = explicit.strip() if explicit and explicit.strip() else ("" if self.local else default_model())
         self.effort = effort
         self.timeout = timeout
-        self.max_retries = max_retries
+        self.limits = limits if limits is not None else Limits.from_env()
+        if max_retries is not None:  # our retries (events()); the SDK's own hidden ones are always off
+            self.limits = replace(self.limits, retries=max_retries)
         self.notices: list[str] = []  # things the reader should know, taken by the engine
         self._window_warned = False
         if self.local:
@@ -328,7 +440,7 @@ class ClaudeBackend:
 
         url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
         try:
-            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=url, max_retries=max_retries, timeout=timeout)
+            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=url, max_retries=0, timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - httpx2.InvalidURL and friends: a bad address, not a bug
             where = "the base URL" if base_url else "ANTHROPIC_BASE_URL"
             raise BackendError(
@@ -441,13 +553,15 @@ class ClaudeBackend:
         kind: CallKind | None = None,
         effort: Effort | None = None,
     ) -> AsyncGenerator[BackendEvent, None]:
-        """One streamed reply: ThinkingStarted (maybe), TextPiece..., then Finished.
+        """One streamed reply: Retrying (maybe), ThinkingStarted (maybe), TextPiece..., then Finished.
 
         Raises BackendError with ``partial_text`` and the usage so far on any failure,
-        including a stream that ends without a stop_reason. Closing the iterator closes
-        the HTTP stream.
+        including a stream that ends without a stop_reason and a turn that passes its
+        Limits. A failure before the first word is retried (bounded, each wait announced
+        by a Retrying event); after it, the reader's retry decides. Closing the iterator
+        closes the HTTP stream, also during a retry wait.
         """
-        from tutor.engine.backend import Finished, TextPiece, ThinkingStarted
+        from tutor.engine.backend import Finished, Retrying, TextPiece, ThinkingStarted
         from tutor.engine.models import CallKind, Effort, call_params, effort_for
 
         kind = kind or CallKind.TUTOR_TURN
@@ -455,22 +569,48 @@ class ClaudeBackend:
             await self.resolve_server_model()
         eff = effort_for(kind, effort or self.effort)
         params = call_params(self.profile, kind, eff)
+        limits = self.limits
+        turn = kind == CallKind.TUTOR_TURN  # compile writes long replies: only the first-token limit and retries
+        loop = asyncio.get_running_loop()
+        reply_deadline = loop.time() + limits.reply if turn else None
+        max_chars = limits.max_chars if turn else None
         spent = TokenUsage()  # a first attempt that thinking used up is still billed
-        for attempt in (1, 2):
+        roomier = False
+        failures = 0
+        while True:
             parts: list[str] = []
+            size = 0
             thinking = False
             message: Any = None
             stream: Any = None
+            first_deadline = loop.time() + limits.first_token
             try:
-                async with self._client.messages.stream(
-                    model=self.model,
-                    system=system,  # type: ignore[arg-type]
-                    messages=messages,  # type: ignore[arg-type]
-                    **params,
-                ) as stream:
-                    async for event in stream:
+                async with AsyncExitStack() as stack:
+                    async with asyncio.timeout_at(_earliest(first_deadline, reply_deadline)):
+                        stream = await stack.enter_async_context(
+                            self._client.messages.stream(
+                                model=self.model,
+                                system=system,  # type: ignore[arg-type]
+                                messages=messages,  # type: ignore[arg-type]
+                                **params,
+                            )
+                        )
+                    events = stream.__aiter__()
+                    while True:
+                        # Absolute deadlines: pings and other events that are not progress do not move them.
+                        deadline = reply_deadline if (parts or thinking) else _earliest(first_deadline, reply_deadline)
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                event = await events.__anext__()
+                        except StopAsyncIteration:
+                            break
                         etype = event.type
                         if etype == "text":
+                            if not event.text:
+                                continue
+                            size += len(event.text)
+                            if max_chars is not None and size > max_chars:
+                                raise _TooLong()
                             parts.append(event.text)
                             yield TextPiece(event.text)
                         elif etype == "content_block_start" and event.content_block.type in ("thinking", "redacted_thinking"):
@@ -480,10 +620,26 @@ class ClaudeBackend:
                     message = stream.current_message_snapshot
             except BackendError:
                 raise
+            except (TimeoutError, _TooLong) as exc:
+                partial = "".join(parts)
+                err = self._limit_error(exc, partial, bool(parts or thinking), limits, turn)
+                err.usage = self._partial_usage(stream, partial, spent)
+                raise err from None
             except Exception as exc:  # noqa: BLE001 - every failure becomes a clear BackendError
                 partial = "".join(parts)
                 err = map_exception(exc, partial=partial, timeout=self.timeout, key=self._key)
                 err.usage = self._partial_usage(stream, partial, spent)
+                wait = self._retry_wait(exc, failures) if not parts else None
+                if wait is not None and failures < limits.retries:
+                    if wait > limits.retry_after_cap:
+                        raise _too_long_a_wait(err, wait) from None
+                    if reply_deadline is not None and loop.time() + wait > reply_deadline:
+                        raise err from None  # no time left in this turn for another try
+                    failures += 1
+                    yield Retrying(seconds=wait, attempt=failures, of=limits.retries, reason=_retry_reason(err))
+                    await asyncio.sleep(wait)
+                    spent = err.usage or spent
+                    continue
                 raise err from None
             text = "".join(parts)
             result = self._result(message, text, thinking)
@@ -497,9 +653,10 @@ class ClaudeBackend:
                 result.add(spent)
                 err.usage = result
                 raise err
-            if result.stop_reason == "max_tokens" and not text.strip() and attempt == 1:
+            if result.stop_reason == "max_tokens" and not text.strip() and not roomier:
                 # Thinking used all the room before one visible word: once more, thinking less
                 # and with more room, rather than show the reader an empty reply.
+                roomier = True
                 spent.add(result)
                 params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"])
                 continue
@@ -507,6 +664,53 @@ class ClaudeBackend:
             self._check_window(system, messages, result)
             yield Finished(result)
             return
+
+    def _retry_wait(self, exc: BaseException, failures: int) -> float | None:
+        """Seconds to wait before trying again, or None when a retry cannot help. Which
+        failures are worth it is the SDK's policy (``_should_retry``: 408, 409, 429, 5xx,
+        x-should-retry; connection errors), as is the wait (retry-after-ms, retry-after)."""
+        import anthropic
+
+        if isinstance(exc, anthropic.APITimeoutError):
+            return None  # the server took the whole timeout already: the reader decides
+        if isinstance(exc, anthropic.APIStatusError):
+            if exc.status_code == 200:  # an error event mid-stream
+                return None
+            should = getattr(self._client, "_should_retry", None)
+            ok = should(exc.response) if should is not None else (exc.status_code in (408, 409, 429) or exc.status_code >= 500)
+            if not ok:
+                return None
+            parse = getattr(self._client, "_parse_retry_after_header", None)
+            after = parse(exc.response.headers) if parse is not None else None
+            if after is not None and after > 0:
+                return float(after)
+            return backoff_seconds(failures + 1)
+        if isinstance(exc, anthropic.APIConnectionError):
+            return backoff_seconds(failures + 1)
+        return None
+
+    def _limit_error(self, exc: BaseException, partial: str, progress: bool, limits: Limits, turn: bool) -> BackendError:
+        hint_kept = "The reply so far was kept (marked unfinished); retry to ask again."
+        if isinstance(exc, _TooLong):
+            return BackendError(
+                "too_long",
+                f"Claude's reply passed {limits.max_chars:,} characters and was stopped there.",
+                hint=hint_kept + f" A longer limit: {MAX_REPLY_CHARS_ENV}.",
+                partial_text=partial,
+            )
+        if progress and turn:
+            return BackendError(
+                "deadline",
+                f"Claude's reply took longer than {limits.reply:g} seconds and was stopped.",
+                hint=hint_kept + f" A longer limit: --reply-timeout or {REPLY_TIMEOUT_ENV}.",
+                partial_text=partial,
+            )
+        return BackendError(
+            "deadline",
+            f"Claude sent no reply within {limits.first_token:g} seconds.",
+            hint=f"Your message was kept; check your connection or the server, then retry. A longer limit: --first-token-timeout or {FIRST_TOKEN_ENV}.",
+            partial_text=partial,
+        )
 
     def _partial_usage(self, stream: Any, partial: str, spent: TokenUsage) -> TokenUsage:
         """What a call that failed mid-stream was billed: the input the server reported at

@@ -2,7 +2,7 @@
 
 CONTRACT: ``TutorSession.start()`` / ``.reply(text)`` / ``.retry()`` / commands yield
 these, in this order per turn: any number of TextDelta / StateChanged /
-FeedbackCaptured / Thinking / Notice, then Usage (Claude only), then exactly one
+FeedbackCaptured / Thinking / Notice / Retrying, then Usage (Claude only), then exactly one
 TurnFinished -- or (Usage, when the failed call was billed) an ErrorEvent followed by
 TurnFinished(complete=False).
 """
@@ -50,6 +50,18 @@ class Notice(BaseModel):
     text: str
 
 
+class Retrying(BaseModel):
+    """A try failed before the first word (429, 5xx, a lost connection): the engine waits
+    ``seconds`` and tries again, retry ``attempt`` of ``of``. Shown as "retrying in N s";
+    stopping the turn (Esc, Ctrl-C) during the wait stops the retry (docs/reliability.md)."""
+
+    kind: Literal["retrying"] = "retrying"
+    seconds: float
+    attempt: int = 1
+    of: int = 1
+    reason: str = ""  # what failed, in the reader's words
+
+
 class TokenUsage(BaseModel):
     """One model call's usage and cost: what the back end reports and the Usage event carries."""
 
@@ -86,12 +98,12 @@ class TurnFinished(BaseModel):
 
 class ErrorEvent(BaseModel):
     kind: Literal["error"] = "error"
-    code: str  # "auth", "rate_limit", "overloaded", "stream_error", "connection", "no_stop_reason", "timeout", "context", "other"
+    code: str  # "auth", "rate_limit", "overloaded", "stream_error", "connection", "no_stop_reason", "timeout", "deadline", "too_long", "context", "other"
     message: str  # one or two lines that say what to do next
     retryable: bool = True
 
 
 Event = Annotated[
-    TextDelta | StateChanged | FeedbackCaptured | Thinking | Notice | Usage | TurnFinished | ErrorEvent,
+    TextDelta | StateChanged | FeedbackCaptured | Thinking | Notice | Retrying | Usage | TurnFinished | ErrorEvent,
     Field(discriminator="kind"),
 ]

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor.engine.backend import Finished, TextPiece, ThinkingStarted
+from tutor.engine.backend import Retrying as RetryWait  # the event of the same name is the engine's
 from tutor.engine.events import (
     ErrorEvent,
     Event,
     FeedbackCaptured,
     Notice,
+    Retrying,
     StateChanged,
     TextDelta,
     Thinking,
@@ -603,6 +605,8 @@ class TutorSession:
                         now = time.monotonic()
                         if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
                             flush()
+                    elif isinstance(item, RetryWait):
+                        yield Retrying(seconds=item.seconds, attempt=item.attempt, of=item.of, reason=item.reason)
                     elif isinstance(item, Finished):
                         result = item.result
             except (BackendError, TutorError) as exc:
