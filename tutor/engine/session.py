@@ -549,18 +549,22 @@ class TutorSession:
         filt = TagFilter()
         raw_parts: list[str] = []
         visible_parts: list[str] = []
-        msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0}
+        # Where the last flush got to in raw_parts/visible_parts: each flush saves only the
+        # tail since then (store.append_message), so a long reply costs O(chunk) per flush.
+        msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0, "raw_i": 0, "text_i": 0}
         evidence_seq = reader_seq
 
-        def flush(*, complete: bool = False, usage: Any = None, force: bool = False) -> None:
-            raw = "".join(raw_parts)
-            text = "".join(visible_parts)
+        def flush(*, complete: bool = False, usage: Any = None, force: bool = False, final: bool = False) -> None:
+            raw = "".join(raw_parts[msg["raw_i"] :])
+            text = "".join(visible_parts[msg["text_i"] :])
             if msg["id"] is None:
                 if not raw and not force:
                     return
                 msg["id"] = self.store.add_message(self.id, "tutor", text, raw=raw, complete=complete, usage=usage)
             else:
-                self.store.update_message(msg["id"], text=text, raw=raw, complete=complete, usage=usage)
+                self.store.append_message(msg["id"], text, raw, complete=complete if final else None, usage=usage)
+            msg["raw_i"] = len(raw_parts)
+            msg["text_i"] = len(visible_parts)
             msg["flushed_at"] = time.monotonic()
             msg["flushed_len"] = msg["len"]
 
@@ -615,7 +619,7 @@ class TutorSession:
                 yield ev
             if result is not None:
                 res = result
-                flush(complete=res.complete, usage=res, force=True)
+                flush(complete=res.complete, usage=res, force=True, final=True)
                 settled = True
                 self._retry_pending = False
                 self._retry_seq = None
@@ -632,7 +636,7 @@ class TutorSession:
                     finished=self.model.next_concept() is None,
                 )
                 return
-            flush(complete=False)
+            flush(complete=False, final=True)
             settled = True
             spent = getattr(failure, "usage", None)
             if spent is not None and (spent.input_tokens or spent.output_tokens):
@@ -652,4 +656,4 @@ class TutorSession:
                 with suppress(Exception):
                     handle(*filt.close())
                 with suppress(Exception):
-                    flush(complete=False)
+                    flush(complete=False, final=True)
