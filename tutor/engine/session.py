@@ -279,12 +279,13 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def reply(self, text: str) -> AsyncGenerator[Event, None]:
-        """The reader's message: committed to the store first, then answered."""
+    async def reply(self, text: str, *, pending_id: int | None = None) -> AsyncGenerator[Event, None]:
+        """The reader's message: committed to the store first, then answered. ``pending_id``:
+        the row ``keep_pending`` stored when the message was shown; it becomes this message."""
         text = text.strip()
         raw = None if text else (MORE if self.guide is not None else "/continue")
         shown = text or ("(more)" if self.guide is not None else "(continue)")
-        async with aclosing(self._reader_turn(shown, raw, model_text=text)) as inner:
+        async with aclosing(self._reader_turn(shown, raw, model_text=text, pending_id=pending_id)) as inner:
             async for ev in inner:
                 yield ev
 
@@ -389,8 +390,22 @@ class TutorSession:
                 await self.backend.aclose()
 
     # -- shared plumbing -------------------------------------------------------------------
-    def _add_reader(self, text: str, raw: str | None) -> int:
-        mid = self.store.add_message(self.id, "reader", text, raw=raw)
+    # -- what the reader sees is saved (issue 15.3; docs/database.md, pending_messages) ----
+    def keep_pending(self, text: str) -> int:
+        """Store a reader message before the app shows it (queued behind a reply, or about to
+        be sent): a kill after this cannot lose it. Returns the id ``reply`` takes."""
+        return int(self.store.add_pending(self.id, text.strip()))
+
+    def pending_messages(self) -> list[Any]:
+        """Messages shown but never sent (the app was killed first), oldest first."""
+        return list(self.store.pending(self.id))
+
+    def drop_pending(self, pending_id: int) -> None:
+        """The reader took the message back (it went back to the input, or was printed on quit)."""
+        self.store.drop_pending(pending_id)
+
+    def _add_reader(self, text: str, raw: str | None, pending_id: int | None = None) -> int:
+        mid = self.store.add_message(self.id, "reader", text, raw=raw, pending_id=pending_id)
         self._has_messages = True
         row = self.store.get_message(mid)
         return row.seq if row is not None else 0
@@ -401,8 +416,10 @@ class TutorSession:
         self.store.set_concept_state(self.id, cid, state, evidence, message_seq=seq)
         return StateChanged(concept_id=cid, state=state, evidence=evidence)
 
-    async def _reader_turn(self, text: str, raw: str | None, model_text: str | None = None) -> AsyncGenerator[Event, None]:
-        seq = self._add_reader(text, raw)
+    async def _reader_turn(
+        self, text: str, raw: str | None, model_text: str | None = None, pending_id: int | None = None
+    ) -> AsyncGenerator[Event, None]:
+        seq = self._add_reader(text, raw, pending_id)
         if self.guide is not None:
             step = self._guide_input(text, raw, seq)
             async with aclosing(self._emit_offline(step, seq)) as inner:
@@ -602,11 +619,12 @@ class TutorSession:
                             thinking_since = None
                         raw_parts.append(item.text)
                         msg["len"] += len(item.text)
-                        for ev in handle(*filt.feed(item.text)):
-                            yield ev
+                        shown = handle(*filt.feed(item.text))
                         now = time.monotonic()
                         if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
-                            flush()
+                            flush()  # before the text is yielded: the reply's row exists before it is on screen
+                        for ev in shown:
+                            yield ev
                     elif isinstance(item, Finished):
                         result = item.result
             except (BackendError, TutorError) as exc:
