@@ -47,13 +47,15 @@ def one_turn(store: Store, sid: str, label: str, i: int, ack: bool) -> None:
     store.add_message(sid, "reader", f"{label} reader {i}: what is a <script> [bold] page?")
     if ack:
         print(f"ACK {label} {i}", flush=True)
-    mid = store.add_message(sid, "tutor", "", raw="", complete=False)
-    text = ""
-    for chunk in (f"{label} tutor {i}: a page ", "is a fixed-size block ", f"of the file. {FINAL_MARK}"):
-        text += chunk
-        store.update_message(mid, text=text, raw=text + ' <state concept="pages" value="asked">q</state>')
-    store.update_message(
+    # Saved the way a streaming reply is (session.py): the first piece, then appended tails.
+    first, *rest = (f"{label} tutor {i}: a page ", "is a fixed-size block ", f"of the file. {FINAL_MARK}")
+    mid = store.add_message(sid, "tutor", first, raw=first, complete=False)
+    for chunk in rest:
+        store.append_message(mid, chunk, chunk)
+    store.append_message(
         mid,
+        "",
+        ' <state concept="pages" value="asked">q</state>',
         complete=True,
         usage={"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cost_usd": 0.001},
     )

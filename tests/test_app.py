@@ -11,6 +11,7 @@ import pytest
 from tutor.app.app import ERROR_TITLES, TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
 from tutor.export import default_filename
+from tutor.store import Store
 
 from app_helpers import (
     SAMPLE,
@@ -722,3 +723,65 @@ async def test_startup_objects_are_frozen_for_the_collector_and_thawed_on_exit(d
         await idle(pilot, app)
         await wait_until(pilot, lambda: gc.get_freeze_count() > 10_000, 2, "objects frozen after start")
     assert gc.get_freeze_count() == 0
+
+
+# ------------------------------------------------ what the reader sees is saved (15.3)
+async def test_a_queued_message_is_in_the_database_while_it_waits_and_sent_on_resume(db, api):
+    """A message shown on screen (queued behind a streaming reply) used to live only in the
+    app: a kill lost it. It is stored as pending the moment it is shown, and a resumed
+    session shows it again and sends it."""
+    session, app = streaming_app(db, api, [f"part{i} " for i in range(300)], 0.03)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_until_streaming(pilot, app, "no, explain pages", "part3")
+        app.input.text = "is a page 4096 bytes?"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
+        # shown on screen, so already on disk (read by another connection, as after a kill)
+        other = Store.open(db)
+        try:
+            assert [p.text for p in other.pending(session.id)] == ["is a page 4096 bytes?"]
+            assert "no, explain pages" in [m.text for m in other.messages(session.id)]
+        finally:
+            other.close()
+        # the process "dies" here: the app goes without handing the message back
+        app.queued = None
+        app.turn_worker.cancel()
+        await idle(pilot, app)
+    session.store.close()
+    api.enqueue(text("Yes: 4096 bytes by default."))
+    again = open_session(SAMPLE, db, backend=claude_backend(api, timeout=30))
+    app2 = TutorApp(again)
+    async with app2.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "4096 bytes by default" in last_tutor(app2), 10, "the unsent message's reply")
+        await idle(pilot, app2)
+        kinds = dialogue(app2)
+        assert any("Not sent before tutor closed" in t for _, t in kinds)
+    rows = [(m.role, m.text) for m in again.store.messages(again.id)]
+    assert rows[-2:] == [("reader", "is a page 4096 bytes?"), ("tutor", "Yes: 4096 bytes by default.")]
+    assert again.store.pending(again.id) == []
+    assert "is a page 4096 bytes?" in json.dumps(api.bodies[-1]["messages"][-1]["content"])
+
+
+async def test_a_message_sent_at_once_is_stored_before_it_is_shown(db):
+    session = open_session(SAMPLE, db)
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        seen: list[tuple[bool, list[str]]] = []
+        original = app.pane.mount
+
+        async def watch(*widgets, **kw):  # what is in the database when a reader line is mounted
+            for w in widgets:
+                if isinstance(w, ReaderMessage):
+                    texts = [p.text for p in session.store.pending(session.id)]
+                    texts += [m.text for m in session.store.messages(session.id) if m.role == "reader"]
+                    seen.append((w.text in texts, texts))
+            return await original(*widgets, **kw)
+
+        app.pane.mount = watch  # type: ignore[method-assign]
+        app.input.text = "what is a page?"
+        await pilot.press("enter")
+        await idle(pilot, app)
+    assert seen and all(ok for ok, _ in seen), seen
+    assert session.store.pending(session.id) == []
+    assert "what is a page?" in [m.text for m in session.store.messages(session.id)]

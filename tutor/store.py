@@ -175,6 +175,15 @@ class SummaryRow(_Row):
     created: str
 
 
+class PendingRow(_Row):
+    """A reader message shown on screen but not sent yet (m007)."""
+
+    id: int
+    session_id: str
+    text: str
+    created: str
+
+
 class SearchHit(_Row):
     session_id: str
     explainer_title: str
@@ -507,6 +516,39 @@ def m006_feedback_count(db: Database) -> None:
     _set_user_version(db, 6)
 
 
+@migrations(name="m007_message_parts_pending")
+def m007_message_parts_pending(db: Database) -> None:
+    """Linear saving and durable queued messages (issue 15; docs/database.md).
+
+    ``message_parts``: a streaming reply is saved by appending its new tail here at each
+    flush (O(chunk)), not by rewriting the whole growing text and re-indexing it for search
+    at every flush (O(length), so O(length^2) per reply). When the reply ends the parts are
+    folded into ``messages.text``/``raw`` once, which indexes it for search once.
+
+    ``pending_messages``: a reader message is stored here the moment it is shown (typed while
+    a reply streams, or just before its own turn starts), so a kill never loses a line the
+    reader saw; it moves into ``messages`` when it is sent."""
+    db.executescript(
+        """
+        CREATE TABLE message_parts (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            raw TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX message_parts_by_message ON message_parts (message_id, id);
+        CREATE TABLE pending_messages (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX pending_messages_by_session ON pending_messages (session_id, id);
+        """
+    )
+    _set_user_version(db, 7)
+
+
 def section_hash(text: str) -> str:
     """A section's identity across versions: whitespace at line ends and blank lines around ignored."""
     norm = "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -630,6 +672,8 @@ class Store:
         try:
             store._configure()
             store._migrate()
+            if store.conn.execute("SELECT 1 FROM message_parts LIMIT 1").fetchone():
+                store.fold_unfinished()  # a reply cut by a kill: make its words searchable
         except StoreError:
             conn.close()
             raise
@@ -981,8 +1025,11 @@ class Store:
         raw: str | None = None,
         complete: bool = True,
         usage: Any = None,
+        pending_id: int | None = None,
     ) -> int:
-        """Append a message (next seq) and commit; returns its row id."""
+        """Append a message (next seq) and commit; returns its row id. ``pending_id``: the
+        pending row (``add_pending``) this message is the sending of, removed in the same
+        commit, so the reader's words are never in neither table nor in both."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         u = _usage_values(usage)
@@ -1013,6 +1060,8 @@ class Store:
                 ),
             )
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+            if pending_id is not None:
+                c.execute("DELETE FROM pending_messages WHERE id = ?", (pending_id,))
             return int(cur.lastrowid or 0)
 
     def update_message(
@@ -1024,7 +1073,49 @@ class Store:
         complete: bool | None = None,
         usage: Any = None,
     ) -> None:
-        """Change a message in place (a streaming reply growing, or marked complete/incomplete)."""
+        """Change a message in place (marked complete/incomplete, usage, or a new whole text).
+
+        A ``text``/``raw`` given replaces the whole text, appended parts included; without
+        them the parts appended so far are folded into the row (``append_message``)."""
+        with self._write() as c:
+            self._fold_parts(c, message_id, keep_parts=text is None and raw is None)
+            self._set_message(c, message_id, text=text, raw=raw, complete=complete, usage=usage)
+
+    def append_message(
+        self,
+        message_id: int,
+        text: str,
+        raw: str = "",
+        *,
+        complete: bool | None = None,
+        usage: Any = None,
+    ) -> None:
+        """Append the new tail of a streaming reply: costs O(len(text)) however long the
+        reply already is (issue 15.2). The tail goes to ``message_parts``, which every read
+        joins back; the final call (``complete`` given) folds the parts into the row once, in
+        the same commit, so the reply is indexed for search once, when it is whole."""
+        with self._write() as c:
+            if text or raw:
+                if not c.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
+                    raise StoreError(f"no message {message_id} (was its session removed?)")
+                c.execute(
+                    "INSERT INTO message_parts (message_id, text, raw) VALUES (?, ?, ?)",
+                    (message_id, _utf8(text) or "", _utf8(raw) or ""),
+                )
+            if complete is not None:
+                self._fold_parts(c, message_id, keep_parts=True)
+            self._set_message(c, message_id, complete=complete, usage=usage)
+
+    def _set_message(
+        self,
+        c: sqlite3.Connection,
+        message_id: int,
+        *,
+        text: str | None = None,
+        raw: str | None = None,
+        complete: bool | None = None,
+        usage: Any = None,
+    ) -> None:
         sets: list[str] = []
         params: list[Any] = []
         if text is not None:
@@ -1039,21 +1130,89 @@ class Store:
         for name, value in _usage_values(usage).items():
             sets.append(f"{name} = ?")
             params.append(value)
-        if not sets:
+        sets.append("id = id")  # touch the row even with nothing to set: it must exist
+        cur = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
+        if cur.rowcount == 0:
+            raise StoreError(f"no message {message_id} (was its session removed?)")
+        c.execute(
+            "UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM messages WHERE id = ?)",
+            (now_iso(), message_id),
+        )
+
+    def _fold_parts(self, c: sqlite3.Connection, message_id: int, *, keep_parts: bool) -> None:
+        """Move a message's appended parts into its row (one UPDATE, one re-index), or
+        discard them when a whole new text replaces them."""
+        parts = c.execute(
+            "SELECT text, raw FROM message_parts WHERE message_id = ? ORDER BY id", (message_id,)
+        ).fetchall()
+        if not parts:
             return
-        now = now_iso()
-        with self._write() as c:
-            cur = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
-            if cur.rowcount == 0:
-                raise StoreError(f"no message {message_id} (was its session removed?)")
+        if keep_parts:
             c.execute(
-                "UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM messages WHERE id = ?)",
-                (now, message_id),
+                "UPDATE messages SET text = text || ?, raw = coalesce(raw, '') || ? WHERE id = ?",
+                ("".join(p[0] for p in parts), "".join(p[1] for p in parts), message_id),
             )
+        c.execute("DELETE FROM message_parts WHERE message_id = ?", (message_id,))
+
+    def fold_unfinished(self, session_id: str | None = None) -> int:
+        """Fold the parts of replies that never got their final save (the process was
+        killed mid-reply) into their rows, so search finds their words too. Safe while
+        another process streams into one of them: parts are appended in order, so folding
+        early keeps the text the same. Returns how many messages were folded."""
+        sql = "SELECT DISTINCT p.message_id FROM message_parts p"
+        params: tuple = ()
+        if session_id is not None:
+            sql += " JOIN messages m ON m.id = p.message_id WHERE m.session_id = ?"
+            params = (session_id,)
+        with self._lock:
+            ids = [r[0] for r in self.conn.execute(sql, params).fetchall()]
+        for mid in ids:
+            with self._write() as c:
+                self._fold_parts(c, mid, keep_parts=True)
+        return len(ids)
+
+    def _with_parts(self, rows: list[dict[str, Any]]) -> list[MessageRow]:
+        """Rows as MessageRow, the appended parts of a streaming (incomplete) reply joined
+        on, so every reader (reader model, memory, exports, the app) sees one whole text."""
+        open_ids = [r["id"] for r in rows if not r["complete"]]
+        if open_ids:
+            extra: dict[int, tuple[list[str], list[str]]] = {}
+            with self._lock:
+                for i in range(0, len(open_ids), 500):
+                    batch = open_ids[i : i + 500]
+                    q = ",".join("?" * len(batch))
+                    for mid, text, raw in self.conn.execute(
+                        f"SELECT message_id, text, raw FROM message_parts WHERE message_id IN ({q}) ORDER BY id", batch
+                    ):
+                        t, r = extra.setdefault(mid, ([], []))
+                        t.append(text)
+                        r.append(raw)
+            for row in rows:
+                if row["id"] in extra:
+                    t, r = extra[row["id"]]
+                    row["text"] = row["text"] + "".join(t)
+                    row["raw"] = (row["raw"] or "") + "".join(r)
+        return [MessageRow(**r) for r in rows]
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: a row and its parts are read from the same snapshot, even
+        while another process folds them."""
+        with self._lock:
+            if self.conn.in_transaction:
+                yield
+                return
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
 
     def get_message(self, message_id: int) -> MessageRow | None:
-        row = self._one(f"SELECT {_MESSAGE_COLS} FROM messages WHERE id = ?", (message_id,))
-        return MessageRow(**row) if row else None
+        with self._snapshot():
+            row = self._one(f"SELECT {_MESSAGE_COLS} FROM messages WHERE id = ?", (message_id,))
+            return self._with_parts([row])[0] if row else None
 
     def messages(self, session_id: str, after_seq: int = 0, limit: int | None = None) -> list[MessageRow]:
         sql = f"SELECT {_MESSAGE_COLS} FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq"
@@ -1061,7 +1220,29 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [MessageRow(**r) for r in self._query(sql, params)]
+        with self._snapshot():
+            return self._with_parts(list(self._query(sql, params)))
+
+    # -- pending reader messages (m007) ------------------------------------------------------
+
+    def add_pending(self, session_id: str, text: str) -> int:
+        """Store a reader message the moment it is shown, before it is sent; returns its id."""
+        with self._write() as c:
+            if not c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                raise StoreError(f"no session {session_id!r} (was it removed?)")
+            cur = c.execute(
+                "INSERT INTO pending_messages (session_id, text, created) VALUES (?, ?, ?)",
+                (session_id, _utf8(text), now_iso()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending(self, session_id: str) -> list[PendingRow]:
+        rows = self._query("SELECT * FROM pending_messages WHERE session_id = ? ORDER BY id", (session_id,))
+        return [PendingRow(**r) for r in rows]
+
+    def drop_pending(self, pending_id: int) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM pending_messages WHERE id = ?", (pending_id,))
 
     def message_count(self, session_id: str) -> int:
         row = self._one("SELECT count(*) AS n FROM messages WHERE session_id = ?", (session_id,))

@@ -162,6 +162,7 @@ class TutorApp(App[str | None]):
         self.turn_worker: Worker | None = None
         self.failed_text: str | None = None  # reader text whose reply failed (for Enter/Ctrl+R)
         self.queued: ReaderMessage | None = None  # sent when the streaming reply ends well
+        self.backlog: list[ReaderMessage] = []  # more unsent messages found on resume, queued in turn
         self.turn_outcome = "ok"  # how the last turn ended: ok, stopped or error
         self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
         self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
@@ -243,6 +244,7 @@ class TutorApp(App[str | None]):
                 )
         if inline:
             await self.pane.mount_all([NoteMessage(note) for note in inline])
+        await self._show_unsent()
         self.input.focus()
         self.shown_seq = self.session.store.message_count(self.session.id)
         self.run_turn(lambda: self.session.start())
@@ -293,6 +295,24 @@ class TutorApp(App[str | None]):
         def keep_place() -> None:
             pane.scroll_to(y=pane.virtual_size.height - before_height, animate=False, immediate=True)
         self.call_after_refresh(keep_place)
+
+    async def _show_unsent(self) -> None:
+        """Messages the reader saw on screen last time but that were never sent (the app was
+        killed while they were queued): shown again as queued, sent when the opening ends."""
+        try:
+            rows = self.session.pending_messages()
+        except TutorError as exc:
+            self.notify(one_line(str(exc), 300), severity="error", markup=False)
+            return
+        if not rows:
+            return
+        widgets = [ReaderMessage(r.text, queued=True, pending_id=r.id) for r in rows]
+        what = "message" if len(rows) == 1 else f"{len(rows)} messages"
+        await self.pane.mount(NoteMessage(
+            f"Not sent before tutor closed: your {what} below. Sending it now; Esc stops the reply "
+            "and gives it back to the input.", classes="warning"))
+        await self.pane.mount_all(widgets)
+        self.queued, self.backlog = widgets[0], widgets[1:]
 
     # ---------------------------------------------------------------- turns
     def run_turn(self, make_events: Callable[[], AsyncGenerator[Any, None]], *, reader_text: str | None = None, echo: bool = True) -> bool:
@@ -444,18 +464,40 @@ class TutorApp(App[str | None]):
         widget = self.queued
         if widget is None or self.busy:  # a turn the reader started first: it waits for that one
             return
-        self.queued = None
+        self.queued = self.backlog.pop(0) if self.backlog and self.turn_outcome == "ok" else None
         if self.turn_outcome == "ok":
             widget.set_queued(False)
             self.pane.anchor()
-            self.run_turn(lambda: self.session.reply(widget.text), reader_text=widget.text, echo=False)
+            text, pid = widget.text, widget.pending_id
+            self.run_turn(lambda: self.session.reply(text, pending_id=pid), reader_text=text, echo=False)
             return
-        await widget.remove()
+        taken = [widget, *self.backlog]
+        self.backlog = []
+        for w in taken:
+            await w.remove()
+            self._drop_pending(w)  # back in the input: a draft again, no longer pending
         current = self.input.text
-        self.input.text = widget.text + ("\n" + current if current.strip() else "")
+        self.input.text = "\n".join(w.text for w in taken) + ("\n" + current if current.strip() else "")
         self.input.move_cursor(self.input.document.end)
         why = "the reply was stopped" if self.turn_outcome == "stopped" else "the reply failed"
         self.notify(f"Your queued message was not sent ({why}); it is back in the input.", markup=False)
+
+    def _drop_pending(self, widget: ReaderMessage) -> None:
+        """The queued message goes back to the reader (input or terminal): no longer pending."""
+        if widget.pending_id is not None:
+            try:
+                self.session.drop_pending(widget.pending_id)
+            except TutorError as exc:
+                self.notify(one_line(str(exc), 300), severity="error", markup=False)
+            widget.pending_id = None
+
+    def _keep(self, text: str) -> int | None:
+        """Store the message before it is shown (issue 15.3); None if the store refused."""
+        try:
+            return self.session.keep_pending(text)
+        except TutorError as exc:
+            self.notify(one_line(f"Not sent: {exc}", 300), title="Not saved", severity="error", timeout=15, markup=False)
+            return None
 
     def show_error(self, event: ErrorEvent, reader_text: str | None) -> None:
         message = one_line(event.message, 400)
@@ -498,8 +540,11 @@ class TutorApp(App[str | None]):
                 self.notify("A message is already queued; it is sent when this reply ends. Esc stops the reply.",
                             severity="warning", markup=False)
             else:
+                pid = self._keep(text)  # stored before it is shown: a kill cannot lose it
+                if pid is None:
+                    return
                 self.input.clear()
-                self.queued = ReaderMessage(text, queued=True)
+                self.queued = ReaderMessage(text, queued=True, pending_id=pid)
                 await self.pane.mount(self.queued)
             return
         if self.failed_text is not None and text == self.failed_text.strip():
@@ -512,8 +557,12 @@ class TutorApp(App[str | None]):
         if not text:  # Enter on an empty input: "go on" (the engine stores "(more)")
             self.run_turn(lambda: self.session.reply(""))
             return
+        pid = self._keep(text)  # stored before it is shown; the turn makes it a message
+        if pid is None:
+            self.input.text = text
+            return
         await self.pane.mount(ReaderMessage(text))
-        self.run_turn(lambda: self.session.reply(text), reader_text=text, echo=False)
+        self.run_turn(lambda: self.session.reply(text, pending_id=pid), reader_text=text, echo=False)
 
     def on_key(self, event: tevents.Key) -> None:
         """Typing while the outline, dialogue or section has focus goes to the input: the
@@ -676,7 +725,11 @@ class TutorApp(App[str | None]):
     async def action_quit(self) -> None:
         # A queued message was never stored: hand it to the shell (run_app returns it) so
         # quitting mid-reply cannot silently drop something the reader saw as sent.
-        unsent, self.queued = (self.queued.text if self.queued is not None else None), None
+        waiting = [w for w in (self.queued, *self.backlog) if w is not None]
+        unsent = "\n".join(w.text for w in waiting) or None
+        self.queued, self.backlog = None, []
+        for w in waiting:  # printed by `tutor open`, so no longer pending
+            self._drop_pending(w)
         if self.busy and self.turn_worker is not None:
             self.turn_worker.cancel()
             try:

@@ -202,9 +202,10 @@ class ReaderMessage(Static):
 
     QUEUED_NOTE = "queued: sent when this reply ends (Esc cancels)"
 
-    def __init__(self, text: str, *, seq: int | None = None, queued: bool = False) -> None:
+    def __init__(self, text: str, *, seq: int | None = None, queued: bool = False, pending_id: int | None = None) -> None:
         self.text = text
         self.seq = seq
+        self.pending_id = pending_id  # its pending_messages row while it is not sent (m007)
         super().__init__(self._content(queued), markup=False, classes="queued" if queued else "")
 
     def _content(self, queued: bool) -> Content:

@@ -281,12 +281,13 @@ class TutorSession:
             async for ev in inner:
                 yield ev
 
-    async def reply(self, text: str) -> AsyncGenerator[Event, None]:
-        """The reader's message: committed to the store first, then answered."""
+    async def reply(self, text: str, *, pending_id: int | None = None) -> AsyncGenerator[Event, None]:
+        """The reader's message: committed to the store first, then answered. ``pending_id``:
+        the row ``keep_pending`` stored when the message was shown; it becomes this message."""
         text = text.strip()
         raw = None if text else (MORE if self.guide is not None else "/continue")
         shown = text or ("(more)" if self.guide is not None else "(continue)")
-        async with aclosing(self._reader_turn(shown, raw, model_text=text)) as inner:
+        async with aclosing(self._reader_turn(shown, raw, model_text=text, pending_id=pending_id)) as inner:
             async for ev in inner:
                 yield ev
 
@@ -391,8 +392,22 @@ class TutorSession:
                 await self.backend.aclose()
 
     # -- shared plumbing -------------------------------------------------------------------
-    def _add_reader(self, text: str, raw: str | None) -> int:
-        mid = self.store.add_message(self.id, "reader", text, raw=raw)
+    # -- what the reader sees is saved (issue 15.3; docs/database.md, pending_messages) ----
+    def keep_pending(self, text: str) -> int:
+        """Store a reader message before the app shows it (queued behind a reply, or about to
+        be sent): a kill after this cannot lose it. Returns the id ``reply`` takes."""
+        return int(self.store.add_pending(self.id, text.strip()))
+
+    def pending_messages(self) -> list[Any]:
+        """Messages shown but never sent (the app was killed first), oldest first."""
+        return list(self.store.pending(self.id))
+
+    def drop_pending(self, pending_id: int) -> None:
+        """The reader took the message back (it went back to the input, or was printed on quit)."""
+        self.store.drop_pending(pending_id)
+
+    def _add_reader(self, text: str, raw: str | None, pending_id: int | None = None) -> int:
+        mid = self.store.add_message(self.id, "reader", text, raw=raw, pending_id=pending_id)
         self._has_messages = True
         row = self.store.get_message(mid)
         return row.seq if row is not None else 0
@@ -403,8 +418,10 @@ class TutorSession:
         self.store.set_concept_state(self.id, cid, state, evidence, message_seq=seq)
         return StateChanged(concept_id=cid, state=state, evidence=evidence)
 
-    async def _reader_turn(self, text: str, raw: str | None, model_text: str | None = None) -> AsyncGenerator[Event, None]:
-        seq = self._add_reader(text, raw)
+    async def _reader_turn(
+        self, text: str, raw: str | None, model_text: str | None = None, pending_id: int | None = None
+    ) -> AsyncGenerator[Event, None]:
+        seq = self._add_reader(text, raw, pending_id)
         if self.guide is not None:
             step = self._guide_input(text, raw, seq)
             async with aclosing(self._emit_offline(step, seq)) as inner:
@@ -551,18 +568,22 @@ class TutorSession:
         filt = TagFilter()
         raw_parts: list[str] = []
         visible_parts: list[str] = []
-        msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0}
+        # Where the last flush got to in raw_parts/visible_parts: each flush saves only the
+        # tail since then (store.append_message), so a long reply costs O(chunk) per flush.
+        msg: dict[str, Any] = {"id": None, "flushed_at": time.monotonic(), "flushed_len": 0, "len": 0, "raw_i": 0, "text_i": 0}
         evidence_seq = reader_seq
 
-        def flush(*, complete: bool = False, usage: Any = None, force: bool = False) -> None:
-            raw = "".join(raw_parts)
-            text = "".join(visible_parts)
+        def flush(*, complete: bool = False, usage: Any = None, force: bool = False, final: bool = False) -> None:
+            raw = "".join(raw_parts[msg["raw_i"] :])
+            text = "".join(visible_parts[msg["text_i"] :])
             if msg["id"] is None:
                 if not raw and not force:
                     return
                 msg["id"] = self.store.add_message(self.id, "tutor", text, raw=raw, complete=complete, usage=usage)
             else:
-                self.store.update_message(msg["id"], text=text, raw=raw, complete=complete, usage=usage)
+                self.store.append_message(msg["id"], text, raw, complete=complete if final else None, usage=usage)
+            msg["raw_i"] = len(raw_parts)
+            msg["text_i"] = len(visible_parts)
             msg["flushed_at"] = time.monotonic()
             msg["flushed_len"] = msg["len"]
 
@@ -600,11 +621,12 @@ class TutorSession:
                             thinking_since = None
                         raw_parts.append(item.text)
                         msg["len"] += len(item.text)
-                        for ev in handle(*filt.feed(item.text)):
-                            yield ev
+                        shown = handle(*filt.feed(item.text))
                         now = time.monotonic()
                         if msg["id"] is None or now - msg["flushed_at"] >= FLUSH_SECONDS or msg["len"] - msg["flushed_len"] >= FLUSH_CHARS:
-                            flush()
+                            flush()  # before the text is yielded: the reply's row exists before it is on screen
+                        for ev in shown:
+                            yield ev
                     elif isinstance(item, RetryWait):
                         yield Retrying(seconds=item.seconds, attempt=item.attempt, of=item.of, reason=item.reason)
                     elif isinstance(item, Finished):
@@ -619,7 +641,7 @@ class TutorSession:
                 yield ev
             if result is not None:
                 res = result
-                flush(complete=res.complete, usage=res, force=True)
+                flush(complete=res.complete, usage=res, force=True, final=True)
                 settled = True
                 self._retry_pending = False
                 self._retry_seq = None
@@ -636,7 +658,7 @@ class TutorSession:
                     finished=self.model.next_concept() is None,
                 )
                 return
-            flush(complete=False)
+            flush(complete=False, final=True)
             settled = True
             spent = getattr(failure, "usage", None)
             if spent is not None and (spent.input_tokens or spent.output_tokens):
@@ -656,4 +678,4 @@ class TutorSession:
                 with suppress(Exception):
                     handle(*filt.close())
                 with suppress(Exception):
-                    flush(complete=False)
+                    flush(complete=False, final=True)
