@@ -673,11 +673,8 @@ def db_error(path: str | Path, e: BaseException) -> StoreError:
         return e
     if isinstance(e, OSError) and not isinstance(e, sqlite3.Error):
         if e.errno == errno.ENAMETOOLONG:
-            return StoreError(
-                f"{str(path)[:60]}…: the path is too long ({len(os.fsencode(str(path)))} bytes; "
-                f"this system allows {os.pathconf('/', 'PC_PATH_MAX') if hasattr(os, 'pathconf') else 4096})",
-                hint="Choose a shorter path with --db or TUTOR_HOME.",
-            )
+            return StoreError(f"{str(path)[:60]}…: the path is too long ({len(os.fsencode(str(path)))} bytes)",
+                              hint="Choose a shorter path with --db or TUTOR_HOME.")
         if e.errno == errno.ENOSPC:
             return StoreError(f"{path}: the disk is full", hint="Free some space and try again; nothing saved before was lost.")
         return StoreError(f"{path}: cannot use the database ({e.strerror or e})",
