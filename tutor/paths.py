@@ -29,8 +29,22 @@ class DbLocation(BaseModel):
 NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
 
 
+def _path_max() -> int:
+    try:
+        return int(os.pathconf("/", "PC_PATH_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows)
+        return 4096
+
+
 def _check_names(p: Path, source: str) -> Path:
-    """A component over NAME_MAX made every later stat() an OSError traceback (16.5)."""
+    """A component over NAME_MAX, or a whole path over PATH_MAX, made every later stat()
+    an OSError traceback (16.5, 15.4)."""
+    size = len(os.fsencode(str(p.absolute())))
+    if size >= _path_max():
+        from tutor.errors import TutorError
+
+        raise TutorError(f"{source}: the path is too long ({size} bytes; this system allows {_path_max() - 1})",
+                         hint="Choose a shorter path.")
     for part in p.parts:
         if len(os.fsencode(part)) > NAME_MAX:
             from tutor.errors import TutorError

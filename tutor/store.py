@@ -37,8 +37,10 @@ Why these choices (details in docs/database.md):
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -50,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when a migration has to run
     from sqlite_utils import Database
@@ -556,6 +558,90 @@ def section_hash(text: str) -> str:
 
 
 SCHEMA_VERSION = len(migrations.steps)
+
+# Tables every command needs; a database without one of them is damaged, not repairable.
+CORE_TABLES = (
+    "explainers", "sessions", "messages", "concept_states", "feedback", "summaries",
+    "concept_state_log", "explainer_sections", "imported_stats", "compiles", "compile_questions", "settings",
+)
+_FTS_REBUILD = """
+    DROP TRIGGER IF EXISTS messages_fts_ai;
+    DROP TRIGGER IF EXISTS messages_fts_ad;
+    DROP TRIGGER IF EXISTS messages_fts_au;
+    DROP TABLE IF EXISTS messages_fts;
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content='messages', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts(rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    END;
+    CREATE TRIGGER messages_fts_au AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        INSERT INTO messages_fts(rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+"""
+_COUNTS = """
+    DROP TRIGGER IF EXISTS messages_count_ai;
+    DROP TRIGGER IF EXISTS messages_count_ad;
+    CREATE TRIGGER messages_count_ai AFTER INSERT ON messages BEGIN
+        UPDATE sessions SET message_count = message_count + 1, turn_count = turn_count + (NEW.role = 'reader')
+        WHERE id = NEW.session_id;
+    END;
+    CREATE TRIGGER messages_count_ad AFTER DELETE ON messages BEGIN
+        UPDATE sessions SET message_count = message_count - 1, turn_count = turn_count - (OLD.role = 'reader')
+        WHERE id = OLD.session_id;
+    END;
+    UPDATE sessions SET
+        message_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.id),
+        turn_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.id AND m.role = 'reader');
+"""
+# (type, name, SQL that recreates it when it is missing): the schema of the latest step,
+# for the objects that can be rebuilt from the rows without loss.
+_REPAIRS: tuple[tuple[str, str, str], ...] = (
+    ("table", "messages_fts", _FTS_REBUILD),
+    ("trigger", "messages_fts_ai", _FTS_REBUILD),
+    ("trigger", "messages_fts_ad", _FTS_REBUILD),
+    ("trigger", "messages_fts_au", _FTS_REBUILD),
+    ("trigger", "messages_count_ai", _COUNTS),
+    ("trigger", "messages_count_ad", _COUNTS),
+    ("trigger", "feedback_uid_ai", """CREATE TRIGGER feedback_uid_ai AFTER INSERT ON feedback WHEN NEW.uid IS NULL BEGIN
+        UPDATE feedback SET uid = lower(hex(randomblob(16))) WHERE id = NEW.id;
+    END;"""),
+    ("trigger", "concept_state_log_ai", """CREATE TRIGGER concept_state_log_ai AFTER INSERT ON concept_states BEGIN
+        INSERT INTO concept_state_log (session_id, concept_id, state, created)
+        VALUES (NEW.session_id, NEW.concept_id, NEW.state, NEW.updated);
+    END;"""),
+    ("trigger", "concept_state_log_au", """CREATE TRIGGER concept_state_log_au AFTER UPDATE OF state, updated ON concept_states BEGIN
+        INSERT INTO concept_state_log (session_id, concept_id, state, created)
+        VALUES (NEW.session_id, NEW.concept_id, NEW.state, NEW.updated);
+    END;"""),
+    ("index", "sessions_by_path", "CREATE INDEX sessions_by_path ON sessions (explainer_path, status, updated)"),
+    ("index", "sessions_by_updated", "CREATE INDEX sessions_by_updated ON sessions (updated)"),
+    ("index", "feedback_by_explainer", "CREATE INDEX feedback_by_explainer ON feedback (explainer_hash)"),
+    ("index", "feedback_by_session", "CREATE INDEX feedback_by_session ON feedback (session_id)"),
+    ("index", "feedback_by_uid", "CREATE UNIQUE INDEX feedback_by_uid ON feedback (uid)"),
+    ("index", "summaries_by_session", "CREATE INDEX summaries_by_session ON summaries (session_id, upto_seq)"),
+    ("index", "concept_state_log_by_session",
+     "CREATE INDEX concept_state_log_by_session ON concept_state_log (session_id, concept_id)"),
+    ("index", "compiles_by_output", "CREATE INDEX compiles_by_output ON compiles (output, updated)"),
+)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a repair script into statements (executescript would COMMIT our transaction)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
 KNOWN_MIGRATIONS = migrations.names
 
 
@@ -609,6 +695,90 @@ def _utf8(text: str | None) -> str | None:
     return None if text is None else utf8_text(text)
 
 
+_DAMAGED_HINT = "Restore it from a backup, or move it aside (mv {q} {q}.damaged) and tutor starts a new one."
+
+
+def db_error(path: str | Path, e: BaseException) -> StoreError:
+    """The one mapping from a sqlite3 or OS error on the session database to the words the
+    reader sees: what is wrong with which file, and what to do (docs/database.md, "Damaged
+    databases"). Every Store method and every command goes through it, so the wording of a
+    database problem lives here and nowhere else."""
+    import shlex
+
+    path = Path(path)
+    q = shlex.quote(str(path))
+    if isinstance(e, StoreError):
+        return e
+    if isinstance(e, OSError) and not isinstance(e, sqlite3.Error):
+        if e.errno == errno.ENAMETOOLONG:
+            return StoreError(f"{str(path)[:60]}…: the path is too long ({len(os.fsencode(str(path)))} bytes)",
+                              hint="Choose a shorter path with --db or TUTOR_HOME.")
+        if e.errno == errno.ENOSPC:
+            return StoreError(f"{path}: the disk is full", hint="Free some space and try again; nothing saved before was lost.")
+        return StoreError(f"{path}: cannot use the database ({e.strerror or e})",
+                          hint="Check the path, and that tutor may read and write it and its folder.")
+    msg = str(e)
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        return StoreError(
+            f"{path}: the database stayed busy for {BUSY_TIMEOUT_MS // 1000} s "
+            "(another tutor or another program is using it)",
+            hint="Close the other program (or wait for it) and try again; nothing saved before was lost.",
+        )
+    if "readonly" in low or "read-only" in low:
+        if path.exists() and not os.access(path, os.W_OK):
+            return StoreError(f"{path}: the database file is read-only, so tutor cannot save to it",
+                              hint=f"Make it writable (chmod u+w {q}), or use --db to pick another database.")
+        if not os.access(path.parent, os.W_OK):
+            return StoreError(
+                f"{path}: its folder is read-only, and SQLite must create {path.name}-wal and {path.name}-shm beside it",
+                hint="Make the folder writable, or copy the database to a writable folder and use --db.")
+        return StoreError(f"{path}: the database is read-only ({msg})",
+                          hint="Check that tutor may write to the file and its folder, or use --db.")
+    if "disk is full" in low or "database or disk is full" in low:
+        return StoreError(f"{path}: the disk is full; the last change was not saved",
+                          hint="Free some space and try again; everything saved before is kept.")
+    if "disk i/o error" in low:
+        return StoreError(
+            f"{path}: reading or writing the database failed (disk I/O error: the disk may be full or failing)",
+            hint="Free some space or check the disk, then try again; everything saved before is kept.")
+    m = re.search(r"no such (table|column): (?:main\.)?(\S+)", msg)
+    if m and m.group(2).startswith("messages_fts"):
+        return StoreError(f"{path}: the search index is missing and the database is read-only, so it was not rebuilt",
+                          hint="Make the database writable and run tutor once more: it rebuilds the index itself.")
+    if m:
+        return StoreError(f"{path}: the database is damaged ({m.group(1)} {m.group(2)} is missing)",
+                          hint=_DAMAGED_HINT.format(q=q))
+    if "not a database" in low or "malformed" in low or "encrypted" in low:
+        return StoreError(f"{path}: is not a tutor database, or it is damaged ({msg})",
+                          hint="Point --db at another file; this one was left untouched.")
+    if "could not decode" in low:
+        return StoreError(f"{path}: the database is damaged (text that is not UTF-8: {msg})",
+                          hint=_DAMAGED_HINT.format(q=q))
+    if "unable to open" in low:
+        return StoreError(f"{path}: cannot open the database ({msg})",
+                          hint="Check that the folder exists and that tutor may read and write it.")
+    return StoreError(f"{path}: cannot use the database ({msg})", hint=_DAMAGED_HINT.format(q=q))
+
+
+def _damaged_row(path: Path, table: str, row: Mapping[str, Any], e: Exception) -> StoreError:
+    """A row whose values do not fit its columns (text in a number column, a blob, a NULL):
+    name the row and say how to get rid of it."""
+    if isinstance(e, ValidationError):
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err.get("loc", ())) or "?"
+        what = f"{field}: {str(err.get('msg', 'invalid')).split(',')[0].lower()}, found {str(err.get('input'))[:30]!r}"
+    else:
+        what = str(e)[:80]
+    sid = row.get("session_id") if table != "sessions" else row.get("id")
+    key = row.get("id") or row.get("hash") or row.get("concept_id") or "?"
+    if isinstance(key, str) and len(key) >= 32:
+        key = key[:8]
+    hint = (f"Remove that session (tutor sessions rm {str(sid)[:8]}), fix the row with sqlite3, or restore a backup."
+            if sid else "Fix the row with sqlite3, or restore a backup.")
+    return StoreError(f"{path}: {table} row {key} is damaged ({what})", hint=hint + " Nothing was changed.")
+
+
 def _row_dict(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.description, row)}
 
@@ -621,6 +791,8 @@ class Store:
         self.path = path
         self._db: Database | None = None
         self._lock = threading.RLock()
+        self.notices: list[str] = []  # one quiet line per repair made at open (the search index rebuilt)
+        self.skipped: list[str] = []  # damaged rows a listing left out, one line each
 
     @property
     def db(self) -> Database:
@@ -641,6 +813,13 @@ class Store:
         database from a newer tutor, or a folder we cannot write to are user problems.
         """
         path = Path(path).expanduser()
+        try:
+            return cls._open(path, create)
+        except (OSError, sqlite3.Error) as e:  # a path too long, a folder we may not enter, ...
+            raise db_error(path, e) from None
+
+    @classmethod
+    def _open(cls, path: Path, create: bool) -> Store:
         if path.is_dir():
             raise StoreError(
                 f"{path}: is a folder, not a database file",
@@ -667,25 +846,20 @@ class Store:
                 check_same_thread=False,
             )
         except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the database ({e})") from None
+            raise db_error(path, e) from None
         store = cls(conn, path)
         try:
             store._configure()
             store._migrate()
+            store._check_schema()
             if store.conn.execute("SELECT 1 FROM message_parts LIMIT 1").fetchone():
                 store.fold_unfinished()  # a reply cut by a kill: make its words searchable
         except StoreError:
             conn.close()
             raise
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             conn.close()
-            msg = str(e)
-            if "not a database" in msg or "malformed" in msg or "encrypted" in msg:
-                raise StoreError(
-                    f"{path}: is not a tutor database ({msg})",
-                    hint="Point --db at another file; this one was left untouched.",
-                ) from None
-            raise StoreError(f"{path}: cannot use the database ({msg})") from None
+            raise db_error(path, e) from None
         return store
 
     def _configure(self) -> None:
@@ -694,7 +868,10 @@ class Store:
         c.execute("PRAGMA foreign_keys = ON")
         # Switching to WAL needs a moment alone with the file; another process that is
         # opening the same new file at the same moment makes it return "locked".
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000  # another program holding the file
         for attempt in range(50):
+            if time.monotonic() > deadline:
+                raise self._busy_error(sqlite3.OperationalError("database is locked"))
             try:
                 mode = c.execute("PRAGMA journal_mode").fetchone()[0]
                 if mode.lower() != "wal":
@@ -759,6 +936,34 @@ class Store:
                     hint="Point --db at another file; this one was left untouched.",
                 )
 
+    def _check_schema(self) -> None:
+        """One look at sqlite_master after the migrations: a missing core table is a clear
+        StoreError (nothing is touched); a missing search index, trigger or index is rebuilt
+        here, from the rows themselves, so nothing is lost (docs/database.md, "Damaged
+        databases"). On a read-only file the repair is skipped; reads still work."""
+        present = {(r[0], r[1]) for r in self.conn.execute("SELECT type, name FROM sqlite_master")}
+        missing_tables = [t for t in CORE_TABLES if ("table", t) not in present]
+        if missing_tables:
+            raise db_error(self.path, sqlite3.OperationalError(f"no such table: {missing_tables[0]}"))
+        todo = [name for kind, name, _ in _REPAIRS if (kind, name) not in present]
+        if not todo:
+            return
+        try:
+            with self._write() as c:
+                present = {(r[0], r[1]) for r in c.execute("SELECT type, name FROM sqlite_master")}
+                done = []
+                for kind, name, sql in _REPAIRS:
+                    if (kind, name) not in present:
+                        for q in _statements(sql):
+                            c.execute(q)
+                        present |= {(k, n) for k, n, sq in _REPAIRS if sq == sql}
+                        done.append(name)
+        except StoreError:
+            return  # read-only or busy: use it as it is; a search then says what is missing
+        if any(n.startswith("messages_fts") for n in done):
+            n = self.conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+            self.notices.append(f"{self.path}: the search index was missing; rebuilt it from {n} messages.")
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
@@ -786,32 +991,50 @@ class Store:
                 raise self._busy_error(e) from None
             try:
                 yield self.conn
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+            except BaseException as e:
+                self._rollback()
+                if isinstance(e, sqlite3.Error):  # read-only, disk full, a table gone, ...
+                    raise db_error(self.path, e) from None
                 raise
             else:
                 try:
                     self.conn.execute("COMMIT")
-                except sqlite3.OperationalError as e:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise self._busy_error(e) from None
+                except sqlite3.Error as e:
+                    self._rollback()
+                    raise db_error(self.path, e) from None
 
-    def _busy_error(self, e: sqlite3.OperationalError) -> StoreError:
-        msg = str(e)
-        if "locked" in msg or "busy" in msg:
-            return StoreError(
-                f"{self.path}: the database stayed busy for {BUSY_TIMEOUT_MS // 1000} s "
-                "(another tutor is writing to it)",
-                hint="Try again; nothing saved before was lost.",
-            )
-        return StoreError(f"{self.path}: could not write ({msg})")
+    def _rollback(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error:  # a full disk can refuse even this; SQLite rolls back on close
+            pass
+
+    def _busy_error(self, e: sqlite3.Error) -> StoreError:
+        return db_error(self.path, e)
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            cur = self.conn.execute(sql, tuple(params))
-            return [_row_dict(cur, r) for r in cur.fetchall()]
+            try:
+                cur = self.conn.execute(sql, tuple(params))
+                return [_row_dict(cur, r) for r in cur.fetchall()]
+            except sqlite3.Error as e:
+                raise db_error(self.path, e) from None
+
+    def _rows(self, model: type[Any], rows: Iterable[Mapping[str, Any]], table: str, *, skip: bool = False) -> list[Any]:
+        """Rows into models. A row whose values do not fit (text in a number column, a blob,
+        a NULL) is a StoreError naming it; with ``skip`` (listings) it is left out and named
+        in ``self.skipped``, so one damaged session does not hide all the others."""
+        out = []
+        for r in rows:
+            try:
+                out.append(model(**r))
+            except (ValidationError, TypeError, ValueError) as e:
+                err = _damaged_row(self.path, table, r, e)
+                if not skip:
+                    raise err from None
+                self.skipped.append(err.message)
+        return out
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
         rows = self._query(sql, params)
@@ -863,8 +1086,11 @@ class Store:
         row = self._one("SELECT * FROM explainers WHERE hash = ?", (explainer_hash,))
         if row is None:
             return None
-        row["concepts"] = json.loads(row["concepts"] or "[]")
-        return ExplainerRow(**row)
+        try:
+            row["concepts"] = json.loads(row["concepts"] or "[]")
+        except (TypeError, ValueError) as e:
+            raise _damaged_row(self.path, "explainers", row, e) from None
+        return self._rows(ExplainerRow, [row], "explainers")[0]
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -890,7 +1116,7 @@ class Store:
         )
         if row is None:
             raise StoreError(f"no session {session_id!r}", hint="List sessions with `tutor sessions`.")
-        return SessionRow(**row)
+        return self._rows(SessionRow, [row], "sessions")[0]
 
     def latest_open_session(self, explainer_path: str | Path) -> SessionRow | None:
         row = self._one(
@@ -898,7 +1124,7 @@ class Store:
             " WHERE s.explainer_path = ? AND s.status = 'active' ORDER BY s.updated DESC, s.rowid DESC LIMIT 1",
             (normalise_path(explainer_path),),
         )
-        return SessionRow(**row) if row else None
+        return self._rows(SessionRow, [row], "sessions")[0] if row else None
 
     def latest_session(self) -> SessionRow | None:
         """The most recently active session of any explainer (``tutor export --last``)."""
@@ -906,7 +1132,7 @@ class Store:
             f"SELECT {_SESSION_COLS} FROM sessions s LEFT JOIN explainers e ON e.hash = s.explainer_hash"
             " ORDER BY s.updated DESC, s.rowid DESC LIMIT 1"
         )
-        return SessionRow(**row) if row else None
+        return self._rows(SessionRow, [row], "sessions")[0] if row else None
 
     def resolve_session_id(self, prefix: str) -> str:
         """A full id from a unique prefix (as shown by ``tutor sessions``)."""
@@ -968,7 +1194,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [int(limit), int(offset)]
-        return [SessionRow(**r) for r in self._query(sql, params)]
+        return self._rows(SessionRow, self._query(sql, params), "sessions", skip=True)
 
     def count_sessions(
         self,
@@ -1192,7 +1418,7 @@ class Store:
                     t, r = extra[row["id"]]
                     row["text"] = row["text"] + "".join(t)
                     row["raw"] = (row["raw"] or "") + "".join(r)
-        return [MessageRow(**r) for r in rows]
+        return self._rows(MessageRow, rows, "messages")
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -1275,13 +1501,13 @@ class Store:
             "SELECT concept_id, state, created FROM concept_state_log WHERE session_id = ? ORDER BY id",
             (session_id,),
         )
-        return [StateLogRow(**r) for r in rows]
+        return self._rows(StateLogRow, rows, "concept_state_log")
 
     def concept_states(self, session_id: str) -> dict[str, ConceptStateRow]:
         rows = self._query(
             "SELECT * FROM concept_states WHERE session_id = ? ORDER BY rowid", (session_id,)
         )
-        return {r["concept_id"]: ConceptStateRow(**r) for r in rows}
+        return {r.concept_id: r for r in self._rows(ConceptStateRow, rows, "concept_states")}
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -1340,7 +1566,7 @@ class Store:
             params.append(session_id)
         sql = "SELECT f.* FROM feedback f" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY f.created, f.id"
-        return [FeedbackRow(**r) for r in self._query(sql, params)]
+        return self._rows(FeedbackRow, self._query(sql, params), "feedback")
 
     # -- summaries ------------------------------------------------------------------------
 
@@ -1357,11 +1583,11 @@ class Store:
             "SELECT * FROM summaries WHERE session_id = ? ORDER BY upto_seq DESC, id DESC LIMIT 1",
             (session_id,),
         )
-        return SummaryRow(**row) if row else None
+        return self._rows(SummaryRow, [row], "summaries")[0] if row else None
 
     def summaries(self, session_id: str) -> list[SummaryRow]:
         rows = self._query("SELECT * FROM summaries WHERE session_id = ? ORDER BY upto_seq, id", (session_id,))
-        return [SummaryRow(**r) for r in rows]
+        return self._rows(SummaryRow, rows, "summaries")
 
     # -- search ---------------------------------------------------------------------------
 
@@ -1393,10 +1619,7 @@ class Store:
             params.append(session_id)
         sql += " ORDER BY rank LIMIT ?" if order == "rank" else " ORDER BY messages_fts.rowid DESC LIMIT ?"
         params.append(int(limit))
-        try:
-            return [SearchHit(**r) for r in self._query(sql, params)]
-        except sqlite3.OperationalError as e:  # should not happen with quoted terms
-            raise StoreError(f"cannot search for {query!r} ({e})") from None
+        return self._rows(SearchHit, self._query(sql, params), "messages", skip=True)
 
     # -- export ---------------------------------------------------------------------------
 

@@ -136,6 +136,7 @@ def open_cmd(
         notices.extend(backend.notices)
         backend.notices.clear()
     store = Store.open(db_path(db))
+    notices.extend(store.notices)  # a repair made at open, such as the search index rebuilt
     session = TutorSession.open(explainer, store, backend=backend, session_id=resume, new=new)
     hold = hold_session(db_path(db), session.id)
     if hold is False:

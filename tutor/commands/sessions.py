@@ -34,7 +34,26 @@ def _open_store(db: str | None, *, create: bool = False):
     path = db_location(db).path
     if not create and not path.exists():
         return None
-    return Store.open(path, create=create)
+    store = Store.open(path, create=create)
+    for line in store.notices:  # a repair made at open (the search index rebuilt): one quiet line
+        click.echo(f"tutor: {line}", err=True)
+    return store
+
+
+def _session_or_none(store, sid: str):
+    from tutor.errors import StoreError
+
+    try:
+        return store.get_session(sid)
+    except StoreError:
+        return None
+
+
+def _say_skipped(store) -> None:
+    """A listing leaves damaged rows out (Store.skipped); say so in one line on stderr."""
+    if store.skipped:
+        more = len(store.skipped) - 1
+        click.echo(f"tutor: left out {store.skipped[0]}" + (f" (and {more} more damaged rows)" if more else ""), err=True)
 
 
 def _cols(text: str) -> int:
@@ -125,6 +144,7 @@ def sessions(ctx: click.Context, explainer: str | None, as_json: bool, limit: in
             filt = {"explainer_path": explainer, "explainer_hash": _file_hash(explainer)}
         rows = store.list_sessions(**filt, limit=None if show_all else limit)
         total = store.count_sessions(**filt) if not show_all and len(rows) == limit else len(rows)
+        _say_skipped(store)
     if as_json:
         out = []
         for r in rows:
@@ -175,7 +195,7 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
     with store:
         full = [store.resolve_session_id(i) for i in ids]  # all or nothing: check every id first
         full = list(dict.fromkeys(full))
-        rows = [store.get_session(i) for i in full]
+        rows = [_session_or_none(store, i) for i in full]  # a damaged row can still be removed
         holds = [hold_session(db_location(db).path, i) for i in full]  # not from under a running tutor
         for h in holds:
             if h is not None and h is not False:
@@ -185,7 +205,10 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
             raise TutorError(f"session {busy[0][:8]} is open in another tutor; nothing removed",
                              hint="Quit that tutor first, then remove the session.")
         if not yes:
-            for r in rows:
+            for i, r in zip(full, rows):
+                if r is None:
+                    click.echo(f"  {i[:8]}  (a damaged row)")
+                    continue
                 title = _fit(r.explainer_title or Path(r.explainer_path).name, 50)
                 click.echo(f"  {r.id[:8]}  {title}  ({plural(r.turn_count, 'turn')}, last active {local_time(r.updated)})")
             noun = "session" if len(rows) == 1 else "sessions"
@@ -235,6 +258,7 @@ def search(query: tuple[str, ...], limit: int, as_json: bool, rank: bool, db: st
     if store is not None:
         with store:
             hits = store.search(text, limit=limit, order="rank" if rank else "newest")
+            _say_skipped(store)
     if as_json:
         out = [h.model_dump() | {"snippet": h.snippet.replace(SNIPPET_START, "").replace(SNIPPET_END, "")} for h in hits]
         from tutor.text import json_text
