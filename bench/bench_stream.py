@@ -54,14 +54,15 @@ async def bare_sdk(url: str) -> float:
 
 
 async def through_session(url: str, db: Path, expect: str) -> float:
-    from tutor.engine.claude import ClaudeBackend
+    from tutor.engine.claude import ClaudeBackend, Limits
     from tutor.engine.events import ErrorEvent
     from tutor.engine.session import TutorSession
     from tutor.explainer import load
     from tutor.store import Store
 
     store = Store.open(db)
-    backend = ClaudeBackend(api_key="test-key", base_url=url, max_retries=0)
+    backend = ClaudeBackend(api_key="test-key", base_url=url, max_retries=0,
+                            limits=Limits(max_chars=50_000_000, reply=3600.0))  # the store, past the reply cap
     session = TutorSession.open(load(SAMPLE), store, backend=backend, new=True)
     t0 = time.perf_counter()
     async for ev in session.start():

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tutor.engine.claude import ClaudeBackend
+from tutor.engine.claude import ClaudeBackend, Limits
 from tutor.engine.session import TutorSession
 from tutor.explainer import load
 from tutor.store import Store
@@ -34,7 +34,8 @@ def store(tmp_path):
 
 
 def _session(store, api):
-    backend = ClaudeBackend(None, api_key="test-key", base_url=api.url, max_retries=0, timeout=10.0)
+    backend = ClaudeBackend(None, api_key="test-key", base_url=api.url, max_retries=0, timeout=10.0,
+                            limits=Limits(max_chars=10_000_000))  # past the reply cap on purpose: the store is measured
     return TutorSession.open(load(WAL), store, backend=backend, new=True)
 
 
