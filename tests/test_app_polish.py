@@ -267,7 +267,10 @@ async def test_the_placeholder_says_what_enter_does_now(db):
         assert "Enter to read on" not in screen_text(app)
         assert "Ctrl+J new line" in screen_text(app)
         await send(pilot, app, "kind of, I've heard of it")
-        # Taken as "not sure": the tutor explains the section instead of asking again.
+        # Taken as "not sure": one check question finds out, instead of the same question again.
+        assert app.session.guide.phase == "verify"
+        assert app.input.placeholder == "Type your answer to the check question"
+        await send(pilot, app, "not sure")
         assert app.session.guide.phase == "explain"
         assert app.input.placeholder == "Ask a question, or press Enter to read on"
 

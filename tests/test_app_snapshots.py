@@ -126,7 +126,9 @@ def test_outline_with_mixed_states(snap_compare, tmp_path, explainer):
         # pages: read, both checks right -> understood; rollback journal: known;
         # write-ahead log file: read, its check wrong -> shaky (current)
         # readers and snapshots: asked (current)
-        for words in ("no", "a guess", "yes", "another guess", "yes", "yes", "no", "a guess", "no"):
+        # (the rollback journal's "yes" is verified with one check, answered right)
+        for words in ("no", "a guess", "yes", "another guess", "yes", "yes", "Deleting the app.db-journal file.",
+                      "no", "a guess", "no"):
             await send(pilot, pilot.app, words)
         # checkpoints: known, from the outline menu
         app.outline.focus()

@@ -93,13 +93,12 @@ def test_tutor_open_offline_in_tmux(tmux):
         ["tmux", "send-keys", "-t", tmux.name, "More than one page changes:", "C-j", "the table leaf and the index leaves.", "Enter"],
         check=True,
     )
-    tmux.wait_for("(yes / no)")
+    # it says what the reference answer says, so the guide accepts it without self-grading
+    tmux.wait_for("Check 2 of 2")
     time.sleep(0.3)
     lines = tmux.screen().splitlines()
     first = max(i for i, ln in enumerate(lines) if "More than one page changes:" in ln)
     assert "the table leaf and the index leaves." in lines[first + 1], "\n".join(lines)
-    tmux.type("yes")
-    tmux.wait_for("Check 2 of 2")
     tmux.keys("C-n")  # skip the rest of this concept
     screen = tmux.wait_for("Let's skip")
     assert "\x1b" not in screen
@@ -111,7 +110,7 @@ def test_tutor_open_offline_in_tmux(tmux):
     row = rows[0]
     assert row["explainer_title"] == "How SQLite's write-ahead log works"
     assert row["mode"] == "offline"
-    assert row["turn_count"] >= 5 and row["message_count"] >= 10
+    assert row["turn_count"] >= 4 and row["message_count"] >= 8  # no self-grading turn: the answer matched
 
     # Opening again resumes and says so, with the history on screen.
     tmux.kill()
