@@ -157,8 +157,6 @@ class OfflineGuide:
         self.pieces: list[str] = []
         self.piece = 0
         self.check = 0
-        self.reexplain = False
-        self.check_missed = False  # a check of the current round was answered wrongly
         self.right: set[int] = set()  # checks of the current concept answered right (at last)
         self.misses: dict[int, int] = {}  # times each check of the current concept was missed
         self.presented: set[str] = set()  # concepts whose section was shown in this session
@@ -370,15 +368,19 @@ class OfflineGuide:
             self._say(f"{lead} {c.checks[0].question}\n\n(Type your answer, or 'not sure'.)")
             return self._end()
         if answer == "yes":
-            self._set(c.id, "known", f"reader: {raw} (claimed; the concept has no check to verify it)")
-            self._mark_visited(c.id)
-            self._say(f"Good, then we skip {ending(in_sentence(c.title), '.')}")
-            self._advance()
-            return self._end()
+            return self._skip_known(c, f"reader: {raw} (claimed; the concept has no check to verify it)", "Good, then we skip")
         if answer in ("no", "unsure"):
             self._start_explaining(c, again=False)
             return self._end()
         self._say(f"Please answer yes, no or not sure: do you already know about {ending(in_sentence(c.title), '?')} (Or ask a question, or type 'skip'.)")
+        return self._end()
+
+    def _skip_known(self, c: Concept, evidence: str, lead: str) -> Step:
+        """The reader knows ``c``: record why, say so, and ask about the next concept."""
+        self._set(c.id, "known", evidence)
+        self._mark_visited(c.id)
+        self._say(f"{lead} {ending(in_sentence(c.title), '.')}")
+        self._advance()
         return self._end()
 
     def _on_verify(self, raw: str, t: str) -> Step:
@@ -397,11 +399,8 @@ class OfflineGuide:
             self._start_explaining(c, again=False)
             return self._end()
         if matches_reference(raw, q.answer):
-            self._set(c.id, "known", f"reader claimed it ({self._claim}) and answered a check: {q.question}")
-            self._mark_visited(c.id)
-            self._say(f"Right, that matches the explainer. We skip {ending(in_sentence(c.title), '.')}")
-            self._advance()
-            return self._end()
+            return self._skip_known(c, f"reader claimed it ({self._claim}) and answered a check: {q.question}",
+                                    "Right, that matches the explainer. We skip")
         self.phase = "verify-grade"
         self._say("The explainer's answer, point by point:\n\n" + key_points(q.answer)
                   + "\n\nOffline I can't judge a free-text answer: did yours cover these? (yes / no)")
@@ -414,11 +413,8 @@ class OfflineGuide:
         if answer is None and looks_like_question(raw):
             return self._answer_question(raw)
         if answer == "yes":
-            self._set(c.id, "known", f"reader claimed it ({self._claim}) and self-graded a check right: {c.checks[0].question}")
-            self._mark_visited(c.id)
-            self._say(f"Good, then we skip {ending(in_sentence(c.title), '.')}")
-            self._advance()
-            return self._end()
+            return self._skip_known(c, f"reader claimed it ({self._claim}) and self-graded a check right: {c.checks[0].question}",
+                                    "Good, then we skip")
         if answer in ("no", "unsure"):
             self._say("Then let's go through it.")
             self._start_explaining(c, again=False)
@@ -437,7 +433,6 @@ class OfflineGuide:
             return self._end()
         wrong = matched_misconception(raw, q.misconceptions)
         if t in UNSURE or wrong is not None:
-            self.check_missed = True
             why = f"reader's answer matched a known misconception: {q.question}" if wrong else f"reader could not answer: {q.question}"
             self._set(c.id, "shaky", why)
             if wrong is not None:  # named at once: the reader said it word for word
@@ -497,7 +492,6 @@ class OfflineGuide:
             # second try included (a missed check is asked again, see _repair).
             return self._graded_right(c, q, how="self-graded")
         if answer in ("no", "unsure"):
-            self.check_missed = True
             self._set(c.id, "shaky", f"reader's answer was wrong (self-graded): {q.question}")
             self._misconceptions(q.misconceptions)
             self._repair(c, q)
@@ -531,7 +525,6 @@ class OfflineGuide:
         self.concept = c.id
         self.pieces = chunks(c.section.text) or [c.summary or "(This section has no text of its own.)"]
         self.piece = 0
-        self.reexplain = again
         self.presented.add(c.id)
         if say_intro and again:
             self._say(f"Let's go over {in_sentence(c.title)} again.")
@@ -562,8 +555,7 @@ class OfflineGuide:
 
     def _after_check(self, c: Concept, *, first: bool = False) -> None:
         if self.check < len(c.checks):
-            if self.check == 0:
-                self.check_missed = False  # a new round of this concept's checks
+            if self.check == 0:  # a new round of this concept's checks
                 self.right, self.misses = set(), {}
             self.phase = "check"
             total = len(c.checks)

@@ -34,6 +34,15 @@ def _last_reader_text(messages: list[dict]) -> str:
     return ""
 
 
+async def _last_result(events: AsyncIterator[BackendEvent]) -> Any:
+    """``complete()`` for a back end that streams: the result its ``Finished`` carries."""
+    result = None
+    async for ev in events:
+        if isinstance(ev, Finished):
+            result = ev.result
+    return result
+
+
 @dataclass
 class Recorder:
     """A back end that passes every call to ``inner`` and keeps a copy of it."""
@@ -68,11 +77,7 @@ class Recorder:
             yield ev
 
     async def complete(self, *, system: list[dict], messages: list[dict], kind: CallKind) -> Any:
-        result = None
-        async for ev in self.events(system=system, messages=messages, kind=kind):
-            if isinstance(ev, Finished):
-                result = ev.result
-        return result
+        return await _last_result(self.events(system=system, messages=messages, kind=kind))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -158,11 +163,7 @@ class Player:
                                   cache_read_input_tokens=n("cache_read_input_tokens")))
 
     async def complete(self, *, system: list[dict], messages: list[dict], kind: CallKind) -> Any:
-        result = None
-        async for ev in self.events(system=system, messages=messages, kind=kind):
-            if isinstance(ev, Finished):
-                result = ev.result
-        return result
+        return await _last_result(self.events(system=system, messages=messages, kind=kind))
 
     async def aclose(self) -> None:
         return None

@@ -85,7 +85,6 @@ class SimulatedReader:
     focus: str | None = None  # the concept the reader thinks is in play (asked, checked, explained)
     _last_attempt: Attempt | None = None
     _pending_check: CheckQuestion | None = None
-    _pending_concept: str | None = None
 
     def __post_init__(self) -> None:
         # A section's own words: the ones no earlier section used. Otherwise reading the
@@ -119,7 +118,7 @@ class SimulatedReader:
         if check is not None:
             c, q = check
             self.focus = c.id
-            self._pending_check, self._pending_concept = q, c.id
+            self._pending_check = q
             if q.question not in self.checks_seen:
                 self.checks_seen.append(q.question)
             return self._answer(c, q, turn)
