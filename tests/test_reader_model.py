@@ -107,3 +107,12 @@ def test_titles_read_well_mid_sentence():
     assert in_sentence("Unicode and UTF-8") == "Unicode and UTF-8"
     assert in_sentence("The WAL file") == "The WAL file"
     assert in_sentence("Whom to ask") == "Whom to ask"
+
+
+def test_every_state_has_a_look_in_the_app_and_a_set():
+    """A new State needs its outline symbol (the app) and its place in DONE / ACTIVE / unknown."""
+    from tutor.app.widgets import STATE_LOOK
+    from tutor.engine.reader_model import ACTIVE, DONE, State
+
+    assert set(STATE_LOOK) == set(State)
+    assert DONE | ACTIVE | {State.UNKNOWN} == set(State) and not DONE & ACTIVE

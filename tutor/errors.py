@@ -8,6 +8,24 @@ known -- and exits 1. Anything that is not a ``TutorError`` is a bug.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Why a model call failed; the UI picks its wording and its offer (retry, go offline) by it."""
+
+    AUTH = "auth"  # the key is missing or refused
+    CONFIG = "config"  # the server or model setting cannot work (no model listed, bad URL)
+    RATE_LIMIT = "rate_limit"
+    OVERLOADED = "overloaded"
+    STREAM_ERROR = "stream_error"  # the server sent an error event mid-reply
+    CONNECTION = "connection"
+    NO_STOP_REASON = "no_stop_reason"  # the stream ended without saying the reply was done
+    TIMEOUT = "timeout"  # no first word within the limit
+    DEADLINE = "deadline"  # the whole reply took longer than its limit
+    TOO_LONG = "too_long"  # the reply passed the size cap
+    CONTEXT = "context"  # the request does not fit the model's window
+    OTHER = "other"
 
 
 @dataclass(frozen=True)

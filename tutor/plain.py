@@ -28,8 +28,10 @@ from typing import Any, TextIO
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
+from tutor.engine.commands import typed_command
 from tutor.engine.events import ErrorEvent, Notice, Retrying, TextDelta, Thinking, TurnFinished
 from tutor.engine.reader_model import find_concepts
+from tutor.errors import ErrorCode
 from tutor.text import strip_controls
 
 # Exit status when the session ends (end of input, /quit) right after a reply that failed
@@ -266,7 +268,7 @@ class PlainUI:
                 self.line(f"[error] {ev.message}")
                 if ev.retryable:
                     self.line("Type /retry to send your message again.")
-                elif ev.code == "auth":
+                elif ev.code == ErrorCode.AUTH:
                     self.line("Type /offline to carry on in the offline guided mode.")
             elif isinstance(ev, TurnFinished):
                 self.flush_markdown()
@@ -378,14 +380,14 @@ class PlainUI:
             text = line.rstrip("\n")
             if not _isatty(self.stdin):
                 self.line(f"> {text}")  # echo piped input so the output reads as a dialogue
-            cmd, _, arg = text.strip().partition(" ")
-            cmd = cmd.lower()
-            if not text.strip().startswith("/"):
+            typed = typed_command(text)
+            if typed is None:
                 self._turn(runner, self.s.reply(text))
                 continue
-            if cmd in ("/quit", "/exit", "/q"):
+            cmd, arg = typed
+            if cmd == "/quit":
                 return self.finish()
-            if cmd in ("/help", "/?"):
+            if cmd == "/help":
                 self.line(HELP)
             elif cmd == "/skip":
                 self._turn(runner, self.s.skip())
@@ -403,7 +405,7 @@ class PlainUI:
                 else:
                     self.s.add_reader_feedback(arg)
                     self.line("Thanks, your note is saved for the author.")
-            elif cmd in ("/progress", "/states"):
+            elif cmd == "/progress":
                 self.line(self.progress())
             elif cmd == "/retry":
                 self._turn(runner, self.s.retry())

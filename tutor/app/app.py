@@ -54,7 +54,8 @@ from tutor.engine.events import (
     TurnFinished,
     Usage,
 )
-from tutor.errors import TutorError
+from tutor.engine.reader_model import State
+from tutor.errors import ErrorCode, TutorError
 from tutor.text import control_pictures, one_line
 
 WINDOW = 20  # messages mounted at open (more than a tall screen shows); more are mounted on scroll-up, PAGE at a time
@@ -393,7 +394,7 @@ class TutorApp(App[str | None]):
                         cut_note = f"(cut off by {why} — the partial reply is kept" + ("; Ctrl+R retries)" if event.retryable else ")")
                     else:
                         error_note = f"No reply: {one_line(event.message, 400)}" + (f" {RETRY_HINT}" if event.retryable else "")
-                    if event.code == "auth":
+                    if event.code == ErrorCode.AUTH:
                         self.auth_failed = True
                         error_note = f"No reply: {one_line(event.message, 400)} Press Ctrl+B to carry on in the offline guided mode."
                 elif isinstance(event, TurnFinished):
@@ -756,7 +757,7 @@ class TutorApp(App[str | None]):
             return
         concept = self.explainer.concept(cid)
         state = self.outline.state_of(cid)
-        label = STATE_LOOK.get(state, STATE_LOOK["unknown"])[2]
+        label = STATE_LOOK.get(state, STATE_LOOK[State.UNKNOWN])[2]
 
         def chosen(choice: str | None) -> None:
             if choice == "explain":

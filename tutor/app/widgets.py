@@ -21,17 +21,18 @@ from textual.widget import Widget
 from textual.widgets import Markdown, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from tutor.engine.reader_model import State
 from tutor.text import control_pictures, one_line
 
 # state -> (symbol, style, label). Symbols differ in shape, not only colour, so the
 # outline reads on a monochrome terminal too.
 STATE_LOOK: dict[str, tuple[str, str, str]] = {
-    "unknown": ("○", "$text-muted", "not yet"),
-    "asked": ("?", "$text-warning", "asked"),
-    "explained": ("◐", "$text-accent", "explained"),
-    "shaky": ("!", "$text-error", "shaky"),
-    "known": ("✓", "$text-success", "already knew"),
-    "understood": ("●", "bold $text-success", "understood"),
+    State.UNKNOWN: ("○", "$text-muted", "not yet"),
+    State.ASKED: ("?", "$text-warning", "asked"),
+    State.EXPLAINED: ("◐", "$text-accent", "explained"),
+    State.SHAKY: ("!", "$text-error", "shaky"),
+    State.KNOWN: ("✓", "$text-success", "already knew"),
+    State.UNDERSTOOD: ("●", "bold $text-success", "understood"),
 }
 
 
@@ -94,8 +95,8 @@ class HeaderBar(Horizontal):
 def state_legend() -> Content:
     """What the outline's symbols mean, from ``STATE_LOOK`` (one home for symbol and style):
     three rows of two, which fit the 21 columns the sidebar has at 80 columns."""
-    short = {"known": "knew"}  # "already knew" does not fit beside "understood"
-    rows = (("unknown", "asked"), ("explained", "shaky"), ("understood", "known"))
+    short = {State.KNOWN: "knew"}  # "already knew" does not fit beside "understood"
+    rows = ((State.UNKNOWN, State.ASKED), (State.EXPLAINED, State.SHAKY), (State.UNDERSTOOD, State.KNOWN))
     left = max(len(short.get(a, STATE_LOOK[a][2])) for a, _ in rows)
     parts: list[tuple[str, str] | str] = []
     for i, (a, b) in enumerate(rows):
@@ -161,8 +162,8 @@ class Outline(OptionList):
         self.border_title = "Outline"
 
     def _prompt(self, cid: str, title: str) -> Content:
-        state = self.states.get(cid, "unknown")
-        symbol, style, _ = STATE_LOOK.get(state, STATE_LOOK["unknown"])
+        state = self.states.get(cid, State.UNKNOWN)
+        symbol, style, _ = STATE_LOOK.get(state, STATE_LOOK[State.UNKNOWN])
         marker = ("▸ ", "bold $text-accent") if cid == self.current else "  "
         title_style = "bold" if cid == self.current else ""
         indent = "  " * self.depths.get(cid, 0)
@@ -181,7 +182,7 @@ class Outline(OptionList):
             self.highlighted = self.get_option_index(current)
 
     def state_of(self, cid: str) -> str:
-        return self.states.get(cid, "unknown")
+        return self.states.get(cid, State.UNKNOWN)
 
 
 class ReaderMessage(Static):

@@ -7,7 +7,7 @@ end's error; the engine never sees SSE events or SDK types. Cancelling the itera
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -51,7 +51,7 @@ class Backend(Protocol):
     name: str
     model: str
 
-    def events(self, *, system: list[dict], messages: list[dict], kind: CallKind, effort: Effort | None = None) -> AsyncIterator[BackendEvent]: ...
+    def events(self, *, system: list[dict], messages: list[dict], kind: CallKind, effort: Effort | None = None) -> AsyncGenerator[BackendEvent, None]: ...
 
     async def complete(self, *, system: list[dict], messages: list[dict], kind: CallKind) -> StreamResult: ...
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tutor.engine.events import TokenUsage
-from tutor.errors import TutorError
+from tutor.errors import ErrorCode, TutorError
 
 if TYPE_CHECKING:
     from tutor.engine.backend import BackendEvent
@@ -211,12 +211,12 @@ class StreamResult(TokenUsage):
 
 
 class BackendError(TutorError):
-    """A model call failed. ``code`` is one of events.ErrorEvent.code; the partial reply is
+    """A model call failed, and why (``code``); the partial reply is
     kept, and ``usage`` holds what the failed call was billed for, as far as it is known."""
 
     def __init__(
         self,
-        code: str,
+        code: ErrorCode,
         message: str,
         *,
         hint: str | None = None,
@@ -236,7 +236,7 @@ KEY_HINT = f"Set your key with: export {KEY_ENV}=sk-ant-...  (or run with --offl
 
 
 def missing_key_error() -> BackendError:
-    return BackendError("auth", f"No Anthropic API key: {KEY_ENV} is not set.", hint=KEY_HINT, retryable=False)
+    return BackendError(ErrorCode.AUTH, f"No Anthropic API key: {KEY_ENV} is not set.", hint=KEY_HINT, retryable=False)
 
 
 def _scrub(text: str, key: str | None) -> str:
@@ -255,7 +255,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
 
     if isinstance(exc, anthropic.APITimeoutError) or isinstance(exc, httpx2.TimeoutException):
         return BackendError(
-            "timeout",
+            ErrorCode.TIMEOUT,
             f"Claude did not answer within {timeout:g} seconds.",
             hint="Check your connection, then retry (the reply so far was kept).",
             partial_text=partial,
@@ -269,7 +269,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
         if status == 200:  # an `event: error` in the middle of the stream
             kind = re.sub(r"[^a-z_]", "", etype) or "error"
             return BackendError(
-                "stream_error",
+                ErrorCode.STREAM_ERROR,
                 f"Claude's reply was cut off by an error in the stream ({kind}).",
                 hint="The partial reply was kept; retry to ask again.",
                 partial_text=partial,
@@ -277,7 +277,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             )
         if status in (401, 403) or isinstance(exc, anthropic.AuthenticationError):
             return BackendError(
-                "auth",
+                ErrorCode.AUTH,
                 f"Claude rejected the API key ({status}).",
                 hint=KEY_HINT,
                 retryable=False,
@@ -286,7 +286,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             )
         if status == 429:
             return BackendError(
-                "rate_limit",
+                ErrorCode.RATE_LIMIT,
                 "Claude's rate limit was reached (429), even after retrying.",
                 hint="Wait a minute, then retry; your message was kept.",
                 partial_text=partial,
@@ -294,7 +294,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             )
         if status == 529 or etype == "overloaded_error":
             return BackendError(
-                "overloaded",
+                ErrorCode.OVERLOADED,
                 "Claude is overloaded right now (529), even after retrying.",
                 hint="Try again in a moment; your message was kept.",
                 partial_text=partial,
@@ -302,7 +302,7 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             )
         if status in (400, 413) and ("too long" in api_msg.lower() or status == 413 or "too large" in api_msg.lower()):
             return BackendError(
-                "context",
+                ErrorCode.CONTEXT,
                 "The conversation is too long for the model's context window.",
                 hint="Start a new session with --new, or use a model with a larger context (--model).",
                 retryable=False,
@@ -311,14 +311,14 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
             )
         if status >= 500 and not isinstance(exc.body, dict):  # a proxy's HTML page, an empty 502: no API error
             return BackendError(
-                "other",
+                ErrorCode.OTHER,
                 f"Claude's server failed ({status}) and sent no reply, even after retrying.",
                 hint="Try again in a minute; your message was kept. If it keeps failing, check the server (--base-url).",
                 partial_text=partial,
                 status=status,
             )
         return BackendError(
-            "other",
+            ErrorCode.OTHER,
             f"Claude returned an error ({status}{': ' + api_msg if api_msg else ''}).",
             hint="Retry; if it keeps failing, check --model and your account.",
             retryable=status >= 500 or status == 408,
@@ -327,14 +327,14 @@ def map_exception(exc: BaseException, *, partial: str, timeout: float, key: str 
         )
     if isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
         return BackendError(
-            "connection",
+            ErrorCode.CONNECTION,
             "The connection to Claude was lost" + (" in the middle of the reply." if partial else "."),
             hint="Check your network, then retry (the reply so far was kept).",
             partial_text=partial,
         )
     # Invalid UTF-8 or JSON, an unknown event: say what happened, not the exception's name.
     return BackendError(
-        "other",
+        ErrorCode.OTHER,
         "Claude's reply could not be read: the server sent something that is not a valid reply.",
         hint="Retry; if it keeps failing, check the server (--base-url) or run with --offline.",
         partial_text=partial,
@@ -353,11 +353,11 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 def _retry_reason(err: BackendError) -> str:
     """What failed, for "... Retrying in N s": short, and not "even after retrying"."""
-    if err.code == "rate_limit":
+    if err.code == ErrorCode.RATE_LIMIT:
         return "Claude's rate limit was reached (429)."
-    if err.code == "overloaded":
+    if err.code == ErrorCode.OVERLOADED:
         return f"Claude is overloaded ({err.status or 529})."
-    if err.code == "connection":
+    if err.code == ErrorCode.CONNECTION:
         return "The connection to Claude failed."
     return f"Claude's server failed ({err.status})." if err.status else "Claude did not answer."
 
@@ -444,7 +444,7 @@ class ClaudeBackend:
         except Exception as exc:  # noqa: BLE001 - httpx2.InvalidURL and friends: a bad address, not a bug
             where = "the base URL" if base_url else "ANTHROPIC_BASE_URL"
             raise BackendError(
-                "config",
+                ErrorCode.CONFIG,
                 f"{where} is not a valid server address: {_scrub(str(url), self._key)!r} ({_scrub(str(exc), self._key)}).",
                 hint="Fix it (for example http://127.0.0.1:8080), or unset it to use Anthropic's API.",
                 retryable=False,
@@ -480,10 +480,10 @@ class ClaudeBackend:
             ids = [m.id for m in page.data if getattr(m, "id", None)]
         except Exception as exc:  # noqa: BLE001 - any failure: ask the reader to name one
             raise BackendError(
-                "config", f"The server did not list its models ({_scrub(type(exc).__name__, self._key)}).", hint=NO_MODEL_HINT, retryable=False
+                ErrorCode.CONFIG, f"The server did not list its models ({_scrub(type(exc).__name__, self._key)}).", hint=NO_MODEL_HINT, retryable=False
             ) from None
         if not ids:
-            raise BackendError("config", "The server lists no models.", hint=NO_MODEL_HINT, retryable=False)
+            raise BackendError(ErrorCode.CONFIG, "The server lists no models.", hint=NO_MODEL_HINT, retryable=False)
         self.model = ids[0]
         self._set_profile()
         return self.model
@@ -645,7 +645,7 @@ class ClaudeBackend:
             result = self._result(message, text, thinking)
             if result.stop_reason is None:
                 err = BackendError(
-                    "no_stop_reason",
+                    ErrorCode.NO_STOP_REASON,
                     "Claude's reply ended before it was finished.",
                     hint="The partial reply was kept; retry to get a complete one.",
                     partial_text=text,
@@ -693,20 +693,20 @@ class ClaudeBackend:
         hint_kept = "The reply so far was kept (marked unfinished); retry to ask again."
         if isinstance(exc, _TooLong):
             return BackendError(
-                "too_long",
+                ErrorCode.TOO_LONG,
                 f"Claude's reply passed {limits.max_chars:,} characters and was stopped there.",
                 hint=hint_kept + f" A longer limit: {MAX_REPLY_CHARS_ENV}.",
                 partial_text=partial,
             )
         if progress and turn:
             return BackendError(
-                "deadline",
+                ErrorCode.DEADLINE,
                 f"Claude's reply took longer than {limits.reply:g} seconds and was stopped.",
                 hint=hint_kept + f" A longer limit: --reply-timeout or {REPLY_TIMEOUT_ENV}.",
                 partial_text=partial,
             )
         return BackendError(
-            "deadline",
+            ErrorCode.DEADLINE,
             f"Claude sent no reply within {limits.first_token:g} seconds.",
             hint=f"Your message was kept; check your connection or the server, then retry. A longer limit: --first-token-timeout or {FIRST_TOKEN_ENV}.",
             partial_text=partial,
@@ -749,7 +749,7 @@ class ClaudeBackend:
                         await r
                 elif isinstance(ev, Finished):
                     return ev.result
-        raise BackendError("no_stop_reason", "Claude's reply ended before it was finished.")
+        raise BackendError(ErrorCode.NO_STOP_REASON, "Claude's reply ended before it was finished.")
 
     async def complete(self, *, system: list[dict], messages: list[dict], kind: CallKind | None = None) -> StreamResult:
         """A whole reply without a text callback (memory summaries use this)."""

@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from tutor.engine.reader_model import State
+from tutor.errors import ErrorCode
+
 
 class TextDelta(BaseModel):
     kind: Literal["text"] = "text"
@@ -22,7 +25,7 @@ class TextDelta(BaseModel):
 class StateChanged(BaseModel):
     kind: Literal["state"] = "state"
     concept_id: str
-    state: str  # one of reader_model.STATES
+    state: State
     evidence: str = ""
 
 
@@ -98,7 +101,7 @@ class TurnFinished(BaseModel):
 
 class ErrorEvent(BaseModel):
     kind: Literal["error"] = "error"
-    code: str  # "auth", "rate_limit", "overloaded", "stream_error", "connection", "no_stop_reason", "timeout", "deadline", "too_long", "context", "other"
+    code: ErrorCode
     message: str  # one or two lines that say what to do next
     retryable: bool = True
 

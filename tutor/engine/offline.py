@@ -21,10 +21,11 @@ extra cursor table, and the replay is exact because every step is deterministic.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from tutor.engine.reader_model import ReaderModel, ending, find_concepts, in_sentence
+from tutor.engine.reader_model import DONE, PRESENTED, ReaderModel, State, ending, find_concepts, in_sentence
 from tutor.engine.search import Hit, SectionIndex, blocks
 from tutor.explainer import CheckQuestion, Concept, Explainer
 from tutor.text import plural
@@ -131,9 +132,22 @@ def chunks(text: str) -> list[str]:
     return pieces
 
 
+class Phase(StrEnum):
+    """Where the walk is: what the guide waits for from the reader."""
+
+    START = "start"
+    ASK = "ask"  # "do you already know X?"
+    VERIFY = "verify"  # a claimed concept's check question
+    VERIFY_GRADE = "verify-grade"  # the reader grades that answer against the key points
+    EXPLAIN = "explain"  # reading the section piece by piece
+    CHECK = "check"  # a check question after the section
+    GRADE = "grade"  # the reader grades the check answer
+    DONE = "done"
+
+
 class StateChange(BaseModel):
     concept_id: str
-    state: str
+    state: State
     evidence: str
 
 
@@ -152,7 +166,7 @@ class OfflineGuide:
         self.ex = explainer
         self.model = model
         self.index = index or SectionIndex(explainer)
-        self.phase = "start"  # start | ask | verify | verify-grade | explain | check | grade | done
+        self.phase = Phase.START
         self.concept: str | None = None
         self.pieces: list[str] = []
         self.piece = 0
@@ -199,22 +213,22 @@ class OfflineGuide:
     def input_hint(self) -> str:
         """What the reader can type now, for the input's placeholder: at a yes/no question or a
         check, Enter alone does nothing useful, so the hint must not say "press Enter"."""
-        if self.phase == "ask":
+        if self.phase == Phase.ASK:
             return "Answer yes, no or not sure, or ask a question"
-        if self.phase in ("check", "verify"):
+        if self.phase in (Phase.CHECK, Phase.VERIFY):
             return "Type your answer to the check question"
-        if self.phase == "verify-grade":
+        if self.phase == Phase.VERIFY_GRADE:
             return "Did your answer cover the points? yes or no"
-        if self.phase == "grade":
+        if self.phase == Phase.GRADE:
             return "Did your answer match? yes, partly or no"
-        if self.phase == "done":
+        if self.phase == Phase.DONE:
             return "Ask about anything in the explainer, or press Ctrl+Q to quit"
         return "Ask a question, or press Enter to read on"
 
     def resume_note(self, seq: int | None = None) -> Step:
         """A short "welcome back" that repeats what we were waiting for."""
         self._begin(seq)
-        if self.phase == "done":
+        if self.phase == Phase.DONE:
             self._say(f"Welcome back. We have been through all of {self.ex.title}. {self._progress_text()}")
         else:
             self._say("Welcome back. " + self._pending_prompt())
@@ -225,18 +239,18 @@ class OfflineGuide:
         self._begin(seq)
         raw = text.strip()
         t = normalise(raw)
-        if self.phase == "start":
+        if self.phase == Phase.START:
             return self.opening(seq)
         if t in HELP:
             self._say(HELP_TEXT + "\n\n" + self._pending_prompt())
             return self._end()
         if t in PROGRESS:
-            self._say(self._progress_text() + ("" if self.phase == "done" else "\n\n" + self._pending_prompt()))
+            self._say(self._progress_text() + ("" if self.phase == Phase.DONE else "\n\n" + self._pending_prompt()))
             return self._end()
-        if t in SKIP and self.phase != "done":
+        if t in SKIP and self.phase != Phase.DONE:
             self._skip()
             return self._end()
-        strict = self.phase in ("check", "grade", "verify", "verify-grade")  # there, "I know that ..." is an answer
+        strict = self.phase in (Phase.CHECK, Phase.GRADE, Phase.VERIFY, Phase.VERIFY_GRADE)  # there, "I know that ..." is an answer
         m = _KNOW_RE.match(t)
         if m and m.group(1) not in _PRONOUNS and classify_yes_no(t) is None:
             hits = find_concepts(self.ex, m.group(1), strict=strict)
@@ -262,12 +276,12 @@ class OfflineGuide:
             if not strict:
                 titles = "; ".join(c.title for c in self.ex.concepts[:12])
                 self._say(f"I couldn't find a section about \"{m.group(1)}\". The topics are: {titles}.")
-                if self.phase != "done":
+                if self.phase != Phase.DONE:
                     self._say(self._pending_prompt())
-                return self._end(finished=self.phase == "done")
-        if self.phase == "ask":
+                return self._end(finished=self.phase == Phase.DONE)
+        if self.phase == Phase.ASK:
             return self._on_ask(raw, t)
-        if self.phase == "explain":
+        if self.phase == Phase.EXPLAIN:
             if t in MORE:
                 self._continue_explaining()
                 return self._end()
@@ -275,13 +289,13 @@ class OfflineGuide:
                 return self._answer_question(raw)
             self._continue_explaining()
             return self._end()
-        if self.phase == "verify":
+        if self.phase == Phase.VERIFY:
             return self._on_verify(raw, t)
-        if self.phase == "verify-grade":
+        if self.phase == Phase.VERIFY_GRADE:
             return self._on_verify_grade(raw, t)
-        if self.phase == "check":
+        if self.phase == Phase.CHECK:
             return self._on_check(raw, t)
-        if self.phase == "grade":
+        if self.phase == Phase.GRADE:
             return self._on_grade(raw, t)
         # done
         if raw and (looks_like_question(raw) or len(t.split()) >= 2):
@@ -311,7 +325,7 @@ class OfflineGuide:
         return self._end()
 
     def _skip(self) -> None:
-        if self.phase == "done" or self.concept is None:
+        if self.phase == Phase.DONE or self.concept is None:
             self._say("There is nothing left to skip.")
             return
         c = self.ex.concept(self.concept)
@@ -322,10 +336,10 @@ class OfflineGuide:
 
     def _mark_known(self, concept_id: str, evidence: str = "") -> None:
         c = self.ex.concept(concept_id)
-        self._set(c.id, "known", evidence or f"reader: I already know {in_sentence(c.title)}")
+        self._set(c.id, State.KNOWN, evidence or f"reader: I already know {in_sentence(c.title)}")
         self._mark_visited(c.id)
         self._say(f"Noted: you already know {ending(in_sentence(c.title), '.')}")
-        if self.concept == c.id or self.phase in ("start", "done"):
+        if self.concept == c.id or self.phase in (Phase.START, Phase.DONE):
             self._advance()
         else:
             self._say(self._pending_prompt())
@@ -340,15 +354,15 @@ class OfflineGuide:
     def was_presented(self, concept_id: str) -> bool:
         """Whether the reader has already been shown this concept: this session's walk, or
         (after a changed explainer restarted the walk) a state only reading it could give."""
-        return concept_id in self.presented or self.model.state(concept_id) in ("explained", "understood", "shaky")
+        return concept_id in self.presented or self.model.state(concept_id) in PRESENTED
 
     def _which(self, wording: str, hits: list[str], verb: str) -> Step:
         """An ambiguous name: ask which concept was meant instead of guessing."""
         options = "; ".join(f"{self.ex.concept(h).title} ({verb} {h})" for h in hits)
         self._say(f"\"{wording}\" could mean more than one section: {options}. Which one did you mean?")
-        if self.phase != "done":
+        if self.phase != Phase.DONE:
             self._say(self._pending_prompt())
-        return self._end(finished=self.phase == "done")
+        return self._end(finished=self.phase == Phase.DONE)
 
     # -- phases -----------------------------------------------------------------------------
     def _on_ask(self, raw: str, t: str) -> Step:
@@ -361,7 +375,7 @@ class OfflineGuide:
             # A claim is verified with one check before the concept is skipped: a reader who
             # says yes to everything would otherwise skip everything (tutor eval: the
             # overclaimer). "Not sure" gets the same short probe instead of the whole section.
-            self.phase = "verify"
+            self.phase = Phase.VERIFY
             self.check = 0
             self._claim = raw
             lead = "Good. One quick question to confirm, then we move on:" if answer == "yes" else "Let's see what you already know:"
@@ -377,7 +391,7 @@ class OfflineGuide:
 
     def _skip_known(self, c: Concept, evidence: str, lead: str) -> Step:
         """The reader knows ``c``: record why, say so, and ask about the next concept."""
-        self._set(c.id, "known", evidence)
+        self._set(c.id, State.KNOWN, evidence)
         self._mark_visited(c.id)
         self._say(f"{lead} {ending(in_sentence(c.title), '.')}")
         self._advance()
@@ -401,7 +415,7 @@ class OfflineGuide:
         if matches_reference(raw, q.answer):
             return self._skip_known(c, f"reader claimed it ({self._claim}) and answered a check: {q.question}",
                                     "Right, that matches the explainer. We skip")
-        self.phase = "verify-grade"
+        self.phase = Phase.VERIFY_GRADE
         self._say("The explainer's answer, point by point:\n\n" + key_points(q.answer)
                   + "\n\nOffline I can't judge a free-text answer: did yours cover these? (yes / no)")
         return self._end()
@@ -434,7 +448,7 @@ class OfflineGuide:
         wrong = matched_misconception(raw, q.misconceptions)
         if t in UNSURE or wrong is not None:
             why = f"reader's answer matched a known misconception: {q.question}" if wrong else f"reader could not answer: {q.question}"
-            self._set(c.id, "shaky", why)
+            self._set(c.id, State.SHAKY, why)
             if wrong is not None:  # named at once: the reader said it word for word
                 self._say(f"That is a common mix-up: {ending(wrong, '.')}")
             else:
@@ -444,7 +458,7 @@ class OfflineGuide:
         if matches_reference(raw, q.answer):
             self._say("Right: that matches the explainer's answer.\n\n" + key_points(q.answer))
             return self._graded_right(c, q, how="matched the reference answer")
-        self.phase = "grade"
+        self.phase = Phase.GRADE
         self._say(
             "The explainer's answer, point by point:\n\n"
             + key_points(q.answer)
@@ -467,14 +481,14 @@ class OfflineGuide:
             return
         piece = best_piece(c.section.text, q.answer) or (chunks(c.section.text) or [c.summary])[0]
         self._say(f"This part of § {c.section.heading} answers it:\n\n{piece}")
-        self.phase = "check"
+        self.phase = Phase.CHECK
         self._say(f"So, once more: {q.question}\n\n(Type your answer, or 'skip'.)")
 
     def _graded_right(self, c: Concept, q: CheckQuestion, *, how: str) -> Step:
         self.right.add(self.check)
         if all(i in self.right for i in range(len(c.checks))):
             what = "the check" if len(c.checks) == 1 else f"all {len(c.checks)} checks"
-            self._set(c.id, "understood", f"reader answered {what} correctly ({how}): {q.question}")
+            self._set(c.id, State.UNDERSTOOD, f"reader answered {what} correctly ({how}): {q.question}")
         self._say("Well done.")
         self.check += 1
         self._after_check(c)
@@ -492,7 +506,7 @@ class OfflineGuide:
             # second try included (a missed check is asked again, see _repair).
             return self._graded_right(c, q, how="self-graded")
         if answer in ("no", "unsure"):
-            self._set(c.id, "shaky", f"reader's answer was wrong (self-graded): {q.question}")
+            self._set(c.id, State.SHAKY, f"reader's answer was wrong (self-graded): {q.question}")
             self._misconceptions(q.misconceptions)
             self._repair(c, q)
             return self._end()
@@ -513,15 +527,15 @@ class OfflineGuide:
     def _ask(self, cid: str, *, say: bool = True) -> None:
         c = self.ex.concept(cid)
         self.concept = cid
-        self.phase = "ask"
+        self.phase = Phase.ASK
         self.check = 0
-        if self.model.state(cid) == "unknown":
-            self._set(cid, "asked", f"asked whether the reader knows {in_sentence(c.title)}")
+        if self.model.state(cid) == State.UNKNOWN:
+            self._set(cid, State.ASKED, f"asked whether the reader knows {in_sentence(c.title)}")
         if say:
             self._say(f"Next: {ending(c.title, '.')} Do you already know about it? (yes / no / not sure)")
 
     def _start_explaining(self, c: Concept, *, again: bool, say_intro: bool = True) -> None:
-        self.phase = "explain"
+        self.phase = Phase.EXPLAIN
         self.concept = c.id
         self.pieces = chunks(c.section.text) or [c.summary or "(This section has no text of its own.)"]
         self.piece = 0
@@ -549,15 +563,15 @@ class OfflineGuide:
             self._done_explaining(c)
 
     def _done_explaining(self, c: Concept) -> None:
-        if self.model.state(c.id) not in ("shaky", "understood", "known"):
-            self._set(c.id, "explained", f"presented § {c.section.heading}")
+        if self.model.state(c.id) not in (State.SHAKY, State.UNDERSTOOD, State.KNOWN):
+            self._set(c.id, State.EXPLAINED, f"presented § {c.section.heading}")
         self._after_check(c, first=True)
 
     def _after_check(self, c: Concept, *, first: bool = False) -> None:
         if self.check < len(c.checks):
             if self.check == 0:  # a new round of this concept's checks
                 self.right, self.misses = set(), {}
-            self.phase = "check"
+            self.phase = Phase.CHECK
             total = len(c.checks)
             label = "Check" if total == 1 else f"Check {self.check + 1} of {total}"
             self._say(f"{label}: {c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)")
@@ -566,7 +580,7 @@ class OfflineGuide:
         self._advance()
 
     def _finish_walk(self, inline: bool = False) -> Step | None:
-        self.phase = "done"
+        self.phase = Phase.DONE
         self.concept = None
         self._say(self._progress_text(final=True))
         self._finished = True
@@ -590,7 +604,7 @@ class OfflineGuide:
         if quote is not None:
             h = quote
             ahead = (h.concept_id != self.concept and not self.was_presented(h.concept_id)
-                     and not self.model.is_done(h.concept_id) and self.phase != "done")
+                     and not self.model.is_done(h.concept_id) and self.phase != Phase.DONE)
             lead = f"We will get to this in § {h.heading}; for now, here is what it says" if ahead else f"Here is what the explainer says in § {h.heading}"
             self._say(f"{lead}:\n\n" + _quote(_trim(h.passage)))
         else:
@@ -598,25 +612,25 @@ class OfflineGuide:
                 "I couldn't find that in the explainer. (Offline I can only search its text; "
                 "with ANTHROPIC_API_KEY set, Claude can answer in its own words.)"
             )
-        if self.phase != "done":
+        if self.phase != Phase.DONE:
             self._say("Back to where we were: " + self._pending_prompt())
-        return self._end(finished=self.phase == "done")
+        return self._end(finished=self.phase == Phase.DONE)
 
     def _pending_prompt(self) -> str:
-        if self.phase == "done" or self.concept is None:
+        if self.phase == Phase.DONE or self.concept is None:
             return "We have been through everything. Ask a question, or type 'explain <topic>'."
         c = self.ex.concept(self.concept)
-        if self.phase == "ask":
+        if self.phase == Phase.ASK:
             return f"Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)"
-        if self.phase == "explain":
+        if self.phase == Phase.EXPLAIN:
             return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
-        if self.phase == "check":
+        if self.phase == Phase.CHECK:
             return f"{c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)"
-        if self.phase == "verify":
+        if self.phase == Phase.VERIFY:
             return f"{c.checks[0].question}\n\n(Type your answer, or 'not sure'.)"
-        if self.phase == "verify-grade":
+        if self.phase == Phase.VERIFY_GRADE:
             return f"Did your answer to \"{c.checks[0].question}\" cover the explainer's points? (yes / no)"
-        if self.phase == "grade":
+        if self.phase == Phase.GRADE:
             return f"Did your answer to \"{c.checks[self.check].question}\" match the explainer's? (yes / no)"
         return ""
 
@@ -626,7 +640,7 @@ class OfflineGuide:
             if c.id in self.empty:
                 continue
             st = self.model.state(c.id)
-            if c.id in self.model.skipped and st not in ("known", "understood"):
+            if c.id in self.model.skipped and st not in DONE:
                 groups["skipped"].append(c.title)
             elif st in groups:
                 groups[st].append(c.title)
@@ -665,7 +679,7 @@ class OfflineGuide:
         if text:
             self._out.append(text)
 
-    def _set(self, cid: str, state: str, evidence: str) -> None:
+    def _set(self, cid: str, state: State, evidence: str) -> None:
         if self.model.set(cid, state, evidence, seq=self._seq):
             self._changes.append(StateChange(concept_id=cid, state=state, evidence=evidence))
 

@@ -62,6 +62,7 @@ new history, which is more than the rewrites it saves.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel
@@ -421,7 +422,7 @@ def history_tokens(explainer: Explainer, summary: str | None, history: list[Turn
 STATE_ORDER = ("understood", "known", "explained", "asked", "shaky")
 
 
-def state_block(explainer: Explainer, states: dict[str, str], current_concept: str | None) -> str:
+def state_block(explainer: Explainer, states: Mapping[str, str], current_concept: str | None) -> str:
     """The per-turn reader model. Lives in the newest user turn so the prefix stays cached.
 
     Grouped by state (``understood: pages, wal``) rather than one line per concept, so it
@@ -527,7 +528,7 @@ def build_request(
     explainer: Explainer,
     *,
     summary: str | None,
-    states: dict[str, str],
+    states: Mapping[str, str],
     current_concept: str | None,
     history: list[Turn],
     new_reader_text: str,

@@ -11,20 +11,37 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Set as AbstractSet
+from enum import StrEnum
 
 from pydantic import BaseModel
 
 from tutor.explainer import Explainer
 
-STATES: tuple[str, ...] = ("unknown", "asked", "known", "explained", "understood", "shaky")
-# A concept is "done" when the reader can build on it.
-DONE: frozenset[str] = frozenset({"known", "understood"})
+
+class State(StrEnum):
+    """A concept's state for one reader (docs/engine.md, "Reader model"). A ``str``: the store,
+    the tag protocol and exports carry the value."""
+
+    UNKNOWN = "unknown"
+    ASKED = "asked"
+    KNOWN = "known"
+    EXPLAINED = "explained"
+    UNDERSTOOD = "understood"
+    SHAKY = "shaky"
+
+
+STATES: tuple[State, ...] = tuple(State)
+# Done: the reader can build on it. Active: in progress, the tutor is on it.
+DONE: frozenset[State] = frozenset({State.KNOWN, State.UNDERSTOOD})
+ACTIVE: frozenset[State] = frozenset({State.ASKED, State.EXPLAINED, State.SHAKY})
+# The reader has been shown the concept's section (so "explain it again" reads right).
+PRESENTED: frozenset[State] = frozenset({State.EXPLAINED, State.UNDERSTOOD, State.SHAKY})
 
 
 class ConceptState(BaseModel):
     """A concept's state and why we believe it: the turn (message seq) and what was said."""
 
-    state: str = "unknown"
+    state: State = State.UNKNOWN
     evidence: str = ""
     seq: int | None = None
 
@@ -40,13 +57,13 @@ class ReaderModel:
         self.skipped: set[str] = set()
 
     # -- reading -------------------------------------------------------------------
-    def state(self, concept_id: str) -> str:
+    def state(self, concept_id: str) -> State:
         return self._states[concept_id].state
 
     def entry(self, concept_id: str) -> ConceptState:
         return self._states[concept_id]
 
-    def states(self) -> dict[str, str]:
+    def states(self) -> dict[str, State]:
         return {cid: self._states[cid].state for cid in self.order}
 
     def is_done(self, concept_id: str) -> bool:
@@ -63,7 +80,7 @@ class ReaderModel:
         if state not in STATES:
             raise ValueError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
         old = self._states[concept_id]
-        new = ConceptState(state=state, evidence=evidence, seq=seq)
+        new = ConceptState(state=State(state), evidence=evidence, seq=seq)
         if old == new:
             return False
         self._states[concept_id] = new

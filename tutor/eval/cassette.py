@@ -19,7 +19,7 @@ from typing import Any
 
 from tutor.engine.backend import BackendEvent, Finished, TextPiece, ThinkingStarted
 from tutor.engine.models import CallKind, Effort
-from tutor.errors import TutorError
+from tutor.errors import ErrorCode, TutorError
 
 FORMAT = "tutor-eval-cassette/1"
 
@@ -139,7 +139,7 @@ class Player:
         from tutor.engine.claude import BackendError, StreamResult
 
         if self.position >= len(self.cassette.calls):
-            raise BackendError("other", f"{self.cassette.path.name}: no recorded reply left for call {self.position + 1}",
+            raise BackendError(ErrorCode.OTHER, f"{self.cassette.path.name}: no recorded reply left for call {self.position + 1}",
                                retryable=False)
         call = self.cassette.calls[self.position]
         self.position += 1
