@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from tutor.app import actions
 from tutor.app.screens import ChoiceScreen, FeedbackScreen
+from tutor.app.turn_view import RETRY_HINT, TurnView
 from tutor.app.widgets import (
     STATE_LOOK,
     ChatInput,
@@ -38,21 +39,11 @@ from tutor.app.widgets import (
     NoteMessage,
     Outline,
     ReaderMessage,
-    RetryNote,
     Sidebar,
-    ThinkingNote,
-    TutorMessage,
     safe_parser,
 )
 from tutor.engine.events import (
     ErrorEvent,
-    Notice,
-    Retrying,
-    StateChanged,
-    TextDelta,
-    Thinking,
-    TurnFinished,
-    Usage,
 )
 from tutor.engine.reader_model import State
 from tutor.errors import ErrorCode, TutorError
@@ -62,31 +53,18 @@ WINDOW = 20  # messages mounted at open (more than a tall screen shows); more ar
 PAGE = 30
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 
-RETRY_HINT = "Press Ctrl+R to retry."
-# ErrorEvent.code -> words for the note under a reply the error cut (it outlives the notification)
 # Toast titles in plain words: the codes ("no_stop_reason") are for logs and tests.
 ERROR_TITLES = {
-    "auth": "API key rejected",
-    "overloaded": "Claude is overloaded",
-    "rate_limit": "Rate limit reached",
-    "timeout": "No answer in time",
-    "connection": "No connection",
-    "stream_error": "Reply cut off",
-    "no_stop_reason": "Reply ended early",
-    "context": "Conversation too long",
-    "deadline": "Reply too slow",
-    "too_long": "Reply too long",
-}
-
-CUT_BY = {
-    "connection": "a dropped connection",
-    "stream_error": "an error from Claude",
-    "overloaded": "an overloaded API",
-    "rate_limit": "the rate limit",
-    "timeout": "a timeout",
-    "no_stop_reason": "a stream that ended early",
-    "deadline": "the time limit for a reply",
-    "too_long": "the size limit for a reply",
+    ErrorCode.AUTH: "API key rejected",
+    ErrorCode.OVERLOADED: "Claude is overloaded",
+    ErrorCode.RATE_LIMIT: "Rate limit reached",
+    ErrorCode.TIMEOUT: "No answer in time",
+    ErrorCode.CONNECTION: "No connection",
+    ErrorCode.STREAM_ERROR: "Reply cut off",
+    ErrorCode.NO_STOP_REASON: "Reply ended early",
+    ErrorCode.CONTEXT: "Conversation too long",
+    ErrorCode.DEADLINE: "Reply too slow",
+    ErrorCode.TOO_LONG: "Reply too long",
 }
 
 
@@ -337,120 +315,45 @@ class TutorApp(App[str | None]):
             self.shown_seq = rows[-1].seq
 
     async def _consume(self, make_events: Callable[[], AsyncGenerator[Any, None]], reader_text: str | None, echo: bool) -> None:
-        pane = self.pane
-        message: TutorMessage | None = None
-        stream = None
-        parts: list[str] = []
+        view = TurnView(self, reader_text)
         stopped = False
-        errored = False
-        crashed = False  # the turn ended in an exception, not an error event
-        cut_note: str | None = None  # why the reply is incomplete, when it is
-        error_note: str | None = None  # why there is no reply at all (outlives the toast)
-        thinking_note: ThinkingNote | None = None
-        retry_note: RetryNote | None = None  # "retrying in N s" while the engine waits
         self.retry_blocked = None
         events = make_events()
         self.input.set_busy(True)
         try:
-            # FeedbackCaptured is stored by the engine and never shown, so it has no branch here.
             async for event in events:
                 if echo:
                     echo = False
                     await self._echo_reader_rows()
-                if retry_note is not None:  # the wait is over: the next try has answered
-                    await retry_note.remove()
-                    retry_note = None
-                if isinstance(event, Retrying):
-                    retry_note = RetryNote(event.seconds, event.attempt, event.of, event.reason)
-                    await pane.mount(retry_note)
-                elif isinstance(event, Thinking):
-                    if not event.done and thinking_note is None:
-                        thinking_note = ThinkingNote()
-                        await pane.mount(thinking_note)
-                    elif event.done and thinking_note is not None:
-                        await thinking_note.remove()
-                        thinking_note = None
-                elif isinstance(event, Notice):
-                    await pane.mount(NoteMessage(event.text, classes="warning"))
-                elif isinstance(event, TextDelta):
-                    if not event.text:
-                        continue
-                    if message is None:
-                        message = TutorMessage()
-                        await pane.mount(message)
-                        stream = Markdown.get_stream(message)
-                    assert stream is not None  # made together with the message
-                    parts.append(event.text)
-                    await stream.write(control_pictures(event.text))
-                elif isinstance(event, StateChanged):
-                    self.refresh_outline()
-                elif isinstance(event, Usage):
-                    self.header_bar.set_usage(event.session_tokens, event.session_cost_usd)
-                elif isinstance(event, ErrorEvent):
-                    errored = True
-                    self.show_error(event, reader_text)
-                    if message is not None:
-                        why = CUT_BY.get(event.code, "an error")
-                        cut_note = f"(cut off by {why} — the partial reply is kept" + ("; Ctrl+R retries)" if event.retryable else ")")
-                    else:
-                        error_note = f"No reply: {one_line(event.message, 400)}" + (f" {RETRY_HINT}" if event.retryable else "")
-                    if event.code == ErrorCode.AUTH:
-                        self.auth_failed = True
-                        error_note = f"No reply: {one_line(event.message, 400)} Press Ctrl+B to carry on in the offline guided mode."
-                elif isinstance(event, TurnFinished):
-                    if message is not None and not event.complete and event.stop_reason == "max_tokens":
-                        cut_note = "(the reply reached its length limit — press Enter to hear the rest)"
-                    if event.finished and not self.said_finished:
-                        self.said_finished = True
-                        await pane.mount(NoteMessage("That is the end of the outline. Ask anything, or press Ctrl+S to export the transcript."))
+                await view.show(event)
         except asyncio.CancelledError:
             stopped = True
             raise
         except TutorError as exc:  # a user-level problem (store gone, bad concept): say it
-            crashed = True
-            error_note = f"No reply: {one_line(str(exc), 400)}"
+            view.crash(f"No reply: {one_line(str(exc), 400)}")
             self.notify(one_line(str(exc), 400), title="No reply", severity="error", timeout=15, markup=False)
         except Exception as exc:  # noqa: BLE001 - a bug must not cost the reader the session
-            crashed = True
             self.log.error(exc)
-            error_note = f"Something went wrong ({type(exc).__name__}). Everything said so far is saved; press Ctrl+R or try again."
+            saved = "Everything said so far is saved; press Ctrl+R or try again."
+            view.crash(f"Something went wrong ({type(exc).__name__}). {saved}")
             self.notify(
-                one_line(f"Something went wrong ({type(exc).__name__}: {exc}). Everything said so far is saved; press Ctrl+R or try again.", 400),
+                one_line(f"Something went wrong ({type(exc).__name__}: {exc}). {saved}", 400),
                 title="Unexpected error",
                 severity="error",
                 timeout=20,
                 markup=False,
             )
         finally:
-            if thinking_note is not None:
-                await thinking_note.remove()
-            if retry_note is not None:
-                await retry_note.remove()
-            if stream is not None:
-                await stream.stop()
             try:
                 await events.aclose()
             except Exception:  # the generator already reported its own failure as an event
                 pass
-            if parts:
-                self.last_reply = "".join(parts)
+            self.turn_outcome = await view.finish(stopped=stopped)
+            if view.parts:
+                self.last_reply = "".join(view.parts)
             self.shown_seq = self.session.store.message_count(self.session.id)
-            self.turn_outcome = "stopped" if stopped else ("error" if errored or crashed else "ok")
-            if stopped:
-                if message is not None:
-                    message.add_class("incomplete")
-                await pane.mount(NoteMessage("(stopped — the partial reply is kept)", classes="warning"))
-            else:
-                if cut_note is not None and message is not None:
-                    # Without this the cut reply looks finished once the notification fades.
-                    message.add_class("incomplete")
-                    await pane.mount(NoteMessage(cut_note, classes="warning"))
-                if error_note is not None:
-                    # A toast fades; without this the failed turn leaves a blank chat or an
-                    # unanswered message and no word of why.
-                    await pane.mount(NoteMessage(error_note, classes="warning"))
-                if not errored:
-                    self.failed_text = None
+            if self.turn_outcome != "stopped" and not view.errored:
+                self.failed_text = None
             self.refresh_outline()
             self.input.set_busy(False, self.session.input_hint())
             self.refresh_bindings()  # Retry shows in the footer only when there is something to retry
