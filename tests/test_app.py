@@ -744,7 +744,7 @@ async def test_a_queued_message_is_in_the_database_while_it_waits_and_sent_on_re
         finally:
             other.close()
         # the process "dies" here: the app goes without handing the message back
-        app.queued = None
+        app.send_queue.queued = None
         app.turn_worker.cancel()
         await idle(pilot, app)
     session.store.close()

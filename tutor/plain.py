@@ -23,7 +23,7 @@ import re
 import shlex
 import sys
 from functools import lru_cache
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
@@ -33,6 +33,9 @@ from tutor.engine.events import ErrorEvent, Notice, Retrying, TextDelta, Thinkin
 from tutor.engine.reader_model import find_concepts
 from tutor.errors import ErrorCode
 from tutor.text import strip_controls
+
+if TYPE_CHECKING:
+    from tutor.engine.session import TutorSession
 
 # Exit status when the session ends (end of input, /quit) right after a reply that failed
 # (401, 529, no server...): a script must be able to tell that nobody answered it.
@@ -224,7 +227,7 @@ class PlainMarkdown:
 
 
 class PlainUI:
-    def __init__(self, session: Any, stdin: TextIO, stdout: TextIO, stderr: TextIO):
+    def __init__(self, session: TutorSession, stdin: TextIO, stdout: TextIO, stderr: TextIO):
         self.s = session
         self.stdin = stdin
         self.out = stdout
@@ -433,7 +436,7 @@ def _isatty(f: Any) -> bool:
 
 
 def run_plain(
-    session: Any,
+    session: TutorSession,
     *,
     notices: list[str] | None = None,
     stdin: TextIO | None = None,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tutor.engine.session import TutorSession
 
 # Frame rate cap for Textual, read once when textual is first imported (so it is set here,
 # before any tutor.app module imports textual). At the default 60 fps a streamed token can
@@ -16,7 +19,7 @@ from typing import Any
 os.environ.setdefault("TEXTUAL_FPS", "120")
 
 
-def run_app(session: Any, notices: Iterable[str] = ()) -> str | None:
+def run_app(session: TutorSession, notices: Iterable[str] = ()) -> str | None:
     """Run the reader app on ``session`` (a TutorSession) until the reader quits.
 
     ``notices`` are one-line messages shown as notifications at start (for example

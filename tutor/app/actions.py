@@ -6,12 +6,13 @@ Kept apart from the widgets so each is small and testable; nothing here draws.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tutor.text import one_line
+if TYPE_CHECKING:
+    from tutor.engine.session import TutorSession
 
 
-def session_usage(session: Any) -> tuple[int, float]:
+def session_usage(session: TutorSession) -> tuple[int, float]:
     """Tokens and cost so far, for the header (0 for a new or offline session)."""
     try:
         row = session.store.get_session(session.id)
@@ -23,7 +24,7 @@ def session_usage(session: Any) -> tuple[int, float]:
 THEME_KEY = "theme"
 
 
-def saved_theme(session: Any) -> str | None:
+def saved_theme(session: TutorSession) -> str | None:
     """The theme the reader last chose (in any session), if the store has one."""
     try:
         return session.store.get_setting(THEME_KEY)
@@ -31,25 +32,25 @@ def saved_theme(session: Any) -> str | None:
         return None
 
 
-def save_theme(session: Any, name: str) -> None:
+def save_theme(session: TutorSession, name: str) -> None:
     try:
         session.store.set_setting(THEME_KEY, name)
     except Exception:  # noqa: BLE001 - e.g. a read-only database: the theme still changes now
         pass
 
 
-def recent_messages(session: Any, window: int) -> list[Any]:
+def recent_messages(session: TutorSession, window: int) -> list[Any]:
     """The newest ``window`` stored messages, oldest first (seq is 1.. per session)."""
     count = session.store.message_count(session.id)
     return session.store.messages(session.id, after_seq=max(0, count - window))
 
 
-def first_seq(session: Any) -> int:
+def first_seq(session: TutorSession) -> int:
     rows = session.store.messages(session.id, after_seq=0, limit=1)
     return rows[0].seq if rows else 1
 
 
-def messages_before(session: Any, seq: int, page: int) -> list[Any]:
+def messages_before(session: TutorSession, seq: int, page: int) -> list[Any]:
     """Up to ``page`` messages just before ``seq``, oldest first."""
     start = max(0, seq - 1 - page)
     return session.store.messages(session.id, after_seq=start, limit=max(0, seq - 1 - start))
@@ -71,7 +72,7 @@ def row_widget(row: Any) -> Any:
     return NoteMessage(row.text, seq=row.seq)
 
 
-def export_transcript(session: Any, fmt: str) -> Path:
+def export_transcript(session: TutorSession, fmt: str) -> Path:
     """Ctrl+S: the same rule as ``tutor export`` without ``-o`` (``export.write_export``):
     ``tutor-<title>-<id8>.<ext>`` in the current folder. Returns the path, for the notice."""
     from tutor.export import write_export
@@ -103,6 +104,3 @@ def copy_text(app: Any, text: str) -> str | None:
         pass
     return " and ".join(ways) or None
 
-
-def describe(text: str) -> str:
-    return one_line(text, 120)

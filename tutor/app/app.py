@@ -16,7 +16,7 @@ import asyncio
 import gc
 from collections.abc import AsyncGenerator, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events as tevents
 from textual import on
@@ -28,11 +28,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown, OptionList, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from tutor.app import actions
-from tutor.app.screens import ChoiceScreen, FeedbackScreen
+from tutor.app import actions, dialogs
+from tutor.app.history import History
+from tutor.app.send_queue import SendQueue
 from tutor.app.turn_view import RETRY_HINT, TurnView
 from tutor.app.widgets import (
-    STATE_LOOK,
     ChatInput,
     DialoguePane,
     HeaderBar,
@@ -45,12 +45,14 @@ from tutor.app.widgets import (
 from tutor.engine.events import (
     ErrorEvent,
 )
-from tutor.engine.reader_model import State
 from tutor.errors import ErrorCode, TutorError
+from tutor.explainer import Concept
 from tutor.text import control_pictures, one_line
 
+if TYPE_CHECKING:
+    from tutor.engine.session import TutorSession
+
 WINDOW = 20  # messages mounted at open (more than a tall screen shows); more are mounted on scroll-up, PAGE at a time
-PAGE = 30
 THEMES = ["textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night", "solarized-light"]
 
 # Toast titles in plain words: the codes ("no_stop_reason") are for logs and tests.
@@ -102,6 +104,16 @@ class SectionView(VerticalScroll):
         yield Static("", id="section-lines", markup=False)
         yield Markdown(None, id="section-body", parser_factory=safe_parser, open_links=False)
 
+    def show(self, concept: Concept, file_name: str) -> None:
+        """Show ``concept``'s section (its text is untrusted: never read as markup)."""
+        self.query_one("#section-title", Static).update(Content(one_line(concept.section.heading or concept.title, 100)))
+        self.query_one("#section-lines", Static).update(
+            Content(f"{file_name}, lines {concept.section.start_line}–{concept.section.end_line}")
+        )
+        self.query_one("#section-body", Markdown).update(control_pictures(concept.section.text))
+        self.add_class("-visible")
+        self.scroll_home(animate=False)
+
 
 class TutorApp(App[str | None]):
     """The reader app. ``session`` is a ``tutor.engine.session.TutorSession``."""
@@ -132,7 +144,7 @@ class TutorApp(App[str | None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, session: Any, notices: Iterable[str] = (), *, window: int = WINDOW) -> None:
+    def __init__(self, session: TutorSession, notices: Iterable[str] = (), *, window: int = WINDOW) -> None:
         super().__init__()
         self.session = session
         self.notices = list(notices)
@@ -140,11 +152,10 @@ class TutorApp(App[str | None]):
         self.explainer = session.explainer
         self.turn_worker: Worker | None = None
         self.failed_text: str | None = None  # reader text whose reply failed (for Enter/Ctrl+R)
-        self.queued: ReaderMessage | None = None  # sent when the streaming reply ends well
-        self.backlog: list[ReaderMessage] = []  # more unsent messages found on resume, queued in turn
+        self.send_queue = SendQueue(self)
         self.turn_outcome = "ok"  # how the last turn ended: ok, stopped or error
         self.last_reply: str = ""  # raw text of the newest tutor reply (for copy)
-        self.oldest_seq: int | None = None  # seq of the oldest mounted stored message
+        self.history = History(self, window)
         self.shown_seq = 0  # newest stored seq already in the pane
         self.said_finished = False  # the end-of-outline note is shown once
         self.note_draft = ""  # a note to the author closed with Esc, offered again by Ctrl+F
@@ -181,6 +192,11 @@ class TutorApp(App[str | None]):
     @property
     def header_bar(self) -> HeaderBar:
         return self.query_one(HeaderBar)
+
+    @property
+    def queued(self) -> ReaderMessage | None:
+        """The message waiting for the streaming reply to end."""
+        return self.send_queue.queued
 
     @property
     def busy(self) -> bool:
@@ -223,7 +239,7 @@ class TutorApp(App[str | None]):
                 )
         if inline:
             await self.pane.mount_all([NoteMessage(note) for note in inline])
-        await self._show_unsent()
+        await self.send_queue.show_unsent()
         self.input.focus()
         self.shown_seq = self.session.store.message_count(self.session.id)
         self.run_turn(lambda: self.session.start())
@@ -235,63 +251,13 @@ class TutorApp(App[str | None]):
 
     # -------------------------------------------------------------- history
     async def load_history(self) -> None:
-        rows = actions.recent_messages(self.session, self.window)
-        widgets = [actions.row_widget(r) for r in rows]
-        widgets = [w for w in widgets if w is not None]
-        if rows:
-            self.oldest_seq = rows[0].seq
-            self.pane.has_earlier = rows[0].seq > actions.first_seq(self.session)
-        for row in reversed(rows):
-            if row.role == "tutor" and row.complete:
-                self.last_reply = row.text
-                break
-        if widgets:
-            await self.pane.mount_all(widgets)
-        if getattr(self.session, "can_retry", False):
-            # The last reader message never got a complete reply: same red bar as when it failed live.
-            for widget in reversed(widgets):
-                if isinstance(widget, ReaderMessage):
-                    widget.add_class("unanswered")
-                    break
-        self.pane.scroll_end(animate=False, immediate=True)
+        last = await self.history.show_recent()
+        if last is not None:
+            self.last_reply = last
 
     @on(DialoguePane.NeedEarlier)
     async def load_earlier(self) -> None:
-        pane = self.pane
-        if not pane.has_earlier or self.oldest_seq is None:
-            return
-        rows = actions.messages_before(self.session, self.oldest_seq, PAGE)
-        if not rows:
-            pane.has_earlier = False
-            return
-        self.oldest_seq = rows[0].seq
-        pane.has_earlier = rows[0].seq > actions.first_seq(self.session)
-        widgets = [w for w in (actions.row_widget(r) for r in rows) if w is not None]
-        first = pane.children[0] if pane.children else None
-        before_height = pane.virtual_size.height
-        await pane.mount_all(widgets, before=first) if first is not None else await pane.mount_all(widgets)
-        # Keep the message the reader was looking at in place.
-        def keep_place() -> None:
-            pane.scroll_to(y=pane.virtual_size.height - before_height, animate=False, immediate=True)
-        self.call_after_refresh(keep_place)
-
-    async def _show_unsent(self) -> None:
-        """Messages the reader saw on screen last time but that were never sent (the app was
-        killed while they were queued): shown again as queued, sent when the opening ends."""
-        try:
-            rows = self.session.pending_messages()
-        except TutorError as exc:
-            self.notify(one_line(str(exc), 300), severity="error", markup=False)
-            return
-        if not rows:
-            return
-        widgets = [ReaderMessage(r.text, queued=True, pending_id=r.id) for r in rows]
-        what = "message" if len(rows) == 1 else f"{len(rows)} messages"
-        await self.pane.mount(NoteMessage(
-            f"Not sent before tutor closed: your {what} below. Sending it now; Esc stops the reply "
-            "and gives it back to the input.", classes="warning"))
-        await self.pane.mount_all(widgets)
-        self.queued, self.backlog = widgets[0], widgets[1:]
+        await self.history.show_earlier()
 
     # ---------------------------------------------------------------- turns
     def run_turn(self, make_events: Callable[[], AsyncGenerator[Any, None]], *, reader_text: str | None = None, echo: bool = True) -> bool:
@@ -360,48 +326,8 @@ class TutorApp(App[str | None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is self.turn_worker and event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED, WorkerState.ERROR):
-            if self.queued is not None:
-                self.call_later(self._release_queued)
-
-    async def _release_queued(self) -> None:
-        """Send the queued message after a good reply; after Esc or an error, hand it back."""
-        widget = self.queued
-        if widget is None or self.busy:  # a turn the reader started first: it waits for that one
-            return
-        self.queued = self.backlog.pop(0) if self.backlog and self.turn_outcome == "ok" else None
-        if self.turn_outcome == "ok":
-            widget.set_queued(False)
-            self.pane.anchor()
-            text, pid = widget.text, widget.pending_id
-            self.run_turn(lambda: self.session.reply(text, pending_id=pid), reader_text=text, echo=False)
-            return
-        taken = [widget, *self.backlog]
-        self.backlog = []
-        for w in taken:
-            await w.remove()
-            self._drop_pending(w)  # back in the input: a draft again, no longer pending
-        current = self.input.text
-        self.input.text = "\n".join(w.text for w in taken) + ("\n" + current if current.strip() else "")
-        self.input.move_cursor(self.input.document.end)
-        why = "the reply was stopped" if self.turn_outcome == "stopped" else "the reply failed"
-        self.notify(f"Your queued message was not sent ({why}); it is back in the input.", markup=False)
-
-    def _drop_pending(self, widget: ReaderMessage) -> None:
-        """The queued message goes back to the reader (input or terminal): no longer pending."""
-        if widget.pending_id is not None:
-            try:
-                self.session.drop_pending(widget.pending_id)
-            except TutorError as exc:
-                self.notify(one_line(str(exc), 300), severity="error", markup=False)
-            widget.pending_id = None
-
-    def _keep(self, text: str) -> int | None:
-        """Store the message before it is shown (issue 15.3); None if the store refused."""
-        try:
-            return self.session.keep_pending(text)
-        except TutorError as exc:
-            self.notify(one_line(f"Not sent: {exc}", 300), title="Not saved", severity="error", timeout=15, markup=False)
-            return None
+            if self.send_queue.queued is not None:
+                self.call_later(self.send_queue.release, self.turn_outcome)
 
     def show_error(self, event: ErrorEvent, reader_text: str | None) -> None:
         message = one_line(event.message, 400)
@@ -440,16 +366,11 @@ class TutorApp(App[str | None]):
             # answers to questions the tutor has not asked yet.
             if not text:
                 self.notify("The tutor is still replying. Press Esc to stop it.", severity="warning", markup=False)
-            elif self.queued is not None:
+            elif self.send_queue.queued is not None:
                 self.notify("A message is already queued; it is sent when this reply ends. Esc stops the reply.",
                             severity="warning", markup=False)
             else:
-                pid = self._keep(text)  # stored before it is shown: a kill cannot lose it
-                if pid is None:
-                    return
-                self.input.clear()
-                self.queued = ReaderMessage(text, queued=True, pending_id=pid)
-                await self.pane.mount(self.queued)
+                await self.send_queue.add(text)
             return
         if self.failed_text is not None and text == self.failed_text.strip():
             self.input.clear()
@@ -461,7 +382,7 @@ class TutorApp(App[str | None]):
         if not text:  # Enter on an empty input: "go on" (the engine stores "(more)")
             self.run_turn(lambda: self.session.reply(""))
             return
-        pid = self._keep(text)  # stored before it is shown; the turn makes it a message
+        pid = self.send_queue.keep(text)  # stored before it is shown; the turn makes it a message
         if pid is None:
             self.input.text = text
             return
@@ -551,57 +472,17 @@ class TutorApp(App[str | None]):
             return
         if cid is None:
             return
-        concept = self.explainer.concept(cid)
         self.section_concept = cid
-        view.query_one("#section-title", Static).update(Content(one_line(concept.section.heading or concept.title, 100)))
-        view.query_one("#section-lines", Static).update(
-            Content(f"{Path(str(self.explainer.path)).name}, lines {concept.section.start_line}–{concept.section.end_line}")
-        )
-        view.query_one("#section-body", Markdown).update(control_pictures(concept.section.text))
-        view.add_class("-visible")
+        view.show(self.explainer.concept(cid), Path(str(self.explainer.path)).name)
         self.screen.add_class("-section-open")
         if self.outline.has_focus and self.screen.has_class("-narrow"):
             self.input.focus()  # the outline is about to be hidden
-        view.scroll_home(animate=False)
 
     def action_feedback(self) -> None:
-        cid = self.session.current_concept
-        title = self.explainer.concept(cid).title if cid else None
-
-        screen = FeedbackScreen(title, draft=self.note_draft)
-
-        def saved(text: str | None) -> None:
-            if not text:
-                self.note_draft = screen.draft
-                if self.note_draft.strip():
-                    self.notify("Your note is kept as a draft: Ctrl+F to finish it.", markup=False, timeout=4)
-                return
-            try:
-                self.session.add_reader_feedback(text, cid)
-            except TutorError as exc:
-                self.note_draft = text  # keep it for another try
-                self.notify(one_line(str(exc), 300), title="Note not saved", severity="error", markup=False)
-                return
-            self.note_draft = ""
-            self.notify("Saved. The author will see your note in `tutor feedback`.", title="Thank you", markup=False)
-
-        self.push_screen(screen, saved)
+        dialogs.note_to_author(self)
 
     def action_export(self) -> None:
-        def chosen(fmt: str | None) -> None:
-            if not fmt:
-                return
-            try:
-                path = actions.export_transcript(self.session, fmt)
-            except Exception as exc:  # a TutorError or an OS error: say it, keep going
-                self.notify(one_line(str(exc), 300), title="Export failed", severity="error", markup=False)
-                return
-            self.notify(str(path), title=f"Transcript saved ({fmt})", timeout=12, markup=False)
-
-        self.push_screen(
-            ChoiceScreen("Export the transcript as", [("md", "Markdown (.md)"), ("html", "HTML page (.html)"), ("json", "JSON (.json)")]),
-            chosen,
-        )
+        dialogs.export(self)
 
     def action_copy_last(self) -> None:
         if not self.last_reply:
@@ -627,13 +508,9 @@ class TutorApp(App[str | None]):
         self.theme_changed_signal.subscribe(self, lambda theme: actions.save_theme(self.session, theme.name))
 
     async def action_quit(self) -> None:
-        # A queued message was never stored: hand it to the shell (run_app returns it) so
+        # A queued message was never sent: hand it to the shell (run_app returns it) so
         # quitting mid-reply cannot silently drop something the reader saw as sent.
-        waiting = [w for w in (self.queued, *self.backlog) if w is not None]
-        unsent = "\n".join(w.text for w in waiting) or None
-        self.queued, self.backlog = None, []
-        for w in waiting:  # printed by `tutor open`, so no longer pending
-            self._drop_pending(w)
+        unsent = self.send_queue.take_all()
         if self.busy and self.turn_worker is not None:
             self.turn_worker.cancel()
             try:
@@ -655,30 +532,8 @@ class TutorApp(App[str | None]):
     # -------------------------------------------------------------- outline
     @on(OptionList.OptionSelected, "#outline")
     def concept_selected(self, event: OptionList.OptionSelected) -> None:
-        cid = event.option.id
-        if cid is None:
-            return
-        concept = self.explainer.concept(cid)
-        state = self.outline.state_of(cid)
-        label = STATE_LOOK.get(state, STATE_LOOK[State.UNKNOWN])[2]
-
-        def chosen(choice: str | None) -> None:
-            if choice == "explain":
-                self.run_turn(lambda: self.session.explain(cid))
-                self.input.focus()
-            elif choice == "known":
-                self.run_turn(lambda: self.session.mark_known(cid))
-                self.input.focus()
-            elif choice == "section":
-                self.action_toggle_section(cid)
-
-        self.push_screen(
-            ChoiceScreen(
-                f"{concept.title}  ({label})",
-                [("explain", "Explain this"), ("known", "I know this"), ("section", "Show the section")],
-            ),
-            chosen,
-        )
+        if event.option.id is not None:
+            dialogs.concept_menu(self, event.option.id)
 
     @on(Markdown.LinkClicked)
     def link_clicked(self, event: Markdown.LinkClicked) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -169,7 +170,7 @@ class Outline(OptionList):
         indent = "  " * self.depths.get(cid, 0)
         return Content.assemble(indent, marker, (symbol, style), " ", (title, title_style))
 
-    def update_states(self, states: dict[str, str], current: str | None) -> None:
+    def update_states(self, states: Mapping[str, str], current: str | None) -> None:
         """Redraw only the rows whose symbol or marker changed."""
         old_states, old_current = self.states, self.current
         self.states, self.current = dict(states), current

@@ -23,7 +23,7 @@ shape at turn 20 and at turn 2,000. bench/bench_tokens.py measures it (docs/fake
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.engine.prompt import (
@@ -39,6 +39,10 @@ from tutor.engine.prompt import (
 )
 from tutor.engine.prompt import history_tokens as request_history_tokens
 from tutor.explainer import Explainer
+
+if TYPE_CHECKING:
+    from tutor.engine.backend import Backend
+    from tutor.store import Store
 
 INTERRUPTED = " [this reply was interrupted]"
 SUMMARY_MAX_TOKENS = REPLY_TOKENS[CallKind.SUMMARY]
@@ -83,7 +87,7 @@ def _turn_from_row(row: Any) -> Turn | None:
     return Turn(role=row.role, text=text)
 
 
-def _history_rows(store: Any, session_id: str) -> tuple[str | None, list[tuple[int, Turn]]]:
+def _history_rows(store: Store, session_id: str) -> tuple[str | None, list[tuple[int, Turn]]]:
     summary = store.latest_summary(session_id)
     after = summary.upto_seq if summary else 0
     rows: list[tuple[int, Turn]] = []
@@ -94,7 +98,7 @@ def _history_rows(store: Any, session_id: str) -> tuple[str | None, list[tuple[i
     return (summary.text if summary else None), rows
 
 
-def recent_history(store: Any, session_id: str) -> tuple[str | None, list[Turn]]:
+def recent_history(store: Store, session_id: str) -> tuple[str | None, list[Turn]]:
     """(latest summary text or None, the turns after it, oldest first)."""
     summary, rows = _history_rows(store, session_id)
     return summary, [t for _, t in rows]
@@ -202,9 +206,9 @@ def foldable_tokens(explainer: Explainer, previous: str | None, turns: list[Turn
 
 
 async def maybe_compact(
-    store: Any,
+    store: Store,
     session_id: str,
-    backend: Any,
+    backend: Backend,
     explainer: Explainer,
     *,
     budget_tokens: int = 3000,

@@ -21,6 +21,7 @@ extra cursor table, and the replay is exact because every step is deterministic.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -145,6 +146,16 @@ class Phase(StrEnum):
     DONE = "done"
 
 
+INPUT_HINTS = {
+    Phase.ASK: "Answer yes, no or not sure, or ask a question",
+    Phase.CHECK: "Type your answer to the check question",
+    Phase.VERIFY: "Type your answer to the check question",
+    Phase.VERIFY_GRADE: "Did your answer cover the points? yes or no",
+    Phase.GRADE: "Did your answer match? yes, partly or no",
+    Phase.DONE: "Ask about anything in the explainer, or press Ctrl+Q to quit",
+}
+
+
 class StateChange(BaseModel):
     concept_id: str
     state: State
@@ -193,37 +204,14 @@ class OfflineGuide:
             step = self._finish_walk()
             assert step is not None  # not inline: the walk's end is a step of its own
             return step
-        c = self.ex.concept(first)
-        topic = in_sentence(self.ex.title)
-        if in_sentence(c.title).casefold() == topic.casefold():
-            # A file with no headings is one concept named like the file: never ask
-            # "explain X; do you know about X?".
-            ask = "Do you already know it well?"
-        elif self.ex.plain:
-            # Headings of a file nobody wrote for tutor read badly as "know about X?":
-            # name them as the parts they are.
-            n = len(self.ex.concepts)
-            ask = f"It has {plural(n, 'part')}; the first is “{c.title}”. Do you already know that part?"
-        else:
-            ask = f"Do you already know about {ending(in_sentence(c.title), '?')}"
-        self._say(f"I want to explain {topic} to you. {ask} (yes / no / not sure)")
+        self._say(opening_question(self.ex, self.ex.concept(first)))
         self._ask(first, say=False)
         return self._end()
 
     def input_hint(self) -> str:
         """What the reader can type now, for the input's placeholder: at a yes/no question or a
         check, Enter alone does nothing useful, so the hint must not say "press Enter"."""
-        if self.phase == Phase.ASK:
-            return "Answer yes, no or not sure, or ask a question"
-        if self.phase in (Phase.CHECK, Phase.VERIFY):
-            return "Type your answer to the check question"
-        if self.phase == Phase.VERIFY_GRADE:
-            return "Did your answer cover the points? yes or no"
-        if self.phase == Phase.GRADE:
-            return "Did your answer match? yes, partly or no"
-        if self.phase == Phase.DONE:
-            return "Ask about anything in the explainer, or press Ctrl+Q to quit"
-        return "Ask a question, or press Enter to read on"
+        return INPUT_HINTS.get(self.phase, "Ask a question, or press Enter to read on")
 
     def resume_note(self, seq: int | None = None) -> Step:
         """A short "welcome back" that repeats what we were waiting for."""
@@ -592,15 +580,7 @@ class OfflineGuide:
 
     # -- answers ---------------------------------------------------------------------------
     def _answer_question(self, question: str) -> Step:
-        hits = self.index.search(question, limit=8)
-        # The checks route a question to its section but are never quoted: that would hand
-        # the reader a reference answer before they try it.
-        top = hits[0].concept_id if hits else None
-        quote = next((h for h in hits if h.concept_id == top and h.kind != "faq"), None)
-        if quote is None and top is not None:
-            c = self.ex.concept(top)
-            pieces = chunks(c.section.text)
-            quote = Hit(concept_id=top, heading=c.section.heading, passage=pieces[0] if pieces else c.summary, score=0.0)
+        quote = best_passage(self.index, self.ex, question)
         if quote is not None:
             h = quote
             ahead = (h.concept_id != self.concept and not self.was_presented(h.concept_id)
@@ -635,34 +615,7 @@ class OfflineGuide:
         return ""
 
     def _progress_text(self, final: bool = False) -> str:
-        groups: dict[str, list[str]] = {"known": [], "understood": [], "explained": [], "shaky": [], "skipped": []}
-        for c in self.ex.concepts:
-            if c.id in self.empty:
-                continue
-            st = self.model.state(c.id)
-            if c.id in self.model.skipped and st not in DONE:
-                groups["skipped"].append(c.title)
-            elif st in groups:
-                groups[st].append(c.title)
-        lines = []
-        labels = [
-            ("known", "You already knew"),
-            ("understood", "You answered the checks for"),
-            ("explained", "We read through"),
-            ("shaky", "Worth another look"),
-            ("skipped", "Skipped"),
-        ]
-        for key, label in labels:
-            if groups[key]:
-                lines.append(f"- {label}: {', '.join(groups[key])}")
-        head = f"That's everything in {ending(self.ex.title, '.')}" if final else "Where we are:"
-        body = "\n".join(lines) if lines else "- Nothing covered yet."
-        tail = (
-            "\n\nAsk me anything about it, or type 'explain <topic>' to go over a section again."
-            if final
-            else ""
-        )
-        return f"{head}\n\n{body}{tail}"
+        return progress_text(self.ex, self.model, self.empty, final=final)
 
     def _misconceptions(self, items: list[str]) -> None:
         if items:
@@ -690,6 +643,68 @@ class OfflineGuide:
 _CONTENT = re.compile(r"[^\W_]{4,}")
 _COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
                     "does each every some more most such very same other just like will would could should".split())
+
+
+def opening_question(ex: Explainer, c: Concept) -> str:
+    """ "I want to explain X to you. Do you already know about Y?" for the first concept."""
+    topic = in_sentence(ex.title)
+    if in_sentence(c.title).casefold() == topic.casefold():
+        # A file with no headings is one concept named like the file: never ask
+        # "explain X; do you know about X?".
+        ask = "Do you already know it well?"
+    elif ex.plain:
+        # Headings of a file nobody wrote for tutor read badly as "know about X?":
+        # name them as the parts they are.
+        ask = f"It has {plural(len(ex.concepts), 'part')}; the first is “{c.title}”. Do you already know that part?"
+    else:
+        ask = f"Do you already know about {ending(in_sentence(c.title), '?')}"
+    return f"I want to explain {topic} to you. {ask} (yes / no / not sure)"
+
+
+def best_passage(index: SectionIndex, ex: Explainer, question: str) -> Hit | None:
+    """The passage that answers ``question``: the best concept's best passage. The checks
+    route a question to its section but are never quoted: that would hand the reader a
+    reference answer before they try it."""
+    hits = index.search(question, limit=8)
+    top = hits[0].concept_id if hits else None
+    quote = next((h for h in hits if h.concept_id == top and h.kind != "faq"), None)
+    if quote is None and top is not None:
+        c = ex.concept(top)
+        pieces = chunks(c.section.text)
+        quote = Hit(concept_id=top, heading=c.section.heading, passage=pieces[0] if pieces else c.summary, score=0.0)
+    return quote
+
+
+def progress_text(ex: Explainer, model: ReaderModel, empty: AbstractSet[str], *, final: bool = False) -> str:
+    """Where the reader is: what they knew, answered, read, should look at again, skipped."""
+    groups: dict[str, list[str]] = {"known": [], "understood": [], "explained": [], "shaky": [], "skipped": []}
+    for c in ex.concepts:
+        if c.id in empty:
+            continue
+        st = model.state(c.id)
+        if c.id in model.skipped and st not in DONE:
+            groups["skipped"].append(c.title)
+        elif st in groups:
+            groups[st].append(c.title)
+    lines = []
+    labels = [
+        ("known", "You already knew"),
+        ("understood", "You answered the checks for"),
+        ("explained", "We read through"),
+        ("shaky", "Worth another look"),
+        ("skipped", "Skipped"),
+    ]
+    for key, label in labels:
+        if groups[key]:
+            lines.append(f"- {label}: {', '.join(groups[key])}")
+    head = f"That's everything in {ending(ex.title, '.')}" if final else "Where we are:"
+    body = "\n".join(lines) if lines else "- Nothing covered yet."
+    tail = (
+        "\n\nAsk me anything about it, or type 'explain <topic>' to go over a section again."
+        if final
+        else ""
+    )
+    return f"{head}\n\n{body}{tail}"
 
 
 def _stems(text: str) -> set[str]:

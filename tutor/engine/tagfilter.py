@@ -117,142 +117,157 @@ class TagFilter:
         return len(self._line) <= 3 and self._line.strip(" ") == ""
 
     def _run(self, *, final: bool) -> tuple[str, list[Tag]]:
+        """Consume the buffer up to where the next chunk may change the meaning (a tag or a
+        backtick run cut by the chunk's end); each step returns (where it got to, hold)."""
         buf = self._buf
         out: list[str] = []
         tags: list[Tag] = []
         i = 0
         n = len(buf)
         while i < n:
+            if self._mode == "text" and not self._eat_newline and buf[i] not in "\n`~<":
+                i = self._plain(buf, i, out)  # the common case, straight from the loop
+                continue
             if self._mode == "tag":
-                assert self._tag is not None
-                name = self._tag.name
-                close_re = re.compile(r"</\s*" + name + r"\s*>", re.IGNORECASE)
-                m = close_re.search(buf, i)
-                if m:
-                    self._tag_body.append(buf[i : m.start()])
-                    if name in self._keep:
-                        self._emit(out, self._tag_open + "".join(self._tag_body) + m.group(0))
-                    else:
-                        self._eat_newline = self._tag_at_line_start
-                    tags.append(self._finish_tag(complete=True))
-                    self._mode = "text"
-                    i = m.end()
-                    continue
-                j = buf.rfind("<", i)
-                if not final and j != -1 and _could_close(buf[j:], name):
-                    self._tag_body.append(buf[i:j])
-                    i = j
-                    break
-                self._tag_body.append(buf[i:])
-                i = n
+                i, hold = self._in_tag(buf, i, out, tags, final)
+            elif self._mode == "fence":
+                i, hold = self._in_fence(buf, i, out)
+            else:
+                i, hold = self._in_text(buf, i, out, tags, final)
+            if hold:
                 break
-
-            if self._mode == "fence":
-                nl = buf.find("\n", i)
-                if nl == -1:
-                    out.append(buf[i:])
-                    self._line += buf[i:]
-                    i = n
-                    break
-                out.append(buf[i : nl + 1])
-                self._line += buf[i:nl]
-                assert self._fence is not None
-                ch, length = self._fence
-                if self._fence_first_line:
-                    self._fence_first_line = False
-                elif re.fullmatch(r" {0,3}" + re.escape(ch) + "{" + str(length) + r",}[ \t]*", self._line):
-                    self._mode = "text"
-                    self._fence = None
-                self._line = ""
-                i = nl + 1
-                continue
-
-            # text mode
-            ch = buf[i]
-            if self._eat_newline:
-                self._eat_newline = False
-                if ch == "\n":
-                    i += 1
-                    self._line = ""
-                    continue
-            if ch == "\n":
-                out.append(ch)
-                # An inline code span ends at the end of its line here. CommonMark lets a
-                # span continue over lines, but a stray backtick before a tag on the next
-                # line is far more common in model output than a tag inside a wrapped span,
-                # and showing a protocol tag to the reader is the worse failure.
-                self._span = None
-                self._line = ""
-                i += 1
-                continue
-            if ch == "`" or (ch == "~" and self._span is None and self._at_line_start()):
-                j = i
-                while j < n and buf[j] == ch:
-                    j += 1
-                if j == n and not final:
-                    break  # the run may continue in the next chunk
-                run = j - i
-                if self._span is None and run >= 3 and self._at_line_start():
-                    self._mode = "fence"
-                    self._fence = (ch, run)
-                    self._fence_first_line = True
-                elif ch == "`":
-                    if self._span is None:
-                        self._span = run
-                    elif self._span == run:
-                        self._span = None
-                out.append(buf[i:j])
-                self._line += buf[i:j]
-                i = j
-                continue
-            if ch == "<" and self._span is None:
-                res = _scan_tag(buf, i, final)
-                if res is _HOLD:
-                    break
-                if res is _PARTIAL:
-                    # The stream ended inside what can only be a protocol tag (``<fe``,
-                    # ``<state concept="a``): never the reader's text, so it is dropped
-                    # (kept as text only if it can only be the start of a kept tag).
-                    names = _partial_names(buf[i:])
-                    if names and names <= self._keep:
-                        out.append(buf[i:])
-                    i = n
-                    break
-                if res is None:
-                    out.append("<")
-                    self._line += "<"
-                    i += 1
-                    continue
-                kind, name, attrs, self_closing, end = res
-                at_start = self._line.strip() == ""
-                kept = name in self._keep
-                start, i = i, end
-                if kind == "close":  # a stray closing tag: never meant for the reader
-                    if kept:
-                        self._emit(out, buf[start:end])
-                    else:
-                        self._eat_newline = at_start
-                    continue
-                self._tag = Tag(name=name, attrs=attrs)
-                self._tag_body = []
-                self._tag_open = buf[start:end]
-                self._tag_at_line_start = at_start
-                if self_closing:
-                    tags.append(self._finish_tag(complete=True))
-                    if kept:
-                        self._emit(out, buf[start:end])
-                    else:
-                        self._eat_newline = at_start
-                else:
-                    self._mode = "tag"
-                continue
-            m = _SPECIAL_RE.search(buf, i + 1)
-            j = m.start() if m else n
-            out.append(buf[i:j])
-            self._line += buf[i:j]
-            i = j
         self._buf = buf[i:]
         return "".join(out), tags
+
+    def _in_tag(self, buf: str, i: int, out: list[str], tags: list[Tag], final: bool) -> tuple[int, bool]:
+        assert self._tag is not None
+        name = self._tag.name
+        m = re.compile(r"</\s*" + name + r"\s*>", re.IGNORECASE).search(buf, i)
+        if m:
+            self._tag_body.append(buf[i : m.start()])
+            if name in self._keep:
+                self._emit(out, self._tag_open + "".join(self._tag_body) + m.group(0))
+            else:
+                self._eat_newline = self._tag_at_line_start
+            tags.append(self._finish_tag(complete=True))
+            self._mode = "text"
+            return m.end(), False
+        j = buf.rfind("<", i)
+        if not final and j != -1 and _could_close(buf[j:], name):
+            self._tag_body.append(buf[i:j])
+            return j, True
+        self._tag_body.append(buf[i:])
+        return len(buf), True
+
+    def _in_fence(self, buf: str, i: int, out: list[str]) -> tuple[int, bool]:
+        nl = buf.find("\n", i)
+        if nl == -1:
+            out.append(buf[i:])
+            self._line += buf[i:]
+            return len(buf), True
+        out.append(buf[i : nl + 1])
+        self._line += buf[i:nl]
+        assert self._fence is not None
+        ch, length = self._fence
+        if self._fence_first_line:
+            self._fence_first_line = False
+        elif re.fullmatch(r" {0,3}" + re.escape(ch) + "{" + str(length) + r",}[ \t]*", self._line):
+            self._mode = "text"
+            self._fence = None
+        self._line = ""
+        return nl + 1, False
+
+    def _in_text(self, buf: str, i: int, out: list[str], tags: list[Tag], final: bool) -> tuple[int, bool]:
+        ch = buf[i]
+        if self._eat_newline:
+            self._eat_newline = False
+            if ch == "\n":
+                self._line = ""
+                return i + 1, False
+        if ch == "\n":
+            out.append(ch)
+            # An inline code span ends at the end of its line here. CommonMark lets a
+            # span continue over lines, but a stray backtick before a tag on the next
+            # line is far more common in model output than a tag inside a wrapped span,
+            # and showing a protocol tag to the reader is the worse failure.
+            self._span = None
+            self._line = ""
+            return i + 1, False
+        if ch == "`" or (ch == "~" and self._span is None and self._at_line_start()):
+            return self._in_run(buf, i, out, final)
+        if ch == "<" and self._span is None:
+            return self._at_angle(buf, i, out, tags, final)
+        return self._plain(buf, i, out), False
+
+    def _plain(self, buf: str, i: int, out: list[str]) -> int:
+        """Text up to the next character that may start something (newline, `, ~, <)."""
+        m = _SPECIAL_RE.search(buf, i + 1)
+        j = m.start() if m else len(buf)
+        out.append(buf[i:j])
+        self._line += buf[i:j]
+        return j
+
+    def _in_run(self, buf: str, i: int, out: list[str], final: bool) -> tuple[int, bool]:
+        """A run of backticks (or tildes at a line start): a fence, or a code span's edge."""
+        ch = buf[i]
+        j = i
+        while j < len(buf) and buf[j] == ch:
+            j += 1
+        if j == len(buf) and not final:
+            return i, True  # the run may continue in the next chunk
+        run = j - i
+        if self._span is None and run >= 3 and self._at_line_start():
+            self._mode = "fence"
+            self._fence = (ch, run)
+            self._fence_first_line = True
+        elif ch == "`":
+            if self._span is None:
+                self._span = run
+            elif self._span == run:
+                self._span = None
+        out.append(buf[i:j])
+        self._line += buf[i:j]
+        return j, False
+
+    def _at_angle(self, buf: str, i: int, out: list[str], tags: list[Tag], final: bool) -> tuple[int, bool]:
+        """A '<' outside code: a protocol tag (opened, closed or self-closing) or text."""
+        res = _scan_tag(buf, i, final)
+        if res is _HOLD:
+            return i, True
+        if res is _PARTIAL:
+            # The stream ended inside what can only be a protocol tag (``<fe``,
+            # ``<state concept="a``): never the reader's text, so it is dropped
+            # (kept as text only if it can only be the start of a kept tag).
+            names = _partial_names(buf[i:])
+            if names and names <= self._keep:
+                out.append(buf[i:])
+            return len(buf), True
+        if res is None:
+            out.append("<")
+            self._line += "<"
+            return i + 1, False
+        kind, name, attrs, self_closing, end = res
+        at_start = self._line.strip() == ""
+        kept = name in self._keep
+        if kind == "close":  # a stray closing tag: never meant for the reader
+            if kept:
+                self._emit(out, buf[i:end])
+            else:
+                self._eat_newline = at_start
+            return end, False
+        self._tag = Tag(name=name, attrs=attrs)
+        self._tag_body = []
+        self._tag_open = buf[i:end]
+        self._tag_at_line_start = at_start
+        if self_closing:
+            tags.append(self._finish_tag(complete=True))
+            if kept:
+                self._emit(out, buf[i:end])
+            else:
+                self._eat_newline = at_start
+        else:
+            self._mode = "tag"
+        return end, False
 
 
 def _could_close(s: str, name: str) -> bool:
