@@ -1,24 +1,13 @@
 """Memory: the full LOG stays in the store; requests carry a SUMMARY plus recent turns.
 
-Why: resending a whole long session every turn grows the request without bound and
-eventually passes the context window. When the verbatim history after the latest
-summary would pass a token budget, the older turns (all but the last ``keep_recent``)
-are folded, together with the previous summary, into a new summary by one model call,
-and saved with ``store.save_summary(sid, upto_seq, text)``. A request then carries
-rules + explainer + summary + reader model + the turns after ``upto_seq``, so its size
-stays bounded however long the session runs. Nothing is deleted: the log, the older
-summaries and the transcript export keep everything.
-
-The default budget (3,000 tokens of what a compaction would drop, ``foldable_tokens``:
-the history with the sections attached to it, not the section due next, plus a carried
-section whose concept is done; 2 turns kept) makes a short cycle: between compactions each
-turn re-reads the growing history at 0.1x (about 0.05 x g x N per turn over N turns of g
-tokens), and each compaction costs one summary call (the prefix read at 0.1x, the
-instruction as input) plus writing the new summary and the kept exchange at 1.25x. Since
-the rebase carries only a bounded summary, at most one section and one exchange, C is
-small (~1,000 billed tokens) and a cycle of ~8-12 turns is the cheapest (budgets of
-2,500-5,000 measured: 3,000 is the lowest); the request after any compaction has the same
-shape at turn 20 and at turn 2,000. bench/bench_tokens.py measures it (docs/fake-api.md).
+Resending a whole long session every turn grows the request without bound and eventually
+passes the context window. When what a compaction would drop (``foldable_tokens``) passes
+a budget, the older turns (all but the last ``keep_recent``) fold, with the previous
+summary, into a new summary by one model call (``store.save_summary``). A request then
+carries rules + explainer + summary + reader model + the turns after it, a size that does
+not depend on how long the session has run. Nothing is deleted: the log, older summaries
+and the export keep everything. Why the default budget is 3,000 tokens and 2 turns are
+kept, with the measurements: docs/fake-api.md, "Memory" (bench/bench_tokens.py).
 """
 
 from __future__ import annotations

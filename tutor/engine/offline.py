@@ -1,21 +1,14 @@
 """The offline guided mode: a deterministic tutor that needs no model and no network.
 
-It walks the explainer in teaching order the way the Claude tutor is told to:
+It walks the explainer in teaching order as the Claude tutor is told to: ask what the
+reader knows (prerequisites first), verify a claim with one check, present a section in
+readable pieces, ask its checks, name a listed misconception as soon as an answer states
+it, repair a miss with the part of the section that answers it, and answer questions from
+a search of the explainer. The walk, step by step: docs/engine.md, "The offline guided mode".
 
-1. diagnose first -- "Do you already know about Y?" (yes / no / not sure);
-2. yes: the concept is *known* and skipped; no / not sure: present its section in
-   readable pieces (a few paragraphs at a time, citing "§ heading"), then *explained*;
-3. ask the concept's check questions; after the reader's attempt show the reference
-   answer and let the reader grade themselves, because offline we cannot judge free text
-   (we say so). Right: *understood*. Wrong: *shaky*, and the section is presented again;
-4. at the end, a summary of what was covered.
-
-A question ("what is a frame?", anything ending in "?") is answered by searching the
-explainer's sections and quoting the best passage; then the walk resumes.
-
-Why a pure state machine: ``OfflineGuide.step(text)`` has no I/O, so resuming a session
-is replaying the reader's stored messages through a fresh guide (see session.py) -- no
-extra cursor table, and the replay is exact because every step is deterministic.
+Why a pure state machine: ``OfflineGuide.step(text)`` has no I/O, so resuming a session is
+replaying the reader's stored messages through a fresh guide (turns/offline.py): no cursor
+table, and the replay is exact because every step is deterministic.
 """
 
 from __future__ import annotations
