@@ -785,3 +785,27 @@ async def test_a_message_sent_at_once_is_stored_before_it_is_shown(db):
     assert seen and all(ok for ok, _ in seen), seen
     assert session.store.pending(session.id) == []
     assert "what is a page?" in [m.text for m in session.store.messages(session.id)]
+
+
+async def test_escape_before_the_first_word_gives_the_message_back_and_enter_resends_it(db, api):
+    """Esc while the tutor has said nothing yet: no "partial reply" to keep, so the note says
+    the message is saved and it is back in the input; Enter asks again without storing it twice."""
+    api.enqueue(text("Hello. Do you know pages?", chunk_size=8))
+    api.enqueue(hang(30))
+    session = open_session(SAMPLE, db, backend=claude_backend(api, timeout=60))
+    app = TutorApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.input.text = "what is a page?"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.busy and len(api.requests) >= 2, 5, "the second request")
+        await pilot.press("escape")
+        await idle(pilot, app)
+        notes = [str(w.render()) for w in app.pane.children if isinstance(w, NoteMessage)]
+        assert "stopped before the tutor answered" in notes[-1] and "partial reply" not in notes[-1]
+        assert app.input.text == "what is a page?"
+        api.enqueue(text("A page is a fixed-size block."))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "fixed-size block" in last_tutor(app), 10, "the reply to the resent message")
+    readers = [m.text for m in session.store.messages(session.id) if m.role == "reader"]
+    assert readers.count("what is a page?") == 1

@@ -320,6 +320,13 @@ class TutorApp(App[str | None]):
             self.shown_seq = self.session.store.message_count(self.session.id)
             if self.turn_outcome != "stopped" and not view.errored:
                 self.failed_text = None
+            elif self.turn_outcome == "stopped" and view.message is None and reader_text and self.send_queue.queued is None:
+                # Stopped before any word: the message was never answered, so it goes back to
+                # the input as after a failed reply, and Enter sends it again (_retry).
+                self.failed_text = reader_text
+                if not self.input.text.strip():
+                    self.input.text = reader_text
+                    self.input.move_cursor(self.input.document.end)
             self.refresh_outline()
             self.input.set_busy(False, self.session.input_hint())
             self.refresh_bindings()  # Retry shows in the footer only when there is something to retry

@@ -139,7 +139,10 @@ class TurnView:
         if stopped:
             if self.message is not None:
                 self.message.add_class("incomplete")
-            await self.pane.mount(NoteMessage("(stopped — the partial reply is kept)", classes="warning"))
+                await self.pane.mount(NoteMessage("(stopped — the partial reply is kept)", classes="warning"))
+            else:
+                again = "; Enter or Ctrl+R sends it again" if self.reader_text else ""
+                await self.pane.mount(NoteMessage(f"(stopped before the tutor answered — your message is saved{again})", classes="warning"))
             return "stopped"
         if self.cut_note is not None and self.message is not None:
             # Without this the cut reply looks finished once the notification fades.
