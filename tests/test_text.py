@@ -137,3 +137,10 @@ def test_slug_and_local_time():
     assert slug("A very long heading " * 5, limit=20) == "a-very-long-heading"
     assert slug("", fallback="session") == "session"
     assert local_time("not a time") == "not a time" and len(local_time("2026-01-02T03:04:05Z")) == 16
+
+
+def test_slug_ignores_terminal_escapes():
+    from tutor.text import slug
+
+    assert slug("\x1b[31mRed pages\x1b[0m") == "red-pages"
+    assert slug("\x1b[1m\x1b[0m") == "section"

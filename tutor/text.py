@@ -118,7 +118,8 @@ def slug(text: str, *, limit: int | None = None, fallback: str = "section") -> s
     and export file names use it, so one heading gets one id everywhere."""
     import unicodedata
 
-    s = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    # Controls first: a heading's "\x1b[31mRed\x1b[0m" is "red", not "31mred-0m".
+    s = unicodedata.normalize("NFKD", strip_controls(text)).encode("ascii", "ignore").decode().lower()
     s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
     if limit is not None:
         s = s[:limit].strip("-")
