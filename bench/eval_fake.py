@@ -1,0 +1,126 @@
+"""`tutor eval --live` end to end against the fake Messages API, with a stand-in tutor.
+
+Why: these machines have no key, yet the live metrics and the request layout must be
+exercised through the real CLI, session, SDK and store. The stand-in answers each request
+from what that request carries and nothing else: the system blocks and the newest user
+message (what a request holds right after a memory compaction). It follows the rules'
+protocol mechanically -- diagnose, explain a little, ask a check it has not asked, grade by
+word overlap with the reference, name a matching misconception, send a note when a
+reference answer's number is not in its section -- so a number that moves between two
+versions of the prompt moves because the request carried (or lacked) what the stand-in
+needed. It is not a model: teaching quality needs a run with a key (docs/eval.md).
+
+    python bench/eval_fake.py [--seeds 1] [--max-turns 12] [FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_api import FakeAPI, text  # noqa: E402
+
+from tutor.explainer import load  # noqa: E402
+
+
+def _words(s: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", s.lower()) if len(w) > 3}
+
+
+def stand_in(explainers: dict[str, object]):
+    def reply(body: dict) -> object:
+        system = json.dumps(body.get("system", ""))
+        ex = next((e for title, e in explainers.items() if title in system), None)
+        last = body["messages"][-1]["content"]
+        blocks = [b["text"] for b in last if isinstance(b, dict) and b.get("type") == "text"]
+        if ex is None or not blocks:
+            return text("(fake reply)")
+        if "Pause the tutoring" in blocks[-1]:
+            return text("Covered: some concepts.\nWhat the reader knows: see states.\nStruggled with: none.\nOpen questions: none.")
+        model = next((b for b in blocks if b.startswith("<reader_model>")), "")
+        said = blocks[-1]
+        m = re.search(r"<reader>\n?(.*?)\n?</reader>", said, re.S)
+        said = (m.group(1) if m else said).strip()
+        cur = re.search(r"current concept: (\S+)", model)
+        cid = cur.group(1) if cur else ex.concepts[0].id
+        if cid not in {c.id for c in ex.concepts}:
+            cid = ex.concepts[0].id
+        c = ex.concept(cid)
+        asked = set(re.findall(rf"{re.escape(cid)}#(\d+)", model))
+        notes_sent = "\n".join(b for b in blocks if b.startswith("<feedback_sent>"))
+        note = ""
+        for i, q in enumerate(c.checks):
+            nums = set(re.findall(r"\b\d{2,}\b", q.answer)) - set(re.findall(r"\b\d{2,}\b", c.section.text))
+            if nums and not re.search(rf"^- {re.escape(cid)}:", notes_sent, re.M):
+                note = (f'<feedback concept="{cid}">Check {i + 1}\'s answer says {sorted(nums)[0]}, which the '
+                        f'section does not say; make them agree.</feedback>')
+        low = said.lower()
+        if said.startswith("(") or not said:
+            return text(f'Hi! Do you already know about {c.title.lower()}? <state concept="{cid}" value="asked"/>{note}')
+        q_no = next((i for i in range(len(c.checks)) if str(i + 1) not in asked), 0)
+        if low in ("yes", "no", "not sure", "kind of") or low.startswith(("yes", "no ", "got it")):
+            q = c.checks[q_no] if c.checks else None
+            lead = " ".join(c.section.text.replace("`", "").split()[:60])
+            ask = f" Check: {q.question}" if q else ""
+            return text(f'{lead} (see § {c.section.heading}).{ask} <state concept="{cid}" value="explained"/>{note}')
+        q = c.checks[q_no] if c.checks else None
+        if q is None:
+            return text(f'Thanks. <state concept="{cid}" value="understood">answered</state>{note}')
+        for mis in q.misconceptions:
+            if len(_words(mis) & _words(said)) >= max(2, len(_words(mis)) // 2):
+                return text(f'Not quite: that is the idea that {mis.rstrip(".").lower()}. What does § {c.section.heading} '
+                            f'say instead? <state concept="{cid}" value="shaky">misconception</state>{note}')
+        if len(_words(q.answer) & _words(said)) >= max(2, len(_words(q.answer)) // 3):
+            order = [x.id for x in ex.concepts]
+            nxt = order[order.index(cid) + 1] if order.index(cid) + 1 < len(order) else None
+            more = (f' Next: {ex.concept(nxt).title}. Do you already know about it? <state concept="{nxt}" value="asked"/>'
+                    if nxt else "")
+            return text(f'Right. <state concept="{cid}" value="understood">check {q_no + 1} right</state>{more}{note}')
+        return text(f'Not yet. Hint: look at § {c.section.heading} again. <state concept="{cid}" value="shaky">missed</state>{note}')
+
+    return reply
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="*", default=[str(ROOT / "explainers")])
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--max-turns", type=int, default=12)
+    ap.add_argument("--defects", action="store_true")
+    args = ap.parse_args()
+    paths = [p for f in args.files for p in (sorted(Path(f).glob("*.md")) if Path(f).is_dir() else [Path(f)])]
+    explainers = {load(p).title: load(p) for p in paths}
+    with FakeAPI() as api:
+        api.handler = stand_in(explainers)
+        env = {**os.environ, "ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": api.url, "TUTOR_MODEL": "claude-sonnet-5-5"}
+        env.pop("TUTOR_BASE_URL", None)
+        cmd = [sys.executable, "-m", "tutor", "eval", *map(str, paths), "--live", "--seeds", str(args.seeds),
+               "--max-turns", str(args.max_turns), "--json", "--budget", "100"] + (["--defects"] if args.defects else [])
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
+    if r.returncode != 0:
+        print(r.stderr, file=sys.stderr)
+        return r.returncode
+    data = json.loads(r.stdout)
+    keys = ("telling_rate", "praised_wrong_rate", "misconception_remediation", "words_per_reply_median",
+            "questions_per_reply", "tag_leaks", "refused_state_tags", "checks_reasked", "cost_usd")
+    print("persona".ljust(22) + " ".join(k[:12].rjust(12) for k in keys))
+    for p in data["personas"] + [{"name": "all", "metrics": data["overall"]}]:
+        vals = [p["metrics"].get(k) for k in keys]
+        print(p["name"].ljust(22) + " ".join("-".rjust(12) if v is None else f"{v:12.4g}" for v in vals))
+    if "defects" in data:
+        print("defects:", json.dumps(data["defects"].get("scores")))
+        notes = sum(x.get("notes_on_target", 0) for x in data["defects"].get("planted", []))
+        print("notes on target (all planted files):", notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
