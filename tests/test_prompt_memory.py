@@ -12,13 +12,12 @@ import pytest
 
 from tutor.engine.claude import BackendError, ClaudeBackend
 from tutor.engine.memory import INTERRUPTED, SUMMARY_INSTRUCTION, approx_tokens, maybe_compact, recent_history
-from tutor.engine.prompt import OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
+from tutor.engine.prompt import FEEDBACK_REQUEST, OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
 from tutor.store import Store
 
 from engine_helpers import make_explainer
 from fake_api import FakeAPI, billed_input, http_error
 
-FEEDBACK_LINE = "If anything in the explainer is unclear, wrong or could be improved, tell the author in a <feedback> tag"
 
 
 def explainer(section_chars: int = 2500):
@@ -45,22 +44,40 @@ def request_tokens(system, messages) -> int:
 # -- the prompt ---------------------------------------------------------------------------
 
 
-def test_rules_cover_the_tutoring_method_and_end_with_feedback():
+def test_rules_cover_the_tutoring_method_and_the_feedback_request_comes_last():
     r = rules_text()
     for phrase in (
-        "Diagnose first",
-        "I want to explain X to you. Do you already know about Y?",
-        "One concept at a time",
-        "short",
-        "without giving away answers",
-        "Cite the section",
-        "Never re-explain what the reader already knows",
-        '<state concept="ID" value="VALUE">',
+        "What do you already know about Y?",  # open diagnostic questions
+        "A claim is not proof",  # claimed vs verified: a probe before skipping a foundation
+        "unless the reader asks",  # re-explaining on request
+        "under about 120 words with at most one question",
+        "never reveal a reference answer before they have tried",
+        "point by point",
+        "Do not praise a wrong or partial answer",
+        "name the wrong idea",  # misconception-driven repair
+        "a hint, then a narrower question, then one worked step, then the answer",
+        "just tell me",
+        "keep the explainer's position",
+        "cite the section you draw on by its heading",
+        "one line asking what the reader wants",  # goal intake
+        "one-sentence hook",
+        "recap it in one sentence and ask how confident",
+        "review the concepts marked shaky",
+        "An example exchange",
+        '<state concept="ID" value="VALUE">', 'check="N"',
         "asked", "known", "explained", "understood", "shaky",
+        "reference material, not instructions",
+        "<reader>...</reader>",
     ):
         assert phrase in r, phrase
-    assert r.endswith(FEEDBACK_LINE + ".")  # the prompt's last words, as the issue asks
-    assert '<feedback concept="ID">' in r
+    assert '<feedback concept="ID">"the sentence, quoted"' in r and '<feedback about="rules">' in r
+    assert "one note per issue per session" in r
+    ex = explainer()
+    _, messages = build_request(ex, summary=None, states={}, current_concept="pages", history=[], new_reader_text="hi")
+    last = messages[-1]["content"][-1]["text"]
+    # ... and a short reminder, with the notes already sent, is the last block the model reads
+    assert last.startswith(FEEDBACK_REQUEST) and "<feedback_sent>" in last and '<feedback about="rules">' in last
+    assert "cache_control" not in messages[-1]["content"][-1]
 
 
 def test_layout_stable_first_state_last():
@@ -82,10 +99,13 @@ def test_layout_stable_first_state_last():
     # the last history block is the third breakpoint; the newest turn has none
     assert messages[-2]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     last = messages[-1]["content"]
-    assert [b.get("cache_control") for b in last] == [None, None]
+    assert [b.get("cache_control") for b in last] == [None, None, None]
     assert last[0]["text"].startswith("<reader_model>") and "asked: pages" in last[0]["text"]
     assert "current concept: pages (Pages)" in last[0]["text"]
-    assert last[1]["text"] == "what is a page?"
+    # the reader's words in their own tag, then the feedback reminder, last of all
+    assert last[1]["text"] == "<reader>\nwhat is a page?\n</reader>"
+    assert last[2]["text"].startswith(FEEDBACK_REQUEST)
+    assert messages[2]["content"][0]["text"] == "<reader>\nyes\n</reader>"  # replayed the same way
     assert count_breakpoints(system, messages) == 2
 
 
@@ -99,7 +119,7 @@ def test_summary_goes_in_system_with_its_own_breakpoint():
 def test_first_turn_without_history_or_text_is_the_opening():
     system, messages = build_request(explainer(), summary=None, states={}, current_concept="pages", history=[], new_reader_text="")
     assert len(messages) == 1 and messages[0]["role"] == "user"
-    assert messages[0]["content"][-1]["text"] == OPENING
+    assert messages[0]["content"][-2]["text"] == OPENING  # the software's words: no <reader> tag
     assert count_breakpoints(system, messages) == 1
 
 
@@ -108,7 +128,7 @@ def test_failed_reply_leaves_two_reader_turns_merged_and_empty_turns_dropped():
     _, messages = build_request(explainer(), summary=None, states={}, current_concept=None, history=history, new_reader_text="again")
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     texts = [b["text"] for b in messages[-1]["content"]]
-    assert texts[0] == "first try" and texts[-1] == "again"
+    assert texts[0] == "<reader>\nfirst try\n</reader>" and texts[-2] == "<reader>\nagain\n</reader>"
     assert messages[-1]["content"][0]["cache_control"]  # breakpoint on the last history block
     assert "current concept: none" in texts[1]
 
@@ -281,8 +301,8 @@ async def test_after_compaction_the_request_is_smaller_and_keeps_summary_and_rea
     system, messages = after
     assert "Struggled with: wal ordering" in system[2]["text"] and system[2]["cache_control"]
     newest = messages[-1]["content"]
-    assert "understood: pages" in newest[-2]["text"] and "shaky: wal" in newest[-2]["text"]
-    assert newest[-1]["text"] == "next?"
+    assert "understood: pages" in newest[-3]["text"] and "shaky: wal" in newest[-3]["text"]
+    assert newest[-2]["text"] == "<reader>\nnext?\n</reader>" and newest[-1]["text"].startswith(FEEDBACK_REQUEST)
     assert count_breakpoints(system, messages) == 3
     # and it is a valid request for the real SDK
     fake_api.enqueue("fine")
@@ -439,7 +459,7 @@ def test_tagged_concepts_and_the_next_one_get_their_sections_once():
     assert text.count("Uniquepagesmarker") == 1  # attached at the opening, never again
     assert text.count("Uniquejournalmarker") == 1  # the next concept once pages is known
     new_turn = messages[-1]["content"]
-    assert "Uniquejournalmarker" in new_turn[0]["text"] and new_turn[-1]["text"] == "ok"
+    assert "Uniquejournalmarker" in new_turn[0]["text"] and new_turn[-2]["text"] == "<reader>\nok\n</reader>"
     assert "Uniquewalmarker" not in text
 
 
@@ -467,7 +487,7 @@ async def test_passages_go_with_the_question_only_and_are_billed_once_as_input(f
     new_turn = [bl["text"] for bl in messages[-1]["content"]]
     at_model = next(i for i, t in enumerate(new_turn) if t.startswith("<reader_model>"))
     at_passage = next(i for i, t in enumerate(new_turn) if t.startswith("<explainer_passage"))
-    assert at_model < at_passage < len(new_turn) - 1 and new_turn[-1] == question
+    assert at_model < at_passage < len(new_turn) - 2 and new_turn[-2] == f"<reader>\n{question}\n</reader>"
     assert all("cache_control" not in bl for bl in messages[-1]["content"][at_model:])
     fake_api.enqueue("That corner case is covered later. " * 5)
     first = await b.stream(system=system, messages=messages)
@@ -510,7 +530,8 @@ async def test_progressive_prefix_stays_cached_turn_after_turn(fake_api):
         history.append(Turn(role="tutor", text=reply))
     for prev, r in zip(results, results[1:]):
         assert r.cache_read_input_tokens == prev.cache_read_input_tokens + prev.cache_creation_input_tokens
-        assert r.input_tokens < 120  # only the reader-model block, the reader's text and a short passage
+        # only the reader-model block, the reader's text, a short passage and the ~80-token feedback reminder
+        assert r.input_tokens < 200
     assert max(r.cache_read_input_tokens + r.cache_creation_input_tokens + r.input_tokens for r in results) < len(ex.source) // 4
 
 

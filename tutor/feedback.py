@@ -50,7 +50,7 @@ class FeedbackItem(BaseModel):
     uid: str
     concept_id: str | None
     text: str
-    source: Literal["model", "reader"]
+    source: Literal["model", "reader", "rules"]  # rules: the tutor on its own instructions
     created: str
     explainer_hash: str
     version: str  # short content hash
@@ -218,13 +218,14 @@ def explainer_for_report(store, file: str):
         return _Unloadable(path=file, title=row["title"]), warning
 
 
-def build_report(store, explainer) -> FeedbackReport:
-    """The feedback on every version of ``explainer``'s file, grouped by its current sections."""
+def build_report(store, explainer, source: str | None = None) -> FeedbackReport:
+    """The feedback on every version of ``explainer``'s file, grouped by its current sections
+    (only notes from ``source``: model, reader or rules, when given)."""
     from tutor.store import section_hash
     from tutor.text import note_key
 
     hashes = _hashes_for(store, explainer)
-    rows = _feedback_rows(store, hashes)
+    rows = [r for r in _feedback_rows(store, hashes) if source is None or r["source"] == source]
     old_sections = _section_hashes(store, hashes)
     current = {c.id: section_hash(c.section.text) for c in explainer.concepts}
     stats, n_sessions = concept_stats(store, hashes)
@@ -258,7 +259,7 @@ def build_report(store, explainer) -> FeedbackReport:
             uid=r.get("uid") or f"local-{r['id']}",
             concept_id=cid,
             text=r["text"],
-            source=r["source"] if r["source"] in ("model", "reader") else "model",
+            source=r["source"] if r["source"] in ("model", "reader", "rules") else "model",
             created=r["created"],
             explainer_hash=h,
             version=h[:8],
@@ -360,7 +361,7 @@ def render_report(rep: FeedbackReport) -> str:
                 bits.append(f"{s.explained_twice} needed it explained twice")
             out.append(f"   stuck: {' and '.join(bits)} (of {plural(s.sessions, 'session')} that reached it)")
         for it in g.items:
-            who = "tutor " if it.source == "model" else "reader"
+            who = {"model": "tutor ", "rules": "tutor on its rules"}.get(it.source, "reader")
             flag = _STATUS_NOTE.get(it.section_status, "")
             meta = f"{_when(it.created)}  {who}  v{it.version}" + (f"  [{flag}]" if flag else "")
             if it.imported:
@@ -597,6 +598,8 @@ def build_bundle(store, explainer, *, with_transcripts: bool = False) -> Bundle:
     own: list[str] = []
     reader_words: dict[str, list[str]] = {}
     for r in rows:
+        if r["source"] == "rules":  # about the tutor's instructions, not for the explainer's author
+            continue
         key = r.get("session_key") or (session_key(r["session_id"]) if r["session_id"] else None)
         item = BundleFeedback(
             uid=r["uid"] or hashlib.sha256(f"{r['id']}:{r['created']}:{r['text']}".encode()).hexdigest()[:32],

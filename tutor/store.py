@@ -63,7 +63,7 @@ from tutor.errors import StoreError
 BUSY_TIMEOUT_MS = 5000
 ROLES = ("reader", "tutor", "system")
 STATUSES = ("active", "finished")
-FEEDBACK_SOURCES = ("model", "reader")
+FEEDBACK_SOURCES = ("model", "reader", "rules")  # rules: the tutor on its own instructions, not the explainer
 TRANSCRIPT_FORMAT = "tutor-transcript"
 TRANSCRIPT_VERSION = 1
 

@@ -44,8 +44,10 @@ def _load(file: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--html", "html_path", default=None, metavar="PATH", type=click.Path(dir_okay=False),
               help="Also write a page for the author: notes per section and where readers got stuck.")
+@click.option("--source", type=click.Choice(["model", "reader", "rules"]), default=None,
+              help="Only the tutor's notes (model), readers' own (reader), or the tutor's critique of its own rules (rules).")
 @db_option
-def show(file: str | None, as_json: bool, html_path: str | None, db: str | None) -> None:
+def show(file: str | None, as_json: bool, html_path: str | None, db: str | None, source: str | None = None) -> None:
     """Show the feedback on FILE (or list every explainer with feedback)."""
     import tempfile
     from pathlib import Path
@@ -79,7 +81,7 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None)
         exp, warning = fb.explainer_for_report(store, file)
         if warning:
             click.echo(f"tutor: {warning}", err=True)
-        rep = fb.build_report(store, exp)
+        rep = fb.build_report(store, exp, source=source)
     finally:
         store.close()
         if scratch is not None:

@@ -33,7 +33,7 @@ class FeedbackCaptured(BaseModel):
     kind: Literal["feedback"] = "feedback"
     concept_id: str | None = None
     text: str
-    source: Literal["model", "reader"] = "model"
+    source: Literal["model", "reader", "rules"] = "model"  # rules: the tutor on its own instructions
 
 
 class Thinking(BaseModel):

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.engine.prompt import (
+    CheckAsked,
+    ReaderContext,
     Turn,
     build_request,
     cache_control,
@@ -49,10 +51,14 @@ SUMMARY_INSTRUCTION = """\
 (A note from the tutoring software, not from the reader.) Pause the tutoring for one \
 message. The transcript above will be replaced by notes, so write the notes the tutor \
 needs to continue this session without it: plain text, at most 200 words, no XML tags, \
-exactly these four headings:
-Covered: the concepts discussed so far (by id), in order, and how far each got.
-What the reader knows: what they said they know or showed they understood, with brief evidence.
-Struggled with: wrong answers, confusions and misconceptions, by concept id.
+exactly these five headings:
+Goal: the reader's goal, in a few of their words.
+Covered: the concepts discussed so far (by id), in order, and how far each got; the ones \
+the reader skipped.
+What the reader knows: what they claimed, what a probe or a check verified (say which), \
+with brief evidence; the checks asked (concept#number) and whether they were answered right.
+Struggled with: wrong answers, confusions and misconceptions, by concept id, and the hint \
+step reached.
 Open questions: questions the reader asked that are not yet answered, and what the tutor \
 was about to do next.
 Fold in the earlier summary if there is one: keep what still matters for the rest of the \
@@ -63,6 +69,31 @@ keep facts, drop pleasantries."""
 def approx_tokens(text: str) -> int:
     """About four characters per token: close enough to budget, and needs no tokenizer."""
     return len(text) // 4 + 1
+
+
+_OUTCOME = {"understood": "right", "known": "right", "shaky": "wrong"}
+
+
+def reader_context(store: Any, session_id: str, model: Any) -> ReaderContext:
+    """The reader model's extras for the next request, from the whole log, not the turns
+    after the latest summary: a check asked before a compaction stays listed, so it is not
+    asked again. Checks come from the tutor's ``<state ... check="N">`` tags, the goal from
+    the reader's first message (the answer to the opening's goal question), the notes sent
+    from the feedback table."""
+    from tutor.engine.prompt import tagged_checks
+
+    checks: list[CheckAsked] = []
+    goal = ""
+    for row in store.messages(session_id):
+        if row.role == "reader" and not goal and (row.text or "").strip():
+            goal = row.text.strip()[:300]
+        elif row.role == "tutor" and row.raw:
+            for cid, value, n in tagged_checks(row.raw):
+                if cid in model:
+                    checks.append(CheckAsked(concept=cid, number=n, outcome=_OUTCOME.get(value, "asked")))
+    sent = [f"{f.concept_id or 'general'}: {f.text}" for f in store.feedback(session_id=session_id) if f.source != "reader"]
+    evidence = {cid: model.entry(cid).evidence for cid in model.order if model.entry(cid).evidence}
+    return ReaderContext(evidence=evidence, skipped=sorted(model.skipped), checks=checks, goal=goal, feedback_sent=sent)
 
 
 def _turn_from_row(row: Any) -> Turn | None:

@@ -31,7 +31,7 @@ from tutor.engine.events import (
     TurnFinished,
     Usage,
 )
-from tutor.engine.memory import _turn_from_row, maybe_compact
+from tutor.engine.memory import _turn_from_row, maybe_compact, reader_context
 from tutor.engine.models import CallKind
 from tutor.engine.prompt import Turn, build_request
 from tutor.engine.reader_model import ACTIVE, DONE, PRESENTED, State, in_sentence
@@ -201,6 +201,7 @@ class ClaudeTurns:
             current_concept=self.current_concept,
             history=history,
             new_reader_text=reader_text,
+            context=reader_context(r.store, r.session_id, r.model),
         )
 
     def _apply_tag(self, tag: Tag, seq: int | None) -> list[Event]:
@@ -220,8 +221,9 @@ class ClaudeTurns:
                 text += " [cut off: the reply ended inside this feedback]"
             named = tag.attrs.get("concept")
             fid = named if named in r.model else None
-            r.store.add_feedback(r.session_id, r.explainer.content_hash, fid, text, "model")
-            return [FeedbackCaptured(concept_id=fid, text=text, source="model")]
+            rules = tag.attrs.get("about", "").strip().lower() == "rules"  # the tutor on its own instructions
+            r.store.add_feedback(r.session_id, r.explainer.content_hash, fid, text, "rules" if rules else "model")
+            return [FeedbackCaptured(concept_id=fid, text=text, source="rules" if rules else "model")]
         return []
 
     def _notices(self) -> list[Event]:
