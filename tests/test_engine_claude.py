@@ -91,7 +91,7 @@ async def test_diagnose_first_opening(api, db, explainer):
     assert "How SQLite's write-ahead log works" in all_text(body["system"])
     from tutor.engine.prompt import rules_text
 
-    assert body["system"][0]["text"] == rules_text() and "Do you already know about Y?" in rules_text()
+    assert body["system"][0]["text"] == rules_text() and "What do you already know about Y?" in rules_text()
     assert "pages" in last_user_text(body) and "unknown" in last_user_text(body)
     usage = [e for e in events if isinstance(e, Usage)][0]
     assert usage.session_tokens > 0 and usage.cost_usd > 0

@@ -597,7 +597,8 @@ def _context_lines(explainer: Explainer, states: Mapping[str, str], current: str
     block is uncached and sent every turn)."""
     lines: list[str] = []
     if ctx.goal.strip():
-        lines.append("goal (the reader's first reply, to the opening's goal question): " + inert(" ".join(ctx.goal.split()))[:200])
+        goal = inert(" ".join(ctx.goal.split())[:200])  # the reader's words: in their own tag here too
+        lines.append(f"goal (the reader's first reply, to the opening's goal question): <reader>{goal}</reader>")
     order = [c.id for c in explainer.concepts]
     skipped = [cid for cid in order if cid in ctx.skipped]
     if skipped:
