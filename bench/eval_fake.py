@@ -35,8 +35,17 @@ def _words(s: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", s.lower()) if len(w) > 3}
 
 
+WRITTEN = {"notes": 0, "requests": 0}  # feedback tags the stand-in wrote; tutor requests answered
+
+
 def stand_in(explainers: dict[str, object]):
     def reply(body: dict) -> object:
+        r = _reply(body)
+        WRITTEN["requests"] += 1
+        WRITTEN["notes"] += r.text.count("<feedback")
+        return r
+
+    def _reply(body: dict) -> object:
         system = json.dumps(body.get("system", ""))
         ex = next((e for title, e in explainers.items() if title in system), None)
         last = body["messages"][-1]["content"]
@@ -46,7 +55,7 @@ def stand_in(explainers: dict[str, object]):
         if "Pause the tutoring" in blocks[-1]:
             return text("Covered: some concepts.\nWhat the reader knows: see states.\nStruggled with: none.\nOpen questions: none.")
         model = next((b for b in blocks if b.startswith("<reader_model>")), "")
-        said = blocks[-1]
+        said = [b for b in blocks if not b.startswith("(From the tutoring software.)")][-1]  # the feedback reminder
         m = re.search(r"<reader>\n?(.*?)\n?</reader>", said, re.S)
         said = (m.group(1) if m else said).strip()
         cur = re.search(r"current concept: (\S+)", model)
@@ -54,8 +63,9 @@ def stand_in(explainers: dict[str, object]):
         if cid not in {c.id for c in ex.concepts}:
             cid = ex.concepts[0].id
         c = ex.concept(cid)
-        asked = set(re.findall(rf"{re.escape(cid)}#(\d+)", model))
-        notes_sent = "\n".join(b for b in blocks if b.startswith("<feedback_sent>"))
+        # checks the reader model lists: asked (awaiting an answer) or answered
+        listed = dict(re.findall(rf"\b{re.escape(cid)}#(\d+) (\w+)", model))
+        notes_sent = "\n".join(re.findall(r"<feedback_sent>(.*?)</feedback_sent>", "\n".join(blocks), re.S))
         note = ""
         for i, q in enumerate(c.checks):
             nums = set(re.findall(r"\b\d{2,}\b", q.answer)) - set(re.findall(r"\b\d{2,}\b", c.section.text))
@@ -65,26 +75,32 @@ def stand_in(explainers: dict[str, object]):
         low = said.lower()
         if said.startswith("(") or not said:
             return text(f'Hi! Do you already know about {c.title.lower()}? <state concept="{cid}" value="asked"/>{note}')
-        q_no = next((i for i in range(len(c.checks)) if str(i + 1) not in asked), 0)
+        q_no = next((i for i in range(len(c.checks)) if str(i + 1) not in listed), 0)  # the next one to ask
+        pending = next((int(n) - 1 for n, o in listed.items() if o == "asked" and int(n) <= len(c.checks)), None)
         if low in ("yes", "no", "not sure", "kind of") or low.startswith(("yes", "no ", "got it")):
             q = c.checks[q_no] if c.checks else None
             lead = " ".join(c.section.text.replace("`", "").split()[:60])
             ask = f" Check: {q.question}" if q else ""
-            return text(f'{lead} (see § {c.section.heading}).{ask} <state concept="{cid}" value="explained"/>{note}')
+            tag = f' check="{q_no + 1}"' if q else ""
+            return text(f'{lead} (see § {c.section.heading}).{ask} <state concept="{cid}" value="explained"{tag}/>{note}')
+        if pending is not None:
+            q_no = pending  # grade the check that is waiting for this answer
         q = c.checks[q_no] if c.checks else None
         if q is None:
             return text(f'Thanks. <state concept="{cid}" value="understood">answered</state>{note}')
         for mis in q.misconceptions:
             if len(_words(mis) & _words(said)) >= max(2, len(_words(mis)) // 2):
                 return text(f'Not quite: that is the idea that {mis.rstrip(".").lower()}. What does § {c.section.heading} '
-                            f'say instead? <state concept="{cid}" value="shaky">misconception</state>{note}')
+                            f'say instead? <state concept="{cid}" value="shaky" check="{q_no + 1}">misconception</state>{note}')
         if len(_words(q.answer) & _words(said)) >= max(2, len(_words(q.answer)) // 3):
             order = [x.id for x in ex.concepts]
             nxt = order[order.index(cid) + 1] if order.index(cid) + 1 < len(order) else None
             more = (f' Next: {ex.concept(nxt).title}. Do you already know about it? <state concept="{nxt}" value="asked"/>'
                     if nxt else "")
-            return text(f'Right. <state concept="{cid}" value="understood">check {q_no + 1} right</state>{more}{note}')
-        return text(f'Not yet. Hint: look at § {c.section.heading} again. <state concept="{cid}" value="shaky">missed</state>{note}')
+            return text(f'Right. <state concept="{cid}" value="understood" check="{q_no + 1}">check {q_no + 1} right</state>'
+                        f'{more}{note}')
+        return text(f'Not yet. Hint: look at § {c.section.heading} again. '
+                    f'<state concept="{cid}" value="shaky" check="{q_no + 1}">missed</state>{note}')
 
     return reply
 
@@ -118,7 +134,9 @@ def main() -> int:
     if "defects" in data:
         print("defects:", json.dumps(data["defects"].get("scores")))
         notes = sum(x.get("notes_on_target", 0) for x in data["defects"].get("planted", []))
-        print("notes on target (all planted files):", notes)
+        total = sum(x.get("notes", 0) for x in data["defects"].get("planted", []))
+        print(f"notes stored: {total}, on target: {notes}")
+    print(f"feedback tags written by the stand-in: {WRITTEN['notes']} in {WRITTEN['requests']} requests")
     return 0
 
 

@@ -5,17 +5,21 @@ and carry ``cache_control`` breakpoints, and what changes every turn must come l
 each turn would pay for the whole explainer again. The layout (at most the API's 4
 breakpoints)::
 
-    system[0]  tutor rules + tag protocol, ends with the <feedback> request   (stable)
+    system[0]  tutor rules + tag protocol + how to write feedback              (stable)
     system[1]  the explainer: concept list + the whole file text               BREAKPOINT 1, 1h
     system[2]  the memory summary (only after a compaction)                    BREAKPOINT 2
-    messages   older turns, verbatim (reader -> user, tutor -> assistant, raw
-               model text with its tags); the last history block carries      BREAKPOINT 3
-    last user  [new explainer sections (long explainers only)                  BREAKPOINT 4
-                reader-model state block, search passages for a question
-                (long explainers only), the reader's new text]                 (changes every turn)
+    messages   older turns, verbatim (reader -> user in <reader>, tutor ->
+               assistant, raw model text with its tags); the last history
+               block carries                                                  BREAKPOINT 3
+    last user  [new explainer sections + their checks (long explainers only)   BREAKPOINT 4
+                reader-model state block (states, goal, skipped, checks asked,
+                evidence), search passages for a question (long explainers
+                only), the reader's new text in <reader>, the feedback
+                reminder with the notes already sent]                          (changes every turn)
 
 The reader-model state sits in the newest user turn, after the last breakpoint, so a
-state change never invalidates the cached prefix. Each turn appends a few blocks, well
+state change never invalidates the cached prefix; the feedback reminder is the last
+thing the model reads, for the same price (why: docs/engine.md, "The rules"). Each turn appends a few blocks, well
 inside the API's 20-block lookback, so the previous turn's cache entry is always found.
 
 Long explainers (over FULL_EXPLAINER_MAX_TOKENS, ~40,000 characters) are sent
