@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_api import FakeAPI, text  # noqa: E402
-
 from tutor.explainer import load  # noqa: E402
+
+from fake_api import FakeAPI, text  # noqa: E402
 
 
 def _words(s: str) -> set[str]:

@@ -12,12 +12,19 @@ import pytest
 
 from tutor.engine.claude import BackendError, ClaudeBackend
 from tutor.engine.memory import INTERRUPTED, SUMMARY_INSTRUCTION, approx_tokens, maybe_compact, recent_history
-from tutor.engine.prompt import FEEDBACK_REQUEST, OPENING, Turn, build_request, count_breakpoints, rules_text, state_block
+from tutor.engine.prompt import (
+    FEEDBACK_REQUEST,
+    OPENING,
+    Turn,
+    build_request,
+    count_breakpoints,
+    rules_text,
+    state_block,
+)
 from tutor.store import Store
 
 from engine_helpers import make_explainer
 from fake_api import FakeAPI, billed_input, http_error
-
 
 
 def explainer(section_chars: int = 2500):

@@ -98,7 +98,7 @@ def render_html(rep: FeedbackReport) -> str:
         if g.items:
             out.append('<ul class="notes">')
             for it in g.items[:MAX_NOTES]:
-                who = "reader" if it.source == "reader" else "tutor"
+                who = {"reader": "reader", "rules": "tutor on its rules"}.get(it.source, "tutor")
                 old = (
                     f' <span class="old">(on version {e(it.version)}; the section {e(it.section_status)} since)</span>'
                     if it.changed_since
