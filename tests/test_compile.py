@@ -64,6 +64,14 @@ def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_
     assert "<answer>4096 bytes</answer>" in write
     assert "<answer>Yes, briefly: it is the default journal mode</answer>" in write
     assert "- What is the default checkpoint threshold?" in write  # skipped -> a gap to mark
+    # What the model is asked for (issue 13.5): audience and goal first, misconceptions
+    # proposed for the author to confirm, check questions that apply or predict
+    outline_ask = _user_texts(fake_api.bodies[0])
+    assert "who the readers are and what they should be able to do afterwards, ask that first" in outline_ask
+    assert "for the author to confirm" in outline_ask
+    system = fake_api.bodies[0]["system"][0]["text"]
+    assert "apply or predict" in system and "answerable from its own section or\n   earlier ones" in system
+    assert "[GAP: the notes say ..., the answer says ... -- which is right?]" in system
     # Prompt caching: the notes block carries the breakpoint, and the second call reads it.
     for body in fake_api.bodies:
         notes_blocks = [b for b in body["messages"][0]["content"] if "<notes file=" in b.get("text", "")]

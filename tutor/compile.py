@@ -554,6 +554,15 @@ Rules, in order of importance:
 2. Keep the author's voice: their wording, examples, tone and claims. Reorganise, connect
    and tidy; do not rewrite their style or soften their opinions.
 3. One concept per section; order concepts so each builds on its prerequisites.
+4. Check questions, one per key idea of the section: ask the reader to apply or predict
+   ("what happens if...", "which of these..."), not to recall a sentence, because recall
+   can be answered without understanding. Each must be answerable from its own section or
+   earlier ones. Its reference answer must agree with the section point by point and state
+   nothing the section does not.
+5. Misconceptions: for each check, the wrong ideas a reader is likely to bring (from the
+   notes, or ones the author confirmed), because a tutor uses them to spot and repair a
+   wrong answer. Where the notes and the author's answers disagree, do not choose silently:
+   write [GAP: the notes say ..., the answer says ... -- which is right?].
 
 The explainer format (version 1) is Markdown with YAML front matter:
 
@@ -571,7 +580,7 @@ concepts:
     checks:                        # questions a tutor asks to check understanding
       - question: "..."
         answer: "..."              # the reference answer, from the notes
-        misconceptions: ["..."]    # wrong ideas a reader may have, if the notes name any
+        misconceptions: ["..."]    # wrong ideas a reader is likely to have (rule 5)
 ---
 
 {preamble}
@@ -605,9 +614,12 @@ def outline_request(notes: list[NoteFile], *, max_questions: int) -> tuple[list[
         "do not yet cover or leave unclear. Put the outline inside <outline>...</outline>.\n"
         + (
             f"Then write up to {max_questions} clarifying questions for the author, most important "
-            "first, each inside its own <question>...</question> tag. Ask only what the notes leave "
-            "open and a reader would need; one thing per question; short. If nothing is missing, "
-            "ask no questions."
+            "first, each inside its own <question>...</question> tag. If the notes do not say who "
+            "the readers are and what they should be able to do afterwards, ask that first: it "
+            "decides what to explain and what to assume. Then ask what the notes leave open or "
+            "contradict and a reader would need, and propose the likely misconception of a key "
+            "concept for the author to confirm (\"Do readers often think ...?\"). One thing per "
+            "question; short. If nothing is missing, ask no questions."
             if max_questions
             else "Do not ask the author questions: list the gaps in the outline instead."
         )
