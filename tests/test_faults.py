@@ -203,7 +203,8 @@ async def test_engine_keeps_partial_reply_marked_and_retry_works(tmp_path, mode)
         again = await asyncio.wait_for(turn(s.retry()), GUARD)
         assert isinstance(again[-1], TurnFinished) and again[-1].complete
         assert "The full answer." in "".join(e.text for e in again if isinstance(e, TextDelta))
-        assert api.requests[-1].body["messages"][-1]["content"][-1]["text"].endswith("What is a WAL?")
+        # the retry resends the reader's words (in their own tag, before the feedback reminder)
+        assert api.requests[-1].body["messages"][-1]["content"][-2]["text"].endswith("What is a WAL?\n</reader>")
         await s.aclose()
         s.store.close()
 
