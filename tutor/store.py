@@ -742,7 +742,7 @@ def db_error(path: str | Path, e: BaseException) -> StoreError:
         return StoreError(
             f"{path}: reading or writing the database failed (disk I/O error: the disk may be full or failing)",
             hint="Free some space or check the disk, then try again; everything saved before is kept.")
-    m = re.search(r"no such (table|column): (?:main\.)?(\S+)", msg)
+    m = re.search(r"no such (table|column): (?:\w+\.)*(\S+)", msg)  # main.x, or a query alias s.x
     if m and m.group(2).startswith("messages_fts"):
         return StoreError(f"{path}: the search index is missing and the database is read-only, so it was not rebuilt",
                           hint="Make the database writable and run tutor once more: it rebuilds the index itself.")
