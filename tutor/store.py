@@ -1356,9 +1356,11 @@ class Store:
         for name, value in _usage_values(usage).items():
             sets.append(f"{name} = ?")
             params.append(value)
-        sets.append("id = id")  # touch the row even with nothing to set: it must exist
-        cur = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
-        if cur.rowcount == 0:
+        if sets:
+            found = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id)).rowcount
+        else:  # not "SET id = id": updating the parent key makes SQLite check every part row of it (O(parts))
+            found = len(c.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchall())
+        if found == 0:
             raise StoreError(f"no message {message_id} (was its session removed?)")
         c.execute(
             "UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM messages WHERE id = ?)",
