@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -762,29 +763,49 @@ async def test_a_queued_message_is_in_the_database_while_it_waits_and_sent_on_re
     assert "is a page 4096 bytes?" in json.dumps(api.bodies[-1]["messages"][-1]["content"])
 
 
-async def test_a_message_sent_at_once_is_stored_before_it_is_shown(db):
-    session = open_session(SAMPLE, db)
-    app = TutorApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await idle(pilot, app)
-        seen: list[tuple[bool, list[str]]] = []
-        original = app.pane.mount
+def on_disk_when_first_in_the_dom(app, db: Path):
+    """A Textual message hook: the first time each reader line is in the DOM (before any
+    paint, which is itself a message), read the SQLite file through a separate connection,
+    as a kill -9 at that moment would leave it. Returns the hook and what it saw:
+    (text, whether the file has it as a message or a pending one)."""
+    seen: dict[int, tuple[str, bool]] = {}
 
-        async def watch(*widgets, **kw):  # what is in the database when a reader line is mounted
-            for w in widgets:
-                if isinstance(w, ReaderMessage):
-                    texts = [p.text for p in session.store.pending(session.id)]
-                    texts += [m.text for m in session.store.messages(session.id) if m.role == "reader"]
-                    seen.append((w.text in texts, texts))
-            return await original(*widgets, **kw)
+    def hook(_message) -> None:
+        if not app.screen_stack:  # before the first screen: nothing to see yet
+            return
+        new = [w for w in app.query(ReaderMessage) if id(w) not in seen]
+        if not new:
+            return
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            texts = [t for (t,) in conn.execute("SELECT text FROM messages WHERE role = 'reader'")]
+            texts += [t for (t,) in conn.execute("SELECT text FROM pending_messages")]
+        finally:
+            conn.close()
+        for w in new:
+            seen[id(w)] = (w.text, w.text in texts)
 
-        app.pane.mount = watch  # type: ignore[method-assign]
-        app.input.text = "what is a page?"
+    return hook, seen
+
+
+async def test_a_message_is_on_disk_the_moment_it_is_on_screen_sent_at_once_or_queued(db, api):
+    """Issue 15.3 through real boundaries: Pilot types, a message hook looks at the DOM, a
+    second sqlite3 connection reads the file. Both paths: a message sent at once (stored as
+    pending, then made a message by its turn) and one queued behind a streaming reply."""
+    session, app = streaming_app(db, api, [f"part{i} " for i in range(100)], 0.03)
+    api.enqueue(text("Yes: 4096 bytes by default."))
+    hook, seen = on_disk_when_first_in_the_dom(app, db)
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await send_until_streaming(pilot, app, "no, explain pages", "part3")
+        app.input.text = "is a page 4096 bytes?"
         await pilot.press("enter")
+        await wait_until(pilot, lambda: app.queued is not None, 2, "queued")
+        await wait_until(pilot, lambda: "4096 bytes by default" in last_tutor(app), 10, "the queued message's reply")
         await idle(pilot, app)
-    assert seen and all(ok for ok, _ in seen), seen
+    assert sorted(seen.values()) == [("is a page 4096 bytes?", True), ("no, explain pages", True)], seen
     assert session.store.pending(session.id) == []
-    assert "what is a page?" in [m.text for m in session.store.messages(session.id)]
+    readers = [m.text for m in session.store.messages(session.id) if m.role == "reader"]
+    assert readers == ["no, explain pages", "is a page 4096 bytes?"]
 
 
 async def test_escape_before_the_first_word_gives_the_message_back_and_enter_resends_it(db, api):

@@ -315,3 +315,78 @@ def test_open_help_names_the_limits_and_their_defaults():
     assert "--first-token-timeout SECONDS" in out and f"default {lim.first_token:g};" in out
     assert f"default {lim.reply:g};" in out and f"$TUTOR_MAX_REPLY_CHARS (default {lim.max_chars})" in out
     assert f"$TUTOR_RETRIES (default {lim.retries})" in out
+
+
+# -- tutor compile: the same Limits, a longer whole-call deadline (docs/reliability.md) ----------
+
+
+def _compile(api: FakeAPI, tmp_path, *extra: str, env: dict[str, str] | None = None, answers: str = "4096 bytes\nstop\n"):
+    from compile_helpers import big_notes, claude_env, run_cli
+
+    notes = tmp_path / "notes"
+    notes.mkdir(exist_ok=True)
+    (notes / "wal.md").write_text(big_notes(), encoding="utf-8")
+    full = claude_env(api, tmp_path / "home") | {"TUTOR_FIRST_TOKEN_TIMEOUT": "0.6", "TUTOR_RETRIES": "2"} | (env or {})
+    t0 = time.monotonic()
+    r = run_cli(["compile", str(notes), "-o", str(tmp_path / "wal.md"), *extra], input=answers, env=full)
+    return r, time.monotonic() - t0
+
+
+def _compile_rows(tmp_path) -> tuple[list[tuple], list[tuple]]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "home" / "tutor.db") as db:
+        return (db.execute("SELECT status FROM compiles").fetchall(),
+                db.execute("SELECT seq, status, answer FROM compile_questions ORDER BY seq").fetchall())
+
+
+@pytest.mark.parametrize("stall", ["trickle", "ping_forever", "stalled_headers", "stalled_body"])
+def test_a_stalled_compile_write_ends_by_its_deadline_and_resume_keeps_the_answers(tmp_path, stall):
+    from compile_helpers import OUTLINE_REPLY, explainer_reply
+
+    make = MODES[stall][0]
+    with FakeAPI() as api:
+        api.enqueue(OUTLINE_REPLY, *make())
+        r, took = _compile(api, tmp_path, env={"TUTOR_COMPILE_TIMEOUT": "1.5"})
+        assert r.exit_code == 1, r
+        assert took < 1.5 + 5.0, f"{stall}: compile took {took:.1f} s"
+        first, hint = [line for line in r.stderr.splitlines() if line.startswith("tutor: ")][0], r.stderr
+        if stall == "trickle":  # words arrived: the whole-call deadline tripped
+            assert "Claude's reply took longer than 1.5 seconds and was stopped." in first, r
+        else:
+            assert "Claude sent no reply within 0.6 seconds." in first, r
+        assert "--resume" in hint and "--reply-timeout SECONDS" in hint and "message was kept" not in hint
+        assert not EXCEPTION_NAME.search(r.stderr), r.stderr
+        assert not (tmp_path / "wal.md").exists()  # nothing half-written
+        # What the author already gave is kept: the outline and the answer, for --resume.
+        status, questions = _compile_rows(tmp_path)
+        assert status == [("writing",)] and questions[0] == (1, "answered", "4096 bytes")
+        n = len(api.requests)
+        api.enqueue(explainer_reply())
+        r, _ = _compile(api, tmp_path, "--resume", answers="")
+        assert r.exit_code == 0, r
+        assert len(api.requests) == n + 1 and "<answer>4096 bytes</answer>" in str(api.bodies[-1])
+
+
+def test_compile_reply_timeout_option_wins_over_env_and_waits_are_said(tmp_path):
+    from compile_helpers import OUTLINE_REPLY
+
+    with FakeAPI() as api:
+        api.enqueue(http_error(529, retry_after_ms=200), OUTLINE_REPLY, trickle(every=0.05))
+        r, took = _compile(api, tmp_path, "--reply-timeout", "1", env={"TUTOR_COMPILE_TIMEOUT": "600"})
+    assert r.exit_code == 1 and took < 1 + 5.0, r
+    assert "Claude is overloaded (529). Retrying in 1 s (retry 1 of 2; Ctrl-C to stop)." in r.stderr
+    assert "Claude's reply took longer than 1 seconds and was stopped." in r.stderr
+
+
+def test_compile_limits_default_and_bad_env(tmp_path):
+    from compile_helpers import claude_env, run_cli
+
+    assert Limits().long_reply == 15 * 60 and Limits().first_token < Limits().long_reply
+    with FakeAPI() as api:
+        env = claude_env(api, tmp_path / "home") | {"TUTOR_COMPILE_TIMEOUT": "later"}
+        (tmp_path / "n.md").write_text("# Notes\n\nSome text.\n")
+        r = run_cli(["compile", str(tmp_path / "n.md"), "-o", str(tmp_path / "x.md")], env=env)
+        help_text = " ".join(run_cli(["compile", "--help"]).stdout.split())
+    assert r.exit_code == 1 and "$TUTOR_COMPILE_TIMEOUT must be a number, not 'later'." in r.stderr, r
+    assert "--reply-timeout SECONDS" in help_text and f"default {Limits().long_reply:g};" in help_text

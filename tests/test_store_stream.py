@@ -74,6 +74,39 @@ def test_a_long_reply_is_written_in_linear_bytes(store, api):
     assert store.search("zebraword")
 
 
+def test_one_append_costs_the_same_work_in_sqlite_however_many_parts_came_before(store):
+    """The SQL text sent is not all the work: `UPDATE messages SET id = id` (a touch of the
+    row) made SQLite check the foreign key of every part row of the message at each flush,
+    O(parts), and a 5 MB reply took 3x as long per MB as a 1 MB one (bench/bench_stream.py).
+    Counted in SQLite's own virtual-machine steps (a progress handler), so no timing noise."""
+    h = store.upsert_explainer(load(WAL))
+    sid = store.create_session(h, WAL, "claude:test")
+    mid = store.add_message(sid, "tutor", "x", raw="x", complete=False)
+    chunk = "A checkpoint copies pages back. " * 12
+
+    def steps_of_one_append() -> int:
+        steps = [0]
+
+        def tick() -> int:
+            steps[0] += 1
+            return 0
+
+        store.conn.set_progress_handler(tick, 10)
+        try:
+            store.append_message(mid, chunk, chunk)
+        finally:
+            store.conn.set_progress_handler(None, 10)
+        return steps[0]
+
+    for _ in range(200):
+        store.append_message(mid, chunk, chunk)
+    early = steps_of_one_append()
+    for _ in range(3_000):
+        store.append_message(mid, chunk, chunk)
+    late = steps_of_one_append()  # 16x the parts before it
+    assert late <= early * 1.5 + 5, f"one append after 3,200 parts: {late} steps; after 200: {early}"
+
+
 def test_parts_of_an_unfinished_reply_read_as_one_text_and_are_folded_on_reopen(tmp_path):
     db = tmp_path / "tutor.db"
     s = Store.open(db)

@@ -73,8 +73,8 @@ class Term:
         self.tmux("kill-server")
 
 
-def one_run(home: Path, run: int, rng: random.Random) -> tuple[int, int, int]:
-    """Returns (typed, seen on screen, stored) reader lines of this run."""
+def one_run(home: Path, run: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """Returns (typed, seen on screen, stored, of them stored as pending) reader lines of this run."""
     term = Term(home)
     try:
         term.start()
@@ -105,20 +105,22 @@ def one_run(home: Path, run: int, rng: random.Random) -> tuple[int, int, int]:
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         texts = [r[0] for r in conn.execute("SELECT text FROM messages WHERE role = 'reader'")]
-        texts += [r[0] for r in conn.execute("SELECT text FROM pending_messages")]
+        pending = [r[0] for r in conn.execute("SELECT text FROM pending_messages")]
     finally:
         conn.close()
-    stored = {w for w in typed if any(re.search(rf"\b{w}\b", t) for t in texts)}
+    stored = {w for w in typed if any(re.search(rf"\b{w}\b", t) for t in texts + pending)}
+    queued = {w for w in typed if any(re.search(rf"\b{w}\b", t) for t in pending)}
     lost = seen - stored
     assert not lost, f"run {run}: on screen but not stored: {sorted(lost)}\n" + "\n".join(rows)
-    return len(typed), len(seen), len(stored)
+    return len(typed), len(seen), len(stored), len(queued)
 
 
 def test_kill_9_of_the_app_loses_no_line_that_was_on_screen(tmp_path):
     seed = int(os.environ.get("TUTOR_KILL_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     for run in range(RUNS):
         got = one_run(tmp_path / "home", run, rng)  # one home: each run resumes the last session
         totals = [a + b for a, b in zip(totals, got)]
-    print(f"seed {seed}: {RUNS} kills; typed {totals[0]}, on screen {totals[1]}, stored {totals[2]}")
+    print(f"seed {seed}: {RUNS} kills; typed {totals[0]}, on screen {totals[1]}, stored {totals[2]} "
+          f"(pending at the kill {totals[3]}), lost from the screen 0, integrity_check ok in every run")

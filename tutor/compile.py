@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -33,6 +34,7 @@ from tutor.files import UnreadableFile, atomic_write, safe_read_bytes
 from tutor.text import plural, slug, strip_controls, utf8_text
 
 if TYPE_CHECKING:
+    from tutor.engine.claude import Limits
     from tutor.explainer import Explainer
 
 MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
@@ -925,6 +927,11 @@ def compile_hint(e: TutorError) -> str:
             "tutor compile NOTES --offline -o FILE."
         )
     again = "Your answers so far are saved; run the same command with --resume to carry on from this step."
+    if code == "deadline":
+        return (
+            f"Nothing was written for this step. {again} More time: --reply-timeout SECONDS (the whole reply) "
+            "or $TUTOR_FIRST_TOKEN_TIMEOUT (the first word)."
+        )
     if getattr(e, "retryable", False):
         return f"Nothing was written for this step. {again}"
     return f"Check --model and your account. {again}"
@@ -940,8 +947,11 @@ async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage
             got[0] += len(piece)
             status.update(f"{label} ({got[0]:,} characters)")
 
+        def on_retry(ev) -> None:
+            ui.info(f"{ev.reason} Retrying in {math.ceil(ev.seconds)} s (retry {ev.attempt} of {ev.of}; Ctrl-C to stop).")
+
         try:
-            result = await backend.stream(system=system, messages=messages, kind=kind, on_text=on_text)
+            result = await backend.stream(system=system, messages=messages, kind=kind, on_text=on_text, on_retry=on_retry)
         except BackendError as e:
             if e.code == "context":
                 raise TutorError(
@@ -989,11 +999,13 @@ def compile_with_claude(
     db: str | None = None,
     ui: TerminalUI | None = None,
     backend_factory=None,
+    limits: Limits | None = None,
 ) -> CompileResult:
     """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round.
 
     ``backend_factory`` makes a ClaudeBackend-like object per call (default: a real
-    ClaudeBackend for the resolved model, reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL).
+    ClaudeBackend for the resolved model, reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL,
+    bounded by ``limits``, default ``Limits.from_env()``: docs/reliability.md).
     """
     from tutor.engine.claude import ClaudeBackend, has_api_key, resolve_model
     from tutor.paths import db_path
@@ -1008,7 +1020,7 @@ def compile_with_claude(
         )
     model_name = resolve_model(model)
     ui = ui or TerminalUI()
-    make = backend_factory or (lambda: ClaudeBackend(model_name))
+    make = backend_factory or (lambda: ClaudeBackend(model_name, limits=limits))
     est = check_context(notes, model_name, context_tokens=model_context_tokens(make))
     store = Store.open(db_path(db))
     try:

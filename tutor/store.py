@@ -742,7 +742,7 @@ def db_error(path: str | Path, e: BaseException) -> StoreError:
         return StoreError(
             f"{path}: reading or writing the database failed (disk I/O error: the disk may be full or failing)",
             hint="Free some space or check the disk, then try again; everything saved before is kept.")
-    m = re.search(r"no such (table|column): (?:main\.)?(\S+)", msg)
+    m = re.search(r"no such (table|column): (?:\w+\.)*(\S+)", msg)  # main.x, or a query alias s.x
     if m and m.group(2).startswith("messages_fts"):
         return StoreError(f"{path}: the search index is missing and the database is read-only, so it was not rebuilt",
                           hint="Make the database writable and run tutor once more: it rebuilds the index itself.")
@@ -1356,9 +1356,11 @@ class Store:
         for name, value in _usage_values(usage).items():
             sets.append(f"{name} = ?")
             params.append(value)
-        sets.append("id = id")  # touch the row even with nothing to set: it must exist
-        cur = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
-        if cur.rowcount == 0:
+        if sets:
+            found = c.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id)).rowcount
+        else:  # not "SET id = id": updating the parent key makes SQLite check every part row of it (O(parts))
+            found = len(c.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchall())
+        if found == 0:
             raise StoreError(f"no message {message_id} (was its session removed?)")
         c.execute(
             "UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM messages WHERE id = ?)",

@@ -25,6 +25,15 @@ except ImportError:  # pragma: no cover - only before the store module exists
 @click.option("--feedback", "feedback", default=None, metavar="ADDRESS",
               help="Where readers send notes (email or URL), for the front matter. Asked for when omitted at a terminal.")
 @click.option("--model", default=None, metavar="MODEL", help="Claude model (default: $TUTOR_MODEL, then a current Sonnet).")
+@click.option(
+    "--reply-timeout",
+    "reply_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=None,
+    help="Stop a call to Claude that takes longer than this in all, retries included; your answers stay saved for "
+    "--resume (default 900; $TUTOR_COMPILE_TIMEOUT; the first word: $TUTOR_FIRST_TOKEN_TIMEOUT, default 90).",
+)
 @db_option
 def compile_cmd(
     notes: tuple[str, ...],
@@ -38,6 +47,7 @@ def compile_cmd(
     author: str,
     feedback: str | None,
     model: str | None,
+    reply_timeout: float | None,
     db: str | None,
 ) -> None:
     """Turn rough notes (Markdown or text files, or folders of them) into an explainer.
@@ -77,6 +87,8 @@ def compile_cmd(
         n = len(exp.concepts)
         click.echo(f"wrote {out}: {n} concept{'s' if n != 1 else ''} (a skeleton: `tutor check {out}` lists the DRAFT markers left to write)")
         return
+    from tutor.engine.claude import Limits
+
     comp.compile_with_claude(
         list(notes),
         output,
@@ -88,5 +100,6 @@ def compile_cmd(
         author=author,
         model=model,
         db=db,
+        limits=Limits.from_env(long_reply=reply_timeout),  # a bad $TUTOR_* value: one clear line
     )
     add_feedback()

@@ -27,7 +27,7 @@ from tutor.engine.events import TokenUsage
 from tutor.errors import ErrorCode, TutorError
 
 if TYPE_CHECKING:
-    from tutor.engine.backend import BackendEvent
+    from tutor.engine.backend import BackendEvent, Retrying
     from tutor.engine.models import CallKind, Effort
     from tutor.engine.prices import Prices
 
@@ -47,6 +47,7 @@ FIRST_TOKEN_ENV = "TUTOR_FIRST_TOKEN_TIMEOUT"
 REPLY_TIMEOUT_ENV = "TUTOR_REPLY_TIMEOUT"
 MAX_REPLY_CHARS_ENV = "TUTOR_MAX_REPLY_CHARS"
 RETRIES_ENV = "TUTOR_RETRIES"
+COMPILE_TIMEOUT_ENV = "TUTOR_COMPILE_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,19 @@ class Limits:
     max_chars: int = 20_000  # a tutor turn asks for ~1,024 tokens (~4,500 characters)
     retries: int = 2  # bounded retries of a failure that happened before the first word
     retry_after_cap: float = 30.0  # a longer retry-after is not waited for: the reader is told when to try
+    long_reply: float = 900.0  # the whole of a compile call or summary (long replies by design), retries included
 
     @classmethod
     def from_env(cls, **given: float | int | None) -> Limits:
         """Options given (not None) win over $TUTOR_FIRST_TOKEN_TIMEOUT, $TUTOR_REPLY_TIMEOUT,
-        $TUTOR_MAX_REPLY_CHARS and $TUTOR_RETRIES, which win over the defaults."""
+        $TUTOR_MAX_REPLY_CHARS, $TUTOR_RETRIES and $TUTOR_COMPILE_TIMEOUT, which win over the defaults."""
         values: dict[str, Any] = {}
         for name, env, conv in (
             ("first_token", FIRST_TOKEN_ENV, float),
             ("reply", REPLY_TIMEOUT_ENV, float),
             ("max_chars", MAX_REPLY_CHARS_ENV, int),
             ("retries", RETRIES_ENV, int),
+            ("long_reply", COMPILE_TIMEOUT_ENV, float),
         ):
             value = given.get(name)
             if value is None and os.environ.get(env, "").strip():
@@ -345,12 +348,6 @@ class _TooLong(Exception):
     """The reply passed Limits.max_chars (raised inside the stream, mapped to "too_long")."""
 
 
-def _earliest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
-
-
 def _retry_reason(err: BackendError) -> str:
     """What failed, for "... Retrying in N s": short, and not "even after retrying"."""
     if err.code == ErrorCode.RATE_LIMIT:
@@ -570,9 +567,9 @@ class ClaudeBackend:
         eff = effort_for(kind, effort or self.effort)
         params = call_params(self.profile, kind, eff)
         limits = self.limits
-        turn = kind == CallKind.TUTOR_TURN  # compile writes long replies: only the first-token limit and retries
+        turn = kind == CallKind.TUTOR_TURN  # compile writes long replies: a longer deadline and no size cap
         loop = asyncio.get_running_loop()
-        reply_deadline = loop.time() + limits.reply if turn else None
+        reply_deadline = loop.time() + (limits.reply if turn else limits.long_reply)
         max_chars = limits.max_chars if turn else None
         spent = TokenUsage()  # a first attempt that thinking used up is still billed
         roomier = False
@@ -586,7 +583,7 @@ class ClaudeBackend:
             first_deadline = loop.time() + limits.first_token
             try:
                 async with AsyncExitStack() as stack:
-                    async with asyncio.timeout_at(_earliest(first_deadline, reply_deadline)):
+                    async with asyncio.timeout_at(min(first_deadline, reply_deadline)):
                         stream = await stack.enter_async_context(
                             self._client.messages.stream(
                                 model=self.model,
@@ -598,7 +595,7 @@ class ClaudeBackend:
                     events = stream.__aiter__()
                     while True:
                         # Absolute deadlines: pings and other events that are not progress do not move them.
-                        deadline = reply_deadline if (parts or thinking) else _earliest(first_deadline, reply_deadline)
+                        deadline = reply_deadline if (parts or thinking) else min(first_deadline, reply_deadline)
                         try:
                             async with asyncio.timeout_at(deadline):
                                 event = await events.__anext__()
@@ -633,7 +630,7 @@ class ClaudeBackend:
                 if wait is not None and failures < limits.retries:
                     if wait > limits.retry_after_cap:
                         raise _too_long_a_wait(err, wait) from None
-                    if reply_deadline is not None and loop.time() + wait > reply_deadline:
+                    if loop.time() + wait > reply_deadline:
                         raise err from None  # no time left in this turn for another try
                     failures += 1
                     yield Retrying(seconds=wait, attempt=failures, of=limits.retries, reason=_retry_reason(err))
@@ -698,11 +695,12 @@ class ClaudeBackend:
                 hint=hint_kept + f" A longer limit: {MAX_REPLY_CHARS_ENV}.",
                 partial_text=partial,
             )
-        if progress and turn:
+        if progress:
+            seconds, env = (limits.reply, REPLY_TIMEOUT_ENV) if turn else (limits.long_reply, COMPILE_TIMEOUT_ENV)
             return BackendError(
                 ErrorCode.DEADLINE,
-                f"Claude's reply took longer than {limits.reply:g} seconds and was stopped.",
-                hint=hint_kept + f" A longer limit: --reply-timeout or {REPLY_TIMEOUT_ENV}.",
+                f"Claude's reply took longer than {seconds:g} seconds and was stopped.",
+                hint=hint_kept + f" A longer limit: --reply-timeout or {env}.",
                 partial_text=partial,
             )
         return BackendError(
@@ -737,9 +735,11 @@ class ClaudeBackend:
         kind: CallKind | None = None,
         effort: Effort | None = None,
         on_text: Callable[[str], Awaitable[None] | None] | None = None,
+        on_retry: Callable[[Retrying], None] | None = None,
     ) -> StreamResult:
-        """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)."""
-        from tutor.engine.backend import Finished, TextPiece
+        """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)
+        and ``on_retry`` on each retry wait, so the wait is said, not silent."""
+        from tutor.engine.backend import Finished, Retrying, TextPiece
 
         async with aclosing(self.events(system=system, messages=messages, kind=kind, effort=effort)) as events:
             async for ev in events:
@@ -747,6 +747,8 @@ class ClaudeBackend:
                     r = on_text(ev.text)  # its own errors are its own: they pass through as they are
                     if inspect.isawaitable(r):
                         await r
+                elif isinstance(ev, Retrying) and on_retry is not None:
+                    on_retry(ev)
                 elif isinstance(ev, Finished):
                     return ev.result
         raise BackendError(ErrorCode.NO_STOP_REASON, "Claude's reply ended before it was finished.")
