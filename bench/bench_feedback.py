@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tutor import feedback as fb  # noqa: E402
+from tutor.authoring import bundles as fb  # noqa: E402
 from tutor.explainer import load  # noqa: E402
 from tutor.store import Store  # noqa: E402
 

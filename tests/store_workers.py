@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tutor.engine.events import TokenUsage  # noqa: E402
 from tutor.explainer import Concept, Explainer, Section  # noqa: E402
 from tutor.store import Store  # noqa: E402
 
@@ -52,14 +53,15 @@ def one_turn(store: Store, sid: str, label: str, i: int, ack: bool) -> None:
     mid = store.add_message(sid, "tutor", first, raw=first, complete=False)
     for chunk in rest:
         store.append_message(mid, chunk, chunk)
+    usage = TokenUsage(input_tokens=10, output_tokens=5, cache_read_input_tokens=3, cost_usd=0.001)
     store.append_message(
         mid,
         "",
         ' <state concept="pages" value="asked">q</state>',
         complete=True,
-        usage={"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cost_usd": 0.001},
+        usage=usage,
     )
-    store.add_usage(sid, 10, 5, 0, 3, 0.001)
+    store.add_usage(sid, usage)
     store.set_concept_state(sid, "pages", "asked" if i % 2 else "shaky", f"turn {i}", message_seq=i)
     if i % 10 == 0:
         store.add_feedback(sid, "f" * 64, "pages", f"{label} feedback {i}", "model")

@@ -282,13 +282,13 @@ def test_ctrl_c_mid_questions_then_resume(fake_api, notes, tmp_path):
     ],
 )
 def test_extract_document(reply, expected):
-    from tutor.compile import extract_document
+    from tutor.authoring.compile import extract_document
 
     assert extract_document(reply) == expected
 
 
 def test_parse_outline_without_outline_tag():
-    from tutor.compile import parse_outline
+    from tutor.authoring.compile import parse_outline
 
     outline, qs = parse_outline("1. a\n2. b\n<question> What\n is X? </question>\n<question></question>")
     assert outline == "1. a\n2. b" and qs == ["What is X?"]

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tutor.compile import collect_notes, offline_skeleton, validate_text
+from tutor.authoring.compile import validate_text
+from tutor.authoring.notes import collect_notes
+from tutor.authoring.skeleton import offline_skeleton
 from tutor.errors import TutorError
 from tutor.explainer import load
 

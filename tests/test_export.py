@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tutor.engine.events import TokenUsage
 from tutor.errors import TutorError
 from tutor.export import (
     CSP,
@@ -45,10 +46,11 @@ def make_session(store: Store) -> str:
     # The note on its own line: right after the closing ``` it would be on the fence's line,
     # which then does not close the fence, and a tag in a fence is text (docs/tag-protocol.md).
     raw = HOSTILE_TUTOR + f'\n<feedback concept="pages">{FEEDBACK_TEXT}</feedback>'
+    usage = TokenUsage(input_tokens=120, output_tokens=40, cache_read_input_tokens=900,
+                       cache_creation_input_tokens=1000, cost_usd=0.0123)
     mid = store.add_message(sid, "tutor", HOSTILE_TUTOR, raw=raw, complete=True,
-                            usage={"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 900,
-                                   "cache_creation_input_tokens": 1000, "cost_usd": 0.0123})
-    store.add_usage(sid, 120, 40, 1000, 900, 0.0123)
+                            usage=usage)
+    store.add_usage(sid, usage)
     store.add_message(sid, "reader", "and the WAL?\nsecond line")
     cut = store.add_message(sid, "tutor", "The WAL is", raw="The WAL is", complete=False)
     store.set_concept_state(sid, "pages", "understood", "explained <b>it</b> back", message_seq=3)

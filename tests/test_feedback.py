@@ -13,8 +13,7 @@ import pytest
 from tutor.engine.claude import ClaudeBackend
 from tutor.engine.session import TutorSession
 from tutor.explainer import load
-from tutor.feedback import session_key
-from tutor.store import Store
+from tutor.store import Store, session_key
 
 from compile_helpers import run_cli
 from fake_api import FakeAPI, text

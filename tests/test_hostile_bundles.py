@@ -160,7 +160,7 @@ def test_export_to_stdout_previews_on_stderr(tmp_path, api):
 
 
 def test_quoted_words_finds_runs_not_single_words():
-    from tutor.feedback import quoted_words
+    from tutor.authoring.bundles import quoted_words
 
     assert quoted_words("The reader wrote: MY password, is hunter2!", [HUNTER]) == HUNTER.lower()
     assert quoted_words("Say what a page is.", ["what is a page?"]) is None

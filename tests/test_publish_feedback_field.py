@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from tutor.authoring.compile import with_feedback
 from tutor.cli import cli
-from tutor.compile import with_feedback
 from tutor.explainer import AI_PREAMBLE, load
 
 from explainer_helpers import v1, write

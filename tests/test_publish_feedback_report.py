@@ -108,8 +108,8 @@ def test_html_needs_a_file(tmp_path):
 
 
 def test_html_report_caps_notes_per_section(tmp_path):
-    from tutor import feedback as fb
-    from tutor.feedback_report import MAX_NOTES, render_html
+    from tutor.authoring import report as fb
+    from tutor.authoring.report_html import MAX_NOTES, render_html
 
     author = _author(tmp_path)
     with Store.open(tmp_path / "a.db") as store:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tutor.cli import main
+from tutor.engine.events import TokenUsage
 from tutor.store import Store
 
 from store_workers import sample_explainer
@@ -45,7 +46,7 @@ def seed(db: Path, n: int = 3, title: str = "Pages & WAL", path: str = "ex.md", 
             store.add_message(sid, "reader", f"question {i} about checkpoint pages")
             store.add_message(sid, "tutor", f"answer {i}: a checkpoint copies pages back")
             if i % 2 == 0:
-                store.add_usage(sid, 100, 50, 0, 0, 0.0125)
+                store.add_usage(sid, TokenUsage(input_tokens=100, output_tokens=50, cost_usd=0.0125))
             ids.append(sid)
     return ids
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
+from tutor.engine.events import TokenUsage
 from tutor.errors import StoreError
 from tutor.paths import db_location, db_path
 from tutor.store import KNOWN_MIGRATIONS, SCHEMA_VERSION, Store, fts_query, migrations
@@ -66,8 +67,8 @@ def test_streamed_reply_grows_and_is_marked_incomplete_or_complete(store):
         text="A page is a block.",
         raw='A page is a block.<feedback concept="pages">say how big</feedback>',
         complete=True,
-        usage={"input_tokens": 7, "output_tokens": 3, "cache_creation_input_tokens": 2,
-               "cache_read_input_tokens": 1, "cost_usd": 0.5},
+        usage=TokenUsage(input_tokens=7, output_tokens=3, cache_creation_input_tokens=2,
+                         cache_read_input_tokens=1, cost_usd=0.5),
     )
     m = store.get_message(mid)
     assert (m.text, m.complete, m.seq) == ("A page is a block.", True, 2)
@@ -76,7 +77,8 @@ def test_streamed_reply_grows_and_is_marked_incomplete_or_complete(store):
     assert "<feedback" in m.raw
     # usage on a message does not move session totals; add_usage does
     assert store.get_session(sid).input_tokens == 0
-    row = store.add_usage(sid, 7, 3, 2, 1, 0.5)
+    row = store.add_usage(sid, TokenUsage(input_tokens=7, output_tokens=3, cache_creation_input_tokens=2,
+                                                cache_read_input_tokens=1, cost_usd=0.5))
     assert (row.input_tokens, row.output_tokens, row.cache_write_tokens, row.cache_read_tokens) == (7, 3, 2, 1)
     assert row.total_tokens == 13 and row.cost_usd == 0.5
 
@@ -255,7 +257,7 @@ def test_the_same_feedback_note_in_a_session_is_stored_once_with_a_count(store):
 def test_m006_folds_the_repeated_feedback_of_each_session(tmp_path):
     path = tmp_path / "m5.db"
     db = Database(path)
-    migrations.apply(db, stop_before="m006_feedback_count")
+    migrations().apply(db, stop_before="m006_feedback_count")
     assert db.execute("PRAGMA user_version").fetchone()[0] == 5
     with db.atomic():
         db.execute("INSERT INTO explainers VALUES ('h1', '/x/a.md', 'A', 1, 0, '[]', 't', 't')")
@@ -306,7 +308,7 @@ def test_delete_sessions_removes_everything_of_those_sessions_only(store):
 def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
     path = tmp_path / "old.db"
     db = Database(path)
-    migrations.apply(db, stop_before=KNOWN_MIGRATIONS[1])
+    migrations().apply(db, stop_before=KNOWN_MIGRATIONS[1])
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "messages_fts" not in db.table_names()
     with db.atomic():

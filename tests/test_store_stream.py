@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from tutor.engine.claude import ClaudeBackend, Limits
+from tutor.engine.events import TokenUsage
 from tutor.engine.session import TutorSession
 from tutor.explainer import load
 from tutor.store import Store
@@ -135,7 +136,7 @@ def test_final_append_folds_and_a_whole_text_replaces_the_parts(store):
     sid = store.create_session(h, WAL, "claude:test")
     mid = store.add_message(sid, "tutor", "one ", raw="one ", complete=False)
     store.append_message(mid, "two ", "two ")
-    store.append_message(mid, "three", "three", complete=True, usage={"output_tokens": 7})
+    store.append_message(mid, "three", "three", complete=True, usage=TokenUsage(output_tokens=7))
     row = store.get_message(mid)
     assert row is not None and (row.text, row.raw, row.complete, row.output_tokens) == ("one two three", "one two three", True, 7)
     assert store.search("three")

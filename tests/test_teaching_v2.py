@@ -117,7 +117,8 @@ async def test_checks_asked_goal_and_notes_sent_survive_a_compaction(api, tmp_pa
 
 
 async def test_a_note_on_the_tutors_own_rules_is_stored_with_its_own_source_and_not_sent_to_the_author(api, tmp_path):
-    from tutor import feedback as fb
+    from tutor.authoring.bundles import build_bundle
+    from tutor.authoring.report import build_report, render_report
 
     ex = load(EXPLAINERS / "sqlite-wal.md")
     api.enqueue('Hello. <feedback about="rules">The one-question rule blocked a two-part check.</feedback>'
@@ -126,8 +127,8 @@ async def test_a_note_on_the_tutors_own_rules_is_stored_with_its_own_source_and_
     await collect(s.start())
     rows = s.store.feedback(session_id=s.id)
     assert sorted(r.source for r in rows) == ["model", "rules"]
-    only = fb.build_report(s.store, ex, source="rules")
+    only = build_report(s.store, ex, source="rules")
     assert [i.text for g in only.groups for i in g.items] == ["The one-question rule blocked a two-part check."]
-    assert "tutor on its rules" in fb.render_report(only)
-    bundle = fb.build_bundle(s.store, ex)
+    assert "tutor on its rules" in render_report(only)
+    bundle = build_bundle(s.store, ex)
     assert bundle.feedback == 1 and "one-question rule" not in json.dumps([b.model_dump() for b in bundle.lines])

@@ -1,4 +1,4 @@
-"""``tutor compile NOTES... -o explainers/NAME.md``: parse arguments, delegate to tutor.compile."""
+"""``tutor compile NOTES... -o explainers/NAME.md``: parse arguments, delegate to tutor.authoring."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def compile_cmd(
     import sys
     from pathlib import Path
 
-    from tutor import compile as comp
+    from tutor.authoring import compile as comp
+    from tutor.commands.compile_ui import TerminalUI
     from tutor.explainer import FEEDBACK_RE
     from tutor.files import atomic_write
 
@@ -101,5 +102,6 @@ def compile_cmd(
         model=model,
         db=db,
         limits=Limits.from_env(long_reply=reply_timeout),  # a bad $TUTOR_* value: one clear line
+        ui=TerminalUI(),
     )
     add_feedback()

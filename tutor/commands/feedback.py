@@ -1,13 +1,25 @@
 """``tutor feedback [FILE] [--json]``, ``tutor feedback export`` and ``tutor feedback import``.
 
-Only argument parsing here; the work is in tutor/feedback.py.
+Only argument parsing here; the work is in tutor/authoring/ (report.py, bundles.py).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from tutor.commands._options import db_option
+
+if TYPE_CHECKING:
+    from tutor.store import Store
+
+def _open_store(db: str | None) -> Store:
+    from tutor.paths import db_path
+    from tutor.store import Store
+
+    return Store.open(db_path(db))
+
 
 SUBCOMMANDS = ("show", "export", "import")
 
@@ -52,14 +64,14 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None,
     import tempfile
     from pathlib import Path
 
-    from tutor import feedback as fb
+    from tutor.authoring import report as fb
     from tutor.paths import db_path
 
     if html_path and file is None:
         raise click.UsageError("--html needs FILE: the explainer to write the page for")
     scratch = None
     if db_path(db).exists():
-        store = fb.open_store(db)
+        store = _open_store(db)
     elif file is None:  # reading creates nothing: no database means no feedback
         click.echo("[]" if as_json else "No feedback yet.")
         return
@@ -74,7 +86,7 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None,
             if as_json:
                 from tutor.text import json_text
 
-                click.echo(json_text(rows))
+                click.echo(json_text([r.model_dump() for r in rows]))
             else:
                 click.echo(fb.render_overview(rows), nl=False)
             return
@@ -87,7 +99,7 @@ def show(file: str | None, as_json: bool, html_path: str | None, db: str | None,
         if scratch is not None:
             scratch.cleanup()
     if html_path:
-        from tutor.feedback_report import render_html
+        from tutor.authoring.report_html import render_html
         from tutor.files import atomic_write
 
         atomic_write(Path(html_path), render_html(rep))
@@ -119,7 +131,7 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, y
     """
     import sys
 
-    from tutor import feedback as fb
+    from tutor.authoring import bundles as fb
     from tutor.errors import TutorError
     from tutor.paths import db_path
 
@@ -132,7 +144,7 @@ def export(file: str, output: str | None, with_transcripts: bool, force: bool, y
             "not writing the bundle: it is shown to you and confirmed first, and stdin is not a terminal",
             hint="Run it in a terminal to read it first, or add --yes to write it without asking.",
         )
-    store = fb.open_store(db)
+    store = _open_store(db)
     try:
         bundle = fb.build_bundle(store, exp, with_transcripts=with_transcripts)
     finally:
@@ -167,7 +179,7 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
     """
     from pathlib import Path
 
-    from tutor import feedback as fb
+    from tutor.authoring import bundles as fb
     from tutor.errors import TutorError
     from tutor.text import strip_controls
 
@@ -178,7 +190,7 @@ def import_(bundles: tuple[str, ...], for_file: str | None, db: str | None) -> N
     for arg, why in missing:
         click.echo(f"{strip_controls(arg)}: {why}", err=True)
     added = skipped = 0
-    store = fb.open_store(db)
+    store = _open_store(db)
     try:
         for b in paths:
             try:

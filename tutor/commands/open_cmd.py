@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from tutor.commands._options import db_option, hold_session
+from tutor.commands._options import db_option
 from tutor.errors import TutorError
 
 
@@ -99,6 +99,7 @@ def open_cmd(
     from tutor.explainer import load
     from tutor.paths import db_path
     from tutor.store import Store
+    from tutor.store.lock import SessionLock
 
     url_notices: list[str] = []
     shown = file  # a URL is shown as the URL, not as its downloaded copy
@@ -138,8 +139,8 @@ def open_cmd(
     store = Store.open(db_path(db))
     notices.extend(store.notices)  # a repair made at open, such as the search index rebuilt
     session = TutorSession.open(explainer, store, backend=backend, session_id=resume, new=new)
-    hold = hold_session(db_path(db), session.id)
-    if hold is False:
+    lock = SessionLock(db_path(db), session.id)
+    if not lock.acquire():
         store.close()
         raise TutorError(
             f"session {session.id[:8]} is open in another tutor (another window or terminal)",
@@ -183,8 +184,7 @@ def open_cmd(
         return 0
     finally:
         store.close()
-        if hold is not None and hold is not False:
-            os.close(hold)  # releases the lock
+        lock.release()
 
 
 def _prices(db: str | None) -> dict:

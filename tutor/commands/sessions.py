@@ -8,14 +8,13 @@ strings with control characters made visible -- never through a markup renderer.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sys
 from pathlib import Path
 
 import click
 
-from tutor.commands._options import db_option, hold_session
+from tutor.commands._options import db_option
 from tutor.errors import TutorError
 from tutor.text import escape_controls, local_time, plural
 
@@ -196,11 +195,14 @@ def sessions_rm(ids: tuple[str, ...], yes: bool, db: str | None) -> None:
         full = [store.resolve_session_id(i) for i in ids]  # all or nothing: check every id first
         full = list(dict.fromkeys(full))
         rows = [_session_or_none(store, i) for i in full]  # a damaged row can still be removed
-        holds = [hold_session(db_location(db).path, i) for i in full]  # not from under a running tutor
-        for h in holds:
-            if h is not None and h is not False:
-                os.close(h)  # (one close drops this process's locks on the file: the check is done)
-        busy = [i for i, h in zip(full, holds) if h is False]
+        from tutor.store.lock import SessionLock
+
+        locks = [SessionLock(db_location(db).path, i) for i in full]  # not from under a running tutor
+        for lock in locks:
+            lock.acquire()
+        for lock in locks:
+            lock.release()  # (one close drops this process's locks on the file: the check is done)
+        busy = [i for i, lock in zip(full, locks) if lock.busy]
         if busy:
             raise TutorError(f"session {busy[0][:8]} is open in another tutor; nothing removed",
                              hint="Quit that tutor first, then remove the session.")

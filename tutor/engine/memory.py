@@ -275,13 +275,6 @@ async def maybe_compact(
         quiet = max((i + 1 for i, t in enumerate(kept) if t.role == "tutor"), default=0)
         carried = sections_in_play(explainer, previous, turns) or due[:1]
         text = with_sections_marker(text, carried, quiet)
-    store.add_usage(
-        session_id,
-        result.input_tokens,
-        result.output_tokens,
-        result.cache_creation_input_tokens,
-        result.cache_read_input_tokens,
-        result.cost_usd,
-    )
+    store.add_usage(session_id, result)
     store.save_summary(session_id, upto_seq, text)
     return True

@@ -109,7 +109,7 @@ class TutorSession:
         if session_id:
             sid = store.resolve_session_id(session_id)
             row = store.get_session(sid)
-            if row.mode == "imported":  # tutor.feedback.IMPORTED_MODE: a reader's transcript from a bundle
+            if row.mode == "imported":  # tutor.store.IMPORTED_MODE: a reader's transcript from a bundle
                 raise TutorError(
                     f"session {sid[:8]} is a reader's transcript imported from a feedback bundle; it cannot be continued",
                     hint=f"Read it with `tutor export {sid[:8]}`, or start your own with `tutor open {shlex.quote(str(explainer.path))}`.",

@@ -14,7 +14,7 @@ import re
 from tutor.errors import Problem
 from tutor.explainer import Concept, Explainer
 
-# Whole word, upper case: the marker `tutor compile --offline` writes (tutor.compile.DRAFT).
+# Whole word, upper case: the marker `tutor compile --offline` writes (tutor.authoring.skeleton.DRAFT).
 _DRAFT = re.compile(r"\bDRAFT\b")
 # A bold run is how the samples and `tutor compile` mark a term's definition.
 _BOLD = re.compile(r"\*\*([^*\n]{2,40}?)\*\*")

@@ -49,6 +49,4 @@ class SessionRecord:
 
     def bill(self, u: TokenUsage) -> SessionRow:
         """Add one call's usage to the session's totals; returns the session row."""
-        return self.store.add_usage(
-            self.session_id, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.cost_usd
-        )
+        return self.store.add_usage(self.session_id, u)

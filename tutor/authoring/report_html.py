@@ -1,7 +1,6 @@
 """The author's feedback page: ``tutor feedback FILE --html PATH``.
 
-Renders a ``tutor.feedback.FeedbackReport`` (built by ``feedback.build_report``, which owns the
-queries) as one self-contained HTML page: per section, the notes from tutors and readers, and
+Renders a ``tutor.authoring.report.FeedbackReport`` (built by ``report.build_report``) as one self-contained HTML page: per section, the notes from tutors and readers, and
 an inline-SVG chart of where readers got stuck (sessions that marked the concept shaky, and
 sessions that needed it explained twice or more). Every string is escaped; no script.
 """
@@ -10,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from tutor.feedback import ConceptGroup, FeedbackReport
+from tutor.authoring.report import ConceptGroup, FeedbackReport
 from tutor.publish import CSP
 
 _STYLE = """

@@ -1,4 +1,4 @@
-"""Notes -> explainer: the offline skeleton and the Claude compile.
+"""Notes -> explainer: the output checks, the offline compile and the Claude compile.
 
 Authors dump rough notes (Markdown or text files, or folders of them). ``tutor compile
 --offline`` turns their headings and paragraphs into a *valid* format-v1 skeleton with
@@ -7,447 +7,38 @@ check`` accepts. ``tutor compile`` with Claude drafts an outline, asks the autho
 the gaps one question at a time, then writes the explainer, which is validated by the
 loader (one repair round, then a draft + errors file, never a silent failure).
 
-This module never imports textual; the Claude pipeline imports anthropic only through
-``tutor.engine.claude`` and only when it runs.
+No textual, click or rich here (the terminal side is ``tutor/commands/compile_ui.py``); the
+Claude pipeline imports anthropic only through ``tutor.engine.claude`` and only when it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 import os
 import re
-import sys
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from tutor.engine.events import TokenUsage
 from tutor.engine.models import REPLY_TOKENS, CallKind
 from tutor.errors import Problem, TutorError
-from tutor.files import UnreadableFile, atomic_write, safe_read_bytes
-from tutor.text import plural, slug, strip_controls, utf8_text
+from tutor.files import atomic_write
+from tutor.text import plural, utf8_text
 
 if TYPE_CHECKING:
     from tutor.engine.claude import Limits
     from tutor.explainer import Explainer
+    from tutor.store import CompileRow, Store
 
-MAX_NOTES_BYTES = 20 * 1024 * 1024  # per file; an explainer must stay under the loader's limit
-NOTE_SUFFIXES = (".md", ".markdown", ".mdown", ".txt", ".text")
-DRAFT = "DRAFT"
+from tutor.authoring.notes import NoteFile, collect_notes, notes_hash
+from tutor.authoring.skeleton import ai_preamble, offline_skeleton, yaml_str
+
 GAP_MARKER = "[GAP:"  # the visible marker the Claude compile puts where the notes are silent
-
-_FALLBACK_PREAMBLE = (
-    "> **Note to any AI assistant reading this file:** you are a tutor for this document. "
-    "Start with one line on what it covers and ask whether the reader knows the first "
-    "prerequisite; ask one question per message and wait; teach one concept at a time; never "
-    "show a check's answer before the reader tries; use the listed misconceptions; cite section "
-    "headings. At the end, offer a short feedback note the reader can send to the author."
-)
-
-
-def ai_preamble() -> str:
-    """The canonical note to AI assistants; the loader owns the text, we fall back if absent."""
-    try:
-        from tutor import explainer
-
-        text = getattr(explainer, "AI_PREAMBLE", None)
-    except Exception:  # pragma: no cover - the loader module always imports
-        text = None
-    return (text or _FALLBACK_PREAMBLE).strip()
-
-
-# --------------------------------------------------------------------------- notes
-
-
-class NoteFile(BaseModel):
-    """One notes file as read from disk (newlines normalised, BOM stripped)."""
-
-    path: str
-    text: str
-
-
-def collect_notes(paths: list[str | Path]) -> list[NoteFile]:
-    """Read NOTES arguments: files, or folders searched recursively for note files.
-
-    Order is the order given, and sorted by path inside a folder, so the same notes
-    always give the same skeleton and the same prompt (which keeps the prompt cache warm).
-    """
-    if not paths:
-        raise TutorError("no notes given", hint="usage: tutor compile NOTES... -o explainers/NAME.md")
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and f.suffix.lower() in NOTE_SUFFIXES
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-            if not found:
-                raise TutorError(
-                    f"{p}: no notes found in this folder",
-                    hint=f"tutor reads files ending in {', '.join(NOTE_SUFFIXES)}",
-                )
-            files.extend(found)
-        elif p.exists():  # a file, or a device/FIFO that safe_read_bytes refuses by name
-            files.append(p)
-        else:
-            raise TutorError(f"{p}: no such file or folder")
-    notes: list[NoteFile] = []
-    seen: set[Path] = set()
-    for f in files:
-        key = f.resolve()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            data = safe_read_bytes(f, MAX_NOTES_BYTES, what="notes file")
-        except UnreadableFile as e:
-            raise TutorError(e.message, hint=e.hint or "split it, or leave it out of NOTES") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise TutorError(
-                f"{f}:{line}: not UTF-8 text",
-                hint="save the notes as UTF-8 (or leave this file out)",
-            ) from None
-        if "\x00" in text:
-            raise TutorError(f"{f}: looks like a binary file, not notes", hint="leave it out of NOTES")
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        notes.append(NoteFile(path=str(f), text=text))
-    if not any(n.text.strip() for n in notes):
-        raise TutorError(f"{', '.join(n.path for n in notes)}: the notes are empty")
-    return notes
-
-
-def notes_hash(notes: list[NoteFile]) -> str:
-    """A stable hash of the notes (paths and text) so a resumed compile can tell they changed."""
-    h = hashlib.sha256()
-    for n in notes:
-        h.update(n.path.encode() + b"\x00" + n.text.encode() + b"\x00")
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _unique(base: str, taken: set[str]) -> str:
-    name, n = base, 2
-    while name in taken:
-        name = f"{base}-{n}"
-        n += 1
-    taken.add(name)
-    return name
-
-
-def yaml_str(text: str) -> str:
-    """A YAML double-quoted scalar. JSON strings are valid YAML, and quoting everything
-    means no note text (``: ``, ``#``, ``- ``, ``yes``) can change the front matter's shape."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def humanise(stem: str) -> str:
-    words = re.sub(r"[-_]+", " ", stem).strip()
-    return words[:1].upper() + words[1:] if words else "Notes"
-
-
-_ATTR_RE = re.compile(r"\s*\{#([A-Za-z0-9][A-Za-z0-9_-]*)\}\s*$")
-_CLOSING_HASHES = re.compile(r"\s+#+\s*$|^#+\s*$")
-
-
-def _heading_text(inline: str) -> tuple[str, str | None]:
-    """Heading text without a trailing ``{#id}`` attribute, and that id if present."""
-    text = " ".join(inline.split())
-    m = _ATTR_RE.search(text)
-    if m:
-        return text[: m.start()].strip(), m.group(1).lower()
-    return text, None
-
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
-
-
-def _first_sentence(markdown: str, limit: int = 160) -> str:
-    """The first sentence of the first paragraph-like line, for a DRAFT summary."""
-    for block in re.split(r"\n\s*\n", markdown):
-        line = " ".join(block.split())
-        if not line or line.startswith(("#", "```", "~~~", "<", "|", ">", "    ")):
-            continue
-        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
-        # A sentence ends at . ! or ? before white space or the end. One character class per
-        # position keeps this linear: the old lazy `(.+?[.!?])` was quadratic on punctuation-free text.
-        m = _SENTENCE_END.search(line, 1)
-        sentence = line[: m.end()] if m else line
-        if len(sentence) > limit:
-            sentence = sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
-        return sentence
-    return ""
-
-
-def _close_open_blocks(lines: list[str], md: MarkdownIt) -> list[str]:
-    """Close a fence or raw-HTML block left open at the end of a chunk of notes.
-
-    Notes are cut into sections and re-joined under new headings; an unclosed ```` ``` ````
-    at the end of one chunk would otherwise swallow every heading after it.
-    """
-    text = "\n".join(lines)
-    tokens = md.parse(text)
-    out = list(lines)
-    for t in tokens:
-        if t.level != 0 or t.map is None:
-            continue
-        if t.type == "fence":
-            start, end = t.map
-            closed = False
-            if end - start >= 2 and end - 1 < len(lines):
-                last = lines[end - 1].strip()
-                ch = t.markup[0]
-                closed = len(last) >= len(t.markup) and set(last) == {ch}
-            if not closed and end >= len(lines):
-                out.append(t.markup)
-        elif t.type == "html_block" and t.map[1] >= len(lines):
-            head = t.content.lstrip().lower()
-            for opener, closer in (
-                ("<!--", "-->"),
-                ("<?", "?>"),
-                ("<![cdata[", "]]>"),
-                ("<pre", "</pre>"),
-                ("<script", "</script>"),
-                ("<style", "</style>"),
-                ("<textarea", "</textarea>"),
-                ("<!", ">"),
-            ):
-                if head.startswith(opener):
-                    if closer not in t.content.lower()[len(opener):]:
-                        out.append(closer)
-                    break
-    return out
-
-
-# --------------------------------------------------------------------------- offline skeleton
-
-
-class _Chunk(BaseModel):
-    title: str  # plain text, for the front matter
-    heading: str = ""  # the notes' heading as written (inline Markdown kept), for the body
-    attr_id: str | None = None
-    lines: list[str]
-    source: str  # "notes/a.md:12" for the DRAFT note
-    planning: bool = False  # the author's notes to self (TODO, plan, order): never a concept
-
-
-# Headings that plan the explainer rather than teach: "TODO", "Order (rough)", "notes to self",
-# "Open questions", a file titled "... - plan". Matched on the whole heading (issue 9.8).
-_PLANNING = re.compile(
-    r"(?i)^\W*(?:todo|to-?do|to do|fixme|tbd|plan|planning|outline|order|structure|notes?(?: to (?:self|me))?|"
-    r"concepts|open questions|questions for me|ideas|scratch|later|misc)\b[^a-z0-9]*(?:\(?rough\)?|list|s)?\W*$"
-)
-_PLANNING_SUFFIX = re.compile(r"(?i)\s*(?:[-–—:|]\s*|\()(?:[a-z]+ ?[+&] ?)?(?:plan|planning|outline|notes|draft)\)?\s*$")
-
-
-def is_planning(title: str) -> bool:
-    """A heading that is a note to self, or a title like "SQLite WAL explainer - plan"."""
-    if len(title) > 200:  # not a planning heading; and keeps both patterns linear
-        return False
-    return bool(_PLANNING.match(title) or _PLANNING_SUFFIX.search(title))
-
-
-def _split_file(note: NoteFile, md: MarkdownIt, *, first: bool) -> tuple[str | None, list[_Chunk]]:
-    """Cut one notes file into concept chunks. Returns (the file's title heading, chunks)."""
-    lines = note.text.split("\n")
-    tokens = md.parse(note.text)
-    heads: list[tuple[int, int, int, str]] = []  # (level, start, end, inline text)
-    for i, t in enumerate(tokens):
-        if t.type == "heading_open" and t.level == 0 and t.map is not None:
-            heads.append((int(t.tag[1]), t.map[0], t.map[1], tokens[i + 1].content))
-    stem_title = humanise(Path(note.path).stem)
-    if not heads:
-        body = [ln for ln in lines]
-        return None, [_Chunk(title=stem_title, lines=body, source=f"{note.path}:1")] if note.text.strip() else []
-
-    file_title: str | None = None
-    top = min(h[0] for h in heads)
-    at_top = [h for h in heads if h[0] == top]
-    concept_heads = heads
-    if len(at_top) == 1 and heads[0][0] == top and len(heads) > 1:
-        file_title = _heading_text(heads[0][3])[0] or None
-        concept_heads = heads[1:]
-    level = min(h[0] for h in concept_heads)
-    cuts = [h for h in concept_heads if h[0] == level]
-
-    sub = {h[1]: h for h in concept_heads if h[0] > level}
-
-    def render(start: int, stop: int) -> list[str]:
-        # Deeper headings move under the new level-2 concept headings (### and below).
-        body: list[str] = []
-        i = start
-        while i < stop:
-            if i in sub:
-                s_lvl, _s_start, s_end, s_inline = sub[i]
-                s_text, _ = _heading_text(s_inline)
-                body.append("#" * min(6, 2 + (s_lvl - level)) + " " + (s_text or "…"))
-                i = s_end
-                continue
-            body.append(lines[i])
-            i += 1
-        return body
-
-    chunks: list[_Chunk] = []
-    intro_start = heads[0][2] if file_title is not None else 0
-    intro_lines = render(intro_start, cuts[0][1])
-    if any(ln.strip() for ln in intro_lines):
-        if file_title is not None and not first:
-            intro_title = file_title
-        else:
-            intro_title = "Overview" if file_title or first else stem_title
-        planning = file_title is not None and is_planning(file_title)  # "who:/goal:" under "X - plan"
-        chunks.append(_Chunk(title=intro_title, lines=intro_lines, source=f"{note.path}:{intro_start + 1}", planning=planning))
-
-    for k, (_lvl, start, end, inline) in enumerate(cuts):
-        stop = cuts[k + 1][1] if k + 1 < len(cuts) else len(lines)
-        raw, attr = _heading_text(inline)
-        chunks.append(
-            _Chunk(
-                title=_plain_heading(raw) or "Untitled section",
-                heading=raw,
-                attr_id=attr,
-                lines=render(end, stop),
-                source=f"{note.path}:{start + 1}",
-                planning=is_planning(_plain_heading(raw)),
-            )
-        )
-    return file_title, chunks
-
-
-def _subheadings(lines: list[str], md: MarkdownIt) -> list:
-    tokens = md.parse("\n".join(lines))
-    return [tokens[i + 1] for i, t in enumerate(tokens) if t.type == "heading_open" and t.level == 0]
-
-
-def _plain_heading(inline: str) -> str:
-    """Heading text as the loader compares it (the loader's own function, so the two agree)."""
-    from tutor.explainer import plain_heading_text
-
-    return plain_heading_text(inline)
-
-
-def _block_parser() -> MarkdownIt:
-    """Block structure only: headings and fences are all the skeleton needs, and markdown-it's
-    inline link rule is quadratic on text such as a long run of `[` (issue 16)."""
-    return MarkdownIt("commonmark").disable(["inline", "text_join"])
-
-
-def _trim(lines: list[str]) -> list[str]:
-    start, end = 0, len(lines)
-    while start < end and not lines[start].strip():
-        start += 1
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    return lines[start:end]
-
-
-def offline_skeleton(notes: list[NoteFile], *, title: str | None = None, author: str = "") -> str:
-    """A valid format-v1 explainer built only from the notes' headings and paragraphs.
-
-    Each top-level heading becomes a concept (a lone first heading above the others is the
-    title), deeper headings stay inside their section, prerequisites follow the notes'
-    order, check questions are left empty, and DRAFT markers show what the author must
-    still write. The notes' text is copied verbatim: nothing is invented.
-    """
-    md = _block_parser()
-    chunks: list[_Chunk] = []
-    doc_title: str | None = None
-    for _i, note in enumerate(notes):
-        file_title, file_chunks = _split_file(note, md, first=(doc_title is None))
-        if doc_title is None and file_title:
-            doc_title = file_title
-        chunks.extend(file_chunks)
-    left_out = [ch for ch in chunks if ch.planning]
-    if len(left_out) < len(chunks):
-        chunks = [ch for ch in chunks if not ch.planning]
-    else:  # nothing but planning: a skeleton of it beats none
-        left_out = []
-    if not chunks:
-        raise TutorError(f"{notes[0].path}: the notes are empty")
-    if doc_title and _PLANNING_SUFFIX.search(doc_title):
-        doc_title = _PLANNING_SUFFIX.sub("", doc_title) or doc_title
-    doc_title = title or doc_title or humanise(Path(notes[0].path).stem)
-
-    ids: set[str] = set()
-    # A concept title equal to some other heading's text could tie that heading to the
-    # concept (the loader's title rule), so concept titles avoid every subheading's text.
-    titles: set[str] = {_plain_heading(t.content).casefold() for ch in chunks for t in _subheadings(ch.lines, md)}
-    concepts: list[tuple[str, str, str, str, list[str]]] = []  # id, title, heading, summary, body lines
-    for ch in chunks:
-        cid = _unique(ch.attr_id if ch.attr_id and re.fullmatch(r"[a-z0-9][a-z0-9-]*", ch.attr_id) else slug(ch.title, limit=48), ids)
-        ctitle = ch.title
-        n = 2
-        while ctitle.casefold() in titles:
-            ctitle = f"{ch.title} ({n})"
-            n += 1
-        titles.add(ctitle.casefold())
-        body = _close_open_blocks(_trim(ch.lines), md)
-        concepts.append((cid, ctitle, ch.heading or ctitle, _first_sentence("\n".join(body)), body))
-
-    sources = ", ".join(n.path for n in notes)
-    fm: list[str] = [
-        "---",
-        "tutor: 1",
-        f"title: {yaml_str(doc_title)}",
-        f"summary: {yaml_str(f'{DRAFT}: one or two sentences on what the reader will understand.')}",
-        f"audience: {yaml_str(f'{DRAFT}: who this is for and what they already know.')}",
-    ]
-    if author:
-        fm.append(f"author: {yaml_str(author)}")
-    fm.append("concepts:")
-    prev: str | None = None
-    for cid, ctitle, _, summary, _ in concepts:
-        fm += [
-            f"  - id: {yaml_str(cid)}",
-            f"    title: {yaml_str(ctitle)}",
-            f"    summary: {yaml_str(f'{DRAFT}: ' + (summary or 'one line on this concept.'))}",
-            f"    prerequisites: [{yaml_str(prev)}]" if prev else "    prerequisites: []",
-            f"    checks: []  # {DRAFT}: add questions, e.g. - question: \"...\"  answer: \"...\"  misconceptions: [\"...\"]",
-        ]
-        prev = cid
-    fm.append("---")
-
-    doc: list[str] = [
-        "",
-        ai_preamble(),
-        "",
-        f"> **{DRAFT}:** skeleton made by `tutor compile --offline` from {sources}. "
-        "Check the concept order and prerequisites, write the summaries and check "
-        f"questions in the front matter, fill the sections marked {DRAFT}, then remove "
-        f"the {DRAFT} markers.",
-    ]
-    if left_out:
-        # Notes to self are not concepts, but they are the author's words (audience, goal,
-        # order): kept verbatim before the first section, headings as bold lines.
-        doc += ["", f"> **{DRAFT}:** your planning notes, kept for you and not taught as concepts; use them, then delete them up to the first section."]
-        for ch in left_out:
-            doc += ["", f"**{ch.title}** ({ch.source})", ""]
-            fence = False
-            for ln in _trim(ch.lines):
-                if ln.lstrip().startswith(("```", "~~~")):
-                    fence = not fence
-                doc.append(f"**{ln.lstrip('#').strip()}**" if not fence and ln.startswith("#") else ln)
-    for cid, _, heading, _, lines in concepts:
-        doc += ["", f"## {heading} {{#{cid}}}", ""]
-        if lines:
-            doc += lines
-        else:
-            doc.append(f"> **{DRAFT}:** the notes say nothing here yet; write this section.")
-    return "\n".join(fm + doc) + "\n"
 
 
 # --------------------------------------------------------------------------- output
@@ -771,136 +362,53 @@ class CompileState(BaseModel):
     questions: list[QA] = []
 
 
-def _now() -> str:
-    from tutor.store import now_iso
-
-    return now_iso()
-
-
-def new_compile(store, output: Path, notes: list[NoteFile], model: str) -> CompileState:
-    import uuid
-
-    from tutor.store import normalise_path
-
-    st = CompileState(
-        id=uuid.uuid4().hex, output=normalise_path(output), notes_hash=notes_hash(notes), model=model, status="outline"
-    )
-    with store._write() as c:
-        c.execute(
-            "INSERT INTO compiles (id, output, notes_hash, notes, model, status, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (st.id, st.output, st.notes_hash, json.dumps([n.path for n in notes]), model, st.status, _now(), _now()),
-        )
-    return st
-
-
-def find_unfinished(store, output: Path) -> CompileState | None:
-    from tutor.store import normalise_path
-
-    row = store._one(
-        "SELECT * FROM compiles WHERE output = ? AND status != 'done' ORDER BY updated DESC, rowid DESC LIMIT 1",
-        (normalise_path(output),),
-    )
-    if row is None:
-        return None
-    qs = store._query(
-        "SELECT question, answer, status FROM compile_questions WHERE compile_id = ? ORDER BY seq", (row["id"],)
-    )
+def _state(row: CompileRow) -> CompileState:
     return CompileState(
-        id=row["id"],
-        output=row["output"],
-        notes_hash=row["notes_hash"],
-        model=row["model"],
-        status=row["status"],
-        outline=row["outline"],
-        questions=[QA(**q) for q in qs],
+        id=row.id, output=row.output, notes_hash=row.notes_hash, model=row.model, status=row.status, outline=row.outline,
+        questions=[QA(question=q.question, answer=q.answer, status=q.status) for q in row.questions],
     )
 
 
-def save_outline(store, st: CompileState, outline: str, questions: list[str]) -> None:
+def new_compile(store: Store, output: Path, notes: list[NoteFile], model: str) -> CompileState:
+    return _state(store.create_compile(output, notes_hash(notes), [n.path for n in notes], model))
+
+
+def find_unfinished(store: Store, output: Path) -> CompileState | None:
+    row = store.unfinished_compile(output)
+    return _state(row) if row else None
+
+
+def save_outline(store: Store, st: CompileState, outline: str, questions: list[str]) -> None:
     st.outline, st.status = outline, "asking"
     st.questions = [QA(question=q) for q in questions]
-    with store._write() as c:
-        c.execute("UPDATE compiles SET outline = ?, status = ?, updated = ? WHERE id = ?", (outline, st.status, _now(), st.id))
-        c.execute("DELETE FROM compile_questions WHERE compile_id = ?", (st.id,))
-        c.executemany(
-            "INSERT INTO compile_questions (compile_id, seq, question, status, updated) VALUES (?, ?, ?, 'pending', ?)",
-            [(st.id, i + 1, q, _now()) for i, q in enumerate(questions)],
-        )
+    store.save_compile_outline(st.id, outline, questions, st.status)
 
 
-def save_answer(store, st: CompileState, index: int, answer: str | None, status: str) -> None:
+def save_answer(store: Store, st: CompileState, index: int, answer: str | None, status: str) -> None:
     """One answer, committed as soon as it is typed: an interrupted compile loses nothing."""
     st.questions[index].answer, st.questions[index].status = answer, status
-    with store._write() as c:
-        c.execute(
-            "UPDATE compile_questions SET answer = ?, status = ?, updated = ? WHERE compile_id = ? AND seq = ?",
-            (answer, status, _now(), st.id, index + 1),
-        )
-        c.execute("UPDATE compiles SET updated = ? WHERE id = ?", (_now(), st.id))
+    store.save_compile_answer(st.id, index + 1, answer, status)
 
 
-def set_compile_status(store, st: CompileState, status: str) -> None:
+def set_compile_status(store: Store, st: CompileState, status: str) -> None:
     st.status = status
-    with store._write() as c:
-        c.execute("UPDATE compiles SET status = ?, updated = ? WHERE id = ?", (status, _now(), st.id))
+    store.set_compile_status(st.id, status)
 
 
-# -- the terminal side
+class CompileUI(Protocol):
+    """What the Claude compile needs of the author's terminal (``commands/compile_ui.TerminalUI``)."""
 
+    def status(self, message: str) -> AbstractContextManager[Any]:
+        """A spinner while a model call runs; what it yields has ``update(text)``."""
+        ...
 
-class TerminalUI:
-    """The author's terminal: a Rich spinner on stderr, the outline and questions on stdout,
-    answers from stdin. Model text is printed as plain text, never as Rich markup."""
+    def info(self, message: str) -> None: ...
 
-    STOP_WORDS = {"stop", "/stop", "done", "q", "quit"}
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, markup=False, highlight=False, emoji=False)
-        self._explained = False
-
-    def status(self, message: str):
-        return self.console.status(message, spinner="dots")
-
-    def info(self, message: str) -> None:
-        import click
-
-        click.echo(message, err=True)
-
-    def show(self, text: str) -> None:
-        import click
-
-        click.echo(strip_controls(text))
+    def show(self, text: str) -> None: ...
 
     def ask(self, question: str, number: int, total: int) -> str | None:
-        """The answer; "" to skip; None to stop asking (``stop`` or end of input / Ctrl-D)."""
-        import click
-
-        if not self._explained:
-            click.echo("")
-            click.echo("Claude has questions about the gaps. Type an answer and press Enter;")
-            click.echo("Enter alone skips a question; `stop` (or Ctrl-D) stops asking and writes the explainer.")
-            self._explained = True
-        click.echo("")
-        click.echo(f"Question {number} of {total}: {strip_controls(question)}")
-        click.echo("> ", nl=False)
-        while True:
-            try:
-                line = sys.stdin.readline()
-                break
-            except UnicodeDecodeError:
-                click.echo("(that answer was not valid text in this terminal's encoding; type it again)")
-                click.echo("> ", nl=False)
-        line = utf8_text(line)
-        if line == "":
-            click.echo("")
-            return None
-        answer = line.strip()
-        if answer.lower() in self.STOP_WORDS:
-            return None
-        return answer
+        """The answer; "" to skip; None to stop asking."""
+        ...
 
 
 class CompileResult(BaseModel):
@@ -997,12 +505,13 @@ def compile_with_claude(
     author: str = "",
     model: str | None = None,
     db: str | None = None,
-    ui: TerminalUI | None = None,
+    ui: CompileUI,
     backend_factory=None,
     limits: Limits | None = None,
 ) -> CompileResult:
     """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round.
 
+    ``ui``: the author's terminal (``commands/compile_ui.TerminalUI``; tests pass their own).
     ``backend_factory`` makes a ClaudeBackend-like object per call (default: a real
     ClaudeBackend for the resolved model, reading ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL,
     bounded by ``limits``, default ``Limits.from_env()``: docs/reliability.md).
@@ -1019,7 +528,6 @@ def compile_with_claude(
             hint="Set it to compile with Claude, or run with --offline for a skeleton you fill in yourself.",
         )
     model_name = resolve_model(model)
-    ui = ui or TerminalUI()
     make = backend_factory or (lambda: ClaudeBackend(model_name, limits=limits))
     est = check_context(notes, model_name, context_tokens=model_context_tokens(make))
     store = Store.open(db_path(db))
@@ -1128,3 +636,4 @@ def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, quest
         f"{usage.cache_read_input_tokens:,} cache read, {usage.output_tokens:,} out; about ${usage.cost_usd:.4f}"
     )
     return res
+
