@@ -11,6 +11,7 @@ import pytest
 
 from tutor.app.app import ERROR_TITLES, TutorApp
 from tutor.app.widgets import NoteMessage, ReaderMessage, TutorMessage
+from tutor.engine.notices import NoticeKind, StartNotice
 from tutor.export import default_filename
 from tutor.store import Store
 
@@ -317,7 +318,8 @@ async def test_quitting_with_a_queued_message_hands_it_back_unsent(db, api):
 
 async def test_start_notes_go_into_the_dialogue_and_warnings_stay_toasts(db):
     notes = ["No ANTHROPIC_API_KEY set: using the offline guided mode.", "x.md:7: concept 'a' has no check question"]
-    app = TutorApp(open_session(SAMPLE, db), notices=notes + ["x.md changed since this session started; your progress is kept."])
+    changed = StartNotice(NoticeKind.CHANGED, "x.md changed since this session started; your progress is kept.")
+    app = TutorApp(open_session(SAMPLE, db), notices=[StartNotice(NoticeKind.SETUP, n) for n in notes] + [changed])
     async with app.run_test(size=(80, 24)) as pilot:
         await idle(pilot, app)
         shown = [t for k, t in dialogue(app)]

@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -35,6 +36,7 @@ from tutor.errors import ErrorCode
 from tutor.text import strip_controls
 
 if TYPE_CHECKING:
+    from tutor.engine.notices import StartNotice
     from tutor.engine.session import TutorSession
 
 # Exit status when the session ends (end of input, /quit) right after a reply that failed
@@ -438,7 +440,7 @@ def _isatty(f: Any) -> bool:
 def run_plain(
     session: TutorSession,
     *,
-    notices: list[str] | None = None,
+    notices: Iterable[StartNotice] = (),
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -452,4 +454,4 @@ def run_plain(
             except (AttributeError, ValueError, OSError):
                 pass
     ui = PlainUI(session, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)
-    return ui.run(list(notices or []))
+    return ui.run([n.text for n in notices])

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tutor.engine.notices import StartNotice
     from tutor.engine.session import TutorSession
 
 # Frame rate cap for Textual, read once when textual is first imported (so it is set here,
@@ -19,11 +20,11 @@ if TYPE_CHECKING:
 os.environ.setdefault("TEXTUAL_FPS", "120")
 
 
-def run_app(session: TutorSession, notices: Iterable[str] = ()) -> str | None:
+def run_app(session: TutorSession, notices: Iterable[StartNotice] = ()) -> str | None:
     """Run the reader app on ``session`` (a TutorSession) until the reader quits.
 
-    ``notices`` are one-line messages shown as notifications at start (for example
-    "no API key: offline guided mode"). Returns the text of a message that was still
+    ``notices`` are shown at start, each by its kind: setup notes in the dialogue, a resume
+    or a changed file as a notification. Returns the text of a message that was still
     queued behind a streaming reply when the reader quit (it was never sent), else None.
     """
     from tutor.app.app import TutorApp

@@ -45,6 +45,7 @@ from tutor.app.widgets import (
 from tutor.engine.events import (
     ErrorEvent,
 )
+from tutor.engine.notices import NoticeKind, StartNotice
 from tutor.errors import ErrorCode, TutorError
 from tutor.explainer import Concept
 from tutor.text import control_pictures, one_line
@@ -144,7 +145,7 @@ class TutorApp(App[str | None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, session: TutorSession, notices: Iterable[str] = (), *, window: int = WINDOW) -> None:
+    def __init__(self, session: TutorSession, notices: Iterable[StartNotice] = (), *, window: int = WINDOW) -> None:
         super().__init__()
         self.session = session
         self.notices = list(notices)
@@ -208,28 +209,23 @@ class TutorApp(App[str | None]):
         self.refresh_outline()
         tokens, cost = actions.session_usage(self.session)
         self.header_bar.set_usage(tokens, cost)
-        said_resume = said_changed = False
-        inline: list[str] = []
+        kinds = {n.kind for n in self.notices}
         for note in self.notices:
-            low = note.lower()
-            if "changed since" in low:
-                said_changed = True
-                self.notify(one_line(note, 300), title="File changed", severity="warning", markup=False, timeout=10)
-            elif "resum" in low:
-                said_resume = True
-                self.notify(one_line(note, 300), title="Welcome back", markup=False)
-            else:
-                # Mode and explainer notes go into the dialogue, where they stay readable; a
-                # toast would cover the tutor's first question on an 80x24 terminal.
-                inline.append(note)
+            if note.kind is NoticeKind.CHANGED:
+                self.notify(one_line(note.text, 300), title="File changed", severity="warning", markup=False, timeout=10)
+            elif note.kind is NoticeKind.RESUMED:
+                self.notify(one_line(note.text, 300), title="Welcome back", markup=False)
+        # Setup notes go into the dialogue, where they stay readable; a toast would cover
+        # the tutor's first question on an 80x24 terminal.
+        inline = [n.text for n in self.notices if n.kind is NoticeKind.SETUP]
         if self.session.resumed:
             try:
                 await self.load_history()
             except Exception as exc:  # noqa: BLE001 - show the session anyway; the store keeps the history
                 self.notify(one_line(f"Earlier messages could not be shown: {exc}", 300), severity="error", markup=False)
-            if not said_resume:
+            if NoticeKind.RESUMED not in kinds:
                 self.notify("Resumed your last session on this file. Use --new to start afresh.", title="Welcome back", markup=False)
-            if self.session.explainer_changed and not said_changed:
+            if self.session.explainer_changed and NoticeKind.CHANGED not in kinds:
                 self.notify(
                     "The explainer changed since this session began; the tutor goes on with the new text.",
                     title="File changed",
