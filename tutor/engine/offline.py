@@ -179,8 +179,7 @@ class OfflineGuide:
         self.misses: dict[int, int] = {}  # times each check of the current concept was missed
         self.presented: set[str] = set()  # concepts whose section was shown in this session
         self.visited: list[str] = []  # concepts walked through in this session, in order
-        # Headings with nothing under them but subheadings (a plain file's "# Title") are
-        # containers, not lessons: the walk passes over them, unless everything is empty.
+        # Headings with only subheadings under them are containers: the walk passes over them.
         empty = {c.id for c in explainer.concepts if not c.section.text.strip() and not c.summary and not c.checks}
         self.empty: set[str] = empty if len(empty) < len(explainer.concepts) else set()
         self._out: list[str] = []
@@ -210,7 +209,7 @@ class OfflineGuide:
         """A short "welcome back" that repeats what we were waiting for."""
         self._begin(seq)
         if self.phase == Phase.DONE:
-            self._say(f"Welcome back. We have been through all of {self.ex.title}. {self._progress_text()}")
+            self._say(f"Welcome back. We have been through all of {self.ex.title}. {progress_text(self.ex, self.model, self.empty)}")
         else:
             self._say("Welcome back. " + self._pending_prompt())
         return self._end()
@@ -226,7 +225,7 @@ class OfflineGuide:
             self._say(HELP_TEXT + "\n\n" + self._pending_prompt())
             return self._end()
         if t in PROGRESS:
-            self._say(self._progress_text() + ("" if self.phase == Phase.DONE else "\n\n" + self._pending_prompt()))
+            self._say(progress_text(self.ex, self.model, self.empty) + ("" if self.phase == Phase.DONE else "\n\n" + self._pending_prompt()))
             return self._end()
         if t in SKIP and self.phase != Phase.DONE:
             self._skip()
@@ -563,7 +562,7 @@ class OfflineGuide:
     def _finish_walk(self, inline: bool = False) -> Step | None:
         self.phase = Phase.DONE
         self.concept = None
-        self._say(self._progress_text(final=True))
+        self._say(progress_text(self.ex, self.model, self.empty, final=True))
         self._finished = True
         return None if inline else self._end(finished=True)
 
@@ -590,25 +589,8 @@ class OfflineGuide:
         return self._end(finished=self.phase == Phase.DONE)
 
     def _pending_prompt(self) -> str:
-        if self.phase == Phase.DONE or self.concept is None:
-            return "We have been through everything. Ask a question, or type 'explain <topic>'."
-        c = self.ex.concept(self.concept)
-        if self.phase == Phase.ASK:
-            return f"Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)"
-        if self.phase == Phase.EXPLAIN:
-            return f"We are reading § {c.section.heading} (part {self.piece + 1} of {len(self.pieces)}). Press Enter or type 'more' to read on."
-        if self.phase == Phase.CHECK:
-            return f"{c.checks[self.check].question}\n\n(Type your answer, or 'skip'.)"
-        if self.phase == Phase.VERIFY:
-            return f"{c.checks[0].question}\n\n(Type your answer, or 'not sure'.)"
-        if self.phase == Phase.VERIFY_GRADE:
-            return f"Did your answer to \"{c.checks[0].question}\" cover the explainer's points? (yes / no)"
-        if self.phase == Phase.GRADE:
-            return f"Did your answer to \"{c.checks[self.check].question}\" match the explainer's? (yes / no)"
-        return ""
-
-    def _progress_text(self, final: bool = False) -> str:
-        return progress_text(self.ex, self.model, self.empty, final=final)
+        c = self.ex.concept(self.concept) if self.concept is not None and self.phase != Phase.DONE else None
+        return pending_prompt(self.phase, c, part=(self.piece + 1, len(self.pieces)), check=self.check)
 
     def _misconceptions(self, items: list[str]) -> None:
         if items:
@@ -636,6 +618,25 @@ class OfflineGuide:
 _CONTENT = re.compile(r"[^\W_]{4,}")
 _COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
                     "does each every some more most such very same other just like will would could should".split())
+
+
+def pending_prompt(phase: Phase, c: Concept | None, *, part: tuple[int, int], check: int) -> str:
+    """What the walk is waiting for, said again after a question, a help text or a resume."""
+    if c is None:
+        return "We have been through everything. Ask a question, or type 'explain <topic>'."
+    if phase == Phase.ASK:
+        return f"Do you already know about {ending(in_sentence(c.title), '?')} (yes / no / not sure)"
+    if phase == Phase.EXPLAIN:
+        return f"We are reading § {c.section.heading} (part {part[0]} of {part[1]}). Press Enter or type 'more' to read on."
+    if phase == Phase.CHECK:
+        return f"{c.checks[check].question}\n\n(Type your answer, or 'skip'.)"
+    if phase == Phase.VERIFY:
+        return f"{c.checks[0].question}\n\n(Type your answer, or 'not sure'.)"
+    if phase == Phase.VERIFY_GRADE:
+        return f"Did your answer to \"{c.checks[0].question}\" cover the explainer's points? (yes / no)"
+    if phase == Phase.GRADE:
+        return f"Did your answer to \"{c.checks[check].question}\" match the explainer's? (yes / no)"
+    return ""
 
 
 def opening_question(ex: Explainer, c: Concept) -> str:
