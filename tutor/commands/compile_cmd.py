@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import click
 
-try:  # C's shared --db option; a local equivalent until it lands
-    from tutor.commands._options import db_option
-except ImportError:  # pragma: no cover - only before the store module exists
-    db_option = click.option(
-        "--db", "db", metavar="PATH", default=None, help="Session database (default: see `tutor where`)."
-    )
+from tutor.commands._options import db_option
 
 
 @click.command("compile")

@@ -376,12 +376,6 @@ def parse_summary(summary: str | None) -> tuple[str | None, list[str], int]:
     return summary, [], 0
 
 
-def split_summary(summary: str | None) -> tuple[str | None, list[str]]:
-    """(summary text without the marker line, ids of the sections shown before it)."""
-    body, ids, _ = parse_summary(summary)
-    return body, ids
-
-
 def with_sections_marker(summary: str, ids: list[str], quiet: int = 0) -> str:
     return summary.rstrip() + "\n" + SECTIONS_MARKER + ", ".join(ids) + (f"; quiet: {quiet}" if quiet else "") + "]"
 
