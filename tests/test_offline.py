@@ -633,3 +633,17 @@ def test_empty_headings_are_not_concepts_on_the_commonmark_spec():
     ex = load(spec)
     titles = [c.title for c in ex.concepts]
     assert "Introduction" not in titles and titles[0] == "What is Markdown?"
+
+
+def test_a_short_answer_that_gives_the_references_direct_answer_is_accepted():
+    from tutor.engine.offline import matches_reference
+
+    ref = "None. Both paths have the same content, so they point at the same blob, which already exists."
+    assert matches_reference("I think none.", ref)
+    assert matches_reference("The version you added", "The version you added. git add hashed the file's content.")
+    # a bare yes or no is a coin flip: it is graded by the reader against the key points
+    assert not matches_reference("I think no.", "No. A commit names a complete root tree, plus its parents.")
+    # the lead's word inside an answer that says something else
+    assert not matches_reference("none of the index, working copy or stash tracks it", ref)
+    # a long first sentence is not a direct answer to match by its words
+    assert not matches_reference("the hash", "The hash is computed only from the header, a NUL byte and the content.")

@@ -717,7 +717,16 @@ def matches_reference(answer: str, reference: str) -> bool:
     grading (offline cannot judge free text)."""
     a, r = _stems(answer), _stems(reference)
     shared = a & r
-    return len(shared) >= 3 and len(shared) >= 0.6 * len(a)
+    return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, r, reference)
+
+
+def _states_the_lead(a: set[str], r: set[str], reference: str) -> bool:
+    """A short answer that gives the reference's first sentence when that sentence is the
+    direct answer ("None.", "The version you added."), and adds little of its own. A bare
+    yes or no has no content words, so it never passes: a coin flip verifies nothing."""
+    lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
+    want = _stems(lead)
+    return bool(want) and len(lead.split()) <= 8 and want <= a and len(a - r) <= 2
 
 
 def matched_misconception(answer: str, misconceptions: list[str]) -> str | None:
