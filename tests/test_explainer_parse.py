@@ -114,3 +114,25 @@ def test_check_standard_input_needs_no_temporary_file(monkeypatch):
     assert r.exit_code == 0 and r.output.startswith("-: OK - stdin"), r.output
     r = CliRunner().invoke(cli, ["check", "-"], input=b"# T\n\nx\x00\n")
     assert r.exit_code == 1 and "-:3: looks like a binary file" in r.output, r.output
+
+
+def test_the_package_points_one_way_and_stays_in_small_steps():
+    """tutor/explainer/ imports no store, engine, app or CLI code; no function over 120
+    lines, no class over 450 (issue 11.7: the loader as named steps)."""
+    import ast
+
+    import tutor.explainer
+
+    forbidden = ("tutor.store", "tutor.engine", "tutor.app", "tutor.commands", "tutor.cli", "click", "rich", "textual")
+    for path in sorted(Path(tutor.explainer.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for n in names:
+                assert not any(n == f or n.startswith(f + ".") for f in forbidden), (path.name, n)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= (450 if isinstance(node, ast.ClassDef) else 120), (path.name, node.name, length)
