@@ -28,7 +28,7 @@ from tutor.errors import ErrorCode, TutorError
 
 if TYPE_CHECKING:
     from tutor.engine.backend import BackendEvent, Retrying
-    from tutor.engine.models import CallKind, Effort
+    from tutor.engine.models import CallKind, Effort, Reported
     from tutor.engine.prices import Prices
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -211,6 +211,7 @@ class StreamResult(TokenUsage):
     stop_reason: str | None
     complete: bool  # False when the model hit max_tokens
     thinking: bool = False  # the model thought before it answered (its text is never kept)
+    structured: bool = False  # the request carried output_config.format: the text is JSON of that schema
 
 
 class BackendError(TutorError):
@@ -412,8 +413,10 @@ class ClaudeBackend:
         effort: Effort | None = None,
         limits: Limits | None = None,
         prices: dict[str, Prices] | None = None,
+        reported: Reported | None = None,
     ):
         self.prices = prices or {}  # the reader's prices.yaml, over the built-in table
+        self.reported = reported  # what the Models API said (model_report), e.g. by an earlier backend
         self.local = local and not (base_url and is_anthropic_url(base_url))
         explicit = model or os.environ.get(MODEL_ENV)
         # A local server's model comes from --model or its own list (resolve_server_model).
@@ -448,7 +451,7 @@ class ClaudeBackend:
             ) from None
 
     def _set_profile(self) -> None:
-        from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message
+        from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message, with_reported
 
         self.name = f"local:{self.model}" if self.local else f"claude:{self.model}"
         from tutor.engine.prices import match, priced
@@ -460,7 +463,7 @@ class ClaudeBackend:
             if own is not None:
                 note = note.replace("and Sonnet prices", f"and your prices ({own.source})")
             self.notices.append(note + ".")
-        self.profile = priced(found or UNKNOWN, own) if own is not None else (found or UNKNOWN)
+        self.profile = with_reported(priced(found or UNKNOWN, own) if own is not None else (found or UNKNOWN), self.reported)
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
@@ -485,21 +488,32 @@ class ClaudeBackend:
         self._set_profile()
         return self.model
 
-    async def context_tokens(self) -> int | None:
-        """The model's input window from the Models API, or None when it cannot be had
-        (an old SDK, a proxy without /v1/models, a network error): callers then assume a
-        default. A 1M-token model must not be refused notes a 200k one could not read."""
-        from tutor.engine.models import with_reported
+    async def model_report(self) -> Reported | None:
+        """What the Models API says of this model (its window, output limit and whether it takes
+        structured output), applied to the profile; None when it cannot be had (an old proxy
+        without /v1/models, a network error): the table's figures stay."""
+        from tutor.engine.models import Reported
 
         try:
             info = await self._client.models.retrieve(self.model, timeout=min(self.timeout, 10.0))
         except Exception:  # noqa: BLE001 - a missing number is not worth failing over
             return None
-        value = getattr(info, "max_input_tokens", None)
-        out = getattr(info, "max_tokens", None)
-        window = value if isinstance(value, int) and value > 0 else None
-        self.profile = with_reported(self.profile, context_window=window, max_output=out if isinstance(out, int) and out > 0 else None)
-        return window
+        value, out = getattr(info, "max_input_tokens", None), getattr(info, "max_tokens", None)
+        caps = getattr(info, "capabilities", None)
+        so = getattr(getattr(caps, "structured_outputs", None), "supported", None)
+        self.reported = Reported(
+            context_window=value if isinstance(value, int) and value > 0 else None,
+            max_output=out if isinstance(out, int) and out > 0 else None,
+            structured_output=so if isinstance(so, bool) else None,
+        )
+        self._set_profile()
+        return self.reported
+
+    async def context_tokens(self) -> int | None:
+        """The model's input window from the Models API, or None when it cannot be had: callers
+        then assume a default. A 1M-token model must not be refused notes a 200k one could not read."""
+        report = await self.model_report()
+        return report.context_window if report is not None else None
 
     def _cost(self, usage: dict[str, int], write_1h: int) -> float:
         from tutor.engine.models import cost_usd
@@ -521,6 +535,7 @@ class ClaudeBackend:
             stop_reason=stop,
             complete=stop != "max_tokens",
             thinking=thinking,
+            structured=False,
             cost_usd=self._cost(usage, write_1h),
             **usage,
         )
@@ -549,6 +564,7 @@ class ClaudeBackend:
         messages: list[dict],
         kind: CallKind | None = None,
         effort: Effort | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> AsyncGenerator[BackendEvent, None]:
         """One streamed reply: Retrying (maybe), ThinkingStarted (maybe), TextPiece..., then Finished.
 
@@ -556,7 +572,9 @@ class ClaudeBackend:
         including a stream that ends without a stop_reason and a turn that passes its
         Limits. A failure before the first word is retried (bounded, each wait announced
         by a Retrying event); after it, the reader's retry decides. Closing the iterator
-        closes the HTTP stream, also during a retry wait.
+        closes the HTTP stream, also during a retry wait. ``json_schema`` is sent as
+        ``output_config.format`` only where the profile says the model takes it
+        (``Finished.result.structured`` tells).
         """
         from tutor.engine.backend import Finished, Retrying, TextPiece, ThinkingStarted
         from tutor.engine.models import CallKind, Effort, call_params, effort_for
@@ -565,7 +583,7 @@ class ClaudeBackend:
         if self.local and not self.model:
             await self.resolve_server_model()
         eff = effort_for(kind, effort or self.effort)
-        params = call_params(self.profile, kind, eff)
+        params = call_params(self.profile, kind, eff, json_schema=json_schema)
         limits = self.limits
         turn = kind == CallKind.TUTOR_TURN  # compile writes long replies: a longer deadline and no size cap
         loop = asyncio.get_running_loop()
@@ -640,6 +658,7 @@ class ClaudeBackend:
                 raise err from None
             text = "".join(parts)
             result = self._result(message, text, thinking)
+            result.structured = "format" in (params.get("output_config") or {})
             if result.stop_reason is None:
                 err = BackendError(
                     ErrorCode.NO_STOP_REASON,
@@ -655,7 +674,7 @@ class ClaudeBackend:
                 # and with more room, rather than show the reader an empty reply.
                 roomier = True
                 spent.add(result)
-                params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"])
+                params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"], json_schema=json_schema)
                 continue
             result.add(spent)
             self._check_window(system, messages, result)
@@ -736,12 +755,14 @@ class ClaudeBackend:
         effort: Effort | None = None,
         on_text: Callable[[str], Awaitable[None] | None] | None = None,
         on_retry: Callable[[Retrying], None] | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> StreamResult:
         """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)
         and ``on_retry`` on each retry wait, so the wait is said, not silent."""
         from tutor.engine.backend import Finished, Retrying, TextPiece
 
-        async with aclosing(self.events(system=system, messages=messages, kind=kind, effort=effort)) as events:
+        events_ = self.events(system=system, messages=messages, kind=kind, effort=effort, json_schema=json_schema)
+        async with aclosing(events_) as events:
             async for ev in events:
                 if isinstance(ev, TextPiece) and on_text is not None:
                     r = on_text(ev.text)  # its own errors are its own: they pass through as they are
