@@ -372,6 +372,18 @@ def example_for(schema: dict[str, Any]) -> Any:
     return {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False, "null": None}.get(str(t))
 
 
+def _off_schema(body: dict[str, Any], reply: Reply) -> str | None:
+    """Why a scripted reply could not answer this request's output_config.format, or None."""
+    schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
+    if schema is None or reply.kind != "text" or reply.stop_reason != "end_turn":
+        return None
+    try:
+        wrong = schema_mismatch(json.loads(reply.text), schema)
+    except ValueError:
+        wrong = "not JSON"
+    return f"the scripted reply does not follow output_config.format: {wrong}" if wrong else None
+
+
 def json_reply(obj: Any, **kw: Any) -> Reply:
     """A streamed reply whose text is ``obj`` as JSON: what a structured-output request returns."""
     return text(json.dumps(obj), **kw)
@@ -654,16 +666,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = api.next_reply(body)
         rec.reply_kind = reply.kind
-        schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
-        if schema is not None and reply.kind == "text" and reply.stop_reason == "end_turn":
-            try:
-                wrong = schema_mismatch(json.loads(reply.text), schema)
-            except ValueError:
-                wrong = "not JSON"
-            if wrong:  # a test scripted what constrained decoding could not produce: fail loudly
-                self._send_json(500, {"type": "error", "error": {"type": "api_error",
-                                      "message": f"fake API: the scripted reply does not follow output_config.format: {wrong}"}})
-                return
+        if (wrong := _off_schema(body, reply)) is not None:  # a test scripted what constrained decoding could not produce
+            self._send_json(500, {"type": "error", "error": {"type": "api_error", "message": f"fake API: {wrong}"}})
+            return
         if reply.kind == "http_error":
             self._send_json(
                 reply.status,

@@ -396,6 +396,19 @@ def _usage_of(message: Any) -> tuple[dict[str, int], int]:
     return out, int(getattr(split, "ephemeral_1h_input_tokens", 0) or 0)
 
 
+def _unfinished(text: str, result: StreamResult, spent: TokenUsage) -> BackendError:
+    """A stream that ended without a stop_reason, billed for what it and earlier attempts used."""
+    err = BackendError(
+        ErrorCode.NO_STOP_REASON,
+        "Claude's reply ended before it was finished.",
+        hint="The partial reply was kept; retry to get a complete one.",
+        partial_text=text,
+    )
+    result.add(spent)
+    err.usage = result
+    return err
+
+
 class ClaudeBackend:
     """Streams Messages API replies through the SDK's ``messages.stream`` helper, with our
     bounded, visible retries and deadlines (Limits), settings per kind of call from ``models.py``, and one retry with more room
@@ -527,7 +540,7 @@ class ClaudeBackend:
             write_1h,
         )
 
-    def _result(self, message: Any, text: str, thinking: bool) -> StreamResult:
+    def _result(self, message: Any, text: str, thinking: bool, *, structured: bool = False) -> StreamResult:
         usage, write_1h = _usage_of(message)
         stop = getattr(message, "stop_reason", None)
         return StreamResult(
@@ -535,7 +548,7 @@ class ClaudeBackend:
             stop_reason=stop,
             complete=stop != "max_tokens",
             thinking=thinking,
-            structured=False,
+            structured=structured,
             cost_usd=self._cost(usage, write_1h),
             **usage,
         )
@@ -572,9 +585,7 @@ class ClaudeBackend:
         including a stream that ends without a stop_reason and a turn that passes its
         Limits. A failure before the first word is retried (bounded, each wait announced
         by a Retrying event); after it, the reader's retry decides. Closing the iterator
-        closes the HTTP stream, also during a retry wait. ``json_schema`` is sent as
-        ``output_config.format`` only where the profile says the model takes it
-        (``Finished.result.structured`` tells).
+        closes the HTTP stream, also during a retry wait.
         """
         from tutor.engine.backend import Finished, Retrying, TextPiece, ThinkingStarted
         from tutor.engine.models import CallKind, Effort, call_params, effort_for
@@ -657,18 +668,9 @@ class ClaudeBackend:
                     continue
                 raise err from None
             text = "".join(parts)
-            result = self._result(message, text, thinking)
-            result.structured = "format" in (params.get("output_config") or {})
+            result = self._result(message, text, thinking, structured="format" in (params.get("output_config") or {}))
             if result.stop_reason is None:
-                err = BackendError(
-                    ErrorCode.NO_STOP_REASON,
-                    "Claude's reply ended before it was finished.",
-                    hint="The partial reply was kept; retry to get a complete one.",
-                    partial_text=text,
-                )
-                result.add(spent)
-                err.usage = result
-                raise err
+                raise _unfinished(text, result, spent)
             if result.stop_reason == "max_tokens" and not text.strip() and not roomier:
                 # Thinking used all the room before one visible word: once more, thinking less
                 # and with more room, rather than show the reader an empty reply.
@@ -758,7 +760,8 @@ class ClaudeBackend:
         json_schema: dict[str, Any] | None = None,
     ) -> StreamResult:
         """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)
-        and ``on_retry`` on each retry wait, so the wait is said, not silent."""
+        and ``on_retry`` on each retry wait, so the wait is said, not silent. ``json_schema``
+        goes as ``output_config.format`` only where the model takes it (``result.structured``)."""
         from tutor.engine.backend import Finished, Retrying, TextPiece
 
         events_ = self.events(system=system, messages=messages, kind=kind, effort=effort, json_schema=json_schema)
