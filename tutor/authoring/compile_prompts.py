@@ -292,8 +292,8 @@ _OUTLINE_RE = re.compile(r"<outline>(.*?)</outline>", re.S | re.I)
 
 def take_feedback(reply: str) -> tuple[str, list[str]]:
     """(the reply without its <feedback> tags, the notes in them), by the one tag parser."""
-    notes = [" ".join(t.text.split()) for t in feedback_notes(reply)]
-    return strip_tags(reply, ("feedback",)), [n for n in notes if n]
+    notes = [" ".join(t.text.split()) + ("" if t.complete else " [cut off]") for t in feedback_notes(reply)]
+    return strip_tags(reply, ("feedback",)), [n for n in notes if n.removesuffix(" [cut off]")]
 
 
 def new_notes(notes: list[str], sent: list[str]) -> list[str]:
