@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,24 +78,19 @@ def check_target(output: str | Path, *, force: bool, notes: list[NoteFile] | Non
 
 
 def validate_text(text: str, name: str) -> tuple[Explainer | None, list[Problem]]:
-    """Run the real loader on ``text`` (written to a temp file named like the target).
+    """Run the real loader on ``text`` as the file ``name``.
 
     Returns (explainer, []) when valid, else (None, problems) with lines as the loader
-    reported them, the file name rewritten to ``name``.
+    reported them, named ``name``.
     """
     from tutor.errors import ExplainerError
-    from tutor.explainer import load
+    from tutor.explainer import parse
 
-    with tempfile.TemporaryDirectory(prefix="tutor-compile-") as d:
-        p = Path(d) / (Path(name).name or "explainer.md")
-        p.write_text(text, encoding="utf-8")
-        try:
-            exp = load(p)
-        except ExplainerError as e:
-            return None, [Problem(name, pr.line, pr.message) for pr in e.problems]
-        except TutorError as e:
-            return None, [Problem(name, None, str(e))]
-    if getattr(exp, "plain", False):
+    try:
+        exp = parse(text, name)
+    except ExplainerError as e:
+        return None, list(e.problems)
+    if exp.plain:
         return None, [Problem(name, 1, "no format-v1 front matter (expected a '---' block with 'tutor: 1')")]
     return exp, []
 

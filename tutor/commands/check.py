@@ -56,28 +56,16 @@ STDIN = "-"
 def load_path(path: str):
     """``load(path)``; ``-`` reads the explainer from standard input (editors, pipes) and
     names it ``-`` in every message."""
-    from tutor.errors import ExplainerError, Problem
-    from tutor.explainer import load
+    from tutor.explainer import load, parse
 
     if path.lower().startswith(("http://", "https://")):
         return _load_url(path)
     if path != STDIN:
         return load(path)
     import sys
-    import tempfile
-    from pathlib import Path
 
-    def renamed(problems: list, tmp: str) -> list:
-        return [Problem(STDIN if p.file == tmp else p.file, p.line, p.message.replace(tmp, STDIN)) for p in problems]
-
-    with tempfile.TemporaryDirectory() as d:
-        tmp = str(Path(d) / "stdin.md")
-        Path(tmp).write_bytes(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode())
-        try:
-            ex = load(tmp)
-        except ExplainerError as e:
-            raise ExplainerError(renamed(e.problems, tmp)) from None
-    return ex.model_copy(update={"path": STDIN, "warnings": renamed(ex.warnings, tmp)})
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    return parse(data, STDIN)
 
 
 def _load_url(url: str):

@@ -1,10 +1,10 @@
 """Section search for the offline mode: answer a free-text question with the best passage.
 
-Why FTS5 in memory: SQLite is already our storage engine, its FTS5 module ships with
-Python's sqlite3, and its ``bm25()`` ranking with the porter stemmer is good enough to
-find "the paragraph about checkpoints" for "when does a checkpoint happen?". The index
-is rebuilt per session (explainers are small; building takes milliseconds) so nothing
-about the explainer's text has to live in the session database.
+Why FTS5 in memory (``store/passages.py``, with the rest of the SQL): SQLite is already our
+storage engine, and its ``bm25()`` ranking with the porter stemmer is good enough to find
+"the paragraph about checkpoints" for "when does a checkpoint happen?". The index is
+rebuilt per session (explainers are small) so nothing of the explainer's text has to live
+in the session database.
 
 Also home of ``blocks()``: splitting Markdown into paragraphs without cutting a fenced
 code block or a list in half, used both for passages here and for the offline mode's
@@ -14,11 +14,11 @@ code block or a list in half, used both for passages here and for the offline mo
 from __future__ import annotations
 
 import re
-import sqlite3
 
 from pydantic import BaseModel
 
 from tutor.explainer import Explainer
+from tutor.store.passages import Passage, PassageIndex
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING_RE = re.compile(r"^ {0,3}#{1,6}(\s|$)")
@@ -134,14 +134,7 @@ class SectionIndex:
     """An in-memory FTS5 index of an explainer's passages (one row per block)."""
 
     def __init__(self, explainer: Explainer):
-        self.conn = sqlite3.connect(":memory:")
-        self.conn.execute(
-            # title: what a heading match is scored on (the heading, plus the term for a
-            # glossary row); heading: what the reader is told to look under
-            "CREATE VIRTUAL TABLE passages USING fts5(title, body, concept UNINDEXED, kind UNINDEXED, heading UNINDEXED,"
-            " tokenize='porter unicode61')"
-        )
-        rows = []
+        rows: list[Passage] = []
         for c in explainer.concepts:
             for b in passages(c.section.text):
                 rows.append((c.section.heading, b, c.id, "text", c.section.heading))
@@ -154,8 +147,8 @@ class SectionIndex:
             # Bold definitions as a glossary: "what is a frame?" wants the defining sentence.
             for term, sentence in glossary(c.section.text):
                 rows.append((f"{c.section.heading} {term}", sentence, c.id, "term", c.section.heading))
-        self.conn.executemany("INSERT INTO passages (title, body, concept, kind, heading) VALUES (?, ?, ?, ?, ?)", rows)
-        self.size = len(rows)
+        self.index = PassageIndex(rows)
+        self.size = self.index.size
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
         """Best passages first, grouped by concept: the concept whose passages answer best
@@ -183,20 +176,8 @@ class SectionIndex:
         return ordered[:limit]
 
     def _search(self, question: str, limit: int) -> list[Hit]:
-        terms = query_terms(question)
-        if not terms:
-            return []
-        q = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        try:
-            cur = self.conn.execute(
-                # heading matches count double: a question naming a section wants that section
-                "SELECT concept, heading, body, bm25(passages, 2.0, 1.0) AS s, kind FROM passages"
-                " WHERE passages MATCH ? ORDER BY s, rowid LIMIT ?",
-                (q, limit),
-            )
-        except sqlite3.OperationalError:
-            return []
-        return [Hit(concept_id=r[0], heading=r[1], passage=r[2], score=-float(r[3]), kind=r[4]) for r in cur.fetchall()]
+        return [Hit(concept_id=c, heading=h, passage=b, score=sc, kind=k)
+                for c, h, b, sc, k in self.index.match(query_terms(question), limit)]
 
     def close(self) -> None:
-        self.conn.close()
+        self.index.close()
