@@ -108,6 +108,9 @@ Not covered yet: the default checkpoint threshold; how big a frame is.
 """
 
 
+NO_FOLLOW_UPS = "Nothing to follow up: the answers are clear and agree with the notes."  # a follow-up round's empty reply
+
+
 def explainer_reply(*, prereq: str = "pages", preamble: bool = False, fence: bool = True) -> str:
     """A format-v1 explainer as Claude might send it (in a ```markdown fence, no preamble)."""
     body = f"""\

@@ -275,6 +275,133 @@ def empty_502() -> Reply:
     return raw_http(502)
 
 
+# ---------------------------------------------------------------------------
+# Structured output (output_config.format)
+#
+# What the API refuses in a schema (docs/fake-api.md, "Structured output"), and a check that a
+# scripted reply follows the schema it was asked for, so a test cannot script JSON that the
+# real constrained decoding could never produce.
+
+SCHEMA_CONSTRAINTS = (
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minLength", "maxLength", "maxItems", "minProperties", "maxProperties",
+)
+
+
+def schema_problem(fmt: Any) -> str | None:
+    """Why the API would answer 400 to this ``output_config.format``, or None."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        return "output_config.format: expected {type: 'json_schema', schema: {...}}"
+    root = fmt["schema"]
+    defs = {**(root.get("$defs") or {}), **(root.get("definitions") or {})}
+
+    def walk(node: Any, path: str, refs: tuple[str, ...]) -> str | None:
+        if isinstance(node, list):
+            return next((p for i, n in enumerate(node) if (p := walk(n, f"{path}[{i}]", refs))), None)
+        if not isinstance(node, dict):
+            return None
+        for k in SCHEMA_CONSTRAINTS:
+            if k in node:
+                return f"output_config.format.schema{path}: '{k}' is not supported"
+        if node.get("minItems", 0) not in (0, 1):
+            return f"output_config.format.schema{path}: minItems other than 0 or 1 is not supported"
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if ref == "#" or name in refs:
+                return f"output_config.format.schema{path}: recursive schemas are not supported"
+            if name in defs:
+                return walk(defs[name], f"{path}.$ref", refs + (name,))
+        if (node.get("type") == "object" or "properties" in node) and node.get("additionalProperties") is not False:
+            return f"output_config.format.schema{path}: objects must set additionalProperties: false"
+        for key in ("properties", "$defs", "definitions"):
+            for name, sub in (node.get(key) or {}).items():
+                if (p := walk(sub, f"{path}.{key}.{name}", refs + ((name,) if key != "properties" else ()))):
+                    return p
+        for key in ("items", "anyOf", "allOf"):
+            if key in node and (p := walk(node[key], f"{path}.{key}", refs)):
+                return p
+        return None
+
+    return walk(root, "", ())
+
+
+_JSON_TYPES: dict[str, Any] = {
+    "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+    "integer": int, "number": (int, float),
+}
+
+
+def schema_mismatch(value: Any, schema: dict[str, Any], path: str = "$") -> str | None:
+    """Where ``value`` breaks ``schema`` (the subset structured output uses), or None."""
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{path}: {value!r} is not one of {schema['enum']}"
+    if "anyOf" in schema:
+        return None if any(schema_mismatch(value, s, path) is None for s in schema["anyOf"]) else f"{path}: matches no anyOf branch"
+    types = schema.get("type")
+    if types is not None:
+        names = types if isinstance(types, list) else [types]
+        ok = any(isinstance(value, _JSON_TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool)) for t in names)
+        if not ok:
+            return f"{path}: expected {types}, got {type(value).__name__}"
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        missing = [k for k in schema.get("required") or [] if k not in value]
+        if missing:
+            return f"{path}: missing {missing}"
+        extra = [k for k in value if k not in props]
+        if extra and schema.get("additionalProperties") is False:
+            return f"{path}: unexpected {extra}"
+        return next((p for k, v in value.items() if k in props and (p := schema_mismatch(v, props[k], f"{path}.{k}"))), None)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return next((p for i, v in enumerate(value) if (p := schema_mismatch(v, schema["items"], f"{path}[{i}]"))), None)
+    return None
+
+
+def example_for(schema: dict[str, Any]) -> Any:
+    """The smallest value that follows ``schema``: the default reply to a structured request."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return example_for(schema["anyOf"][0])
+    t = schema.get("type")
+    t = t[0] if isinstance(t, list) else t
+    if t == "object":
+        props = schema.get("properties") or {}
+        return {k: example_for(props.get(k, {})) for k in schema.get("required") or []}
+    return {"array": [], "string": "", "integer": 0, "number": 0, "boolean": False, "null": None}.get(str(t))
+
+
+def _off_schema(body: dict[str, Any], reply: Reply) -> str | None:
+    """Why a scripted reply could not answer this request's output_config.format, or None."""
+    schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
+    if schema is None or reply.kind != "text" or reply.stop_reason != "end_turn":
+        return None
+    try:
+        wrong = schema_mismatch(json.loads(reply.text), schema)
+    except ValueError:
+        wrong = "not JSON"
+    return f"the scripted reply does not follow output_config.format: {wrong}" if wrong else None
+
+
+def json_reply(obj: Any, **kw: Any) -> Reply:
+    """A streamed reply whose text is ``obj`` as JSON: what a structured-output request returns."""
+    return text(json.dumps(obj), **kw)
+
+
+def capabilities(*, structured_outputs: bool) -> dict[str, Any]:
+    """A Models API ``capabilities`` object (every key present, as the API sends it)."""
+    yes, no = {"supported": True}, {"supported": False}
+    return {
+        "batch": yes, "citations": yes, "code_execution": no, "image_input": yes, "pdf_input": yes,
+        "context_management": {"supported": False},
+        "effort": {"supported": True, "low": yes, "medium": yes, "high": yes, "max": yes},
+        "server_tools": {"supported": False, "code_execution": no, "web_search": no},
+        "structured_outputs": yes if structured_outputs else no,
+        "thinking": {"supported": True, "types": {"adaptive": yes, "between_tools": no, "disabled": no, "enabled": no}},
+    }
+
+
 @dataclass
 class RecordedRequest:
     path: str
@@ -496,10 +623,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/v1/models/") and api.max_input_tokens is not None:
             model = path.rsplit("/", 1)[-1]
             # The Models API's ModelInfo (GET /v1/models/{id}); GETs are not in `requests`.
-            self._send_json(200, {
+            info = {
                 "type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z",
                 "lifecycle": "active", "max_input_tokens": api.max_input_tokens, "max_tokens": 64_000,
-            })
+            }
+            if api.structured_outputs is not None:
+                info["capabilities"] = capabilities(structured_outputs=api.structured_outputs)
+            self._send_json(200, info)
             return
         self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": f"fake API: no GET {path}"}})
 
@@ -536,6 +666,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply = api.next_reply(body)
         rec.reply_kind = reply.kind
+        if (wrong := _off_schema(body, reply)) is not None:  # a test scripted what constrained decoding could not produce
+            self._send_json(500, {"type": "error", "error": {"type": "api_error", "message": f"fake API: {wrong}"}})
+            return
         if reply.kind == "http_error":
             self._send_json(
                 reply.status,
@@ -754,6 +887,9 @@ class FakeAPI:
         # What GET /v1/models/{id} reports as the input window; None: that endpoint is a 404
         # (a proxy without the Models API), so callers must fall back.
         self.max_input_tokens: int | None = 200_000
+        # Structured output: None accepts output_config.format and says nothing in the Models API;
+        # True / False is reported there as capabilities.structured_outputs, and False refuses it.
+        self.structured_outputs: bool | None = None
         # Behave like an adaptive-thinking model (a thinking block first, thinking tokens spent
         # against max_tokens, 400 on thinking disabled). Off: the plain pre-thinking fake.
         self.thinking = thinking and flavor == "anthropic"
@@ -818,10 +954,18 @@ class FakeAPI:
         if self.handler is not None:
             r = self.handler(body)
             return text(r) if isinstance(r, str) else r
-        return text(self.default_text)
+        schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
+        return json_reply(example_for(schema)) if isinstance(schema, dict) else text(self.default_text)
 
     def refuse(self, body: dict[str, Any]) -> str | None:
-        """The 400 today's thinking models give to what they no longer take, or None."""
+        """The 400 the API gives to what a model does not take (a bad or unsupported
+        ``output_config.format``; in thinking mode what today's models no longer take), or None."""
+        fmt = (body.get("output_config") or {}).get("format")
+        if fmt is not None:
+            if self.structured_outputs is False:
+                return "output_config.format: structured outputs are not supported for this model"
+            if (problem := schema_problem(fmt)) is not None:
+                return problem
         if not self.thinking:
             return None
         if (body.get("thinking") or {}).get("type") == "disabled":

@@ -12,7 +12,7 @@ import pytest
 
 from tutor.explainer import load
 
-from compile_helpers import OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
+from compile_helpers import NO_FOLLOW_UPS, OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
 from fake_api import http_error, prompt_too_long, text
 
 
@@ -37,7 +37,7 @@ def _user_texts(body: dict) -> str:
 
 
 def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_path):
-    fake_api.enqueue(text(OUTLINE_REPLY, chunk_size=40), text(explainer_reply(), chunk_size=64))
+    fake_api.enqueue(text(OUTLINE_REPLY, chunk_size=40), NO_FOLLOW_UPS, text(explainer_reply(), chunk_size=64))
     out = tmp_path / "wal.md"
     r = run_cli(
         ["compile", str(notes), "-o", str(out)],
@@ -58,9 +58,11 @@ def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_
     assert "1 gap(s) marked [GAP: ...]" in r.stderr
     assert not out.with_name("wal.draft.md").exists()
 
-    # Two requests: outline, then the write with the answers and the skipped question.
-    assert len(fake_api.requests) == 2
-    write = _user_texts(fake_api.bodies[1])
+    # Three requests: outline, a follow-up round on the two answers (nothing to ask), then the
+    # write with the answers and the skipped question.
+    assert len(fake_api.requests) == 3
+    assert "Follow-up round 1 of 2" in _user_texts(fake_api.bodies[1])
+    write = _user_texts(fake_api.bodies[2])
     assert "<answer>4096 bytes</answer>" in write
     assert "<answer>Yes, briefly: it is the default journal mode</answer>" in write
     assert "- What is the default checkpoint threshold?" in write  # skipped -> a gap to mark
@@ -77,7 +79,8 @@ def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_
         notes_blocks = [b for b in body["messages"][0]["content"] if "<notes file=" in b.get("text", "")]
         assert len(notes_blocks) == 1 and notes_blocks[0]["cache_control"] == {"type": "ephemeral"}
     assert fake_api.requests[0].usage["cache_creation_input_tokens"] > 0
-    assert fake_api.requests[1].usage["cache_read_input_tokens"] >= fake_api.requests[0].usage["cache_creation_input_tokens"]
+    for later in fake_api.requests[1:]:
+        assert later.usage["cache_read_input_tokens"] >= fake_api.requests[0].usage["cache_creation_input_tokens"]
 
     # The Q&A is in the database.
     with _db(tmp_path) as db:
@@ -262,11 +265,11 @@ def test_ctrl_c_mid_questions_then_resume(fake_api, notes, tmp_path):
     assert "--resume" in err and "Traceback" not in err
     assert not out.exists()
 
-    fake_api.enqueue(explainer_reply())
+    fake_api.enqueue(NO_FOLLOW_UPS, explainer_reply())
     r = run_cli(["compile", str(notes), "-o", str(out), "--resume"], input="no, WAL first\n\n", env=claude_env(fake_api, tmp_path / "home"))
     assert r.exit_code == 0, r
     assert "Question 1 of 3" not in r.stdout and "Question 2 of 3" in r.stdout and "Question 3 of 3" in r.stdout
-    assert len(fake_api.requests) == 2  # the outline was not asked for again
+    assert len(fake_api.requests) == 3  # the outline was not asked for again (a follow-up round, then the write)
     write = _user_texts(fake_api.bodies[-1])
     assert "<answer>4096 bytes</answer>" in write and "<answer>no, WAL first</answer>" in write
     assert load(out).concepts
@@ -288,14 +291,14 @@ def test_extract_document(reply, expected):
 
 
 def test_parse_outline_without_outline_tag():
-    from tutor.authoring.compile import parse_outline
+    from tutor.authoring.compile_prompts import parse_outline
 
     outline, qs = parse_outline("1. a\n2. b\n<question> What\n is X? </question>\n<question></question>")
     assert outline == "1. a\n2. b" and qs == ["What is X?"]
 
 
 def test_lone_surrogates_from_the_model_are_stored_safely(fake_api, notes, tmp_path):
-    fake_api.enqueue("<outline>odd \ud800 text</outline>\n<question>Why \udc80?</question>", explainer_reply())
+    fake_api.enqueue("<outline>odd \ud800 text</outline>\n<question>Why \udc80?</question>", NO_FOLLOW_UPS, explainer_reply())
     r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], input="because\n", env=claude_env(fake_api, tmp_path / "home"))
     assert r.exit_code == 0, r
     with _db(tmp_path) as db:

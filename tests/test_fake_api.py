@@ -505,3 +505,64 @@ async def test_the_ttl_breakdown_reaches_the_sdk_and_advance_pauses_the_server(f
 
 def test_billed_input_without_a_breakdown_treats_writes_as_5m():
     assert billed_input({"input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000}) == 10 + 125 + 100
+
+
+# -- structured output (output_config.format)
+
+GOOD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}},
+                                             "required": ["id"], "additionalProperties": False}},
+        "done": {"type": "boolean"},
+    },
+    "required": ["items", "done"],
+    "additionalProperties": False,
+}
+
+
+def _fmt(schema):
+    return {"format": {"type": "json_schema", "schema": schema}}
+
+
+@pytest.mark.parametrize(
+    "schema, error",
+    [
+        ({"type": "object", "properties": {"a": {"type": "string"}}}, "additionalProperties: false"),
+        ({**GOOD_SCHEMA, "properties": {"a": {"type": "string", "maxLength": 5}}}, "'maxLength' is not supported"),
+        ({**GOOD_SCHEMA, "properties": {"n": {"type": "integer", "minimum": 1}}}, "'minimum' is not supported"),
+        ({**GOOD_SCHEMA, "properties": {"self": {"$ref": "#"}}}, "recursive schemas are not supported"),
+        ({**GOOD_SCHEMA, "$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                                            "additionalProperties": False}}}, "recursive schemas are not supported"),
+    ],
+)
+def test_a_schema_the_api_refuses_is_a_400(fake_api, schema, error):
+    r = post(fake_api, {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": MSG, "output_config": _fmt(schema)})
+    assert r.status_code == 400 and error in r.json()["error"]["message"]
+    assert fake_api.queue == type(fake_api.queue)()  # nothing scripted was used up (none was)
+
+
+def test_a_structured_request_gets_json_that_follows_its_schema(fake_api):
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": MSG, "output_config": _fmt(GOOD_SCHEMA)}
+    r = post(fake_api, body)  # nothing scripted: the smallest value that follows the schema
+    assert json.loads(r.json()["content"][0]["text"]) == {"items": [], "done": False}
+    from fake_api import json_reply
+
+    fake_api.enqueue(json_reply({"items": [{"id": "pages"}], "done": True}))
+    assert json.loads(post(fake_api, body).json()["content"][0]["text"])["items"] == [{"id": "pages"}]
+    fake_api.enqueue(json_reply({"items": [{"id": "pages", "extra": 1}], "done": True}))  # constrained decoding could not
+    r = post(fake_api, body)
+    assert r.status_code == 500 and "$.items[0]: unexpected ['extra']" in r.json()["error"]["message"]
+    fake_api.structured_outputs = False
+    r = post(fake_api, body)
+    assert r.status_code == 400 and "not supported for this model" in r.json()["error"]["message"]
+
+
+async def test_the_models_api_reports_capabilities_through_the_sdk(fake_api):
+    c = client(fake_api)
+    info = await c.models.retrieve("claude-sonnet-5-5")
+    assert info.capabilities is None  # not reported unless set
+    fake_api.structured_outputs = True
+    info = await c.models.retrieve("claude-sonnet-5-5")
+    assert info.capabilities is not None and info.capabilities.structured_outputs.supported is True
+    await c.close()

@@ -279,3 +279,74 @@ async def test_30_turns_in_the_app_against_a_thinking_model_have_no_empty_or_cut
     # it really thought on every turn, so thinking tokens were in the bill and the room
     assert all(req.body.get("thinking", {}).get("type") == "adaptive" for req in api.requests)
     assert all(req.output_tokens > fake.THINKING_TOKENS["low"] for req in api.requests)
+
+
+# -- structured output: output_config.format only where the model takes it (docs/models.md)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
+    "required": ["questions"],
+    "additionalProperties": False,
+}
+
+
+def test_structured_output_is_sent_only_where_the_table_says_the_model_takes_it():
+    from tutor.engine.models import LOCAL, UNKNOWN, Reported, with_reported
+
+    fmt = {"type": "json_schema", "schema": SCHEMA}
+    adaptive = call_params(profile_for("claude-opus-4-7"), CallKind.COMPILE_OUTLINE, json_schema=SCHEMA)
+    assert adaptive["output_config"] == {"effort": "medium", "format": fmt}
+    budget = call_params(profile_for("claude-haiku-4-5"), CallKind.COMPILE_OUTLINE, json_schema=SCHEMA)
+    assert budget["output_config"] == {"format": fmt} and "thinking" not in budget
+    assert profile_for("claude-sonnet-4-5-20250929").structured_output  # its own row, apart from Sonnet 4
+    for prof in (profile_for("claude-sonnet-4-20250514"), LOCAL, UNKNOWN):
+        assert "format" not in (call_params(prof, CallKind.COMPILE_OUTLINE, json_schema=SCHEMA).get("output_config") or {})
+    assert "format" not in call_params(profile_for("claude-opus-4-7"), CallKind.COMPILE_OUTLINE)["output_config"]  # not asked
+    # The Models API's report wins over the table, both ways; a local server never takes it.
+    assert with_reported(profile_for("claude-sonnet-5-5"), Reported(structured_output=True)).structured_output
+    assert not with_reported(profile_for("claude-opus-4-7"), Reported(structured_output=False)).structured_output
+    assert not with_reported(LOCAL, Reported(structured_output=True)).structured_output
+
+
+async def test_the_request_carries_the_schema_for_a_supporting_model_only():
+    """Through the real SDK: a supporting model gets the schema and a JSON reply that follows
+    it; an older model, an unknown id and a local server get none."""
+    reply = '{"questions": ["Who reads this?"]}'
+    with FakeAPI(thinking=True) as api:
+        api.enqueue(reply, "plain text", "plain text")
+        results = []
+        for model in ("claude-sonnet-4-6", "claude-sonnet-4-20250514", "my-proxy-alias"):
+            b = ClaudeBackend(model, api_key="k", base_url=api.url)
+            results.append(await b.stream(system=SYSTEM, messages=MSGS, kind=CallKind.COMPILE_OUTLINE, json_schema=SCHEMA))
+            await b.aclose()
+        sent = [(r.body.get("output_config") or {}).get("format") for r in api.requests]
+    assert sent == [{"type": "json_schema", "schema": SCHEMA}, None, None]
+    assert [r.structured for r in results] == [True, False, False]
+    assert results[0].text == reply
+    with FakeAPI(flavor="local") as api:
+        b = ClaudeBackend(None, local=True, base_url=api.url)
+        r = await b.stream(system=SYSTEM, messages=MSGS, kind=CallKind.COMPILE_OUTLINE, json_schema=SCHEMA)
+        await b.aclose()
+        assert "output_config" not in api.bodies[0] and not r.structured
+
+
+async def test_the_models_api_says_whether_a_model_takes_structured_output():
+    with FakeAPI(thinking=True) as api:
+        api.structured_outputs = True  # reported for a model the table leaves off
+        b = ClaudeBackend("claude-sonnet-5-5", api_key="k", base_url=api.url)
+        assert not b.profile.structured_output
+        report = await b.model_report()
+        assert report is not None and report.structured_output is True and b.profile.structured_output
+        # A later backend built with the report sends the schema without asking again.
+        later = ClaudeBackend("claude-sonnet-5-5", api_key="k", base_url=api.url, reported=report)
+        r = await later.stream(system=SYSTEM, messages=MSGS, kind=CallKind.COMPILE_OUTLINE, json_schema=SCHEMA)
+        assert r.structured and api.bodies[-1]["output_config"]["format"]["schema"] == SCHEMA
+        await b.aclose()
+        await later.aclose()
+        api.structured_outputs = False  # and turned off for one the table has on
+        b = ClaudeBackend("claude-opus-4-7", api_key="k", base_url=api.url)
+        await b.model_report()
+        r = await b.stream(system=SYSTEM, messages=MSGS, kind=CallKind.COMPILE_OUTLINE, json_schema=SCHEMA)
+        await b.aclose()
+        assert not r.structured and "format" not in api.bodies[-1]["output_config"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import re
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,9 +30,28 @@ from tutor.text import plural, utf8_text
 
 if TYPE_CHECKING:
     from tutor.engine.claude import Limits
+    from tutor.engine.models import Reported
     from tutor.explainer import Explainer
     from tutor.store import CompileRow, Store
 
+from tutor.authoring.compile_prompts import (
+    FOLLOW_UP_SCHEMA,
+    MAX_FOLLOW_UP_ROUNDS,
+    OUTLINE_SCHEMA,
+    QA,
+    extract_document,
+    follow_up_request,
+    new_notes,
+    notes_block,
+    outline_request,
+    read_follow_ups,
+    read_outline,
+    repair_messages,
+    system_blocks,
+    take_feedback,
+    write_request,
+)
+from tutor.authoring.consistency import check_answers
 from tutor.authoring.notes import NoteFile, collect_notes, notes_hash
 from tutor.authoring.skeleton import ai_preamble, offline_skeleton, yaml_str
 
@@ -125,174 +143,10 @@ def save_draft(out: Path, text: str, problems: list[Problem]) -> tuple[Path, Pat
 
 # --------------------------------------------------------------------------- Claude compile
 
-CONTEXT_TOKENS = 200_000  # assumed when the Models API does not say (model_context_tokens)
+CONTEXT_TOKENS = 200_000  # assumed when the Models API does not say (model_facts)
 OUTLINE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_OUTLINE]
 WRITE_MAX_TOKENS = REPLY_TOKENS[CallKind.COMPILE_WRITE]
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, checked before anything is sent
-
-SYSTEM_PROMPT = """\
-You help an author turn their rough notes into an *explainer*: a Markdown document that a
-tutor (a person or an AI) teaches from, one concept at a time.
-
-Rules, in order of importance:
-1. Never invent facts. Every claim in the explainer must come from the notes or from the
-   author's answers. Where a reader would need something the notes do not give, write a
-   visible gap marker in that place: [GAP: what is missing, as a question to the author].
-2. Keep the author's voice: their wording, examples, tone and claims. Reorganise, connect
-   and tidy; do not rewrite their style or soften their opinions.
-3. One concept per section; order concepts so each builds on its prerequisites.
-4. Check questions, one per key idea of the section: ask the reader to apply or predict
-   ("what happens if...", "which of these..."), not to recall a sentence, because recall
-   can be answered without understanding. Each must be answerable from its own section or
-   earlier ones. Its reference answer must agree with the section point by point and state
-   nothing the section does not.
-5. Misconceptions: for each check, the wrong ideas a reader is likely to bring (from the
-   notes, or ones the author confirmed), because a tutor uses them to spot and repair a
-   wrong answer. Where the notes and the author's answers disagree, do not choose silently:
-   write [GAP: the notes say ..., the answer says ... -- which is right?].
-
-The explainer format (version 1) is Markdown with YAML front matter:
-
----
-tutor: 1
-title: The explainer's title
-summary: One or two sentences on what the reader will understand.
-audience: Who it is for and what they already know.
-author: The author's name, if known
-concepts:
-  - id: pages                      # [a-z0-9][a-z0-9-]*, unique
-    title: Pages and the database file
-    summary: One line.
-    prerequisites: []              # ids of concepts declared in this list
-    checks:                        # questions a tutor asks to check understanding
-      - question: "..."
-        answer: "..."              # the reference answer, from the notes
-        misconceptions: ["..."]    # wrong ideas a reader is likely to have (rule 5)
----
-
-{preamble}
-
-## Pages and the database file {{#pages}}
-
-Section text. ### subheadings stay inside the section.
-
-Format rules: every concept in the front matter has exactly one body section whose level-2
-heading ends with {{#id}}; no two concepts share an id; prerequisites only name declared
-ids and never form a cycle; quote YAML strings that contain a colon; the note to AI
-assistants above goes, unchanged, between the front matter and the first section."""
-
-
-def _system_blocks() -> list[dict]:
-    return [{"type": "text", "text": SYSTEM_PROMPT.format(preamble=ai_preamble())}]
-
-
-def notes_block(notes: list[NoteFile]) -> dict:
-    """All notes in one text block with a cache breakpoint: every step re-reads them cheaply."""
-    parts = ["The author's notes follow, file by file.\n"]
-    for n in notes:
-        parts.append(f'<notes file="{n.path}">\n{n.text.rstrip()}\n</notes>\n')
-    return {"type": "text", "text": "".join(parts), "cache_control": {"type": "ephemeral"}}
-
-
-def outline_request(notes: list[NoteFile], *, max_questions: int) -> tuple[list[dict], list[dict]]:
-    ask = (
-        "Step 1 of 2. Read the notes and draft an outline for the explainer: the concepts in "
-        "teaching order (a short id, a title, prerequisites, one line each), then what the notes "
-        "do not yet cover or leave unclear. Put the outline inside <outline>...</outline>.\n"
-        + (
-            f"Then write up to {max_questions} clarifying questions for the author, most important "
-            "first, each inside its own <question>...</question> tag. If the notes do not say who "
-            "the readers are and what they should be able to do afterwards, ask that first: it "
-            "decides what to explain and what to assume. Then ask what the notes leave open or "
-            "contradict and a reader would need, and propose the likely misconception of a key "
-            "concept for the author to confirm (\"Do readers often think ...?\"). One thing per "
-            "question; short. If nothing is missing, ask no questions."
-            if max_questions
-            else "Do not ask the author questions: list the gaps in the outline instead."
-        )
-    )
-    return _system_blocks(), [{"role": "user", "content": [notes_block(notes), {"type": "text", "text": ask}]}]
-
-
-class QA(BaseModel):
-    question: str
-    answer: str | None = None  # None: skipped or not asked
-    status: str = "pending"  # pending | answered | skipped | not_asked
-
-
-def write_request(
-    notes: list[NoteFile], outline: str, qas: list[QA], *, title: str | None, author: str
-) -> tuple[list[dict], list[dict]]:
-    lines = ["Step 2 of 2. Your outline was:", "<outline>", outline.strip(), "</outline>", ""]
-    answered = [q for q in qas if q.status == "answered"]
-    open_qs = [q for q in qas if q.status != "answered"]
-    if answered:
-        lines.append("The author answered your questions (treat the answers as part of the notes):")
-        for q in answered:
-            lines += [f"<question>{q.question}</question>", f"<answer>{q.answer}</answer>"]
-        lines.append("")
-    if open_qs:
-        lines.append("These questions have no answer; mark what they ask about as [GAP: ...] where it matters:")
-        lines += [f"- {q.question}" for q in open_qs]
-        lines.append("")
-    if title:
-        lines.append(f"Use this title: {title}")
-    if author:
-        lines.append(f"Author: {author}")
-    lines.append(
-        "Now write the complete explainer file in format v1, following the rules. Reply with the "
-        "file only: start with the line '---' and write nothing after the last section."
-    )
-    user = {"role": "user", "content": [notes_block(notes), {"type": "text", "text": "\n".join(lines)}]}
-    return _system_blocks(), [user]
-
-
-def repair_messages(messages: list[dict], draft: str, problems: list[Problem], *, cut_off: bool) -> list[dict]:
-    errs = "\n".join(f"- line {p.line}: {p.message}" if p.line else f"- {p.message}" for p in problems)
-    why = "Your reply was cut off at the output limit: write the file again, more concisely, complete.\n" if cut_off else ""
-    ask = (
-        f"{why}The explainer loader rejected the file:\n{errs}\n\n"
-        "Fix these problems and reply with the complete corrected file only, starting with '---'."
-    )
-    return messages + [
-        {"role": "assistant", "content": [{"type": "text", "text": draft.strip() or "(empty reply)"}]},
-        {"role": "user", "content": [{"type": "text", "text": ask}]},
-    ]
-
-
-_QUESTION_RE = re.compile(r"<question>(.*?)</question>", re.S | re.I)
-_OUTLINE_RE = re.compile(r"<outline>(.*?)</outline>", re.S | re.I)
-
-
-def parse_outline(reply: str) -> tuple[str, list[str]]:
-    """(outline text, questions) from the step-1 reply; tolerant of a missing <outline> tag."""
-    questions = [" ".join(q.split()) for q in _QUESTION_RE.findall(reply)]
-    questions = [q for q in questions if q]
-    m = _OUTLINE_RE.search(reply)
-    outline = m.group(1) if m else _QUESTION_RE.sub("", reply)
-    return outline.strip(), questions
-
-
-def extract_document(reply: str) -> str:
-    """The explainer from the write reply: drop chatter before '---' and a ``` fence around it
-    (with any chatter after the fence)."""
-    lines = reply.strip("\n").split("\n")
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "---"), None)
-    if start is None:
-        return reply.strip() + "\n"
-    fence = None
-    for ln in reversed(lines[:start]):
-        if ln.strip():
-            if ln.lstrip().startswith(("```", "~~~")):
-                fence = ln.lstrip()[:3]
-            break
-    body = lines[start:]
-    if fence is not None:
-        for j in range(len(body) - 1, 0, -1):
-            if body[j].strip() and set(body[j].strip()) == {fence[0]} and len(body[j].strip()) >= 3:
-                body = body[:j]
-                break
-    return "\n".join(body).rstrip() + "\n"
 
 
 def ensure_preamble(text: str) -> str:
@@ -312,12 +166,13 @@ def estimate_tokens(*texts: str) -> int:
     return sum(len(t) for t in texts) // CHARS_PER_TOKEN + 1
 
 
-def model_context_tokens(make) -> int:
-    """The model's input window as the Models API states it, else CONTEXT_TOKENS."""
+def model_facts(make) -> tuple[Reported | None, int, bool]:
+    """(the Models API's report, the model's input window, whether it takes structured output),
+    from one small request; the window is CONTEXT_TOKENS when the API does not say."""
     backend = make()
-    ask = getattr(backend, "context_tokens", None)
+    ask = getattr(backend, "model_report", None)
 
-    async def go() -> int | None:
+    async def go() -> Reported | None:
         try:
             return await ask() if ask is not None else None
         finally:
@@ -326,12 +181,14 @@ def model_context_tokens(make) -> int:
             except Exception:  # closing a client must never hide the real outcome
                 pass
 
-    return asyncio.run(go()) or CONTEXT_TOKENS
+    report = asyncio.run(go())
+    structured = bool(getattr(getattr(backend, "profile", None), "structured_output", False))
+    return report, (report.context_window if report else None) or CONTEXT_TOKENS, structured
 
 
 def check_context(notes: list[NoteFile], model: str, *, context_tokens: int = CONTEXT_TOKENS) -> int:
     """Refuse, before sending anything, notes that cannot fit the model's context with the answer."""
-    est = estimate_tokens(_system_blocks()[0]["text"], notes_block(notes)["text"])
+    est = estimate_tokens(system_blocks()[0]["text"], notes_block(notes)["text"])
     room = context_tokens - WRITE_MAX_TOKENS - 4_000  # the answer, the outline and the Q&A
     if est > room:
         biggest = max(notes, key=lambda n: len(n.text))
@@ -343,7 +200,8 @@ def check_context(notes: list[NoteFile], model: str, *, context_tokens: int = CO
     return est
 
 
-# -- compile state in the database (table `compiles`, migration m003_authors)
+# -- compile state in the database (tables `compiles`, `compile_questions`, `compile_feedback`;
+# migrations m003_authors, m008_compile_dialogue)
 
 
 class CompileState(BaseModel):
@@ -354,12 +212,13 @@ class CompileState(BaseModel):
     status: str  # outline | asking | writing | done | failed
     outline: str | None = None
     questions: list[QA] = []
+    feedback: list[str] = []  # the model's notes on the notes, shown at the end, never written
 
 
 def _state(row: CompileRow) -> CompileState:
     return CompileState(
         id=row.id, output=row.output, notes_hash=row.notes_hash, model=row.model, status=row.status, outline=row.outline,
-        questions=[QA(question=q.question, answer=q.answer, status=q.status) for q in row.questions],
+        questions=[QA(**q.model_dump(exclude={"seq"})) for q in row.questions], feedback=list(row.feedback),
     )
 
 
@@ -378,10 +237,27 @@ def save_outline(store: Store, st: CompileState, outline: str, questions: list[s
     store.save_compile_outline(st.id, outline, questions, st.status)
 
 
+def add_questions(store: Store, st: CompileState, questions: list[QA]) -> None:
+    """Follow-ups and contradictions, numbered after the questions already there."""
+    from tutor.store.rows import CompileQuestionRow
+
+    first = len(st.questions) + 1
+    rows = [CompileQuestionRow(seq=first + i, **q.model_dump(exclude={"answer", "status"})) for i, q in enumerate(questions)]
+    store.add_compile_questions(st.id, rows)
+    st.questions += questions
+
+
 def save_answer(store: Store, st: CompileState, index: int, answer: str | None, status: str) -> None:
     """One answer, committed as soon as it is typed: an interrupted compile loses nothing."""
     st.questions[index].answer, st.questions[index].status = answer, status
     store.save_compile_answer(st.id, index + 1, answer, status)
+
+
+def save_feedback(store: Store, st: CompileState, step: str, notes: list[str]) -> None:
+    """The notes not given before, kept with the compile (so --resume still shows them)."""
+    fresh = new_notes(notes, st.feedback)
+    store.add_compile_feedback(st.id, step, fresh)
+    st.feedback += fresh
 
 
 def set_compile_status(store: Store, st: CompileState, status: str) -> None:
@@ -400,8 +276,8 @@ class CompileUI(Protocol):
 
     def show(self, text: str) -> None: ...
 
-    def ask(self, question: str, number: int, total: int) -> str | None:
-        """The answer; "" to skip; None to stop asking."""
+    def ask(self, question: str, label: str) -> str | None:
+        """The answer to ``question`` (introduced by ``label``, "Question 2 of 5"); "" to skip; None to stop asking."""
         ...
 
 
@@ -412,6 +288,9 @@ class CompileResult(BaseModel):
     repaired: bool
     answered: int
     skipped: int
+    follow_ups: int = 0  # questions asked in follow-up rounds (follow-ups and contradictions)
+    warnings: int = 0  # check answers not answerable from their own or earlier sections
+    feedback: list[str] = []  # notes on the notes
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -439,7 +318,7 @@ def compile_hint(e: TutorError) -> str:
     return f"Check --model and your account. {again}"
 
 
-async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage: TokenUsage, notes_est: int):
+async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage: TokenUsage, notes_est: int, schema=None):
     from tutor.engine.claude import BackendError
 
     got = [0]
@@ -452,8 +331,9 @@ async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage
         def on_retry(ev) -> None:
             ui.info(f"{ev.reason} Retrying in {math.ceil(ev.seconds)} s (retry {ev.attempt} of {ev.of}; Ctrl-C to stop).")
 
+        extra = {"json_schema": schema} if schema is not None else {}
         try:
-            result = await backend.stream(system=system, messages=messages, kind=kind, on_text=on_text, on_retry=on_retry)
+            result = await backend.stream(system=system, messages=messages, kind=kind, on_text=on_text, on_retry=on_retry, **extra)
         except BackendError as e:
             if e.code == "context":
                 raise TutorError(
@@ -464,27 +344,6 @@ async def _call(backend, ui, label: str, system, messages, kind: CallKind, usage
     usage.add(result)
     result.text = utf8_text(result.text)
     return result
-
-
-def _model_call(make_backend, ui, label: str, system, messages, kind: CallKind, usage: TokenUsage, est: int):
-    """One model call in its own event loop, with a fresh client closed afterwards.
-
-    Each call gets its own ``asyncio.run`` so the questions in between run in plain
-    blocking code, where Ctrl-C interrupts at once (inside a running loop the first
-    Ctrl-C would only cancel the task at the next await).
-    """
-
-    async def go():
-        be = make_backend()
-        try:
-            return await _call(be, ui, label, system, messages, kind, usage, est)
-        finally:
-            try:
-                await be.aclose()
-            except Exception:  # closing a client must never hide the real outcome
-                pass
-
-    return asyncio.run(go())
 
 
 def compile_with_claude(
@@ -503,7 +362,7 @@ def compile_with_claude(
     backend_factory=None,
     limits: Limits | None = None,
 ) -> CompileResult:
-    """``tutor compile``: outline -> questions -> explainer -> validate -> one repair round.
+    """``tutor compile``: outline -> questions and follow-ups -> explainer -> validate -> one repair round.
 
     ``ui``: the author's terminal (``commands/compile_ui.TerminalUI``; tests pass their own).
     ``backend_factory`` makes a ClaudeBackend-like object per call (default: a real
@@ -522,8 +381,9 @@ def compile_with_claude(
             hint="Set it to compile with Claude, or run with --offline for a skeleton you fill in yourself.",
         )
     model_name = resolve_model(model)
-    make = backend_factory or (lambda: ClaudeBackend(model_name, limits=limits))
-    est = check_context(notes, model_name, context_tokens=model_context_tokens(make))
+    report, window, structured = model_facts(backend_factory or (lambda: ClaudeBackend(model_name, limits=limits)))
+    make = backend_factory or (lambda: ClaudeBackend(model_name, limits=limits, reported=report))
+    est = check_context(notes, model_name, context_tokens=window)
     store = Store.open(db_path(db))
     try:
         st = find_unfinished(store, out)
@@ -540,7 +400,8 @@ def compile_with_claude(
             if st is not None:
                 ui.info(f"note: an unfinished compile for {out} exists; starting over (use --resume to continue it)")
             st = new_compile(store, out, notes, model_name)
-        return _run(store, st, make, ui, notes, out, est, questions=questions, max_questions=max_questions, title=title, author=author)
+        run = ClaudeCompile(store, st, make, ui, notes, out, est, structured=structured)
+        return run.run(questions=questions, max_questions=max_questions, title=title, author=author)
     except KeyboardInterrupt:
         ui.info("Interrupted. Your answers so far are saved: run the same command with --resume to continue.")
         raise
@@ -548,86 +409,188 @@ def compile_with_claude(
         store.close()
 
 
-def _run(store, st: CompileState, make, ui, notes, out: Path, est: int, *, questions, max_questions, title, author):
-    usage = TokenUsage()  # all calls of this compile
-    # Step 1: the outline (skipped when resuming a compile that has one).
-    if st.outline is None:
-        system, messages = outline_request(notes, max_questions=max_questions if questions else 0)
-        r = _model_call(make, ui, "Claude is reading the notes and drafting an outline", system, messages, CallKind.COMPILE_OUTLINE, usage, est)
-        outline, qs = parse_outline(r.text)
-        save_outline(store, st, outline, qs[:max_questions])
-    ui.show("Outline (drafted by Claude from your notes)")
-    ui.show("-------")
-    ui.show(st.outline or "(no outline)")
+class ClaudeCompile:
+    """One compile's steps over its saved state: each model call in its own event loop, each
+    answer saved as it is typed, so Ctrl-C or a failed call loses nothing (--resume)."""
 
-    # Step 2: clarifying questions, one at a time, each answer committed as typed.
-    pending = [i for i, q in enumerate(st.questions) if q.status == "pending"]
-    if questions and pending:
-        total = len(st.questions)
-        for i in pending:
-            ans = ui.ask(st.questions[i].question, i + 1, total)
+    def __init__(self, store: Store, st: CompileState, make, ui: CompileUI, notes: list[NoteFile], out: Path, est: int, *,
+                 structured: bool) -> None:
+        self.store, self.st, self.make, self.ui, self.notes, self.out, self.est = store, st, make, ui, notes, out, est
+        self.structured = structured  # the model takes output_config.format (docs/models.md)
+        self.usage = TokenUsage()  # all calls of this compile
+
+    def call(self, label: str, request: tuple[list[dict], list[dict]], kind: CallKind, schema: dict | None = None):
+        """One model call in its own event loop, with a fresh client closed afterwards.
+
+        Each call gets its own ``asyncio.run`` so the questions in between run in plain
+        blocking code, where Ctrl-C interrupts at once (inside a running loop the first
+        Ctrl-C would only cancel the task at the next await).
+        """
+        system, messages = request
+
+        async def go():
+            be = self.make()
+            try:
+                return await _call(be, self.ui, label, system, messages, kind, self.usage, self.est,
+                                   schema if self.structured else None)
+            finally:
+                try:
+                    await be.aclose()
+                except Exception:  # closing a client must never hide the real outcome
+                    pass
+
+        return asyncio.run(go())
+
+    def run(self, *, questions: bool, max_questions: int, title: str | None, author: str) -> CompileResult:
+        st = self.st
+        if st.outline is None:  # step 1, skipped when resuming a compile that has one
+            req = outline_request(self.notes, max_questions=max_questions if questions else 0, structured=self.structured,
+                                  sent=st.feedback)
+            r = self.call("Claude is reading the notes and drafting an outline", req, CallKind.COMPILE_OUTLINE, OUTLINE_SCHEMA)
+            got = read_outline(r.text, structured=r.structured)
+            save_outline(self.store, st, got.outline, got.questions[:max_questions])
+            save_feedback(self.store, st, "outline", got.feedback)
+        self.ui.show("Outline (drafted by Claude from your notes)")
+        self.ui.show("-------")
+        self.ui.show(st.outline or "(no outline)")
+        if questions and st.status == "asking":
+            self.converse()
+        for i, q in enumerate(st.questions):
+            if q.status == "pending":
+                save_answer(self.store, st, i, None, "not_asked")
+        set_compile_status(self.store, st, "writing")
+        return self.write(title=title, author=author)
+
+    def ask_pending(self) -> bool:
+        """Ask the pending questions one at a time; False when the author said stop."""
+        st = self.st
+        first = sum(q.round == 0 for q in st.questions)
+        for i, q in enumerate(st.questions):
+            if q.status != "pending":
+                continue
+            ans = self.ui.ask(*question_display(q, i + 1, first))
             if ans is None:
-                break
-            save_answer(store, st, i, ans or None, "answered" if ans else "skipped")
-    for i, q in enumerate(st.questions):
-        if q.status == "pending":
-            save_answer(store, st, i, None, "not_asked")
-    set_compile_status(store, st, "writing")
+                return False
+            save_answer(self.store, st, i, ans or None, "answered" if ans else "skipped")
+        return True
 
-    # Step 3: the explainer, validated by the real loader; one repair round.
-    system, messages = write_request(notes, st.outline or "", st.questions, title=title, author=author)
-    r = _model_call(make, ui, "Claude is writing the explainer", system, messages, CallKind.COMPILE_WRITE, usage, est)
-    text = ensure_preamble(extract_document(r.text))
-    exp, problems = validate_text(text, str(out))
-    cut_off = not r.complete
-    if cut_off:
-        problems = [Problem(str(out), None, "the reply was cut off at the output limit")] + problems
-    repaired = False
-    if problems:
-        ui.info(f"The draft has {plural(len(problems), 'problem')}; asking Claude to repair it once:")
-        for p in problems[:10]:
-            ui.info(f"  {p}")
-        messages = repair_messages(messages, r.text, problems, cut_off=cut_off)
-        r = _model_call(make, ui, "Claude is repairing the explainer", system, messages, CallKind.COMPILE_WRITE, usage, est)
-        text = ensure_preamble(extract_document(r.text))
-        exp, problems = validate_text(text, str(out))
+    def converse(self) -> None:
+        """The outline's questions, then up to MAX_FOLLOW_UP_ROUNDS rounds of follow-ups on what
+        the author answered in the round before (none when nothing was answered)."""
+        st = self.st
+        if not self.ask_pending():
+            return
+        while True:
+            last = max((q.round for q in st.questions), default=0)
+            if last >= MAX_FOLLOW_UP_ROUNDS or not any(q.round == last and q.status == "answered" for q in st.questions):
+                return
+            req = follow_up_request(self.notes, st.outline or "", st.questions, round_no=last + 1,
+                                    structured=self.structured, sent=st.feedback)
+            r = self.call("Claude is reading your answers", req, CallKind.COMPILE_OUTLINE, FOLLOW_UP_SCHEMA)
+            got = read_follow_ups(r.text, st.questions, structured=r.structured, round_no=last + 1)
+            save_feedback(self.store, st, "follow_up", got.feedback)
+            if not got.questions:
+                return
+            add_questions(self.store, st, got.questions)
+            self.ui.show("")
+            self.ui.show(f"Claude has {plural(len(got.questions), 'follow-up question')} on your answers "
+                         f"(round {last + 1} of {MAX_FOLLOW_UP_ROUNDS}; Enter skips one, `stop` writes the explainer now).")
+            if not self.ask_pending():
+                return
+
+    def draft(self, request, label: str) -> tuple[str, Explainer | None, list[Problem], bool]:
+        """One write (or repair) reply: (the explainer text, the explainer or None, problems, cut off)."""
+        r = self.call(label, request, CallKind.COMPILE_WRITE)
+        body, notes = take_feedback(r.text)
+        save_feedback(self.store, self.st, "write", notes)
+        text = ensure_preamble(extract_document(body))
+        exp, problems = validate_text(text, str(self.out))
         if not r.complete:
-            problems = [Problem(str(out), None, "the reply was cut off at the output limit")] + problems
-        repaired = not problems
-    if problems:
-        draft, errors = save_draft(out, text, problems)
-        set_compile_status(store, st, "failed")
-        raise TutorError(
-            f"{out}: Claude's explainer is still invalid after one repair ({plural(len(problems), 'problem')}); "
-            f"nothing was written to {out.name}",
-            hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
-            "or run the same command with --resume to try again",
-        )
-    assert exp is not None  # no problems means the loader returned the explainer
-    atomic_write(out, text)
-    set_compile_status(store, st, "done")
-    gaps = text.count(GAP_MARKER)
-    res = CompileResult(
-        output=str(out),
-        concepts=len(exp.concepts),
-        gaps=gaps,
-        repaired=repaired,
-        answered=sum(q.status == "answered" for q in st.questions),
-        skipped=sum(q.status == "skipped" for q in st.questions),
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_input_tokens,
-        cache_write_tokens=usage.cache_creation_input_tokens,
-        cost_usd=usage.cost_usd,
-    )
-    ui.info(
-        f"wrote {out}: {res.concepts} concept(s)"
-        + (" (after one repair)" if repaired else "")
-        + (f"; {gaps} gap(s) marked [GAP: ...] for you to fill" if gaps else "")
-    )
-    ui.info(
-        f"tokens: {usage.input_tokens:,} in, {usage.cache_creation_input_tokens:,} cache write, "
-        f"{usage.cache_read_input_tokens:,} cache read, {usage.output_tokens:,} out; about ${usage.cost_usd:.4f}"
-    )
-    return res
+            problems = [Problem(str(self.out), None, "the reply was cut off at the output limit")] + problems
+        return text, exp, problems, not r.complete
 
+    def write(self, *, title: str | None, author: str) -> CompileResult:
+        """The explainer, validated by the real loader, with one repair round; then its check answers."""
+        st, ui, out = self.st, self.ui, self.out
+        req = write_request(self.notes, st.outline or "", st.questions, title=title, author=author, sent=st.feedback)
+        text, exp, problems, cut_off = self.draft(req, "Claude is writing the explainer")
+        repaired = False
+        if problems:
+            ui.info(f"The draft has {plural(len(problems), 'problem')}; asking Claude to repair it once:")
+            for p in problems[:10]:
+                ui.info(f"  {p}")
+            system, messages = req
+            req = system, repair_messages(messages, text, problems, cut_off=cut_off)
+            text, exp, problems, _ = self.draft(req, "Claude is repairing the explainer")
+            repaired = not problems
+        if problems:
+            draft, errors = save_draft(out, text, problems)
+            set_compile_status(self.store, st, "failed")
+            self.show_feedback()
+            raise TutorError(
+                f"{out}: Claude's explainer is still invalid after one repair ({plural(len(problems), 'problem')}); "
+                f"nothing was written to {out.name}",
+                hint=f"the draft is in {draft} and the errors in {errors}; fix them and run `tutor check`, "
+                "or run the same command with --resume to try again",
+            )
+        assert exp is not None  # no problems means the loader returned the explainer
+        atomic_write(out, text)
+        set_compile_status(self.store, st, "done")
+        return self.finish(text, exp, repaired)
+
+    def finish(self, text: str, exp: Explainer, repaired: bool) -> CompileResult:
+        st, ui, usage = self.st, self.ui, self.usage
+        gaps = text.count(GAP_MARKER)
+        warnings = check_answers(exp, str(self.out))
+        res = CompileResult(
+            output=str(self.out), concepts=len(exp.concepts), gaps=gaps, repaired=repaired,
+            answered=sum(q.status == "answered" for q in st.questions),
+            skipped=sum(q.status == "skipped" for q in st.questions),
+            follow_ups=sum(q.round > 0 and q.status in ("answered", "skipped") for q in st.questions),
+            warnings=len(warnings), feedback=list(st.feedback),
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_input_tokens, cache_write_tokens=usage.cache_creation_input_tokens,
+            cost_usd=usage.cost_usd,
+        )
+        ui.info(
+            f"wrote {self.out}: {res.concepts} concept(s)"
+            + (" (after one repair)" if repaired else "")
+            + (f"; {gaps} gap(s) marked [GAP: ...] for you to fill" if gaps else "")
+        )
+        if warnings:
+            ui.info(f"Check answers to look at ({plural(len(warnings), 'warning')}; a tutor asks each check right after "
+                    "its section, so its answer should come from that section or an earlier one):")
+            for p in warnings[:10]:
+                ui.info(f"  {p}")
+            if len(warnings) > 10:
+                ui.info(f"  ... and {len(warnings) - 10} more")
+        ui.info(
+            f"tokens: {usage.input_tokens:,} in, {usage.cache_creation_input_tokens:,} cache write, "
+            f"{usage.cache_read_input_tokens:,} cache read, {usage.output_tokens:,} out; about ${usage.cost_usd:.4f}"
+        )
+        self.show_feedback()
+        return res
+
+    def show_feedback(self) -> None:
+        """The model's notes on the notes: for the author, never in the explainer."""
+        if not self.st.feedback:
+            return
+        self.ui.show("")
+        self.ui.show(f"Notes on your notes ({plural(len(self.st.feedback), 'note')} from Claude; not in the explainer):")
+        for n in self.st.feedback:
+            self.ui.show(f"- {n}")
+
+
+def question_display(q: QA, number: int, first: int) -> tuple[str, str]:
+    """(question, label) as the author sees them: the outline's are "Question 2 of 5"; a
+    contradiction shows both sides before it asks which is right."""
+    if q.kind == "contradiction":
+        label = f"Question {number} (your notes and your answer {q.about} disagree)" if q.about else \
+            f"Question {number} (your notes and an answer disagree)"
+        sides = [f'  your notes:  "{q.notes_say}"'] if q.notes_say else []
+        sides += [f'  your answer: "{q.answer_says}"'] if q.answer_says else []
+        return ("\n".join(["", *sides, q.question]) if sides else q.question), label
+    if q.kind == "follow_up":
+        return q.question, (f"Question {number} (a follow-up to your answer {q.about})" if q.about else
+                            f"Question {number} (a follow-up)")
+    return q.question, f"Question {number} of {first}"

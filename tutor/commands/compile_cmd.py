@@ -12,7 +12,7 @@ from tutor.commands._options import db_option
 @click.option("-o", "--output", required=True, metavar="FILE", help="Where to write the explainer (e.g. explainers/NAME.md).")
 @click.option("--offline", is_flag=True, help="No Claude: build a valid skeleton from the notes' headings and paragraphs.")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
-@click.option("--no-questions", is_flag=True, help="Do not ask clarifying questions; write straight from the notes.")
+@click.option("--no-questions", is_flag=True, help="Do not ask clarifying or follow-up questions; write straight from the notes.")
 @click.option("--resume", "resume", is_flag=True, help="Continue an interrupted compile for the same output file.")
 @click.option("--max-questions", type=click.IntRange(0, 20), default=6, show_default=True, help="Ask at most this many questions.")
 @click.option("--title", default=None, help="Explainer title (default: the notes' first heading).")
@@ -48,8 +48,9 @@ def compile_cmd(
     """Turn rough notes (Markdown or text files, or folders of them) into an explainer.
 
     With a key, Claude drafts an outline, asks you about the gaps one question at
-    a time (answer, press Enter to skip, or type `stop`), then writes the explainer
-    in format v1. Without one, use --offline for a skeleton you fill in yourself.
+    a time (answer, press Enter to skip, or type `stop`), may follow up on your
+    answers (twice at most), then writes the explainer in format v1 and lists its
+    notes on your notes. Without one, use --offline for a skeleton you fill in yourself.
 
     \b
     tutor compile notes/ -o explainers/topic.md             with Claude

@@ -15,6 +15,7 @@ class TerminalUI:
     answers from stdin. Model text is printed as plain text, never as Rich markup."""
 
     STOP_WORDS = {"stop", "/stop", "done", "q", "quit"}
+    SKIP_WORDS = {"skip", "/skip"}
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -33,16 +34,16 @@ class TerminalUI:
 
         click.echo(strip_controls(text))
 
-    def ask(self, question: str, number: int, total: int) -> str | None:
-        """The answer; "" to skip; None to stop asking (``stop`` or end of input / Ctrl-D)."""
+    def ask(self, question: str, label: str) -> str | None:
+        """The answer; "" to skip (Enter or ``skip``); None to stop asking (``stop`` or end of input / Ctrl-D)."""
 
         if not self._explained:
             click.echo("")
             click.echo("Claude has questions about the gaps. Type an answer and press Enter;")
-            click.echo("Enter alone skips a question; `stop` (or Ctrl-D) stops asking and writes the explainer.")
+            click.echo("Enter alone (or `skip`) skips a question; `stop` (or Ctrl-D) stops asking and writes the explainer.")
             self._explained = True
         click.echo("")
-        click.echo(f"Question {number} of {total}: {strip_controls(question)}")
+        click.echo(f"{strip_controls(label)}: {strip_controls(question)}")
         click.echo("> ", nl=False)
         while True:
             try:
@@ -58,5 +59,5 @@ class TerminalUI:
         answer = line.strip()
         if answer.lower() in self.STOP_WORDS:
             return None
-        return answer
+        return "" if answer.lower() in self.SKIP_WORDS else answer
 

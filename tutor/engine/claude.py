@@ -28,7 +28,7 @@ from tutor.errors import ErrorCode, TutorError
 
 if TYPE_CHECKING:
     from tutor.engine.backend import BackendEvent, Retrying
-    from tutor.engine.models import CallKind, Effort
+    from tutor.engine.models import CallKind, Effort, Reported
     from tutor.engine.prices import Prices
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -211,6 +211,7 @@ class StreamResult(TokenUsage):
     stop_reason: str | None
     complete: bool  # False when the model hit max_tokens
     thinking: bool = False  # the model thought before it answered (its text is never kept)
+    structured: bool = False  # the request carried output_config.format: the text is JSON of that schema
 
 
 class BackendError(TutorError):
@@ -395,6 +396,19 @@ def _usage_of(message: Any) -> tuple[dict[str, int], int]:
     return out, int(getattr(split, "ephemeral_1h_input_tokens", 0) or 0)
 
 
+def _unfinished(text: str, result: StreamResult, spent: TokenUsage) -> BackendError:
+    """A stream that ended without a stop_reason, billed for what it and earlier attempts used."""
+    err = BackendError(
+        ErrorCode.NO_STOP_REASON,
+        "Claude's reply ended before it was finished.",
+        hint="The partial reply was kept; retry to get a complete one.",
+        partial_text=text,
+    )
+    result.add(spent)
+    err.usage = result
+    return err
+
+
 class ClaudeBackend:
     """Streams Messages API replies through the SDK's ``messages.stream`` helper, with our
     bounded, visible retries and deadlines (Limits), settings per kind of call from ``models.py``, and one retry with more room
@@ -412,8 +426,10 @@ class ClaudeBackend:
         effort: Effort | None = None,
         limits: Limits | None = None,
         prices: dict[str, Prices] | None = None,
+        reported: Reported | None = None,
     ):
         self.prices = prices or {}  # the reader's prices.yaml, over the built-in table
+        self.reported = reported  # what the Models API said (model_report), e.g. by an earlier backend
         self.local = local and not (base_url and is_anthropic_url(base_url))
         explicit = model or os.environ.get(MODEL_ENV)
         # A local server's model comes from --model or its own list (resolve_server_model).
@@ -448,7 +464,7 @@ class ClaudeBackend:
             ) from None
 
     def _set_profile(self) -> None:
-        from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message
+        from tutor.engine.models import LOCAL, UNKNOWN, known_profile, unknown_model_message, with_reported
 
         self.name = f"local:{self.model}" if self.local else f"claude:{self.model}"
         from tutor.engine.prices import match, priced
@@ -460,7 +476,7 @@ class ClaudeBackend:
             if own is not None:
                 note = note.replace("and Sonnet prices", f"and your prices ({own.source})")
             self.notices.append(note + ".")
-        self.profile = priced(found or UNKNOWN, own) if own is not None else (found or UNKNOWN)
+        self.profile = with_reported(priced(found or UNKNOWN, own) if own is not None else (found or UNKNOWN), self.reported)
 
     def __repr__(self) -> str:  # never show the key
         return f"ClaudeBackend(model={self.model!r})"
@@ -485,21 +501,32 @@ class ClaudeBackend:
         self._set_profile()
         return self.model
 
-    async def context_tokens(self) -> int | None:
-        """The model's input window from the Models API, or None when it cannot be had
-        (an old SDK, a proxy without /v1/models, a network error): callers then assume a
-        default. A 1M-token model must not be refused notes a 200k one could not read."""
-        from tutor.engine.models import with_reported
+    async def model_report(self) -> Reported | None:
+        """What the Models API says of this model (its window, output limit and whether it takes
+        structured output), applied to the profile; None when it cannot be had (an old proxy
+        without /v1/models, a network error): the table's figures stay."""
+        from tutor.engine.models import Reported
 
         try:
             info = await self._client.models.retrieve(self.model, timeout=min(self.timeout, 10.0))
         except Exception:  # noqa: BLE001 - a missing number is not worth failing over
             return None
-        value = getattr(info, "max_input_tokens", None)
-        out = getattr(info, "max_tokens", None)
-        window = value if isinstance(value, int) and value > 0 else None
-        self.profile = with_reported(self.profile, context_window=window, max_output=out if isinstance(out, int) and out > 0 else None)
-        return window
+        value, out = getattr(info, "max_input_tokens", None), getattr(info, "max_tokens", None)
+        caps = getattr(info, "capabilities", None)
+        so = getattr(getattr(caps, "structured_outputs", None), "supported", None)
+        self.reported = Reported(
+            context_window=value if isinstance(value, int) and value > 0 else None,
+            max_output=out if isinstance(out, int) and out > 0 else None,
+            structured_output=so if isinstance(so, bool) else None,
+        )
+        self._set_profile()
+        return self.reported
+
+    async def context_tokens(self) -> int | None:
+        """The model's input window from the Models API, or None when it cannot be had: callers
+        then assume a default. A 1M-token model must not be refused notes a 200k one could not read."""
+        report = await self.model_report()
+        return report.context_window if report is not None else None
 
     def _cost(self, usage: dict[str, int], write_1h: int) -> float:
         from tutor.engine.models import cost_usd
@@ -513,7 +540,7 @@ class ClaudeBackend:
             write_1h,
         )
 
-    def _result(self, message: Any, text: str, thinking: bool) -> StreamResult:
+    def _result(self, message: Any, text: str, thinking: bool, *, structured: bool = False) -> StreamResult:
         usage, write_1h = _usage_of(message)
         stop = getattr(message, "stop_reason", None)
         return StreamResult(
@@ -521,6 +548,7 @@ class ClaudeBackend:
             stop_reason=stop,
             complete=stop != "max_tokens",
             thinking=thinking,
+            structured=structured,
             cost_usd=self._cost(usage, write_1h),
             **usage,
         )
@@ -549,6 +577,7 @@ class ClaudeBackend:
         messages: list[dict],
         kind: CallKind | None = None,
         effort: Effort | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> AsyncGenerator[BackendEvent, None]:
         """One streamed reply: Retrying (maybe), ThinkingStarted (maybe), TextPiece..., then Finished.
 
@@ -565,7 +594,7 @@ class ClaudeBackend:
         if self.local and not self.model:
             await self.resolve_server_model()
         eff = effort_for(kind, effort or self.effort)
-        params = call_params(self.profile, kind, eff)
+        params = call_params(self.profile, kind, eff, json_schema=json_schema)
         limits = self.limits
         turn = kind == CallKind.TUTOR_TURN  # compile writes long replies: a longer deadline and no size cap
         loop = asyncio.get_running_loop()
@@ -639,23 +668,15 @@ class ClaudeBackend:
                     continue
                 raise err from None
             text = "".join(parts)
-            result = self._result(message, text, thinking)
+            result = self._result(message, text, thinking, structured="format" in (params.get("output_config") or {}))
             if result.stop_reason is None:
-                err = BackendError(
-                    ErrorCode.NO_STOP_REASON,
-                    "Claude's reply ended before it was finished.",
-                    hint="The partial reply was kept; retry to get a complete one.",
-                    partial_text=text,
-                )
-                result.add(spent)
-                err.usage = result
-                raise err
+                raise _unfinished(text, result, spent)
             if result.stop_reason == "max_tokens" and not text.strip() and not roomier:
                 # Thinking used all the room before one visible word: once more, thinking less
                 # and with more room, rather than show the reader an empty reply.
                 roomier = True
                 spent.add(result)
-                params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"])
+                params = call_params(self.profile, kind, Effort.LOW, extra_room=params["max_tokens"], json_schema=json_schema)
                 continue
             result.add(spent)
             self._check_window(system, messages, result)
@@ -736,12 +757,15 @@ class ClaudeBackend:
         effort: Effort | None = None,
         on_text: Callable[[str], Awaitable[None] | None] | None = None,
         on_retry: Callable[[Retrying], None] | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> StreamResult:
         """The whole reply, with ``on_text`` called on each raw text piece (compile's progress)
-        and ``on_retry`` on each retry wait, so the wait is said, not silent."""
+        and ``on_retry`` on each retry wait, so the wait is said, not silent. ``json_schema``
+        goes as ``output_config.format`` only where the model takes it (``result.structured``)."""
         from tutor.engine.backend import Finished, Retrying, TextPiece
 
-        async with aclosing(self.events(system=system, messages=messages, kind=kind, effort=effort)) as events:
+        events_ = self.events(system=system, messages=messages, kind=kind, effort=effort, json_schema=json_schema)
+        async with aclosing(events_) as events:
             async for ev in events:
                 if isinstance(ev, TextPiece) and on_text is not None:
                     r = on_text(ev.text)  # its own errors are its own: they pass through as they are

@@ -59,10 +59,16 @@ class ModelProfile:
     price_cache_write_5m: float
     price_cache_write_1h: float
     price_cache_read: float
+    # Accepts output_config.format (a JSON schema the reply must follow). Off unless the docs
+    # say so; the Models API's capabilities, where reported, replace it (with_reported).
+    structured_output: bool = False
 
 
-def _p(family: str, ctx: int, out: int, thinking: Thinking, effort: bool, cache_min: int, prices: tuple[float, ...]) -> ModelProfile:
-    return ModelProfile(family, ctx, out, thinking, effort, cache_min, *prices)
+def _p(
+    family: str, ctx: int, out: int, thinking: Thinking, effort: bool, cache_min: int, prices: tuple[float, ...], *, so: bool = False
+) -> ModelProfile:
+    pin, pout, w5, w1, read = prices
+    return ModelProfile(family, ctx, out, thinking, effort, cache_min, pin, pout, w5, w1, read, structured_output=so)
 
 
 def _std(pin: float, pout: float) -> tuple[float, ...]:
@@ -73,27 +79,28 @@ def _std(pin: float, pout: float) -> tuple[float, ...]:
 A, B = Thinking.ADAPTIVE, Thinking.BUDGET
 PROFILES: tuple[ModelProfile, ...] = (
     _p("claude-sonnet-5-5", 1_000_000, 128_000, A, True, 512, (2.0, 10.0, 2.5, 4.0, 0.2)),
-    _p("claude-sonnet-5", 1_000_000, 128_000, A, True, 512, (2.0, 10.0, 2.5, 4.0, 0.2)),
+    _p("claude-sonnet-5", 1_000_000, 128_000, A, True, 512, (2.0, 10.0, 2.5, 4.0, 0.2), so=True),
     _p("claude-opus-5-5", 1_000_000, 128_000, A, True, 512, _std(4.0, 20.0)),
     _p("claude-opus-5", 1_000_000, 128_000, A, True, 512, _std(5.0, 25.0)),
     _p("claude-haiku-5-5", 1_000_000, 128_000, A, True, 512, _std(0.10, 0.50)),  # prompts up to 100k tokens
     _p("claude-fable-5-2", 1_000_000, 128_000, A, True, 512, _std(8.0, 40.0)),
     _p("claude-fable-5", 1_000_000, 128_000, A, True, 512, _std(10.0, 50.0)),
     _p("claude-mythos-5", 1_000_000, 128_000, A, True, 512, _std(10.0, 50.0)),
-    _p("claude-opus-4-8", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0)),
-    _p("claude-opus-4-7", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0)),
-    _p("claude-opus-4-6", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0)),
-    _p("claude-sonnet-4-6", 1_000_000, 64_000, A, True, 1024, _std(3.0, 15.0)),
-    _p("claude-opus-4-5", 200_000, 64_000, B, False, 1024, _std(5.0, 25.0)),
+    _p("claude-opus-4-8", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0), so=True),
+    _p("claude-opus-4-7", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0), so=True),
+    _p("claude-opus-4-6", 1_000_000, 128_000, A, True, 1024, _std(5.0, 25.0), so=True),
+    _p("claude-sonnet-4-6", 1_000_000, 64_000, A, True, 1024, _std(3.0, 15.0), so=True),
+    _p("claude-opus-4-5", 200_000, 64_000, B, False, 1024, _std(5.0, 25.0), so=True),
+    _p("claude-sonnet-4-5", 200_000, 64_000, B, False, 1024, _std(3.0, 15.0), so=True),
     _p("claude-sonnet-4", 200_000, 64_000, B, False, 1024, _std(3.0, 15.0)),
     _p("claude-opus-4", 200_000, 32_000, B, False, 1024, _std(15.0, 75.0)),
-    _p("claude-haiku-4-5", 200_000, 64_000, B, False, 2048, _std(1.0, 5.0)),
+    _p("claude-haiku-4-5", 200_000, 64_000, B, False, 2048, _std(1.0, 5.0), so=True),
 )
 
 # An id the table does not know (a newer model, a proxy's alias): leave thinking room as if
 # it thinks at the API's default effort, send no optional parameter, price as the dearest
 # current Sonnet so a cost is never understated.
-UNKNOWN = ModelProfile("", 200_000, 64_000, Thinking.UNKNOWN, False, 1024, *_std(3.0, 15.0))
+UNKNOWN = _p("", 200_000, 64_000, Thinking.UNKNOWN, False, 1024, _std(3.0, 15.0))
 # A local server (Ollama, llama.cpp, vLLM, LiteLLM): nothing about thinking or effort, cost 0.
 LOCAL = ModelProfile("", 32_000, 8_192, Thinking.NONE, False, 1 << 30, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -126,13 +133,26 @@ def profile_for(model: str, *, local: bool = False) -> ModelProfile:
     return best
 
 
-def with_reported(profile: ModelProfile, *, context_window: int | None = None, max_output: int | None = None) -> ModelProfile:
+@dataclass(frozen=True)
+class Reported:
+    """What the Models API (``GET /v1/models/{id}``) said about a model; None where it did not say."""
+
+    context_window: int | None = None
+    max_output: int | None = None
+    structured_output: bool | None = None  # capabilities.structured_outputs.supported
+
+
+def with_reported(profile: ModelProfile, reported: Reported | None) -> ModelProfile:
     """The profile with what the Models API reported for this model, where it said."""
+    if reported is None:
+        return profile
     changes: dict[str, Any] = {}
-    if context_window:
-        changes["context_window"] = context_window
-    if max_output:
-        changes["max_output"] = max_output
+    if reported.context_window:
+        changes["context_window"] = reported.context_window
+    if reported.max_output:
+        changes["max_output"] = reported.max_output
+    if reported.structured_output is not None and profile.thinking is not Thinking.NONE:  # a local server: never
+        changes["structured_output"] = reported.structured_output
     return replace(profile, **changes) if changes else profile
 
 
@@ -170,21 +190,33 @@ def effort_for(kind: CallKind, override: Effort | None = None) -> Effort:
     return DEFAULT_EFFORT[kind]
 
 
-def call_params(profile: ModelProfile, kind: CallKind, effort: Effort | None = None, *, extra_room: int = 0) -> dict[str, Any]:
-    """``max_tokens`` and, only where the model accepts them, ``thinking`` and ``output_config``."""
+def call_params(
+    profile: ModelProfile,
+    kind: CallKind,
+    effort: Effort | None = None,
+    *,
+    extra_room: int = 0,
+    json_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``max_tokens`` and, only where the model accepts them, ``thinking`` and ``output_config``
+    (``effort``; ``format`` for ``json_schema``, so a caller asks and the table decides)."""
     reply = REPLY_TOKENS[kind] + extra_room
+    params: dict[str, Any]
     if profile.thinking in (Thinking.NONE, Thinking.BUDGET):
-        return {"max_tokens": min(reply, profile.max_output)}
-    if profile.thinking is Thinking.UNKNOWN:  # may think at the API default (high): leave that room
-        return {"max_tokens": min(reply + THINKING_ROOM[Effort.HIGH], profile.max_output)}
-    eff = effort or DEFAULT_EFFORT[kind]
-    params: dict[str, Any] = {
-        "max_tokens": min(reply + THINKING_ROOM[eff], profile.max_output),
-        # Thinking text is never shown or stored, so ask for none: the reply starts sooner.
-        "thinking": {"type": "adaptive", "display": "omitted"},
-    }
-    if profile.accepts_effort:
-        params["output_config"] = {"effort": eff.value}
+        params = {"max_tokens": min(reply, profile.max_output)}
+    elif profile.thinking is Thinking.UNKNOWN:  # may think at the API default (high): leave that room
+        params = {"max_tokens": min(reply + THINKING_ROOM[Effort.HIGH], profile.max_output)}
+    else:
+        eff = effort or DEFAULT_EFFORT[kind]
+        params = {
+            "max_tokens": min(reply + THINKING_ROOM[eff], profile.max_output),
+            # Thinking text is never shown or stored, so ask for none: the reply starts sooner.
+            "thinking": {"type": "adaptive", "display": "omitted"},
+        }
+        if profile.accepts_effort:
+            params["output_config"] = {"effort": eff.value}
+    if json_schema is not None and profile.structured_output:
+        params["output_config"] = {**params.get("output_config", {}), "format": {"type": "json_schema", "schema": json_schema}}
     return params
 
 

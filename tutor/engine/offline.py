@@ -701,7 +701,7 @@ def progress_text(ex: Explainer, model: ReaderModel, empty: AbstractSet[str], *,
     return f"{head}\n\n{body}{tail}"
 
 
-def _stems(text: str) -> set[str]:
+def content_stems(text: str) -> set[str]:
     """Content words, crudely stemmed: enough to tell an answer that says the same thing."""
     out = set()
     for w in _CONTENT.findall(text.casefold()):
@@ -715,7 +715,7 @@ def matches_reference(answer: str, reference: str) -> bool:
     """An answer that clearly says what the reference says: most of its content words are
     the reference's, and at least three of them. Anything less is left to the reader's own
     grading (offline cannot judge free text)."""
-    a, r = _stems(answer), _stems(reference)
+    a, r = content_stems(answer), content_stems(reference)
     shared = a & r
     return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, r, reference)
 
@@ -725,15 +725,15 @@ def _states_the_lead(a: set[str], r: set[str], reference: str) -> bool:
     direct answer ("None.", "The version you added."), and adds little of its own. A bare
     yes or no has no content words, so it never passes: a coin flip verifies nothing."""
     lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
-    want = _stems(lead)
+    want = content_stems(lead)
     return bool(want) and len(lead.split()) <= 8 and want <= a and len(a - r) <= 2
 
 
 def matched_misconception(answer: str, misconceptions: list[str]) -> str | None:
     """The listed misconception the answer states, if it states one nearly word for word."""
-    a = _stems(answer)
+    a = content_stems(answer)
     for m in misconceptions:
-        ms = _stems(m)
+        ms = content_stems(m)
         if ms and len(a & ms) >= max(2, 0.75 * len(ms)) and len(a & ms) >= 0.6 * len(a):
             return m
     return None
@@ -748,8 +748,8 @@ def key_points(answer: str) -> str:
 
 def best_piece(section: str, reference: str) -> str | None:
     """The readable piece of a section that shares the most with a reference answer."""
-    want = _stems(reference)
-    scored = [(len(_stems(p) & want), -i, p) for i, p in enumerate(chunks(section))]
+    want = content_stems(reference)
+    scored = [(len(content_stems(p) & want), -i, p) for i, p in enumerate(chunks(section))]
     best = max(scored, default=None)
     return best[2] if best and best[0] > 0 else None
 

@@ -331,8 +331,13 @@ class AuthoringQueries(SessionQueries):
         if row is None:
             return None
         qs = self._query(
-            "SELECT seq, question, answer, status FROM compile_questions WHERE compile_id = ? ORDER BY seq", (row["id"],)
+            "SELECT seq, question, answer, status, kind, round, about, notes_say, answer_says FROM compile_questions"
+            " WHERE compile_id = ? ORDER BY seq",
+            (row["id"],),
         )
+        row["feedback"] = [r["text"] for r in self._query(
+            "SELECT text FROM compile_feedback WHERE compile_id = ? ORDER BY seq", (row["id"],)
+        )]
         try:
             row["notes"] = json.loads(row["notes"] or "[]")
         except (TypeError, ValueError):
@@ -349,6 +354,29 @@ class AuthoringQueries(SessionQueries):
             c.executemany(
                 "INSERT INTO compile_questions (compile_id, seq, question, status, updated) VALUES (?, ?, ?, 'pending', ?)",
                 [(compile_id, i + 1, q, now) for i, q in enumerate(questions)],
+            )
+
+    def add_compile_questions(self, compile_id: str, questions: Sequence[CompileQuestionRow]) -> None:
+        """Follow-up questions (pending), after the ones already asked: their ``seq`` as given."""
+        now = now_iso()
+        with self._write() as c:
+            c.executemany(
+                "INSERT INTO compile_questions (compile_id, seq, question, status, kind, round, about, notes_say, answer_says,"
+                " updated) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                [(compile_id, q.seq, q.question, q.kind, q.round, q.about, q.notes_say, q.answer_says, now) for q in questions],
+            )
+            c.execute("UPDATE compiles SET updated = ? WHERE id = ?", (now, compile_id))
+
+    def add_compile_feedback(self, compile_id: str, step: str, notes: Sequence[str]) -> None:
+        """The model's notes on the notes from one step (outline, follow_up, write), in order."""
+        if not notes:
+            return
+        now = now_iso()
+        with self._write() as c:
+            (last,) = c.execute("SELECT COALESCE(MAX(seq), 0) FROM compile_feedback WHERE compile_id = ?", (compile_id,)).fetchone()
+            c.executemany(
+                "INSERT INTO compile_feedback (compile_id, seq, step, text, created) VALUES (?, ?, ?, ?, ?)",
+                [(compile_id, last + i + 1, step, n, now) for i, n in enumerate(notes)],
             )
 
     def save_compile_answer(self, compile_id: str, seq: int, answer: str | None, status: str) -> None:

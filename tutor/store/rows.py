@@ -174,6 +174,11 @@ class CompileQuestionRow(_Row):
     question: str
     answer: str | None = None
     status: str = "pending"  # pending | answered | skipped | not_asked
+    kind: str = "question"  # question | follow_up | contradiction (m008)
+    round: int = 0  # 0: from the outline; 1, 2: follow-up rounds
+    about: int | None = None  # the seq of the answer a follow-up or contradiction is about
+    notes_say: str = ""  # a contradiction: the notes' side, quoted
+    answer_says: str = ""  # and the answer's
 
 
 class CompileRow(_Row):
@@ -187,3 +192,4 @@ class CompileRow(_Row):
     created: str
     updated: str
     questions: list[CompileQuestionRow] = []
+    feedback: list[str] = []  # the model's notes on the notes, in order (compile_feedback)

@@ -312,6 +312,32 @@ def m007_message_parts_pending(db: Database) -> None:
     _set_user_version(db, 7)
 
 
+def m008_compile_dialogue(db: Database) -> None:
+    """``tutor compile`` as a conversation (issue 13; docs/authors.md): a question may follow up
+    an answer (``about`` its seq, in a follow-up ``round``) or ask the author which is right
+    where the notes and an answer disagree (``kind = 'contradiction'``, with both sides); and
+    the model's notes on the notes (``compile_feedback``), kept out of the explainer and shown
+    to the author at the end, so a resumed compile still shows them."""
+    db.executescript(
+        """
+        ALTER TABLE compile_questions ADD COLUMN kind TEXT NOT NULL DEFAULT 'question';
+        ALTER TABLE compile_questions ADD COLUMN round INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE compile_questions ADD COLUMN about INTEGER;
+        ALTER TABLE compile_questions ADD COLUMN notes_say TEXT NOT NULL DEFAULT '';
+        ALTER TABLE compile_questions ADD COLUMN answer_says TEXT NOT NULL DEFAULT '';
+        CREATE TABLE compile_feedback (
+            compile_id TEXT NOT NULL REFERENCES compiles(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            step TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (compile_id, seq)
+        );
+        """
+    )
+    _set_user_version(db, 8)
+
+
 STEPS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_cache_usage_counts_fts,
@@ -320,6 +346,7 @@ STEPS: tuple[Callable[[Database], None], ...] = (
     m005_fts_stemming,
     m006_feedback_count,
     m007_message_parts_pending,
+    m008_compile_dialogue,
 )
 KNOWN_MIGRATIONS = [step.__name__ for step in STEPS]
 SCHEMA_VERSION = len(STEPS)  # each step sets PRAGMA user_version to its number
@@ -339,6 +366,7 @@ def migrations() -> Migrations:
 CORE_TABLES = (
     "explainers", "sessions", "messages", "concept_states", "feedback", "summaries",
     "concept_state_log", "explainer_sections", "imported_stats", "compiles", "compile_questions", "settings",
+    "compile_feedback",
 )
 _FTS_REBUILD = """
     DROP TRIGGER IF EXISTS messages_fts_ai;

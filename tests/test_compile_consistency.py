@@ -1,0 +1,40 @@
+"""Reference answers checked against their sections (tutor/authoring/consistency.py): the
+local check `tutor compile` runs on what Claude wrote. Through the compile itself:
+tests/test_compile_dialogue.py."""
+
+from __future__ import annotations
+
+from tutor.authoring.consistency import check_answers
+from tutor.explainer import load
+
+from conftest import EXPLAINERS
+
+
+def test_the_consistency_check_on_the_sample_explainers():
+    """46 hand-written checks: both findings are real (an answer that leans on
+    `synchronous=FULL` from the durability section; UTF-8 and UTF-16 byte counts in the
+    code-points answer), and ordinary words ("both", "three") used early are not flagged."""
+    found = []
+    for name in ("git-objects.md", "sqlite-wal.md", "unicode-utf8.md"):
+        exp = load(EXPLAINERS / name)
+        found += [(name, p.line, p.message.split(":")[0]) for p in check_answers(exp, name)]
+    assert found == [
+        ("sqlite-wal.md", 62, "check 1 of 'wal-file'"),
+        ("unicode-utf8.md", 19, "check 1 of 'code-points'"),
+    ]
+
+
+def test_a_figure_or_term_from_a_later_section_is_named_with_its_line(tmp_path):
+    from compile_helpers import explainer_reply
+
+    p = tmp_path / "x.md"
+    p.write_text(explainer_reply(fence=False).replace(
+        'answer: "Every read and write works on whole pages."',
+        'answer: "Whole pages of 4096 bytes, which the WAL file holds too."',
+    ), encoding="utf-8")
+    exp = load(p)
+    line = next(n for n, ln in enumerate(p.read_text().splitlines(), 1) if "4096 bytes" in ln)
+    msgs = [(pr.line, pr.message) for pr in check_answers(exp, str(p))]
+    assert msgs == [(line, "check 1 of 'pages': the reference answer uses what only a later section explains: "
+                           "\"The WAL file\" ('wal')")]
+    # "4096" is in the pages section of this explainer ("4096 bytes in these examples"): no warning for it.
