@@ -306,3 +306,13 @@ def test_strip_tags_keeps_other_tags_byte_for_byte():
     cut = 'Hi <state concept="pages" value="asked">the evidence was'
     assert strip_tags(cut, ("feedback",)) == cut and strip_tags(cut) == "Hi "
     assert [t.complete for t in state_tags(cut)] == [False]
+
+
+def test_a_kept_tag_does_not_change_what_counts_as_a_code_fence():
+    """Found by hypothesis: a kept '</state>' before a fence made strip_tags strip the
+    '<feedback>' the stream filter shows as code (the fence is at the start of the line
+    once the tag is hidden)."""
+    raw = "</state>```\n<feedback>"
+    assert TagFilter.filter_all(raw)[0] == "```\n<feedback>"
+    assert strip_tags(raw, ("feedback",)) == raw
+    assert strip_tags('x <state concept="a" value="known">ok</state>\n```\n<feedback>code</feedback>\n```\n', ("feedback",)).count("<feedback>") == 1

@@ -101,10 +101,10 @@ class TagFilter:
 
     # -- machinery --------------------------------------------------------------------
     def _emit(self, out: list[str], text: str) -> None:
-        """Pass a kept tag through as text (the line tracking sees it like any text)."""
+        """Pass a kept tag through as text. The line tracking does not see it, as if it were
+        hidden: keeping a tag must not change what counts as a code fence after it, or
+        ``strip_tags`` would strip a tag the stream filter showed inside code."""
         out.append(text)
-        nl = text.rfind("\n")
-        self._line = text[nl + 1 :] if nl != -1 else self._line + text
 
     def _finish_tag(self, *, complete: bool) -> Tag:
         assert self._tag is not None
