@@ -93,12 +93,15 @@ def open_cmd(
         raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
     from tutor.engine.claude import Limits
     from tutor.engine.opening import Choice, open_for_reader
-    from tutor.engine.prices import load_prices, prices_path
     from tutor.paths import db_path
 
     limits = Limits.from_env(first_token=first_token, reply=reply_timeout)  # bad $TUTOR_* values: one clear line
     path = db_path(db)
-    prices = {} if offline else load_prices(prices_path(path.parent))  # the reader's prices.yaml, if any
+    prices = {}
+    if not offline:  # the reader's prices.yaml, if any
+        from tutor.engine.prices import load_prices, prices_path
+
+        prices = load_prices(prices_path(path.parent))
     choice = Choice(new=new, resume=resume, offline=offline, model=model, effort=effort, base_url=base_url, limits=limits)
     with open_for_reader(file, path, choice, prices=prices) as opened:
         session = opened.session

@@ -13,17 +13,20 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from tutor.engine.claude import ClaudeBackend, Limits, has_api_key
 from tutor.engine.models import Effort
 from tutor.engine.notices import NoticeKind, StartNotice
-from tutor.engine.prices import Prices
 from tutor.engine.session import TutorSession
 from tutor.errors import TutorError
 from tutor.explainer import Explainer, load
 from tutor.store import Store
 from tutor.store.lock import SessionLock
 from tutor.text import plural
+
+if TYPE_CHECKING:
+    from tutor.engine.prices import Prices
 
 
 @dataclass
