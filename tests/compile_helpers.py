@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,8 @@ A checkpoint copies pages from the WAL back into the database file.
 [GAP: what is the default checkpoint threshold?]
 """
     return f"```markdown\n{body}```\n" if fence else body
+
+
+def compile_db(tmp_path: Path) -> sqlite3.Connection:
+    """The compile state a CLI run under tmp_path/home wrote (read with a plain connection)."""
+    return sqlite3.connect(tmp_path / "home" / "tutor.db")

@@ -20,3 +20,14 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("TUTOR_MODEL", raising=False)
     monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "tutor-home"))
     yield
+
+
+@pytest.fixture
+def notes(tmp_path):
+    """A notes folder with one long file, what the compile tests give `tutor compile`."""
+    from compile_helpers import big_notes
+
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "wal.md").write_text(big_notes(), encoding="utf-8")
+    return d

@@ -6,26 +6,12 @@ repaired; still invalid -> draft + errors saved beside the target; resume; long 
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from tutor.explainer import load
 
-from compile_helpers import NO_FOLLOW_UPS, OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
+from compile_helpers import NO_FOLLOW_UPS, OUTLINE_REPLY, claude_env, compile_db, explainer_reply, run_cli
 from fake_api import http_error, prompt_too_long, text
-
-
-@pytest.fixture
-def notes(tmp_path):
-    d = tmp_path / "notes"
-    d.mkdir()
-    (d / "wal.md").write_text(big_notes(), encoding="utf-8")
-    return d
-
-
-def _db(tmp_path) -> sqlite3.Connection:
-    return sqlite3.connect(tmp_path / "home" / "tutor.db")
 
 
 def _user_texts(body: dict) -> str:
@@ -83,7 +69,7 @@ def test_outline_two_answers_one_skip_then_valid_explainer(fake_api, notes, tmp_
         assert later.usage["cache_read_input_tokens"] >= fake_api.requests[0].usage["cache_creation_input_tokens"]
 
     # The Q&A is in the database.
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         rows = db.execute("SELECT seq, status, answer FROM compile_questions ORDER BY seq").fetchall()
         status = db.execute("SELECT status FROM compiles").fetchall()
     assert rows == [(1, "answered", "4096 bytes"), (2, "answered", "Yes, briefly: it is the default journal mode"), (3, "skipped", None)]
@@ -105,7 +91,7 @@ def test_invalid_then_repaired(fake_api, notes, tmp_path):
     assert "prerequisites: [ghost]" in repair[1]["content"][0]["text"]  # its own draft, sent back
     assert "ghost" in repair[2]["content"][0]["text"] and "line " in repair[2]["content"][0]["text"]
     # --no-questions: the questions were recorded but not asked.
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         assert {s for (s,) in db.execute("SELECT status FROM compile_questions")} == {"not_asked"}
 
 
@@ -124,7 +110,7 @@ def test_still_invalid_saves_draft_and_errors(fake_api, notes, tmp_path):
     assert any("ghost" in line for line in err_lines)
     assert "tutor: " in r.stderr and "still invalid" in r.stderr and "wal.draft.md" in r.stderr
     assert "Traceback" not in r.stderr
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         assert db.execute("SELECT status FROM compiles").fetchall() == [("failed",)]
 
 
@@ -161,7 +147,7 @@ def test_resume_mid_questions_keeps_answers(fake_api, notes, tmp_path):
     fake_api.enqueue(OUTLINE_REPLY, explainer_reply())
     r = run_cli(["compile", str(notes), "-o", str(out)], input="4096 bytes\n", env=env)  # EOF after one answer
     assert r.exit_code == 0, r
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         rows = db.execute("SELECT status FROM compile_questions ORDER BY seq").fetchall()
     assert rows == [("answered",), ("not_asked",), ("not_asked",)]
 
@@ -301,7 +287,7 @@ def test_lone_surrogates_from_the_model_are_stored_safely(fake_api, notes, tmp_p
     fake_api.enqueue("<outline>odd \ud800 text</outline>\n<question>Why \udc80?</question>", NO_FOLLOW_UPS, explainer_reply())
     r = run_cli(["compile", str(notes), "-o", str(tmp_path / "x.md")], input="because\n", env=claude_env(fake_api, tmp_path / "home"))
     assert r.exit_code == 0, r
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         assert db.execute("SELECT outline FROM compiles").fetchone()[0] == "odd \ufffd text"
         assert db.execute("SELECT question, answer FROM compile_questions").fetchone() == ("Why \ufffd?", "because")
 

@@ -7,27 +7,14 @@ against the fake Messages API.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from tutor.authoring.compile_prompts import FOLLOW_UP_SCHEMA, OUTLINE_SCHEMA
 from tutor.explainer import load
 
-from compile_helpers import OUTLINE_REPLY, big_notes, claude_env, explainer_reply, run_cli
+from compile_helpers import OUTLINE_REPLY, claude_env, compile_db, explainer_reply, run_cli
 from fake_api import http_error, json_reply
-
-
-@pytest.fixture
-def notes(tmp_path):
-    d = tmp_path / "notes"
-    d.mkdir()
-    (d / "wal.md").write_text(big_notes(), encoding="utf-8")
-    return d
-
-
-def _db(tmp_path) -> sqlite3.Connection:
-    return sqlite3.connect(tmp_path / "home" / "tutor.db")
 
 
 def _step_text(body: dict) -> str:
@@ -77,7 +64,7 @@ def test_answers_lead_to_follow_ups_and_a_contradiction_for_at_most_two_rounds(f
     assert "(follow-up to question 1) Is 4096 bytes the default page size" in write
     assert "<answer>the notes: rollback is the default</answer>" in write
     assert "an answer to a contradiction says which side is right" in write
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         rows = db.execute("SELECT seq, kind, round, about, status FROM compile_questions ORDER BY seq").fetchall()
     assert rows == [
         (1, "question", 0, None, "answered"), (2, "question", 0, None, "answered"), (3, "question", 0, None, "skipped"),
@@ -193,7 +180,7 @@ def test_notes_on_the_notes_are_shown_saved_and_never_written_into_the_explainer
     text = out.read_text()
     assert "say what a frame is first" not in text and "default threshold.\" --" not in text
     assert "<feedback>an example tag</feedback>" in text
-    with _db(tmp_path) as db:
+    with compile_db(tmp_path) as db:
         saved = db.execute("SELECT step, text FROM compile_feedback ORDER BY seq").fetchall()
     assert [s for s, _ in saved] == ["outline", "outline", "write"]
 
