@@ -25,7 +25,7 @@ def test_the_consistency_check_on_the_sample_explainers():
     from tutor.explainer import parse
 
     assert [(p.line, p.message.split(":")[0]) for p in check_answers(parse(slipped, "u.md"), "u.md")] == [
-        (19, "check 1 of 'code-points'")]
+        (19, "check 1 of 'code-points' rests on what only a later section explains")]
 
 
 def test_a_figure_or_term_from_a_later_section_is_named_with_its_line(tmp_path):
@@ -39,6 +39,6 @@ def test_a_figure_or_term_from_a_later_section_is_named_with_its_line(tmp_path):
     exp = load(p)
     line = next(n for n, ln in enumerate(p.read_text().splitlines(), 1) if "4096 bytes" in ln)
     msgs = [(pr.line, pr.message) for pr in check_answers(exp, str(p))]
-    assert msgs == [(line, "check 1 of 'pages': the reference answer uses what only a later section explains: "
-                           "\"The WAL file\" ('wal')")]
+    assert msgs == [(line, "check 1 of 'pages' rests on what only a later section explains: "
+                           "\"The WAL file\" ('wal'); move the check there, or explain it in § Pages")]
     # "4096" is in the pages section of this explainer ("4096 bytes in these examples"): no warning for it.

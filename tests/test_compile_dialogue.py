@@ -196,8 +196,8 @@ def test_check_answers_that_need_a_later_section_are_shown_with_their_line(fake_
     assert r.exit_code == 0, r
     line = next(n for n, ln in enumerate(out.read_text().splitlines(), 1) if "8192 bytes" in ln)
     assert "Check answers to look at (2 warnings;" in r.stderr
-    assert (f"{out}:{line}: check 1 of 'pages': the reference answer uses what only a later section explains: "
-            "\"Checkpoints\" ('checkpoints')") in r.stderr
+    assert (f"{out}:{line}: check 1 of 'pages' rests on what only a later section explains: "
+            "\"Checkpoints\" ('checkpoints'); move the check there, or explain it in § Pages") in r.stderr
     assert f"{out}:{line}: check 1 of 'pages': the reference answer states \"8192\", which no section says" in r.stderr
     assert load(out).concepts  # a warning, not a failure: the file is written
 

@@ -51,8 +51,9 @@ def test_a_check_that_tests_a_later_section_is_named_with_that_section(tmp_path)
     extra = '      - question: "What does a frame hold?"\n        answer: "One page."\n        misconceptions: ["A row."]'
     path, warnings = check(tmp_path, FRONT.replace("{extra_check}", extra))
     [w] = warnings
-    line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if "What does a frame hold?" in t)
-    assert w.startswith(f"{path}:{line}: warning: check of pages rests on \"frame\", first explained later in § The WAL")
+    line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if 'answer: "One page."' in t)
+    assert w == (f"{path}:{line}: warning: check 2 of 'pages' rests on what only a later section explains: "
+                 "\"frame\" ('wal'); move the check there, or explain it in § Pages")
     assert CliRunner().invoke(cli, ["check", "--strict", str(path)]).exit_code == 1
 
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import re
 
-from tutor.engine.offline import content_stems
-from tutor.engine.search import glossary
 from tutor.errors import Problem
 from tutor.explainer import Explainer
+from tutor.explainer.terms import content_stems, glossary
 
 _CODE_SPAN = re.compile(r"`([^`\n]{2,40})`")
 _WITH_DIGIT = re.compile(r"[\w+.-]*\d[\w+.-]*")
@@ -50,7 +49,9 @@ def _key_terms(exp: Explainer) -> dict[frozenset[str], str]:
     for c in exp.concepts:
         for term in [c.title, *(t for t, _ in glossary(c.section.text)), *_CODE_SPAN.findall(c.section.text)]:
             stems = frozenset(_words(term))
-            if stems and stems not in out:
+            # "end mark" is only {"mark"} once short words go: any "marks" would match it
+            weak = len(stems) < 2 and len(term.split()) > 1
+            if stems and not weak and stems not in out:
                 out[stems] = term
     return out
 
@@ -85,7 +86,7 @@ def check_answers(exp: Explainer, name: str) -> list[Problem]:
     for i, c in enumerate(exp.concepts):
         so_far = "\n".join(texts[: i + 1]).casefold()
         for k, check in enumerate(c.checks, 1):
-            said = _words(check.answer)
+            said = _words(check.question + "\n" + check.answer)
             later = {keys[t]: exp.concepts[at].id for t, at in first.items() if at is not None and at > i and _has(said, t)}
             never = []
             for fig in _figures(check.answer):
@@ -99,8 +100,8 @@ def check_answers(exp: Explainer, name: str) -> list[Problem]:
             line = where.get((c.id, k), c.line)
             if later:
                 listed = ", ".join(f"\"{t}\" ('{cid}')" for t, cid in later.items())
-                problems.append(Problem(name, line, f"check {k} of '{c.id}': the reference answer uses what only a later "
-                                        f"section explains: {listed}"))
+                problems.append(Problem(name, line, f"check {k} of '{c.id}' rests on what only a later section explains: "
+                                        f"{listed}; move the check there, or explain it in § {c.section.heading}"))
             if never:
                 listed = ", ".join(f"\"{f}\"" for f in never)
                 problems.append(Problem(name, line, f"check {k} of '{c.id}': the reference answer states {listed}, "

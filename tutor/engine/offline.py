@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from tutor.engine.reader_model import DONE, PRESENTED, ReaderModel, State, ending, find_concepts, in_sentence
 from tutor.engine.search import Hit, SectionIndex, blocks
 from tutor.explainer import CheckQuestion, Concept, Explainer
+from tutor.explainer.terms import content_stems
 from tutor.text import plural
 
 CHUNK_CHARS = 900  # a "readable piece": at most about this many characters ...
@@ -615,10 +616,6 @@ class OfflineGuide:
         return Step(text="\n\n".join(self._out), changes=list(self._changes), finished=finished or self._finished)
 
 
-_CONTENT = re.compile(r"[^\W_]{4,}")
-_COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
-                    "does each every some more most such very same other just like will would could should".split())
-
 
 def pending_prompt(phase: Phase, c: Concept | None, *, part: tuple[int, int], check: int) -> str:
     """What the walk is waiting for, said again after a question, a help text or a resume."""
@@ -699,16 +696,6 @@ def progress_text(ex: Explainer, model: ReaderModel, empty: AbstractSet[str], *,
         else ""
     )
     return f"{head}\n\n{body}{tail}"
-
-
-def content_stems(text: str) -> set[str]:
-    """Content words, crudely stemmed: enough to tell an answer that says the same thing."""
-    out = set()
-    for w in _CONTENT.findall(text.casefold()):
-        if w in _COMMON:
-            continue
-        out.add(re.sub(r"(?:ing|ed|es|s)$", "", w) if len(w) > 5 else w)
-    return out
 
 
 def matches_reference(answer: str, reference: str) -> bool:

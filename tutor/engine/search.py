@@ -18,6 +18,7 @@ import re
 from pydantic import BaseModel
 
 from tutor.explainer import Explainer
+from tutor.explainer.terms import glossary
 from tutor.store.passages import Passage, PassageIndex
 
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -100,21 +101,6 @@ class Hit(BaseModel):
 
 
 GROUP_DECAY = 0.3  # weight of a concept's 2nd and 3rd best passages (0.3, 0.09): bench in docs/eval.md
-_BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")
-
-
-def glossary(markdown: str) -> list[tuple[str, str]]:
-    """(term, the sentence that defines it) for each bold term: a bold run is how the
-    samples and `tutor compile` mark a definition."""
-    out = []
-    prose = re.sub(r"^(```|~~~).*?^\1", " ", markdown, flags=re.M | re.S)
-    for para in prose.split("\n\n"):
-        flat = " ".join(para.split())
-        for m in _BOLD.finditer(flat):
-            start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
-            end = flat.find(". ", m.end())
-            out.append((m.group(1).strip(), flat[start : end + 1 if end >= 0 else len(flat)].strip()))
-    return out
 
 
 def query_terms(question: str) -> list[str]:

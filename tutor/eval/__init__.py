@@ -1,1 +1,1 @@
-"""Measuring teaching: explainer lint now; simulated readers and metrics (issue 12) later."""
+"""Measuring teaching: tutor eval (simulated readers, metrics, planted defects) and the explainer lint."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 
+from tutor.authoring.consistency import check_answers
 from tutor.errors import Problem
 from tutor.explainer import Concept, Explainer
+from tutor.explainer.terms import glossary
 
 # Whole word, upper case: the marker `tutor compile --offline` writes (tutor.authoring.skeleton.DRAFT).
 _DRAFT = re.compile(r"\bDRAFT\b")
-# A bold run is how the samples and `tutor compile` mark a term's definition.
-_BOLD = re.compile(r"\*\*([^*\n]{2,40}?)\*\*")
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 COPIED_WORDS = 10  # an answer sentence this long found word for word in its section
 
@@ -50,27 +50,9 @@ def _definitions(ex: Explainer) -> dict[str, tuple[int, Concept, str]]:
     """Each bolded term's first section (index in teaching order), by stem."""
     first: dict[str, tuple[int, Concept, str]] = {}
     for i, c in enumerate(ex.concepts):
-        for term in _BOLD.findall(_FENCE.sub(" ", c.section.text)):
+        for term, _ in glossary(c.section.text):
             first.setdefault(_stem(term), (i, c, term.strip()))
     return first
-
-
-def _forward_references(ex: Explainer, defs: dict[str, tuple[int, Concept, str]]) -> list[Problem]:
-    found = []
-    for i, c in enumerate(ex.concepts):
-        # code counts here: a term the reader saw in a sample is a term the reader saw
-        seen = " ".join(x.section.text.casefold() + " " + x.summary.casefold() + " " + x.title.casefold() for x in ex.concepts[: i + 1])
-        for q in c.checks:
-            said = (q.question + " " + q.answer).casefold()
-            for stem, (j, later, term) in defs.items():
-                if j > i and _mentions(stem, said) and not _mentions(stem, seen):
-                    found.append(Problem(
-                        ex.path, _line_of(ex, q.question, c.line),
-                        f"check of {c.id} rests on \"{term}\", first explained later in § {later.section.heading} "
-                        f"(line {later.section.start_line}): move the check there, or explain the term in § {c.section.heading}",
-                    ))
-                    break
-    return found
 
 
 def _copied_answers(ex: Explainer) -> list[Problem]:
@@ -143,7 +125,7 @@ def lint(ex: Explainer) -> list[Problem]:
         if _DRAFT.search(line):
             found.append(Problem(ex.path, n, "DRAFT marker left in: replace it with the real text before publishing"))
     defs = _definitions(ex)
-    found += _forward_references(ex, defs)
+    found += check_answers(ex, str(ex.path))  # a check resting on a later section: one rule, shared with compile
     found += _copied_answers(ex)
     found += _used_before_definition(ex, defs)
     found += _no_misconceptions(ex)

@@ -1,0 +1,37 @@
+"""Words of an explainer's text that carry its meaning: the content words of an answer, and
+the terms a section defines. One home, so the offline guide (grading, repair), its search
+(glossary rows), compile's consistency check and the lint agree on what a term is."""
+
+from __future__ import annotations
+
+import re
+
+_CONTENT = re.compile(r"[^\W_]{4,}")
+_COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
+                    "does each every some more most such very same other just like will would could should".split())
+_BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")  # a bold run is how the samples and `tutor compile` mark a definition
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+
+
+def content_stems(text: str) -> set[str]:
+    """Content words, crudely stemmed: enough to tell an answer that says the same thing."""
+    out = set()
+    for w in _CONTENT.findall(text.casefold()):
+        if w in _COMMON:
+            continue
+        out.add(re.sub(r"(?:ing|ed|es|s)$", "", w) if len(w) > 5 else w)
+    return out
+
+
+def glossary(markdown: str) -> list[tuple[str, str]]:
+    """(term, the sentence that defines it) for each bold term: a bold run is how the
+    samples and `tutor compile` mark a definition."""
+    out = []
+    prose = _FENCE.sub(" ", markdown)
+    for para in prose.split("\n\n"):
+        flat = " ".join(para.split())
+        for m in _BOLD.finditer(flat):
+            start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
+            end = flat.find(". ", m.end())
+            out.append((m.group(1).strip(), flat[start : end + 1 if end >= 0 else len(flat)].strip()))
+    return out
