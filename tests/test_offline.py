@@ -647,3 +647,16 @@ def test_a_short_answer_that_gives_the_references_direct_answer_is_accepted():
     assert not matches_reference("none of the index, working copy or stash tracks it", ref)
     # a long first sentence is not a direct answer to match by its words
     assert not matches_reference("the hash", "The hash is computed only from the header, a NUL byte and the content.")
+
+
+def test_what_is_x_quotes_the_sentence_that_defines_x_not_a_longer_term():
+    from tutor.engine.offline import best_passage
+
+    ex = load(EXPLAINERS / "sqlite-wal.md")
+    index = SectionIndex(ex)
+    hit = best_passage(index, ex, "what is a checkpoint?")
+    assert hit is not None and "A **checkpoint** copies" in hit.passage  # not "**checkpoint starvation**"
+    hit = best_passage(index, ex, "What are frames")
+    assert hit is not None and "**frames**" in hit.passage and "**commit frame**" not in hit.passage
+    # a question that is not "what is X" keeps the ranking's choice
+    assert best_passage(index, ex, "why does the wal file grow?") is not None

@@ -657,6 +657,9 @@ def best_passage(index: SectionIndex, ex: Explainer, question: str) -> Hit | Non
     route a question to its section but are never quoted: that would hand the reader a
     reference answer before they try it."""
     hits = index.search(question, limit=8)
+    defined = _definition_of(question, hits)
+    if defined is not None:
+        return defined
     top = hits[0].concept_id if hits else None
     quote = next((h for h in hits if h.concept_id == top and h.kind != "faq"), None)
     if quote is None and top is not None:
@@ -664,6 +667,19 @@ def best_passage(index: SectionIndex, ex: Explainer, question: str) -> Hit | Non
         pieces = chunks(c.section.text)
         quote = Hit(concept_id=top, heading=c.section.heading, passage=pieces[0] if pieces else c.summary, score=0.0)
     return quote
+
+
+_WHAT_IS = re.compile(r"^\s*(?:what(?:'s| is| are)|define|meaning of)\s+(?:an?\s+|the\s+)?(.+?)\s*\??\s*$", re.I)
+
+
+def _definition_of(question: str, hits: list[Hit]) -> Hit | None:
+    """"What is a checkpoint?" wants the sentence that bolds **checkpoint**, not a shorter one
+    that bolds **checkpoint starvation** (bm25 prefers short passages)."""
+    m = _WHAT_IS.match(question)
+    if not m:
+        return None
+    term = re.compile(r"\*\*" + re.escape(m.group(1).rstrip("s")) + r"s?\*\*", re.I)
+    return next((h for h in hits if h.kind == "term" and term.search(h.passage)), None)
 
 
 def progress_text(ex: Explainer, model: ReaderModel, empty: AbstractSet[str], *, final: bool = False) -> str:
