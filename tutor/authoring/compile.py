@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tutor.engine.events import TokenUsage
 from tutor.engine.models import REPLY_TOKENS, CallKind
@@ -291,11 +291,7 @@ class CompileResult(BaseModel):
     follow_ups: int = 0  # questions asked in follow-up rounds (follow-ups and contradictions)
     warnings: int = 0  # check answers not answerable from their own or earlier sections
     feedback: list[str] = []  # notes on the notes
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
+    usage: TokenUsage = Field(default_factory=TokenUsage)  # every call of the compile, summed
 
 
 def compile_hint(e: TutorError) -> str:
@@ -548,9 +544,7 @@ class ClaudeCompile:
             skipped=sum(q.status == "skipped" for q in st.questions),
             follow_ups=sum(q.round > 0 and q.status in ("answered", "skipped") for q in st.questions),
             warnings=len(warnings), feedback=list(st.feedback),
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_input_tokens, cache_write_tokens=usage.cache_creation_input_tokens,
-            cost_usd=usage.cost_usd,
+            usage=usage.model_copy(),
         )
         ui.info(
             f"wrote {self.out}: {res.concepts} concept(s)"
