@@ -93,6 +93,18 @@ def test_check_url(server):
     assert r.output.startswith(server.url + "/sqlite-wal.md: OK")
 
 
+def test_check_url_names_the_url_and_the_line_of_each_problem():
+    broken = SAMPLE.read_text(encoding="utf-8").replace("  - id: wal-file\n", "  - id: Wal File!\n", 1)
+    line = next(n for n, t in enumerate(broken.splitlines(), 1) if "Wal File!" in t)
+    s = Server({"/broken.md": ("text/markdown", broken.encode())})
+    try:
+        r = CliRunner().invoke(cli, ["check", s.url + "/broken.md"])
+    finally:
+        s.stop()
+    assert r.exit_code == 1
+    assert f"{s.url}/broken.md:{line}:" in r.output and "tutor-home" not in r.output  # never the downloaded copy
+
+
 @pytest.mark.parametrize(
     ("path", "ctype", "body", "expect"),
     [

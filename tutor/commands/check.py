@@ -69,26 +69,20 @@ def load_path(path: str):
 
 
 def _load_url(url: str):
-    """Download ``url`` (kept in the data home, as ``tutor open URL`` does) and name it by
-    its URL in every message."""
+    """Download ``url`` (kept in the data home, as ``tutor open URL`` does) and check it under
+    its URL: every message names the URL, not the downloaded copy."""
     from tutor.errors import ExplainerError, Problem, TutorError
-    from tutor.explainer import load
+    from tutor.explainer import parse
+    from tutor.explainer.spec import MAX_FILE_BYTES
     from tutor.fetch import fetch
+    from tutor.files import safe_read_bytes
     from tutor.paths import db_path
 
     try:
-        tmp = str(fetch(url, db_path(None).parent).path)
+        copy = fetch(url, db_path(None).parent).path
     except TutorError as e:
         raise ExplainerError([Problem(url, None, str(e).replace("\n", " ").removeprefix(f"{url}: "))]) from None
-
-    def renamed(problems: list) -> list:
-        return [Problem(url if p.file == tmp else p.file, p.line, p.message.replace(tmp, url)) for p in problems]
-
-    try:
-        ex = load(tmp)
-    except ExplainerError as e:
-        raise ExplainerError(renamed(e.problems)) from None
-    return ex.model_copy(update={"path": url, "warnings": renamed(ex.warnings)})
+    return parse(safe_read_bytes(copy, MAX_FILE_BYTES + 1), url)  # one byte over: parse says it is too big
 
 
 def _words(ex) -> str:
