@@ -74,7 +74,7 @@ def run(mode: str, home: Path) -> tuple[str, float, int, str, bool, str, bool]:
 def main(argv: list[str]) -> int:
     modes = [m for m in MODES if not argv or any(a in m for a in argv)]
     home = Path(tempfile.mkdtemp(prefix="tutor-stalls-"))
-    print(f"stalled servers at the default limits (first word 90 s, SDK read 60 s, turn {DEADLINE:.0f} s), real time")
+    print(f"stalled servers at the default limits (first word 90 s, SDK read 95 s, turn {DEADLINE:.0f} s), real time")
     with ThreadPoolExecutor(len(modes)) as pool:
         results = list(pool.map(lambda m: run(m, home), modes))
     bad = 0

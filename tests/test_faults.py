@@ -390,3 +390,26 @@ def test_compile_limits_default_and_bad_env(tmp_path):
         help_text = " ".join(run_cli(["compile", "--help"]).stdout.split())
     assert r.exit_code == 1 and "$TUTOR_COMPILE_TIMEOUT must be a number, not 'later'." in r.stderr, r
     assert "--reply-timeout SECONDS" in help_text and f"default {Limits().long_reply:g};" in help_text
+
+
+def test_the_sdks_read_timeout_never_ends_a_try_before_the_first_word_limit(api, monkeypatch):
+    """A reader who asks for 300 s to the first word got 60: the SDK's own read timeout came
+    first. Without an explicit timeout it now ends a little after the first-word limit."""
+    slow = ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=api.url, limits=Limits(first_token=300.0))
+    assert slow.timeout == 305.0 and slow._client.timeout == 305.0
+    assert ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=api.url).timeout == 95.0
+    assert ClaudeBackend("claude-sonnet-test", api_key="test-key", base_url=api.url, limits=Limits(first_token=2.0)).timeout == 60.0
+    assert backend(api).timeout == 5.0  # given: kept
+
+
+def test_a_local_server_gets_minutes_for_the_first_word(api, monkeypatch):
+    """A CPU model reads the 6-7k-token opening request for minutes before its first word."""
+    for env in ("TUTOR_FIRST_TOKEN_TIMEOUT", "TUTOR_REPLY_TIMEOUT"):
+        monkeypatch.delenv(env, raising=False)
+    local = Limits.from_env(local=True)
+    assert (local.first_token, local.reply) == (600.0, 1200.0)
+    assert ClaudeBackend("llama3.2", base_url=api.url, local=True).limits == local
+    monkeypatch.setenv("TUTOR_FIRST_TOKEN_TIMEOUT", "120")
+    assert Limits.from_env(local=True).first_token == 120.0  # the reader's own setting wins
+    assert Limits.from_env(local=True, reply=50.0).reply == 50.0
+    assert Limits.from_env().first_token == 120.0 and Limits().first_token == 90.0

@@ -41,7 +41,7 @@ from tutor.commands._options import db_option
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
     default=None,
-    help="Give up on a try that has sent no word (nor started thinking) in this long (default 90; $TUTOR_FIRST_TOKEN_TIMEOUT).",
+    help="Give up on a try that has sent no word (nor started thinking) in this long (default 90; 600 with --base-url; $TUTOR_FIRST_TOKEN_TIMEOUT).",
 )
 @click.option(
     "--reply-timeout",
@@ -49,7 +49,7 @@ from tutor.commands._options import db_option
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
     default=None,
-    help="Stop a reply that takes longer than this in all, retries and waits included; what arrived is kept (default 300; "
+    help="Stop a reply that takes longer than this in all, retries and waits included; what arrived is kept (default 300; 1200 with --base-url; "
     "$TUTOR_REPLY_TIMEOUT). Also $TUTOR_MAX_REPLY_CHARS (default 20000) and $TUTOR_RETRIES (default 2).",
 )
 @click.option("--plain", is_flag=True, help="Line-based dialogue on stdin/stdout (pipes, scripts, screen readers).")
@@ -91,11 +91,13 @@ def open_cmd(
         raise click.UsageError("use either --new or --resume ID, not both")
     if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
         raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
-    from tutor.engine.claude import Limits
+    from tutor.engine.claude import Limits, is_anthropic_url
     from tutor.engine.opening import Choice, open_for_reader
     from tutor.paths import db_path
 
-    limits = Limits.from_env(first_token=first_token, reply=reply_timeout)  # bad $TUTOR_* values: one clear line
+    local = not offline and bool(base_url and base_url.strip()) and not is_anthropic_url(base_url or "")
+    # bad $TUTOR_* values: one clear line; a local server gets longer defaults (docs/reliability.md)
+    limits = Limits.from_env(first_token=first_token, reply=reply_timeout, local=local)
     path = db_path(db)
     prices = {}
     if not offline:  # the reader's prices.yaml, if any

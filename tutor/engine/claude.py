@@ -67,10 +67,11 @@ class Limits:
     long_reply: float = 900.0  # the whole of a compile call or summary (long replies by design), retries included
 
     @classmethod
-    def from_env(cls, **given: float | int | None) -> Limits:
+    def from_env(cls, *, local: bool = False, **given: float | int | None) -> Limits:
         """Options given (not None) win over $TUTOR_FIRST_TOKEN_TIMEOUT, $TUTOR_REPLY_TIMEOUT,
-        $TUTOR_MAX_REPLY_CHARS, $TUTOR_RETRIES and $TUTOR_COMPILE_TIMEOUT, which win over the defaults."""
-        values: dict[str, Any] = {}
+        $TUTOR_MAX_REPLY_CHARS, $TUTOR_RETRIES and $TUTOR_COMPILE_TIMEOUT, which win over the
+        defaults: ``LOCAL_LIMITS``' times for a local server, else these."""
+        values: dict[str, Any] = {"first_token": LOCAL_LIMITS.first_token, "reply": LOCAL_LIMITS.reply} if local else {}
         for name, env, conv in (
             ("first_token", FIRST_TOKEN_ENV, float),
             ("reply", REPLY_TIMEOUT_ENV, float),
@@ -92,6 +93,12 @@ class Limits:
                     raise TutorError(f"{name.replace('_', ' ')} must be above 0 (got {value}).", hint=f"Fix ${env} or the option.")
                 values[name] = value
         return cls(**values)
+
+
+# A model on a local CPU reads tutor's 6-7k-token opening request at tens of tokens a second
+# before its first word (minutes, not seconds), then writes a few tokens a second: Anthropic's
+# 90 s and 300 s would end such a turn before it began (docs/reliability.md).
+LOCAL_LIMITS = Limits(first_token=600.0, reply=1200.0)
 
 
 def backoff_seconds(failures: int) -> float:
@@ -422,7 +429,7 @@ class ClaudeBackend:
         base_url: str | None = None,
         local: bool = False,
         max_retries: int | None = None,
-        timeout: float = TIMEOUT_DEFAULT,
+        timeout: float | None = None,
         effort: Effort | None = None,
         limits: Limits | None = None,
         prices: dict[str, Prices] | None = None,
@@ -435,8 +442,10 @@ class ClaudeBackend:
         # A local server's model comes from --model or its own list (resolve_server_model).
         self.model = explicit.strip() if explicit and explicit.strip() else ("" if self.local else default_model())
         self.effort = effort
-        self.timeout = timeout
-        self.limits = limits if limits is not None else Limits.from_env()
+        self.limits = limits if limits is not None else Limits.from_env(local=self.local)
+        # The SDK's per-read timeout is a second bound only: it must not end a try before our
+        # first-word limit does (a reader who asked for 300 s got 60), so it ends a little after.
+        self.timeout = timeout if timeout is not None else max(TIMEOUT_DEFAULT, self.limits.first_token + 5.0)
         if max_retries is not None:  # our retries (events()); the SDK's own hidden ones are always off
             self.limits = replace(self.limits, retries=max_retries)
         self.notices: list[str] = []  # things the reader should know, taken by the engine
@@ -453,7 +462,7 @@ class ClaudeBackend:
 
         url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
         try:
-            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=url, max_retries=0, timeout=timeout)
+            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=url, max_retries=0, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - httpx2.InvalidURL and friends: a bad address, not a bug
             where = "the base URL" if base_url else "ANTHROPIC_BASE_URL"
             raise BackendError(
