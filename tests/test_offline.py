@@ -658,5 +658,6 @@ def test_what_is_x_quotes_the_sentence_that_defines_x_not_a_longer_term():
     assert hit is not None and "A **checkpoint** copies" in hit.passage  # not "**checkpoint starvation**"
     hit = best_passage(index, ex, "What are frames")
     assert hit is not None and "**frames**" in hit.passage and "**commit frame**" not in hit.passage
+    assert "A frame is a 24-byte frame header" in hit.passage  # the next sentence says what one is
     # a question that is not "what is X" keeps the ranking's choice
     assert best_passage(index, ex, "why does the wal file grow?") is not None

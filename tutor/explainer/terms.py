@@ -11,6 +11,13 @@ _COMMON = frozenset("that this with from they their there which when what have b
                     "does each every some more most such very same other just like will would could should".split())
 _BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")  # a bold run is how the samples and `tutor compile` mark a definition
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+_DEFINES = re.compile(r"(?:An?|The|Each|Every) ", re.I)
+
+
+def _singular(words: list[str], term: str) -> bool:
+    """Whether the next sentence's subject is the bolded term ("frames" -> "A frame is")."""
+    first = term.split()[0].casefold() if term.split() else ""
+    return bool(words) and words[0].casefold().strip(",") in {first, first.rstrip("s"), first + "s"}
 
 
 def content_stems(text: str) -> set[str]:
@@ -33,5 +40,10 @@ def glossary(markdown: str) -> list[tuple[str, str]]:
         for m in _BOLD.finditer(flat):
             start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
             end = flat.find(". ", m.end())
-            out.append((m.group(1).strip(), flat[start : end + 1 if end >= 0 else len(flat)].strip()))
+            term = m.group(1).strip()
+            if end >= 0 and _DEFINES.match(flat, end + 2) and _singular(flat[end + 2:].split(" ", 2)[1:2], term):
+                # "... holds **frames**. A frame is a 24-byte header ...": the next sentence says what it is
+                nxt = flat.find(". ", end + 2)
+                end = nxt if nxt >= 0 else len(flat) - 1
+            out.append((term, flat[start : end + 1 if end >= 0 else len(flat)].strip()))
     return out
