@@ -316,3 +316,13 @@ def test_a_kept_tag_does_not_change_what_counts_as_a_code_fence():
     assert TagFilter.filter_all(raw)[0] == "```\n<feedback>"
     assert strip_tags(raw, ("feedback",)) == raw
     assert strip_tags('x <state concept="a" value="known">ok</state>\n```\n<feedback>code</feedback>\n```\n', ("feedback",)).count("<feedback>") == 1
+
+
+def test_a_hidden_tag_after_a_kept_tag_does_not_eat_the_paragraph_break():
+    """Found in review: after a kept tag at the start of a line, a hidden tag ate the line's
+    newline, and filtering the result again ate another: a paragraph break lost in exports."""
+    raw = 'Hi\n<state concept="a" value="known"/><feedback>n</feedback>\n\nNext'
+    assert TagFilter.filter_all(raw)[0] == "Hi\n\nNext"
+    kept = strip_tags(raw, ("feedback",))
+    assert kept == 'Hi\n<state concept="a" value="known"/>\n\nNext'
+    assert TagFilter.filter_all(kept)[0] == "Hi\n\nNext"

@@ -60,6 +60,7 @@ class TagFilter:
         self._buf = ""
         self._mode = "text"  # "text" | "fence" | "tag"
         self._line = ""  # characters of the current line processed in text/fence mode
+        self._kept_here = False  # a kept tag was passed through on the current line
         self._fence: tuple[str, int] | None = None
         self._fence_first_line = False  # the opening fence's own line cannot close it
         self._span: int | None = None  # length of the open inline code span's backtick run
@@ -103,8 +104,11 @@ class TagFilter:
     def _emit(self, out: list[str], text: str) -> None:
         """Pass a kept tag through as text. The line tracking does not see it, as if it were
         hidden: keeping a tag must not change what counts as a code fence after it, or
-        ``strip_tags`` would strip a tag the stream filter showed inside code."""
+        ``strip_tags`` would strip a tag the stream filter showed inside code. But a hidden
+        tag after it on the same line must not eat the line's newline: the kept tag will,
+        when the text is filtered again."""
         out.append(text)
+        self._kept_here = True
 
     def _finish_tag(self, *, complete: bool) -> Tag:
         assert self._tag is not None
@@ -175,6 +179,7 @@ class TagFilter:
             self._mode = "text"
             self._fence = None
         self._line = ""
+        self._kept_here = False
         return nl + 1, False
 
     def _in_text(self, buf: str, i: int, out: list[str], tags: list[Tag], final: bool) -> tuple[int, bool]:
@@ -183,6 +188,7 @@ class TagFilter:
             self._eat_newline = False
             if ch == "\n":
                 self._line = ""
+                self._kept_here = False
                 return i + 1, False
         if ch == "\n":
             out.append(ch)
@@ -192,6 +198,7 @@ class TagFilter:
             # and showing a protocol tag to the reader is the worse failure.
             self._span = None
             self._line = ""
+            self._kept_here = False
             return i + 1, False
         if ch == "`" or (ch == "~" and self._span is None and self._at_line_start()):
             return self._in_run(buf, i, out, final)
@@ -247,7 +254,7 @@ class TagFilter:
             self._line += "<"
             return i + 1, False
         kind, name, attrs, self_closing, end = res
-        at_start = self._line.strip() == ""
+        at_start = self._line.strip() == "" and not self._kept_here
         kept = name in self._keep
         if kind == "close":  # a stray closing tag: never meant for the reader
             if kept:
