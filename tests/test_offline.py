@@ -647,6 +647,13 @@ def test_a_short_answer_that_gives_the_references_direct_answer_is_accepted():
     assert not matches_reference("none of the index, working copy or stash tracks it", ref)
     # a long first sentence is not a direct answer to match by its words
     assert not matches_reference("the hash", "The hash is computed only from the header, a NUL byte and the content.")
+    # the lead's words turned round (found in review): never accepted without the reader's grading
+    assert not matches_reference("Two, not none", ref)
+    assert not matches_reference("In general, yes.", "Not in general. Some byte sequences are invalid.")
+    assert not matches_reference("The edited version, not the one you added", "The version you added. git add hashed it.")
+    assert not matches_reference("The version after you added it", "The version you added. git add hashed it.")
+    assert not matches_reference("It would need to undo anything uncommitted.",
+                                 "It does not need to undo anything. The database file was never touched.")
 
 
 def test_what_is_x_quotes_the_sentence_that_defines_x_not_a_longer_term():

@@ -718,18 +718,36 @@ def matches_reference(answer: str, reference: str) -> bool:
     """An answer that clearly says what the reference says: most of its content words are
     the reference's, and at least three of them. Anything less is left to the reader's own
     grading (offline cannot judge free text)."""
-    a, r = content_stems(answer), content_stems(reference)
-    shared = a & r
-    return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, r, reference)
+    if not _same_polarity(answer, reference):
+        return False
+    a = content_stems(answer)
+    shared = a & content_stems(reference)
+    return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, reference, answer)
 
 
-def _states_the_lead(a: set[str], r: set[str], reference: str) -> bool:
+def _states_the_lead(a: set[str], reference: str, answer: str) -> bool:
     """A short answer that gives the reference's first sentence when that sentence is the
     direct answer ("None.", "The version you added."), and adds little of its own. A bare
-    yes or no has no content words, so it never passes: a coin flip verifies nothing."""
+    yes or no has no content words, so it never passes: a coin flip verifies nothing. Nor
+    does a lead's words turned round: "not none", "the edited version, not the one added"."""
     lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
     want = content_stems(lead)
-    return bool(want) and len(lead.split()) <= 8 and want <= a and len(a - r) <= 2
+    return bool(want) and len(lead.split()) <= 8 and want <= a and not (a - want - _HEDGES) and _same_polarity(answer, lead)
+
+
+_NEGATION = re.compile(r"\b(?:no|not|none|never|nothing|nobody|neither|nor|cannot)\b|n't\b", re.I)
+_HEDGES = frozenset({"think", "guess", "maybe", "probably", "believe", "pretty", "sure", "would", "answer"})
+
+
+def _negations(text: str) -> int:
+    return len(_NEGATION.findall(text.replace("’", "'")))
+
+
+def _same_polarity(answer: str, reference: str) -> bool:
+    """Whether the answer says no where the reference's direct answer (its first sentence)
+    says no: shared words cannot tell "it does not need to" from "it would need to"."""
+    lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
+    return _negations(answer) % 2 == _negations(lead) % 2
 
 
 def matched_misconception(answer: str, misconceptions: list[str]) -> str | None:
