@@ -36,13 +36,14 @@ from fake_api import (  # noqa: E402
 )
 
 HOUR = 3600.0
-MODES = {
-    "stalled headers": lambda: stalled_headers(HOUR),
-    "hang": lambda: hang(HOUR),
-    "stalled body": lambda: stalled_body(HOUR),
-    "ping forever": lambda: ping_forever(HOUR),
-    "trickle": lambda: trickle("word " * 100_000, every=0.05),
-    "429 retry-after 600": lambda: long_retry_after(600),
+FIRST_WORD = "sent no reply within 90 seconds"  # Limits.first_token, the documented default
+MODES = {  # mode: (the server's reply, what the reader must read)
+    "stalled headers": (lambda: stalled_headers(HOUR), FIRST_WORD),
+    "hang": (lambda: hang(HOUR), FIRST_WORD),
+    "stalled body": (lambda: stalled_body(HOUR), FIRST_WORD),
+    "ping forever": (lambda: ping_forever(HOUR), FIRST_WORD),
+    "trickle": (lambda: trickle("word " * 100_000, every=0.05), "cut off at the length limit"),
+    "429 retry-after 600": (lambda: long_retry_after(600), "asks to wait 600 seconds"),
 }
 WORDS = "my words must survive this"
 DEADLINE = 300.0  # Limits.reply, the whole tutor turn
@@ -52,14 +53,17 @@ def run(mode: str, home: Path) -> tuple[str, float, int, str, bool, str, bool]:
     db = home / f"{mode.replace(' ', '-')}.db"
     with FakeAPI(thinking=True) as api:
         api.enqueue(text("I want to explain the WAL to you. Do you already know about pages?"))
-        api.handler = lambda body: MODES[mode]()
+        api.handler = lambda body: MODES[mode][0]()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TUTOR_")}  # the defaults
         env.update(ANTHROPIC_API_KEY="k", ANTHROPIC_BASE_URL=api.url, TUTOR_MODEL="claude-sonnet-5-5", TUTOR_HOME=str(home))
         t0 = time.monotonic()
-        r = subprocess.run(
-            [sys.executable, "-m", "tutor", "open", str(ROOT / "explainers" / "sqlite-wal.md"), "--plain", "--db", str(db)],
-            input=f"{WORDS}\n/quit\n", capture_output=True, text=True, env=env, timeout=DEADLINE * 3,
-        )
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "tutor", "open", str(ROOT / "explainers" / "sqlite-wal.md"), "--plain", "--db", str(db)],
+                input=f"{WORDS}\n/quit\n", capture_output=True, text=True, env=env, timeout=DEADLINE * 2,
+            )
+        except subprocess.TimeoutExpired:
+            return mode, time.monotonic() - t0, -1, "(still running: killed)", False, "not checked", False
         took = time.monotonic() - t0
     out = r.stdout + r.stderr
     said = next((line[len("[error] "):] for line in out.splitlines() if line.startswith("[error] ")), "")
@@ -80,10 +84,10 @@ def main(argv: list[str]) -> int:
     bad = 0
     print(f"  {'mode':<20} {'ended after':>11}  exit  kept  integrity  traceback  the reader read")
     for mode, took, rc, said, kept, ok, tb in results:
-        fine = took <= DEADLINE and kept and ok == "ok" and not tb and bool(said)
+        fine = took <= DEADLINE and kept and ok == "ok" and not tb and MODES[mode][1] in said
         bad += not fine
         print(f"  {mode:<20} {took:>9.1f} s  {rc:>4}  {'yes' if kept else 'NO':>4}  {ok:>9}  {'YES' if tb else 'no':>9}  {said[:70]}")
-    print(f"target: every mode ends within {DEADLINE:.0f} s with a message and the words kept: {'OK' if not bad else 'MISSED'}")
+    print(f"target: every mode ends within {DEADLINE:.0f} s with its message and the words kept: {'OK' if not bad else 'MISSED'}")
     return 1 if bad else 0
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,15 +62,53 @@ def test_a_session_open_in_another_process_is_refused_and_leaves_nothing_open(tm
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = open_files(db)
         with pytest.raises(TutorError, match="is open in another tutor") as err:
             open_for_reader(str(EXPLAINERS / "sqlite-wal.md"), db, OFFLINE)
         assert err.value.hint and "--new" in err.value.hint
+        assert open_files(db) == before  # the refused open closed its store
         with open_for_reader(str(EXPLAINERS / "sqlite-wal.md"), db, Choice(offline=True, new=True)) as other:
             assert other.session.id != sid  # a separate session is not blocked
     finally:
         holder.communicate("")
     with open_for_reader(str(EXPLAINERS / "sqlite-wal.md"), db, Choice(offline=True, resume=sid[:8])) as later:
         assert later.session.id == sid  # the lock went with the process
+
+
+def open_files(db) -> list[str]:
+    """This process's open descriptors on the database and its -wal/-shm files."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("no /proc/self/fd here")
+    out = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(db)):
+            out.append(target)
+    return sorted(out)
+
+
+def test_a_local_server_gets_its_longer_limits_and_the_readers_own_win(tmp_path, monkeypatch):
+    from fake_api import FakeAPI
+
+    from tutor.engine.claude import LOCAL_LIMITS
+
+    for env in ("TUTOR_FIRST_TOKEN_TIMEOUT", "TUTOR_REPLY_TIMEOUT"):
+        monkeypatch.delenv(env, raising=False)
+    with FakeAPI(flavor="local") as api:
+        with open_for_reader(str(EXPLAINERS / "sqlite-wal.md"), tmp_path / "t.db", Choice(base_url=api.url + " ")) as opened:
+            b = opened.session.backend
+            assert b is not None and b.limits == LOCAL_LIMITS and b.timeout == LOCAL_LIMITS.first_token + 5
+        with open_for_reader(str(EXPLAINERS / "sqlite-wal.md"), tmp_path / "t.db",
+                             Choice(base_url=api.url, first_token=30.0, new=True)) as opened:
+            b = opened.session.backend
+            assert b is not None and b.limits.first_token == 30.0 and b.limits.reply == LOCAL_LIMITS.reply
+    # Anthropic's own URL is not a local server, spaces or not
+    assert Choice(base_url=" https://api.anthropic.com ").limits().first_token == 90.0
+    assert Choice(base_url="http://127.0.0.1:11434", offline=True).limits().first_token == 90.0
 
 
 HOLD = """

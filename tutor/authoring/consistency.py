@@ -35,7 +35,7 @@ def _same(a: str, b: str) -> bool:
     """Two content stems for one word ("checkpoint" / "checkpoints", "page" / "pages")."""
     if a == b:
         return True
-    n = max(4, min(len(a), len(b)) - 2)
+    n = max(4, min(len(a), len(b)) - 1)  # -2 made "common" the word "commit"
     return len(a) >= 4 and len(b) >= 4 and abs(len(a) - len(b)) <= 3 and a[:n] == b[:n]
 
 

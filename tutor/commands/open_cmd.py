@@ -91,20 +91,17 @@ def open_cmd(
         raise click.UsageError("use either --new or --resume ID, not both")
     if not file.strip():  # Path("") is ".", which read as "tutor: : is a directory" (16.7)
         raise click.UsageError("no file given; name an explainer or any Markdown file: tutor open FILE")
-    from tutor.engine.claude import Limits, is_anthropic_url
     from tutor.engine.opening import Choice, open_for_reader
     from tutor.paths import db_path
 
-    local = not offline and bool(base_url and base_url.strip()) and not is_anthropic_url(base_url or "")
-    # bad $TUTOR_* values: one clear line; a local server gets longer defaults (docs/reliability.md)
-    limits = Limits.from_env(first_token=first_token, reply=reply_timeout, local=local)
     path = db_path(db)
     prices = {}
     if not offline:  # the reader's prices.yaml, if any
         from tutor.engine.prices import load_prices, prices_path
 
         prices = load_prices(prices_path(path.parent))
-    choice = Choice(new=new, resume=resume, offline=offline, model=model, effort=effort, base_url=base_url, limits=limits)
+    choice = Choice(new=new, resume=resume, offline=offline, model=model, effort=effort, base_url=base_url,
+                    first_token=first_token, reply_timeout=reply_timeout)
     with open_for_reader(file, path, choice, prices=prices) as opened:
         session = opened.session
         if not plain and not (sys.stdin.isatty() and sys.stdout.isatty()):

@@ -678,7 +678,8 @@ def _definition_of(question: str, hits: list[Hit]) -> Hit | None:
     m = _WHAT_IS.match(question)
     if not m:
         return None
-    term = re.compile(r"\*\*" + re.escape(m.group(1).rstrip("s")) + r"s?\*\*", re.I)
+    word = m.group(1).removesuffix("es") if m.group(1).endswith(("xes", "ses")) else m.group(1).removesuffix("s")
+    term = re.compile(r"\*\*" + re.escape(word) + r"(?:es|s)?\*\*", re.I)
     return next((h for h in hits if h.kind == "term" and term.search(h.passage)), None)
 
 

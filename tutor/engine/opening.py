@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from tutor.engine.claude import ClaudeBackend, Limits, has_api_key
+from tutor.engine.claude import ClaudeBackend, Limits, has_api_key, is_anthropic_url
 from tutor.engine.models import Effort
 from tutor.engine.notices import NoticeKind, StartNotice
 from tutor.engine.session import TutorSession
@@ -62,20 +62,29 @@ class Choice:
     model: str | None = None
     effort: str | None = None
     base_url: str | None = None
-    limits: Limits | None = None
+    first_token: float | None = None  # --first-token-timeout
+    reply_timeout: float | None = None  # --reply-timeout
+
+    def limits(self) -> Limits:
+        """The turn limits: options over $TUTOR_* over the defaults, a local server's longer ones
+        for a base URL that is not Anthropic's. A bad $TUTOR_* value is one clear TutorError."""
+        url = (self.base_url or "").strip()
+        local = not self.offline and bool(url) and not is_anthropic_url(url)
+        return Limits.from_env(first_token=self.first_token, reply=self.reply_timeout, local=local)
 
 
 def open_for_reader(file: str, db: Path, choice: Choice, *, prices: dict[str, Prices] | None = None) -> Opened:
     """Fetch (for a URL), load, pick the back end, open the store and the session and lock it.
 
     Raises TutorError with what to do next; nothing is left open when it does."""
+    limits = choice.limits()  # before anything is fetched or opened
     notices: list[StartNotice] = []
     shown = file  # a URL is shown as the URL, not as its downloaded copy
     file = _fetched(file, db.parent, notices)
     explainer = load(file, outline_on_error=True)
     shown = shown if shown != file else str(explainer.path)
     notices += _warnings(explainer)
-    backend = _backend(choice, prices or {}, notices)
+    backend = _backend(choice, limits, prices or {}, notices)
     store = Store.open(db)
     try:
         notices += [StartNotice(NoticeKind.SETUP, n) for n in store.notices]  # a repair made at open
@@ -86,10 +95,14 @@ def open_for_reader(file: str, db: Path, choice: Choice, *, prices: dict[str, Pr
                 f"session {session.id[:8]} is open in another tutor (another window or terminal)",
                 hint="Carry on there, or quit it first; or start a separate session here with --new.",
             )
+        try:
+            notices += _resume_notices(session, store, shown, choice)
+        except BaseException:
+            lock.release()
+            raise
     except BaseException:
         store.close()
         raise
-    notices += _resume_notices(session, store, shown, choice)
     return Opened(session, store, lock, notices)
 
 
@@ -117,7 +130,7 @@ def _warnings(explainer: Explainer) -> list[StartNotice]:
     return out
 
 
-def _backend(choice: Choice, prices: dict[str, Prices], notices: list[StartNotice]) -> ClaudeBackend | None:
+def _backend(choice: Choice, limits: Limits, prices: dict[str, Prices], notices: list[StartNotice]) -> ClaudeBackend | None:
     """None means the offline guide: asked for, or no key and no local server."""
     backend = None
     base_url = (choice.base_url or "").strip()
@@ -125,7 +138,7 @@ def _backend(choice: Choice, prices: dict[str, Prices], notices: list[StartNotic
         if choice.model:
             notices.append(StartNotice(NoticeKind.SETUP, "--model is ignored with --offline."))
     elif base_url:
-        backend = local_backend(base_url, choice.model, choice.effort, choice.limits, prices)
+        backend = local_backend(base_url, choice.model, choice.effort, limits, prices)
     elif not has_api_key():
         notices.append(StartNotice(
             NoticeKind.SETUP,
@@ -134,7 +147,7 @@ def _backend(choice: Choice, prices: dict[str, Prices], notices: list[StartNotic
             + (" (--model is ignored.)" if choice.model else ""),
         ))
     else:
-        backend = ClaudeBackend(choice.model, effort=Effort.parse(choice.effort), limits=choice.limits, prices=prices)
+        backend = ClaudeBackend(choice.model, effort=Effort.parse(choice.effort), limits=limits, prices=prices)
     if backend is not None:  # an unknown model id: said once, before the first turn
         notices += [StartNotice(NoticeKind.SETUP, n) for n in backend.notices]
         backend.notices.clear()

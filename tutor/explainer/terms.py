@@ -11,13 +11,17 @@ _COMMON = frozenset("that this with from they their there which when what have b
                     "does each every some more most such very same other just like will would could should".split())
 _BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")  # a bold run is how the samples and `tutor compile` mark a definition
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
-_DEFINES = re.compile(r"(?:An?|The|Each|Every) ", re.I)
 
 
-def _singular(words: list[str], term: str) -> bool:
-    """Whether the next sentence's subject is the bolded term ("frames" -> "A frame is")."""
-    first = term.split()[0].casefold() if term.split() else ""
-    return bool(words) and words[0].casefold().strip(",") in {first, first.rstrip("s"), first + "s"}
+def _names(sentence: str, term: str) -> bool:
+    """Whether ``sentence`` is about the bolded term: "A frame is..." after **frames**, not
+    "A commit is..." after **commit frame**."""
+    words = term.split()
+    if not words:
+        return False
+    last = words[-1].removesuffix("s")
+    whole = r"\s+".join([*map(re.escape, words[:-1]), re.escape(last) + r"(?:e?s)?"])
+    return re.match(r"(?:An?|The|Each|Every)\s+" + whole + r"\b", sentence, re.I) is not None
 
 
 def content_stems(text: str) -> set[str]:
@@ -41,7 +45,7 @@ def glossary(markdown: str) -> list[tuple[str, str]]:
             start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
             end = flat.find(". ", m.end())
             term = m.group(1).strip()
-            if end >= 0 and _DEFINES.match(flat, end + 2) and _singular(flat[end + 2:].split(" ", 2)[1:2], term):
+            if end >= 0 and _names(flat[end + 2 :], term):
                 # "... holds **frames**. A frame is a 24-byte header ...": the next sentence says what it is
                 nxt = flat.find(". ", end + 2)
                 end = nxt if nxt >= 0 else len(flat) - 1
