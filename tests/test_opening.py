@@ -92,9 +92,9 @@ def open_files(db) -> list[str]:
 
 
 def test_a_local_server_gets_its_longer_limits_and_the_readers_own_win(tmp_path, monkeypatch):
-    from fake_api import FakeAPI
-
     from tutor.engine.claude import LOCAL_LIMITS
+
+    from fake_api import FakeAPI
 
     for env in ("TUTOR_FIRST_TOKEN_TIMEOUT", "TUTOR_REPLY_TIMEOUT"):
         monkeypatch.delenv(env, raising=False)
