@@ -53,3 +53,20 @@ def test_blocks_and_passages():
     md = "Intro:\n\nFirst para\nstill first.\n\n```\ncode\n\nmore code\n```\n\n## Heading\n\nLast."
     assert blocks(md) == ["Intro:", "First para\nstill first.", "```\ncode\n\nmore code\n```", "## Heading", "Last."]
     assert passages(md)[0].startswith("Intro:\n\nFirst para")
+
+
+def test_a_term_in_every_passage_goes_to_the_section_that_names_it(tmp_path):
+    """bm25 gives a term found in most passages no weight (every score ~0): the topic of the
+    whole document, like "explainer" in tutor's README. Then the heading decides, not rowid."""
+    from tutor.engine.offline import best_passage
+
+    doc = tmp_path / "x.md"
+    doc.write_text(
+        "# Install\n\nOn PyPI the name is taken, so this is **widget-tools**; the widgets command is still widget.\n\n"
+        "# Usage\n\nRun widget on a widget file to check the widget and its widgets.\n\n"
+        "# The widget format\n\nA widget is a YAML file with a name, a size and a colour, read by the widget tool when it starts.\n",
+        encoding="utf-8",
+    )
+    ex = load(doc)
+    hit = best_passage(SectionIndex(ex), ex, "what is a widget?")
+    assert hit is not None and hit.heading == "The widget format" and hit.passage.startswith("A widget is")

@@ -151,7 +151,7 @@ class SectionIndex:
             return sum(h.score * (GROUP_DECAY**i) for i, h in enumerate(group[:3]))
 
         ordered: list[Hit] = []
-        for cid in sorted(by, key=lambda c: -weight(by[c])):
+        for cid in sorted(by, key=lambda c: -round(weight(by[c]), 3)):  # ties: the order _search gave
             group = by[cid]
             if len(group) > 1 and _is_code(group[0].passage):
                 for k, h in enumerate(group[1:], 1):
@@ -162,8 +162,12 @@ class SectionIndex:
         return ordered[:limit]
 
     def _search(self, question: str, limit: int) -> list[Hit]:
-        return [Hit(concept_id=c, heading=h, passage=b, score=sc, kind=k)
-                for c, h, b, sc, k in self.index.match(query_terms(question), limit)]
+        terms = query_terms(question)
+        hits = [Hit(concept_id=c, heading=h, passage=b, score=sc, kind=k) for c, h, b, sc, k in self.index.match(terms, limit)]
+        # A term in most passages (the topic of the whole document: "explainer" in tutor's
+        # README) has no weight in bm25, so every score is ~0 and rowid order would decide;
+        # among equal scores, a passage under a heading that names the term comes first.
+        return sorted(hits, key=lambda h: (-round(h.score, 3), not any(t in h.heading.casefold() for t in terms)))
 
     def close(self) -> None:
         self.index.close()
