@@ -292,7 +292,7 @@ _OUTLINE_RE = re.compile(r"<outline>(.*?)</outline>", re.S | re.I)
 
 def take_feedback(reply: str) -> tuple[str, list[str]]:
     """(the reply without its <feedback> tags, the notes in them), by the one tag parser."""
-    notes = [" ".join(t.text.split()) + ("" if t.complete else " [cut off]") for t in feedback_notes(reply)]
+    notes = [_flat(t.text) + ("" if t.complete else " [cut off]") for t in feedback_notes(reply)]
     return strip_tags(reply, ("feedback",)), [n for n in notes if n.removesuffix(" [cut off]")]
 
 
@@ -315,13 +315,18 @@ def _json(reply: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _flat(value: Any) -> str:
+    """A model's string on one line (runs of whitespace as one space); "" for none."""
+    return " ".join(str(value or "").split())
+
+
 def _strings(value: Any) -> list[str]:
-    return [" ".join(v.split()) for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
+    return [_flat(v) for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
 
 
 def parse_outline(reply: str) -> tuple[str, list[str]]:
     """(outline text, questions) from a step-1 reply in tags; tolerant of a missing <outline> tag."""
-    questions = [" ".join(m.group(3).split()) for m in _ASK_RE.finditer(reply) if m.group(1).lower() == "question"]
+    questions = [_flat(m.group(3)) for m in _ASK_RE.finditer(reply) if m.group(1).lower() == "question"]
     questions = [q for q in questions if q]
     m = _OUTLINE_RE.search(reply)
     outline = m.group(1) if m else _ASK_RE.sub("", reply)
@@ -334,7 +339,7 @@ def outline_text(data: dict[str, Any]) -> str:
     for n, c in enumerate([c for c in data.get("concepts") or [] if isinstance(c, dict)], 1):
         pre = _strings(c.get("prerequisites"))
         after = f" (after {', '.join(pre)})" if pre else " (no prerequisites)"
-        summary = " ".join(str(c.get("summary") or "").split())
+        summary = _flat(c.get("summary"))
         lines.append(f"{n}. {c.get('id', '')} - {c.get('title', '')}{after}" + (f": {summary}" if summary else ""))
     gaps = _strings(data.get("not_covered"))
     if gaps:
@@ -368,18 +373,18 @@ def read_follow_ups(reply: str, qas: list[QA], *, structured: bool, round_no: in
     if data is not None:
         feedback = _strings(data.get("feedback"))
         for c in data.get("contradictions") or []:
-            if isinstance(c, dict) and str(c.get("question") or "").strip():
-                found.append(QA(question=" ".join(str(c["question"]).split()), kind="contradiction", round=round_no,
-                                about=_about(c.get("about"), answered), notes_say=" ".join(str(c.get("notes_say") or "").split()),
-                                answer_says=" ".join(str(c.get("answer_says") or "").split())))
+            if isinstance(c, dict) and _flat(c.get("question")):
+                found.append(QA(question=_flat(c["question"]), kind="contradiction", round=round_no,
+                                about=_about(c.get("about"), answered), notes_say=_flat(c.get("notes_say")),
+                                answer_says=_flat(c.get("answer_says"))))
         for f in data.get("follow_ups") or []:
-            if isinstance(f, dict) and str(f.get("question") or "").strip():
-                found.append(QA(question=" ".join(str(f["question"]).split()), kind="follow_up", round=round_no,
+            if isinstance(f, dict) and _flat(f.get("question")):
+                found.append(QA(question=_flat(f["question"]), kind="follow_up", round=round_no,
                                 about=_about(f.get("about"), answered)))
     else:
         text, feedback = take_feedback(reply)
         for m in _ASK_RE.finditer(text):
-            body = " ".join(m.group(3).split())
+            body = _flat(m.group(3))
             if body:
                 kind = "contradiction" if m.group(1).lower() == "contradiction" else "follow_up"
                 found.append(QA(question=body, kind=kind, round=round_no, about=_about(m.group(2), answered)))

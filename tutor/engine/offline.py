@@ -616,7 +616,6 @@ class OfflineGuide:
         return Step(text="\n\n".join(self._out), changes=list(self._changes), finished=finished or self._finished)
 
 
-
 def pending_prompt(phase: Phase, c: Concept | None, *, part: tuple[int, int], check: int) -> str:
     """What the walk is waiting for, said again after a question, a help text or a resume."""
     if c is None:
@@ -723,17 +722,17 @@ def matches_reference(answer: str, reference: str) -> bool:
         return False
     a = content_stems(answer)
     shared = a & content_stems(reference)
-    return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, reference, answer)
+    return (len(shared) >= 3 and len(shared) >= 0.6 * len(a)) or _states_the_lead(a, reference)
 
 
-def _states_the_lead(a: set[str], reference: str, answer: str) -> bool:
+def _states_the_lead(a: set[str], reference: str) -> bool:
     """A short answer that gives the reference's first sentence when that sentence is the
     direct answer ("None.", "The version you added."), and adds little of its own. A bare
     yes or no has no content words, so it never passes: a coin flip verifies nothing. Nor
     does a lead's words turned round: "not none", "the edited version, not the one added"."""
-    lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
+    lead = _lead(reference)  # its polarity was checked by matches_reference
     want = content_stems(lead)
-    return bool(want) and len(lead.split()) <= 8 and want <= a and not (a - want - _HEDGES) and _same_polarity(answer, lead)
+    return bool(want) and len(lead.split()) <= 8 and want <= a and not (a - want - _HEDGES)
 
 
 _NEGATION = re.compile(r"\b(?:no|not|none|never|nothing|nobody|neither|nor|cannot)\b|n't\b", re.I)
@@ -747,8 +746,12 @@ def _negations(text: str) -> int:
 def _same_polarity(answer: str, reference: str) -> bool:
     """Whether the answer says no where the reference's direct answer (its first sentence)
     says no: shared words cannot tell "it does not need to" from "it would need to"."""
-    lead = re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
-    return _negations(answer) % 2 == _negations(lead) % 2
+    return _negations(answer) % 2 == _negations(_lead(reference)) % 2
+
+
+def _lead(reference: str) -> str:
+    """The reference answer's first sentence: where a direct answer ("None.", "No.") stands."""
+    return re.split(r"(?<=[.!?])\s+", reference.strip(), maxsplit=1)[0]
 
 
 def matched_misconception(answer: str, misconceptions: list[str]) -> str | None:

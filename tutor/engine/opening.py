@@ -65,11 +65,15 @@ class Choice:
     first_token: float | None = None  # --first-token-timeout
     reply_timeout: float | None = None  # --reply-timeout
 
+    @property
+    def url(self) -> str:
+        """The base URL as given, stripped; "" for none (spaces alone are none)."""
+        return (self.base_url or "").strip()
+
     def limits(self) -> Limits:
         """The turn limits: options over $TUTOR_* over the defaults, a local server's longer ones
         for a base URL that is not Anthropic's. A bad $TUTOR_* value is one clear TutorError."""
-        url = (self.base_url or "").strip()
-        local = not self.offline and bool(url) and not is_anthropic_url(url)
+        local = not self.offline and bool(self.url) and not is_anthropic_url(self.url)
         return Limits.from_env(first_token=self.first_token, reply=self.reply_timeout, local=local)
 
 
@@ -86,6 +90,7 @@ def open_for_reader(file: str, db: Path, choice: Choice, *, prices: dict[str, Pr
     notices += _warnings(explainer)
     backend = _backend(choice, limits, prices or {}, notices)
     store = Store.open(db)
+    lock: SessionLock | None = None
     try:
         notices += [StartNotice(NoticeKind.SETUP, n) for n in store.notices]  # a repair made at open
         session = TutorSession.open(explainer, store, backend=backend, session_id=choice.resume, new=choice.new)
@@ -95,15 +100,13 @@ def open_for_reader(file: str, db: Path, choice: Choice, *, prices: dict[str, Pr
                 f"session {session.id[:8]} is open in another tutor (another window or terminal)",
                 hint="Carry on there, or quit it first; or start a separate session here with --new.",
             )
-        try:
-            notices += _resume_notices(session, store, shown, choice)
-        except BaseException:
-            lock.release()
-            raise
+        notices += _resume_notices(session, store, shown, choice)
+        return Opened(session, store, lock, notices)
     except BaseException:
+        if lock is not None:
+            lock.release()  # nothing to release when it was refused
         store.close()
         raise
-    return Opened(session, store, lock, notices)
 
 
 def _fetched(file: str, home: Path, notices: list[StartNotice]) -> str:
@@ -133,12 +136,11 @@ def _warnings(explainer: Explainer) -> list[StartNotice]:
 def _backend(choice: Choice, limits: Limits, prices: dict[str, Prices], notices: list[StartNotice]) -> ClaudeBackend | None:
     """None means the offline guide: asked for, or no key and no local server."""
     backend = None
-    base_url = (choice.base_url or "").strip()
     if choice.offline:
         if choice.model:
             notices.append(StartNotice(NoticeKind.SETUP, "--model is ignored with --offline."))
-    elif base_url:
-        backend = local_backend(base_url, choice.model, choice.effort, limits, prices)
+    elif choice.url:
+        backend = local_backend(choice.url, choice.model, choice.effort, limits, prices)
     elif not has_api_key():
         notices.append(StartNotice(
             NoticeKind.SETUP,

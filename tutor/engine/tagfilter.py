@@ -110,6 +110,10 @@ class TagFilter:
         out.append(text)
         self._kept_here = True
 
+    def _new_line(self) -> None:
+        self._line = ""
+        self._kept_here = False
+
     def _finish_tag(self, *, complete: bool) -> Tag:
         assert self._tag is not None
         tag = self._tag.model_copy(update={"text": "".join(self._tag_body).strip(), "complete": complete})
@@ -178,8 +182,7 @@ class TagFilter:
         elif re.fullmatch(r" {0,3}" + re.escape(ch) + "{" + str(length) + r",}[ \t]*", self._line):
             self._mode = "text"
             self._fence = None
-        self._line = ""
-        self._kept_here = False
+        self._new_line()
         return nl + 1, False
 
     def _in_text(self, buf: str, i: int, out: list[str], tags: list[Tag], final: bool) -> tuple[int, bool]:
@@ -187,8 +190,7 @@ class TagFilter:
         if self._eat_newline:
             self._eat_newline = False
             if ch == "\n":
-                self._line = ""
-                self._kept_here = False
+                self._new_line()
                 return i + 1, False
         if ch == "\n":
             out.append(ch)
@@ -197,8 +199,7 @@ class TagFilter:
             # line is far more common in model output than a tag inside a wrapped span,
             # and showing a protocol tag to the reader is the worse failure.
             self._span = None
-            self._line = ""
-            self._kept_here = False
+            self._new_line()
             return i + 1, False
         if ch == "`" or (ch == "~" and self._span is None and self._at_line_start()):
             return self._in_run(buf, i, out, final)

@@ -14,11 +14,10 @@ import re
 from tutor.authoring.consistency import check_answers
 from tutor.errors import Problem
 from tutor.explainer import Concept, Explainer
-from tutor.explainer.terms import glossary
+from tutor.explainer.terms import FENCE, glossary
 
 # Whole word, upper case: the marker `tutor compile --offline` writes (tutor.authoring.skeleton.DRAFT).
 _DRAFT = re.compile(r"\bDRAFT\b")
-_FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 COPIED_WORDS = 10  # an answer sentence this long found word for word in its section
 
 
@@ -33,7 +32,7 @@ def _mentions(stem: str, text: str) -> bool:
 
 def _prose(text: str) -> str:
     """Section text without code blocks: a term in a code sample is not its use in prose."""
-    return _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text).casefold()  # keeps line numbers
+    return FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text).casefold()  # keeps line numbers
 
 
 def _line_of(ex: Explainer, needle: str, default: int | None) -> int | None:
@@ -58,7 +57,7 @@ def _definitions(ex: Explainer) -> dict[str, tuple[int, Concept, str]]:
 def _copied_answers(ex: Explainer) -> list[Problem]:
     found = []
     for c in ex.concepts:
-        body = " ".join(_FENCE.sub(" ", c.section.text).casefold().replace("*", "").replace("`", "").split())
+        body = " ".join(FENCE.sub(" ", c.section.text).casefold().replace("*", "").replace("`", "").split())
         for q in c.checks:
             for sentence in re.split(r"(?<=[.!?])\s+", q.answer.strip()):
                 flat = " ".join(sentence.casefold().replace("`", "").split()).rstrip(".")

@@ -10,7 +10,7 @@ _CONTENT = re.compile(r"[^\W_]{4,}")
 _COMMON = frozenset("that this with from they their there which when what have been into only also than then them "
                     "does each every some more most such very same other just like will would could should".split())
 _BOLD = re.compile(r"\*\*([^*\n]{2,60}?)\*\*")  # a bold run is how the samples and `tutor compile` mark a definition
-_FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)  # a fenced code block, whole
 
 
 def _names(sentence: str, term: str) -> bool:
@@ -38,11 +38,12 @@ def glossary(markdown: str) -> list[tuple[str, str]]:
     """(term, the sentence that defines it) for each bold term: a bold run is how the
     samples and `tutor compile` mark a definition."""
     out = []
-    prose = _FENCE.sub(" ", markdown)
+    prose = FENCE.sub(" ", markdown)
     for para in prose.split("\n\n"):
         flat = " ".join(para.split())
         for m in _BOLD.finditer(flat):
-            start = max(flat.rfind(". ", 0, m.start()) + 2, 0) if flat.rfind(". ", 0, m.start()) >= 0 else 0
+            prev = flat.rfind(". ", 0, m.start())
+            start = prev + 2 if prev >= 0 else 0
             end = flat.find(". ", m.end())
             term = m.group(1).strip()
             if end >= 0 and _names(flat[end + 2 :], term):
