@@ -26,13 +26,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tutor.explainer import load  # noqa: E402
+from tutor.explainer import load, parse  # noqa: E402
 
 from fake_api import FakeAPI, text  # noqa: E402
 
 
 def _words(s: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", s.lower()) if len(w) > 3}
+
+
+def _from_request(body: dict):
+    sys_text = "".join(b.get("text", "") for b in body.get("system") or [] if isinstance(b, dict))
+    m = re.search(r"<explainer_file>\n(.*)\n</explainer_file>", sys_text, re.S)
+    if not m:
+        return None
+    try:
+        return parse(m.group(1).replace("&lt;", "<"), "request.md")
+    except Exception:  # noqa: BLE001 - a request this stand-in cannot read: fall back to the sample
+        return None
 
 
 WRITTEN = {"notes": 0, "requests": 0}  # feedback tags the stand-in wrote; tutor requests answered
@@ -47,7 +58,9 @@ def stand_in(explainers: dict[str, object]):
 
     def _reply(body: dict) -> object:
         system = json.dumps(body.get("system", ""))
-        ex = next((e for title, e in explainers.items() if title in system), None)
+        # The explainer as the request carries it (a planted defect is in this copy, not on disk);
+        # the loaded sample only when the request has no whole file (progressive mode).
+        ex = _from_request(body) or next((e for title, e in explainers.items() if title in system), None)
         last = body["messages"][-1]["content"]
         blocks = [b["text"] for b in last if isinstance(b, dict) and b.get("type") == "text"]
         if ex is None or not blocks:
@@ -67,11 +80,24 @@ def stand_in(explainers: dict[str, object]):
         listed = dict(re.findall(rf"\b{re.escape(cid)}#(\d+) (\w+)", model))
         notes_sent = "\n".join(re.findall(r"<feedback_sent>(.*?)</feedback_sent>", "\n".join(blocks), re.S))
         note = ""
+        order = [x.id for x in ex.concepts]
         for i, q in enumerate(c.checks):
+            if re.search(rf"^- {re.escape(cid)}:", notes_sent, re.M):
+                break  # said once already: the rules ask for one note per issue
             nums = set(re.findall(r"\b\d{2,}\b", q.answer)) - set(re.findall(r"\b\d{2,}\b", c.section.text))
-            if nums and not re.search(rf"^- {re.escape(cid)}:", notes_sent, re.M):
+            if nums:
                 note = (f'<feedback concept="{cid}">Check {i + 1}\'s answer says {sorted(nums)[0]}, which the '
                         f'section does not say; make them agree.</feedback>')
+                break
+            # An answer that shares far more with a later section than with its own (or an
+            # earlier one) is answering that section's question, as a reader-tutor would notice.
+            said_here = max(len(_words(q.answer) & _words(x.section.text)) for x in ex.concepts[: order.index(cid) + 1])
+            later = [(len(_words(q.answer) & _words(x.section.text)), x) for x in ex.concepts[order.index(cid) + 1 :]]
+            best = max(later, key=lambda t: t[0], default=(0, None))
+            if best[1] is not None and best[0] >= 6 and best[0] >= 2 * max(said_here, 1):
+                note = (f'<feedback concept="{cid}">Check {i + 1}\'s answer is about § {best[1].section.heading}, '
+                        f'not § {c.section.heading}; give it an answer from this section.</feedback>')
+                break
         low = said.lower()
         if said.startswith("(") or not said:
             return text(f'Hi! Do you already know about {c.title.lower()}? <state concept="{cid}" value="asked"/>{note}')
